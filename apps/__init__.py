@@ -1,0 +1,1 @@
+"""Command-line fronts of evdet, installed as the package ``evdet.apps``."""

@@ -1,0 +1,71 @@
+"""Structured numpy dtypes for events and boxes (SPEC 2.1, 2.4) and conversion by field name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EVENT_DTYPE = np.dtype({"names": ["x", "y", "p", "t"], "formats": ["<u2", "<u2", "<i2", "<i8"],
+                        "offsets": [0, 2, 4, 8], "itemsize": 16})
+"""One event: ``x``, ``y`` (pixels), ``p`` (0 = OFF, 1 = ON), ``t`` (microseconds). Itemsize 16."""
+
+BBOX_DTYPE = np.dtype({
+    "names": ["t", "x", "y", "w", "h", "class_id", "track_id", "class_confidence"],
+    "formats": ["<i8", "<f4", "<f4", "<f4", "<f4", "<u4", "<u4", "<f4"],
+    "offsets": [0, 8, 12, 16, 20, 24, 28, 32],
+    "itemsize": 40,
+})
+"""One box: ``t`` (µs), top-left ``x``, ``y`` and size ``w``, ``h`` (pixels), ``class_id``,
+``track_id``, ``class_confidence`` (1.0 for ground truth, the score for detections). Itemsize 40."""
+
+_BOX_ALIASES = {"t": ("t", "ts"), "class_confidence": ("class_confidence", "confidence")}
+
+
+def as_events(array: np.ndarray, source: str = "events") -> np.ndarray:
+    """Convert a structured array with fields ``x, y, p, t`` (any order, any numeric dtype,
+    ``p`` possibly bool) to ``EVENT_DTYPE``. Returns the input itself when it already has it.
+
+    Raises:
+        TypeError: ``array`` is not a structured array.
+        ValueError: a field is missing; the message names ``source``.
+    """
+    if array.dtype == EVENT_DTYPE:
+        return array
+    if array.dtype.names is None:
+        raise TypeError(f"{source}: expected a structured array with fields x, y, p, t, got {array.dtype}")
+    missing = [f for f in EVENT_DTYPE.names if f not in array.dtype.names]
+    if missing:
+        raise ValueError(f"{source}: events lack field(s) {missing}; have {list(array.dtype.names)}")
+    out = np.empty(array.shape, dtype=EVENT_DTYPE)
+    for name in EVENT_DTYPE.names:
+        out[name] = array[name]
+    return out
+
+
+def as_boxes(array: np.ndarray, source: str = "boxes") -> np.ndarray:
+    """Convert a structured box array to ``BBOX_DTYPE`` by field name.
+
+    Accepts the legacy names ``ts`` (for ``t``) and ``confidence`` (for ``class_confidence``) and any
+    numeric widths. A missing ``track_id`` becomes a unique id per box (0, 1, 2, ...) and a missing
+    confidence becomes 1.0; any other missing field raises.
+
+    Raises:
+        TypeError: ``array`` is not a structured array.
+        ValueError: a required field is missing; the message names ``source`` and the fields present.
+    """
+    if array.dtype == BBOX_DTYPE:
+        return array
+    names = array.dtype.names
+    if names is None:
+        raise TypeError(f"{source}: expected a structured box array, got dtype {array.dtype}")
+    out = np.empty(array.shape, dtype=BBOX_DTYPE)
+    for field in BBOX_DTYPE.names:
+        src = next((a for a in _BOX_ALIASES.get(field, (field,)) if a in names), None)
+        if src is not None:
+            out[field] = array[src]
+        elif field == "track_id":
+            out[field] = np.arange(array.size, dtype=np.uint32)
+        elif field == "class_confidence":
+            out[field] = 1.0
+        else:
+            raise ValueError(f"{source}: box field '{field}' is missing; fields present: {list(names)}")
+    return out

@@ -1,0 +1,61 @@
+"""``label_map_dictionary.json`` files (SPEC 2.5) and the maps of the public datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+EMPTY_CLASS = "empty"
+"""Reserved class name: a box of this class marks a frame as labelled with no objects."""
+
+GEN1_LABEL_MAP: dict[int, str] = {0: "car", 1: "pedestrian"}
+GEN4_LABEL_MAP: dict[int, str] = {0: "pedestrian", 1: "two wheeler", 2: "car", 3: "truck", 4: "bus",
+                                  5: "traffic sign", 6: "traffic light"}
+LABEL_MAP_FILENAME = "label_map_dictionary.json"
+
+
+def load_label_map(path: str | os.PathLike) -> dict[int, str]:
+    """Read a label map: ``{"0": "car", ...}`` -> ``{0: "car", ...}``. ``path`` may be the dataset folder.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a JSON object of decimal-string keys to non-empty string names, or a duplicate name.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / LABEL_MAP_FILENAME
+    if not path.exists():
+        raise FileNotFoundError(f"label map not found: {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"label map {path}: invalid JSON ({exc})") from exc
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"label map {path}: expected a non-empty JSON object, got {type(raw).__name__}")
+    out: dict[int, str] = {}
+    for key, name in raw.items():
+        if not str(key).lstrip("-").isdigit():
+            raise ValueError(f"label map {path}: key {key!r} is not a decimal class id")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"label map {path}: class {key} has name {name!r}")
+        out[int(key)] = name
+    names = [n for n in out.values() if n != EMPTY_CLASS]
+    if len(set(names)) != len(names):
+        raise ValueError(f"label map {path}: duplicate class names in {sorted(names)}")
+    return dict(sorted(out.items()))
+
+
+def save_label_map(path: str | os.PathLike, label_map: dict[int, str]) -> None:
+    """Write ``{id: name}`` as ``label_map_dictionary.json``; ``path`` may be the dataset folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LABEL_MAP_FILENAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({str(k): v for k, v in sorted(label_map.items())}, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def class_names(label_map: dict[int, str]) -> list[str]:
+    """Object class names in id order, without the reserved ``empty`` class."""
+    return [name for _, name in sorted(label_map.items()) if name != EMPTY_CLASS]
