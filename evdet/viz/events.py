@@ -1,0 +1,99 @@
+"""Event tensors to colour images: one ``[C, H, W]`` tensor of any representation -> BGR ``uint8``.
+
+The palette is fixed so that frames read the same across a video and across representations:
+a dark grey background, ON events in red, OFF events in blue (where both polarities hit a pixel the
+colours mix towards magenta). The dark background leaves white (ground truth) and the bright class
+colours of :mod:`evdet.viz.draw` clearly visible on top.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACKGROUND_BGR = (30, 30, 30)
+"""Background colour (BGR) of pixels with no event."""
+ON_BGR = (70, 70, 235)
+"""Colour (BGR) of a saturated ON (p = 1) pixel: red."""
+OFF_BGR = (235, 140, 40)
+"""Colour (BGR) of a saturated OFF (p = 0) pixel: blue."""
+
+# Channel layout of the polarity-split representations of SPEC 3: channels are grouped by polarity,
+# OFF (p = 0) first, then ON (p = 1); "signed" ones hold +ON / -OFF in every channel.
+_POLARITY_SPLIT = ("histo", "timesurface", "event_cube", "multi_channel_timesurface", "stacked_histogram")
+_SIGNED = ("diff",)
+
+
+def _to_numpy(tensor) -> np.ndarray:
+    """A numpy float32 copy-or-view of a numpy array or a torch tensor (any device)."""
+    if hasattr(tensor, "detach"):  # torch.Tensor, without importing torch here
+        tensor = tensor.detach().float().cpu().numpy()
+    return np.asarray(tensor, dtype=np.float32)
+
+
+def polarity_maps(tensor, representation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split an event tensor into non-negative ON and OFF activity maps.
+
+    Args:
+        tensor: ``ndarray`` or ``Tensor[C, H, W]`` of one time bin, in the representation's range.
+        representation: registered name (``histo``, ``diff``, ``event_cube``, ...) or ``None`` to guess
+            from the data: a tensor with negative values is read as signed (+ON / -OFF); otherwise an
+            even number of channels is read as OFF channels then ON channels, and an odd number as
+            unsigned activity shown as ON.
+
+    Returns:
+        ``(on, off)``: two float32 ``ndarray[H, W]``, each the sum over that polarity's channels (>= 0).
+
+    Raises:
+        ValueError: ``tensor`` is not 3-D, or contains NaN/inf.
+    """
+    x = _to_numpy(tensor)
+    if x.ndim != 3:
+        raise ValueError(f"events_to_image: expected an event tensor [C, H, W], got shape {tuple(x.shape)}")
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"events_to_image: tensor has a non-finite value {x[tuple(bad)]} "
+                         f"at index {tuple(int(i) for i in bad)}")
+    c = x.shape[0]
+    if representation in _SIGNED or bool((x < 0).any()):
+        on = np.clip(x, 0, None).sum(axis=0)
+        off = np.clip(-x, 0, None).sum(axis=0)
+    elif c % 2 == 0:
+        off = x[: c // 2].sum(axis=0)
+        on = x[c // 2:].sum(axis=0)
+    else:
+        on = x.sum(axis=0)
+        off = np.zeros_like(on)
+    return on.astype(np.float32), off.astype(np.float32)
+
+
+def _normalise(on: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale both maps to [0, 1] by one robust maximum (99th percentile of non-zero activity), then
+    apply a square root so that single events stay visible next to busy pixels."""
+    active = np.concatenate([on[on > 0], off[off > 0]])
+    if active.size == 0:
+        return np.zeros_like(on), np.zeros_like(off)
+    scale = float(np.percentile(active, 99)) or float(active.max())
+    return np.sqrt(np.clip(on / scale, 0, 1)), np.sqrt(np.clip(off / scale, 0, 1))
+
+
+def events_to_image(tensor, representation: str | None = None) -> np.ndarray:
+    """Render one event tensor as a colour image: ON red, OFF blue on a dark background.
+
+    Intensities are normalised per image (99th percentile of active pixels, then a square root), so
+    every representation (counts, clamped values, time surfaces) reads alike.
+
+    Args:
+        tensor: ``ndarray`` or ``Tensor[C, H, W]`` (one time bin), float, in the representation's range.
+        representation: its registered name, or ``None`` to guess (see :func:`polarity_maps`).
+
+    Returns:
+        ``ndarray[H, W, 3]`` ``uint8``, BGR (OpenCV order). The input is not modified.
+
+    Raises:
+        ValueError: ``tensor`` is not 3-D or contains NaN/inf.
+    """
+    on, off = _normalise(*polarity_maps(tensor, representation))
+    bg = np.asarray(BACKGROUND_BGR, np.float32)
+    img = (bg + on[..., None] * (np.asarray(ON_BGR, np.float32) - bg)
+           + off[..., None] * (np.asarray(OFF_BGR, np.float32) - bg))  # [H, W, 3]
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
