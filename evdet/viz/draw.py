@@ -151,7 +151,7 @@ def draw_boxes(image: np.ndarray, boxes_xyxy, labels=None, scores=None, classes:
     for i in range(n):  # drawing calls are per box by nature; n is at most a few hundred
         c = color if color is not None else (class_color(lab[i]) if lab is not None else GT_BGR)
         x1, y1, x2, y2 = (int(v) for v in pts[i])
-        cv2.rectangle(out, (x1, y1), (x2, y2), c, thickness, cv2.LINE_AA)
+        cv2.rectangle(out, (x1, y1), (x2, y2), c, thickness, cv2.LINE_8)
         if show_text:
             text = _label_text(None if lab is None else int(lab[i]),
                                None if sc is None else float(sc[i]), classes)

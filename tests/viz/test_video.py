@@ -1,0 +1,85 @@
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from evdet.viz.video import VideoWriter, write_video
+
+
+def _frames(n=5, h=48, w=64):
+    out = []
+    for i in range(n):
+        f = np.zeros((h, w, 3), np.uint8)
+        f[:, : (i + 1) * 8] = (0, 0, 255)
+        out.append(f)
+    return out
+
+
+def test_mp4_round_trip(tmp_path):
+    path = write_video(_frames(6), tmp_path / "v.mp4", fps=10)
+    assert path == tmp_path / "v.mp4" and path.stat().st_size > 0
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    cap.release()
+    assert n == 6 and ok and frame.shape == (48, 64, 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_png_frames_replace_existing_folder(tmp_path):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    write_video(_frames(3), out, fmt="png")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
+    np.testing.assert_array_equal(cv2.imread(str(out / "frame_000002.png")), _frames(3)[2])
+
+
+def test_gif_written_when_pillow_available(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    path = write_video(_frames(4), tmp_path / "a.gif", fps=5)
+    with pil.open(path) as im:
+        assert im.n_frames == 4 and im.size == (64, 48)
+
+
+def test_exception_leaves_no_output(tmp_path):
+    with pytest.raises(RuntimeError), VideoWriter(tmp_path / "v.mp4") as w:
+        w.write(_frames(1)[0])
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_frames_and_options(tmp_path):
+    with VideoWriter(tmp_path / "f", fmt="png") as w:
+        w.write(_frames(1)[0])
+        with pytest.raises(ValueError, match="frame 1 has size"):
+            w.write(np.zeros((10, 10, 3), np.uint8))
+        with pytest.raises(ValueError, match="frame 1 must be BGR uint8"):
+            w.write(np.zeros((48, 64), np.float32))
+    with pytest.raises(ValueError, match="unknown format"):
+        VideoWriter(tmp_path / "x.avi", fmt="avi")
+    with pytest.raises(FileNotFoundError):
+        VideoWriter(tmp_path / "missing" / "v.mp4")
+    with pytest.raises(ValueError, match="no frame"):
+        VideoWriter(tmp_path / "empty.mp4").close()
+
+
+def test_mp4_falls_back_to_png_when_codec_unavailable(tmp_path, monkeypatch):
+    class _Closed:
+        def __init__(self, *a):
+            pass
+
+        def isOpened(self):  # noqa: N802 (OpenCV's name)
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoWriter", _Closed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = write_video(_frames(2), tmp_path / "v.mp4")
+    assert path == tmp_path / "v_frames" and len(list(path.glob("*.png"))) == 2
+    assert any("PNG" in str(c.message) for c in caught)
