@@ -1,0 +1,38 @@
+"""Event-to-tensor representations (SPEC 3), their registry, and conversion to HDF5 tensor files.
+
+Built-in representations: ``histo``, ``diff``, ``event_cube``, ``timesurface``,
+``multi_channel_timesurface``, ``stacked_histogram``. ``events_to_tensor`` is the convenient entry;
+``register_representation`` adds user ones. ``generate_hdf5`` lives in ``evdet.preprocessing.convert``.
+"""
+
+from evdet.preprocessing.event_cube import event_cube
+from evdet.preprocessing.histo import diff, histo
+from evdet.preprocessing.registry import (
+    REPRESENTATIONS,
+    Representation,
+    events_to_tensor,
+    get_representation,
+    register_representation,
+)
+from evdet.preprocessing.stacked_histogram import stacked_histogram
+from evdet.preprocessing.timesurface import multi_channel_timesurface, timesurface
+
+register_representation("histo", histo, 2, {"max_incr_per_pixel": 5.0}, (0.0, 1.0), takes_start_ts=True)
+register_representation("diff", diff, 1, {"max_incr_per_pixel": 5.0}, (-1.0, 1.0), takes_start_ts=True)
+register_representation(
+    "event_cube", event_cube,
+    lambda num_utbins, split_polarity, **_: int(num_utbins) * (2 if split_polarity else 1),
+    {"num_utbins": 3, "split_polarity": True, "max_incr_per_pixel": 5.0},
+    lambda split_polarity, **_: (0.0, 1.0) if split_polarity else (-1.0, 1.0), takes_start_ts=True)
+register_representation("timesurface", timesurface, 2, {}, (0.0, 1.0), takes_start_ts=True)
+register_representation("multi_channel_timesurface", multi_channel_timesurface,
+                        lambda num_utbins, **_: 2 * int(num_utbins), {"num_utbins": 3}, (0.0, 1.0),
+                        takes_start_ts=True)
+register_representation("stacked_histogram", stacked_histogram, lambda num_utbins, **_: 2 * int(num_utbins),
+                        {"num_utbins": 10, "max_count": 10}, lambda max_count, **_: (0.0, float(max_count)),
+                        uint8_scale=1.0, takes_start_ts=True)
+
+__all__ = [
+    "REPRESENTATIONS", "Representation", "diff", "event_cube", "events_to_tensor", "get_representation",
+    "histo", "multi_channel_timesurface", "register_representation", "stacked_histogram", "timesurface",
+]

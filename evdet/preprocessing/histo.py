@@ -1,0 +1,121 @@
+"""Event-count representations: ``histo`` (2 channels) and ``diff`` (1 channel), SPEC 3.
+
+Both count events per pixel and time bin, scaled by ``1 / max_incr_per_pixel`` (and ``1 / 4**d`` when
+downsampling by ``d``), then clamped: ``histo`` to ``[0, 1]`` per polarity (channel 0 = OFF,
+channel 1 = ON), ``diff`` to ``[-1, 1]`` (+1 per ON event, -1 per OFF event). The clamp is applied
+once, after all events are counted, so the result does not depend on event order.
+
+Time bin of an event (integer µs, relative to the window start): ``k = (t * T) // delta_t`` for
+``0 <= t < delta_t``. Events with ``p > 0`` are ON.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from evdet.preprocessing.registry import check_out, check_window, event_fields
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma: no cover - numba
+    """Add one per event to ``out[k, c, y >> d, x >> d]`` (``[T, C, H, W]``).
+
+    Unsigned: channel ``c = (p > 0) * U + u``; signed: channel ``u``, +1 for ON and -1 for OFF.
+    ``u = (t * T * U) // total - k * U`` is the micro-bin within time bin ``k``.
+    """
+    num_t = out.shape[0]
+    height = out.shape[2]
+    width = out.shape[3]
+    tu = num_t * num_utbins
+    for i in range(x.shape[0]):
+        tr = np.int64(t[i]) - t0
+        if tr < 0 or tr >= total:
+            continue
+        xi = np.int64(x[i]) >> d
+        yi = np.int64(y[i]) >> d
+        if xi >= width or yi >= height:
+            continue
+        m = (tr * tu) // total
+        k = m // num_utbins
+        u = m - k * num_utbins
+        if signed:
+            if p[i] > 0:
+                out[k, u, yi, xi] += 1.0
+            else:
+                out[k, u, yi, xi] -= 1.0
+        else:
+            c = u + num_utbins if p[i] > 0 else u
+            out[k, c, yi, xi] += 1.0
+
+
+def count_events(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int, start_ts: int,
+                 num_utbins: int, signed: bool) -> None:
+    """Zero ``out`` (``float32 [T, C, H, W]``) and write raw event counts into it (see ``_count_kernel``).
+
+    Raises:
+        ValueError / TypeError: bad ``delta_t``, ``out`` or ``num_utbins``; the channel count of ``out``
+            does not match.
+    """
+    out = check_out(out)
+    total = check_window(delta_t, out.shape[0], downsampling_factor)
+    if int(num_utbins) != num_utbins or num_utbins < 1:
+        raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
+    expected = int(num_utbins) * (1 if signed else 2)
+    if out.shape[1] != expected:
+        raise ValueError(f"out has {out.shape[1]} channels, expected {expected}")
+    x, y, p, t = event_fields(events)
+    out[...] = 0.0
+    _count_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
+                  np.int64(num_utbins), bool(signed))
+
+
+def _check_max_incr(max_incr_per_pixel: float) -> float:
+    if not np.isfinite(max_incr_per_pixel) or max_incr_per_pixel <= 0:
+        raise ValueError(f"max_incr_per_pixel must be a finite number > 0, got {max_incr_per_pixel!r}")
+    return float(max_incr_per_pixel)
+
+
+def histo(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+          max_incr_per_pixel: float = 5.0, start_ts: int = 0) -> None:
+    """Per-polarity event histogram, overwriting ``out``.
+
+    Args:
+        events: structured events ``x, y, p, t`` (``t`` in µs).
+        out: ``float32 ndarray[T, 2, H, W]`` (channel 0 OFF, 1 ON), ``H, W`` the downsampled frame.
+        delta_t: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
+            ``[0, delta_t)`` or outside the frame are ignored.
+        downsampling_factor: ``d``: coordinates divided by ``2**d``, increment by ``4**d``.
+        max_incr_per_pixel: number of events that saturate a pixel (each adds ``1 / max_incr_per_pixel``).
+        start_ts: window start (µs), subtracted from event times.
+
+    Values are ``min(count / (max_incr_per_pixel * 4**d), 1)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: ``max_incr_per_pixel <= 0``, bad ``delta_t``, ``out`` without 2 channels.
+        TypeError: ``out`` not float32.
+    """
+    scale = 1.0 / (_check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
+    count_events(events, out, delta_t, downsampling_factor, start_ts, 1, False)
+    np.multiply(out, np.float32(scale), out=out)
+    np.minimum(out, np.float32(1.0), out=out)
+
+
+def diff(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+         max_incr_per_pixel: float = 5.0, start_ts: int = 0) -> None:
+    """Signed event count (ON minus OFF), overwriting ``out``.
+
+    Args:
+        out: ``float32 ndarray[T, 1, H, W]``.
+        (others as :func:`histo`)
+
+    Values are ``clip((n_on - n_off) / (max_incr_per_pixel * 4**d), -1, 1)``.
+
+    Raises:
+        ValueError: ``max_incr_per_pixel <= 0``, bad ``delta_t``, ``out`` without 1 channel.
+        TypeError: ``out`` not float32.
+    """
+    scale = 1.0 / (_check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
+    count_events(events, out, delta_t, downsampling_factor, start_ts, 1, True)
+    np.multiply(out, np.float32(scale), out=out)
+    np.clip(out, np.float32(-1.0), np.float32(1.0), out=out)
