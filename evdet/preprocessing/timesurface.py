@@ -74,7 +74,8 @@ def timesurface(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_
 
 
 def multi_channel_timesurface(events: np.ndarray, out: np.ndarray, delta_t: int,
-                              downsampling_factor: int = 0, *, num_utbins: int = 3, start_ts: int = 0) -> None:
+                              downsampling_factor: int = 0, *, num_utbins: int = 3,
+                              start_ts: int = 0) -> None:
     """Time surface over ``U`` micro-bins per time bin, overwriting ``out``.
 
     Args:
