@@ -1,0 +1,264 @@
+"""Checkpoint format: what a checkpoint holds, how it is written atomically and read back as code-free data.
+
+A training checkpoint is a Lightning ``.ckpt`` (a ``torch.save`` of a dict). evdet's part of it:
+
+- ``state_dict``: the detector's weights under the prefix ``"detector."``;
+- ``hyper_parameters``: ``{"info": CheckpointInfo.to_dict(), "train_config": {...}, "data_config": {...}}``
+  holding only primitive types (str, int, float, bool, None, lists, tuples and dicts of them).
+
+So every checkpoint loads with ``torch.load(weights_only=True)``: no pickled classes, no code.
+
+Writes go to a temporary file in the destination folder, are flushed to disk (``fsync``) and then renamed
+over the final name (``os.replace``, atomic on POSIX): a killed process never leaves a half-written
+``.ckpt``. Lightning's own writer stages the file in the system temp folder and moves it, which is a copy
+(not atomic) when that folder is on another filesystem; :class:`AtomicCheckpointIO` replaces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+from evdet.training.config import ModelConfig, build_detector, config_from_dict
+
+__all__ = [
+    "DETECTOR_PREFIX",
+    "AtomicCheckpointIO",
+    "CheckpointInfo",
+    "atomic_torch_save",
+    "checkpoint_info",
+    "detector_state_dict",
+    "find_latest_checkpoint",
+    "load_checkpoint_dict",
+    "load_detector",
+    "save_detector_checkpoint",
+]
+
+#: Prefix of the detector's weights in a checkpoint's ``state_dict``.
+DETECTOR_PREFIX = "detector."
+_TMP_MARK = ".tmp-"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Everything needed, besides the weights, to rebuild a detector and feed it the right tensors.
+
+    Attributes:
+        classes: class names in the order of the model's class indices ``0..C-1``.
+        label_map: ``{original class id: name}`` of the training dataset.
+        representation: event-to-tensor representation name (``evdet.preprocessing``).
+        representation_params: its parameters as used for training.
+        delta_t: length of one time bin (µs).
+        num_tbins: bins per chunk T used in training.
+        in_channels: channels C of one input bin.
+        sensor_size: ``(height, width)`` of the recordings (pixels).
+        network_size: ``(height, width)`` of the network input (pixels).
+        score_thresh, nms_thresh, max_detections: decoding settings.
+        model_config: ``ModelConfig`` fields as a dict.
+    """
+
+    classes: tuple[str, ...]
+    label_map: dict[int, str]
+    representation: str
+    representation_params: dict[str, Any]
+    delta_t: int
+    num_tbins: int
+    in_channels: int
+    sensor_size: tuple[int, int]
+    network_size: tuple[int, int]
+    score_thresh: float
+    nms_thresh: float
+    max_detections: int
+    model_config: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if len(self.classes) == 0:
+            raise ValueError("CheckpointInfo.classes is empty")
+        if self.delta_t <= 0 or self.num_tbins <= 0 or self.in_channels <= 0:
+            raise ValueError(
+                f"CheckpointInfo: delta_t ({self.delta_t}), num_tbins ({self.num_tbins}) and in_channels "
+                f"({self.in_channels}) must be positive"
+            )
+        for name in ("sensor_size", "network_size"):
+            size = getattr(self, name)
+            if len(size) != 2 or min(size) <= 0:
+                raise ValueError(f"CheckpointInfo.{name} must be a (height, width) pair > 0, got {size!r}")
+
+    @property
+    def config(self) -> ModelConfig:
+        """The ``ModelConfig`` the detector was built with."""
+        return config_from_dict(ModelConfig, self.model_config)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """``(sx, sy)``: multiply network-pixel x (resp. y) by these to get sensor pixels."""
+        return (self.sensor_size[1] / self.network_size[1], self.sensor_size[0] / self.network_size[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-types copy (tuples become lists), safe for ``torch.load(weights_only=True)``."""
+        out = dataclasses.asdict(self)
+        out["classes"] = list(self.classes)
+        out["label_map"] = {int(k): str(v) for k, v in self.label_map.items()}
+        out["sensor_size"] = [int(v) for v in self.sensor_size]
+        out["network_size"] = [int(v) for v in self.network_size]
+        out["representation_params"] = dict(self.representation_params)
+        out["model_config"] = dict(self.model_config)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> CheckpointInfo:
+        """Inverse of :meth:`to_dict`; a missing field raises ``ValueError`` naming it."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise ValueError(f"checkpoint info is missing field(s) {missing}")
+        v = dict(values)
+        return cls(
+            classes=tuple(str(c) for c in v["classes"]),
+            label_map={int(k): str(n) for k, n in dict(v["label_map"]).items()},
+            representation=str(v["representation"]),
+            representation_params=dict(v["representation_params"] or {}),
+            delta_t=int(v["delta_t"]),
+            num_tbins=int(v["num_tbins"]),
+            in_channels=int(v["in_channels"]),
+            sensor_size=(int(v["sensor_size"][0]), int(v["sensor_size"][1])),
+            network_size=(int(v["network_size"][0]), int(v["network_size"][1])),
+            score_thresh=float(v["score_thresh"]),
+            nms_thresh=float(v["nms_thresh"]),
+            max_detections=int(v["max_detections"]),
+            model_config=dict(v["model_config"]),
+        )
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file next to ``path``, fsync, then rename over ``path`` (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + _TMP_MARK, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O writing with :func:`atomic_torch_save` (temp file in the same folder)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO does not take storage_options")
+        atomic_torch_save(checkpoint, path)
+
+
+def load_checkpoint_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable checkpoint (truncated, corrupt, or holding code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
+    return ckpt
+
+
+def detector_state_dict(ckpt: Mapping[str, Any], source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The detector's weights (``"detector."`` prefix removed) from a loaded checkpoint dict."""
+    state = ckpt.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{source} has no 'state_dict'")
+    out = {k[len(DETECTOR_PREFIX):]: v for k, v in state.items() if k.startswith(DETECTOR_PREFIX)}
+    if not out:
+        raise ValueError(f"{source}: no weights with prefix {DETECTOR_PREFIX!r} in its state_dict")
+    return out
+
+
+def checkpoint_info(ckpt: Mapping[str, Any], source: str = "checkpoint") -> CheckpointInfo:
+    """The :class:`CheckpointInfo` stored in a loaded checkpoint dict."""
+    hparams = ckpt.get("hyper_parameters")
+    if not isinstance(hparams, Mapping) or "info" not in hparams:
+        raise ValueError(f"{source} has no evdet 'hyper_parameters.info' (not an evdet checkpoint?)")
+    try:
+        return CheckpointInfo.from_dict(hparams["info"])
+    except (TypeError, KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"{source}: invalid checkpoint info: {exc}") from exc
+
+
+def load_detector(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild a trained detector from a checkpoint (``torch.load(weights_only=True)``).
+
+    Args:
+        path: a ``.ckpt`` written by ``evdet-train`` (or :func:`save_detector_checkpoint`).
+        map_location: device for the weights.
+
+    Returns:
+        ``(detector, info)``: the detector in eval mode with its recurrent state reset, and its
+        :class:`CheckpointInfo` (classes, data settings, decoding thresholds).
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: unreadable file, missing evdet info, or weights that
+        do not fit the model described by the info.
+    """
+    ckpt = load_checkpoint_dict(path, map_location)
+    info = checkpoint_info(ckpt, str(path))
+    state = detector_state_dict(ckpt, str(path))
+    detector = build_detector(info.config, info.in_channels, len(info.classes))
+    try:
+        detector.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path}: weights do not match its model config: {exc}") from exc
+    detector.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
+    detector.eval()
+    if hasattr(detector, "reset_all"):
+        detector.reset_all()
+    return detector, info
+
+
+def save_detector_checkpoint(
+    path: str | os.PathLike, detector: nn.Module, info: CheckpointInfo, extra_hparams: Mapping | None = None
+) -> None:
+    """Write a minimal evdet checkpoint (weights + info) that :func:`load_detector` reads; atomic."""
+    hparams: dict[str, Any] = {"info": info.to_dict()}
+    if extra_hparams:
+        hparams.update(dict(extra_hparams))
+    state = {DETECTOR_PREFIX + k: v.detach().cpu() for k, v in detector.state_dict().items()}
+    atomic_torch_save({"state_dict": state, "hyper_parameters": hparams}, path)
+
+
+def find_latest_checkpoint(root_dir: str | os.PathLike) -> Path | None:
+    """The most recently written complete ``.ckpt`` under ``root_dir`` (recursive), or None.
+
+    Temporary files of interrupted writes (``*.ckpt.tmp-*``) are ignored. Ties in modification time
+    prefer ``last.ckpt`` (written last at the end of an epoch).
+    """
+    root = Path(root_dir)
+    if not root.is_dir():
+        return None
+    candidates = [p for p in root.rglob("*.ckpt") if p.is_file() and _TMP_MARK not in p.name]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")))

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+from fake_detector import FakeDetector, build_fake
+
+from evdet.training import config as config_mod
+from evdet.training.checkpoint import (
+    CheckpointInfo,
+    atomic_torch_save,
+    find_latest_checkpoint,
+    load_checkpoint_dict,
+    load_detector,
+    save_detector_checkpoint,
+)
+from evdet.training.config import ModelConfig, config_to_dict
+
+
+@pytest.fixture
+def fake_head(monkeypatch):
+    monkeypatch.setitem(config_mod.HEADS, "fake", build_fake)
+    return "fake"
+
+
+def make_info(head: str = "anchor", classes=("car", "pedestrian")) -> CheckpointInfo:
+    mc = ModelConfig(head=head, base=4)
+    return CheckpointInfo(
+        classes=tuple(classes),
+        label_map={0: "car", 1: "pedestrian", 2: "two wheeler"},
+        representation="histo",
+        representation_params={"max_incr_per_pixel": 5},
+        delta_t=50_000,
+        num_tbins=4,
+        in_channels=2,
+        sensor_size=(96, 128),
+        network_size=(48, 64),
+        score_thresh=mc.score_thresh,
+        nms_thresh=mc.nms_thresh,
+        max_detections=mc.max_detections,
+        model_config=config_to_dict(mc),
+    )
+
+
+def test_info_round_trip_through_weights_only_load(tmp_path):
+    info = make_info()
+    path = tmp_path / "info.pt"
+    torch.save({"info": info.to_dict()}, path)
+    loaded = torch.load(path, weights_only=True)
+    back = CheckpointInfo.from_dict(loaded["info"])
+    assert back == info
+    assert back.scale == (2.0, 2.0)
+    assert back.config == ModelConfig(base=4)
+
+
+def test_info_rejects_missing_field_and_bad_sizes():
+    d = make_info().to_dict()
+    del d["delta_t"]
+    with pytest.raises(ValueError, match="delta_t"):
+        CheckpointInfo.from_dict(d)
+    d = make_info().to_dict()
+    d["network_size"] = [0, 64]
+    with pytest.raises(ValueError, match="network_size"):
+        CheckpointInfo.from_dict(d)
+
+
+def test_load_detector_round_trip(tmp_path, fake_head):
+    info = make_info(head=fake_head)
+    det = FakeDetector(2, 2, width=4)
+    path = tmp_path / "m.ckpt"
+    save_detector_checkpoint(path, det, info)
+    loaded, info2 = load_detector(path)
+    assert info2 == info
+    assert not loaded.training
+    for k, v in det.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    x = torch.rand(3, 2, 2, 8, 8)
+    det.eval()
+    a = det.get_boxes(x)
+    b = loaded.get_boxes(x)
+    assert torch.equal(a[2][1], b[2][1])
+
+
+def test_load_detector_errors(tmp_path, fake_head):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_detector(tmp_path / "nope.ckpt")
+    info = make_info(head=fake_head)
+    path = tmp_path / "m.ckpt"
+    save_detector_checkpoint(path, FakeDetector(2, 2, width=4), info)
+    data = path.read_bytes()
+    trunc = tmp_path / "trunc.ckpt"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="trunc.ckpt"):
+        load_detector(trunc)
+    # weights of another shape than the info says
+    wrong = tmp_path / "wrong.ckpt"
+    save_detector_checkpoint(wrong, FakeDetector(2, 3, width=4), info)
+    with pytest.raises(ValueError, match="do not match"):
+        load_detector(wrong)
+    # a checkpoint holding code (a pickled class instance) is refused by weights_only loading
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"info": ModelConfig()}}, evil)
+    with pytest.raises(ValueError, match="evil.ckpt"):
+        load_checkpoint_dict(evil)
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "a.ckpt"
+    atomic_torch_save({"x": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017 - pickling a lambda fails inside torch.save
+        atomic_torch_save({"x": lambda: 1}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))
+    assert sorted(os.listdir(tmp_path)) == ["a.ckpt"]
+
+
+def test_find_latest_checkpoint(tmp_path):
+    assert find_latest_checkpoint(tmp_path / "missing") is None
+    assert find_latest_checkpoint(tmp_path) is None
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    atomic_torch_save({}, ck / "epoch=0.ckpt")
+    old = time.time() - 100
+    os.utime(ck / "epoch=0.ckpt", (old, old))
+    atomic_torch_save({}, ck / "last.ckpt")
+    (ck / "last.ckpt.tmp-abc").write_bytes(b"partial")
+    assert find_latest_checkpoint(tmp_path) == ck / "last.ckpt"
