@@ -87,7 +87,8 @@ def render_panel(tensor, representation: str | None = None, gt=None, detections=
         dim: darken the panel (e.g. a padding column of a batch).
 
     Returns:
-        BGR ``uint8`` ``ndarray[H * scale, W * scale, 3]``.
+        BGR ``uint8`` ``ndarray[H * scale + header, W * scale, 3]`` (header: a text strip of a dozen
+        pixels on top, present when ``title`` or ``t_us`` is given).
     """
     img = upscale(events_to_image(tensor, representation), scale)
     if gt is not None:
@@ -98,8 +99,19 @@ def render_panel(tensor, representation: str | None = None, gt=None, detections=
         img = (img // 3).astype(np.uint8)
     header = " ".join(s for s in (title, None if t_us is None else format_timestamp(t_us)) if s)
     if header:
-        img = draw_text(img, _fit(header, img.shape[1], default_font_scale(img.shape[0])), (0, 0))
+        img = add_header(img, header)
     return img
+
+
+def add_header(image: np.ndarray, text: str, font_scale: float | None = None) -> np.ndarray:
+    """Put a black strip with ``text`` (shortened from the left to fit) above ``image``, so that the
+    text never hides events or boxes; returns a new, taller image ``[h + strip, W, 3]``."""
+    _check_image(image, "add_header")
+    fs = default_font_scale(max(image.shape[0], 240)) if font_scale is None else font_scale
+    _, h, base = text_size("Ag", fs)
+    strip = np.zeros((h + base + 4, image.shape[1], 3), np.uint8)
+    strip = draw_text(strip, _fit(text, image.shape[1], fs), (0, 0), font_scale=fs)
+    return np.concatenate([strip, image], axis=0)
 
 
 def _fit(text: str, width: int, font_scale: float) -> str:

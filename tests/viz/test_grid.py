@@ -33,15 +33,16 @@ def test_show_batch_is_t_rows_by_b_columns_with_boxes():
     dets = [[torch.zeros(0, 6) for _ in range(3)] for _ in range(2)]
     dets[0][1] = torch.tensor([[8.0, 8.0, 20.0, 20.0, 0.9, 1.0]])
     grid = show_batch(batch, detections=dets, classes=("car", "pedestrian"), scale=2, pad=2)
-    cell_h, cell_w = 24 * 2 + 2, 32 * 2 + 2
+    head = render_panel(torch.zeros(2, 24, 32), scale=2, t_us=0).shape[0] - 48  # header strip height
+    cell_h, cell_w = head + 24 * 2 + 2, 32 * 2 + 2
     assert grid.shape[1] == 3 * cell_w + 2 and grid.shape[0] > 2 * cell_h + 2  # + legend strip
     # GT of (t=1, b=0): left edge at x=4*2 in the cell at row 1, col 0
-    y0, x0 = 2 + cell_h, 2
+    y0, x0 = 2 + cell_h + head, 2
     assert tuple(grid[y0 + 16, x0 + 8]) == GT_BGR
     # detection of (t=0, b=1) in class 1 colour at its left edge
-    assert tuple(grid[2 + 30, 2 + cell_w + 16]) == class_color(1)
+    assert tuple(grid[2 + head + 30, 2 + cell_w + 16]) == class_color(1)
     # padding column is dark
-    assert grid[2 + 30:2 + 48, 2 + 2 * cell_w:2 + 2 * cell_w + 64].mean() < 20
+    assert grid[2 + head + 30:2 + head + 48, 2 + 2 * cell_w:2 + 2 * cell_w + 64].mean() < 20
 
 
 def test_show_batch_rejects_wrong_nesting():
@@ -51,5 +52,7 @@ def test_show_batch_rejects_wrong_nesting():
 
 def test_render_panel_size_and_header():
     panel = render_panel(torch.zeros(2, 24, 32), scale=4, t_us=150_000, title="rec")
-    assert panel.shape == (96, 128, 3)
-    assert (panel[:12, :40] == 0).any()  # black header box behind the text
+    assert panel.shape[1:] == (128, 3) and 96 + 8 < panel.shape[0] < 96 + 30
+    head = panel.shape[0] - 96
+    assert (panel[:head, :40] > 128).any() and (panel[:head] == 0).any()  # white text on a black strip
+    np.testing.assert_array_equal(panel[head:], render_panel(torch.zeros(2, 24, 32), scale=4))
