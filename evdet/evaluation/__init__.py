@@ -1,0 +1,22 @@
+"""The published COCO evaluation protocol for event-camera detection (SPEC 6)."""
+
+from evdet.evaluation.accumulator import DetectionAccumulator
+from evdet.evaluation.coco import (
+    METRIC_NAMES,
+    CocoEvaluation,
+    PooledImages,
+    evaluate_detection,
+    evaluate_pooled,
+    evaluate_recordings,
+    pool_by_time,
+)
+from evdet.evaluation.detections import boxes_to_bbox_array
+from evdet.evaluation.filters import filter_boxes
+from evdet.evaluation.presets import PRESETS, EvalPreset, get_preset
+from evdet.evaluation.report import format_metrics
+
+__all__ = [
+    "METRIC_NAMES", "PRESETS", "CocoEvaluation", "DetectionAccumulator", "EvalPreset", "PooledImages",
+    "boxes_to_bbox_array", "evaluate_detection", "evaluate_pooled", "evaluate_recordings", "filter_boxes",
+    "format_metrics", "get_preset", "pool_by_time",
+]
