@@ -1,0 +1,124 @@
+"""``evdet-eval GT_DIR DT_DIR``: score detection files against ground truth with the published protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evdet.evaluation import PRESETS, evaluate_recordings, filter_boxes, format_metrics, get_preset
+from evdet.io import EMPTY_CLASS, LABEL_MAP_FILENAME, load_boxes, load_label_map
+
+
+def _index(folder: Path, patterns: tuple[str, ...], what: str) -> dict[str, Path]:
+    """Recording name -> file, searching ``folder`` recursively; duplicate names are an error."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {folder}")
+    out: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*.npy")):
+        name = path.name
+        suffix = next((s for s in patterns if name.endswith(s)), None)
+        if suffix is None:
+            continue
+        stem = name[: -len(suffix)]
+        if stem in out:
+            raise ValueError(f"{what}: recording {stem!r} found twice: {out[stem]} and {path}")
+        out[stem] = path
+    if not out:
+        raise FileNotFoundError(f"{what}: no {' or '.join('*' + p for p in patterns)} files in {folder}")
+    return out
+
+
+def pair_files(gt_dir: Path, dt_dir: Path) -> list[tuple[str, Path, Path]]:
+    """Pair ``<name>_bbox.npy`` ground truth with ``<name>_bbox.npy`` (or ``<name>.npy``) detections by name.
+
+    Raises:
+        FileNotFoundError: a folder is missing or holds no label files.
+        ValueError: a recording is missing on one side (named), or a name occurs twice on one side.
+    """
+    gts = _index(gt_dir, ("_bbox.npy",), "ground truth")
+    dts = _index(dt_dir, ("_bbox.npy", ".npy"), "detections")
+    missing_dt = sorted(set(gts) - set(dts))
+    missing_gt = sorted(set(dts) - set(gts))
+    if missing_dt or missing_gt:
+        parts = []
+        if missing_dt:
+            parts.append(f"no detections in {dt_dir} for recording(s) {missing_dt}")
+        if missing_gt:
+            parts.append(f"no ground truth in {gt_dir} for recording(s) {missing_gt}")
+        raise ValueError("; ".join(parts))
+    return [(name, gts[name], dts[name]) for name in sorted(gts)]
+
+
+def _find_classes(gt_dir: Path) -> dict[int, str]:
+    for folder in (gt_dir, gt_dir.parent):
+        if (folder / LABEL_MAP_FILENAME).exists():
+            label_map = load_label_map(folder / LABEL_MAP_FILENAME)
+            return {k: v for k, v in label_map.items() if v != EMPTY_CLASS}
+    raise FileNotFoundError(f"no {LABEL_MAP_FILENAME} in {gt_dir} or {gt_dir.parent}: pass --classes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evdet-eval", description=__doc__)
+    p.add_argument("gt_dir", type=Path, help="folder of ground-truth <name>_bbox.npy files (recursive)")
+    p.add_argument("dt_dir", type=Path, help="folder of detection <name>_bbox.npy files (recursive)")
+    p.add_argument("--preset", default="gen1", choices=sorted(PRESETS),
+                   help="protocol settings (default gen1)")
+    p.add_argument("--skip-ts", type=int, help="µs: boxes at t <= this are not scored (overrides preset)")
+    p.add_argument("--min-box-diag", type=float, help="pixels (overrides preset)")
+    p.add_argument("--min-box-side", type=float, help="pixels (overrides preset)")
+    p.add_argument("--height", type=int, help="image height in pixels (overrides preset)")
+    p.add_argument("--width", type=int, help="image width in pixels (overrides preset)")
+    p.add_argument("--time-tol", type=int, help="µs: detection/ground-truth time tolerance (default 50000)")
+    p.add_argument("--classes", nargs="+", help="class names indexed by class_id (default: the label map "
+                   f"{LABEL_MAP_FILENAME} in GT_DIR or its parent)")
+    p.add_argument("--engine", default="evdet", choices=["evdet", "faster-coco-eval"])
+    p.add_argument("--json", type=Path, help="write the metrics and settings to this JSON file")
+    p.add_argument("--pr-plot", type=Path,
+                   help="write per-class precision-recall curves (IoU 0.5) to this PNG")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        preset = get_preset(args.preset).with_overrides(
+            skip_ts=args.skip_ts, min_box_diag=args.min_box_diag, min_box_side=args.min_box_side,
+            height=args.height, width=args.width, time_tol=args.time_tol)
+        pairs = pair_files(args.gt_dir, args.dt_dir)
+        classes = list(args.classes) if args.classes else _find_classes(args.gt_dir)
+        gts, dts = [], []
+        for _, gt_path, dt_path in pairs:
+            gts.append(filter_boxes(load_boxes(gt_path), preset.skip_ts, preset.min_box_diag,
+                                    preset.min_box_side))
+            dts.append(filter_boxes(load_boxes(dt_path), preset.skip_ts, preset.min_box_diag,
+                                    preset.min_box_side))
+        result = evaluate_recordings(gts, dts, classes, preset.height, preset.width, preset.time_tol,
+                                     args.engine)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"evdet-eval: error: {exc}", file=sys.stderr)
+        return 2
+    metrics = result.metrics()
+    print(f"{len(pairs)} recordings, {result.num_images} scored timestamps, {result.num_gt} ground-truth "
+          f"boxes, {result.num_dt} pooled detections; preset {preset}")
+    print(format_metrics(metrics))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        settings = {k: getattr(preset, k) for k in preset.__dataclass_fields__}
+        payload = {"metrics": metrics, "settings": settings, "classes": list(result.class_names),
+                   "recordings": [name for name, _, _ in pairs], "num_images": result.num_images,
+                   "num_gt": result.num_gt, "num_dt": result.num_dt}
+        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"metrics written to {args.json}")
+    if args.pr_plot:
+        from evdet.evaluation.pr_curve import save_pr_plot
+
+        args.pr_plot.parent.mkdir(parents=True, exist_ok=True)
+        save_pr_plot(result, args.pr_plot)
+        print(f"precision-recall plot written to {args.pr_plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
