@@ -1,0 +1,100 @@
+"""``SequenceBatch``: one step of B streams over T time bins (SPEC 4), and ``VideoInfo`` per column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Where a column of a batch comes from.
+
+    Attributes:
+        path: the recording or HDF5 file; ``""`` for a padding column.
+        start_ts: start of the chunk (µs, recording clock). Bin k ends at ``start_ts + (k + 1) * delta_t``.
+        delta_t: bin length (µs).
+        duration: duration of the whole video (µs): number of frames × ``delta_t``.
+        sensor_size: ``(height, width)`` of the sensor (pixels of the label files).
+        scale: ``(sy, sx)``: multiply network-pixel y/x by these to get sensor pixels (before any
+            augmentation; augmentation is undone with ``hflip`` / ``zoom``).
+        first_chunk: this chunk starts a video (or a sub-sequence): the state was reset.
+        num_valid_bins: bins holding data; the rest of the chunk (the tail of a video) is zero padding.
+        hflip: the column was flipped horizontally (training augmentation).
+        zoom: ``(z, y0, x0)``: zoom factor (1 = none, > 1 zoom in, < 1 zoom out) and the network-pixel
+            offset of the zoomed window; ``(1.0, 0.0, 0.0)`` when not zoomed.
+        video_index: index of the video in its split (-1 for padding).
+    """
+
+    path: str
+    start_ts: int
+    delta_t: int
+    duration: int
+    sensor_size: tuple[int, int] = (0, 0)
+    scale: tuple[float, float] = (1.0, 1.0)
+    first_chunk: bool = False
+    num_valid_bins: int = 0
+    hflip: bool = False
+    zoom: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    video_index: int = -1
+
+
+@dataclass
+class SequenceBatch:
+    """A batch of B stream columns over T bins.
+
+    Attributes:
+        inputs: ``Tensor[T, B, C, H, W]`` float32, network resolution.
+        labels: T × B list of ``Tensor[n, 5]`` float32 rows ``(x1, y1, x2, y2, class_idx)``: xyxy in
+            network pixels (0 ≤ x1 < x2 ≤ W), ``class_idx`` in 0..C−1 (order of ``DataConfig.classes``).
+        mask_keep_memory: ``Tensor[B]`` float32: 0 at the first chunk of a video and for padding
+            columns (reset the recurrent state), else 1.
+        frame_is_labeled: ``Tensor[T, B]`` bool: the bin has an annotation instant (or an interpolated one).
+        video_infos: B × :class:`VideoInfo`.
+        padding: ``Tensor[B]`` bool: the column is padding (its stream ran out); all-zero, unlabelled.
+    """
+
+    inputs: Tensor
+    labels: list[list[Tensor]]
+    mask_keep_memory: Tensor
+    frame_is_labeled: Tensor
+    video_infos: list[VideoInfo]
+    padding: Tensor
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def num_tbins(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.inputs.shape[1])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
+        """A copy with every tensor (labels included) on ``device``."""
+        return replace(
+            self,
+            inputs=self.inputs.to(device, non_blocking=non_blocking),
+            labels=[[b.to(device, non_blocking=non_blocking) for b in row] for row in self.labels],
+            mask_keep_memory=self.mask_keep_memory.to(device, non_blocking=non_blocking),
+            frame_is_labeled=self.frame_is_labeled.to(device, non_blocking=non_blocking),
+            padding=self.padding.to(device, non_blocking=non_blocking),
+        )
+
+    def pin_memory(self) -> SequenceBatch:
+        """A copy in page-locked memory (called by ``DataLoader(pin_memory=True)``)."""
+        return replace(
+            self,
+            inputs=self.inputs.pin_memory(),
+            labels=[[b.pin_memory() for b in row] for row in self.labels],
+            mask_keep_memory=self.mask_keep_memory.pin_memory(),
+            frame_is_labeled=self.frame_is_labeled.pin_memory(),
+            padding=self.padding.pin_memory(),
+        )
+
+
+def empty_labels(num_tbins: int, batch_size: int) -> list[list[Tensor]]:
+    """T × B lists of empty ``Tensor[0, 5]``."""
+    return [[torch.zeros((0, 5), dtype=torch.float32) for _ in range(batch_size)] for _ in range(num_tbins)]

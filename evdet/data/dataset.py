@@ -1,0 +1,178 @@
+"""The torch side of the pipeline: a map-style dataset whose "index" is a whole batch plan (a list of
+B :class:`~evdet.data.schedule.ChunkItem`), and the sampler that yields the plans of an epoch in a fixed
+order. Items are stateless (files are reopened per process), so the worker count never changes results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from evdet.data.augment import augment_boxes, augment_tensor
+from evdet.data.batch import SequenceBatch, VideoInfo
+from evdet.data.labels import (
+    assign_boxes_to_bins,
+    detect_label_period,
+    filter_boxes_to_targets,
+    has_real_track_ids,
+)
+from evdet.data.schedule import AugmentationParams, ChunkItem, plan_epoch
+from evdet.data.sources import VideoSpec, read_frames
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    """Label settings of a dataset (from :class:`~evdet.data.config.DataConfig`; see SPEC 4.1).
+
+    Attributes:
+        class_lookup: original class id -> output index (other ids and "empty" dropped).
+        interpolate: interpolate per track to bin ends. max_interp_gap: µs; None -> 2 × label period of
+            each video. clip, min_box_side, min_box_diag_network: filters (see ``filter_boxes_to_targets``).
+    """
+
+    class_lookup: Mapping[int, int]
+    interpolate: bool = False
+    max_interp_gap: int | None = None
+    clip: bool = True
+    min_box_side: float = 2.0
+    min_box_diag_network: float = 0.0
+
+
+@dataclass(frozen=True)
+class VideoLabels:
+    """Boxes of one video (``BBOX_DTYPE`` sorted by t, sensor pixels), whether track ids are real, and the
+    interpolation gap (µs) used for it."""
+
+    boxes: np.ndarray
+    real_track_ids: bool
+    max_interp_gap: int
+
+    @classmethod
+    def from_boxes(cls, boxes: np.ndarray, max_interp_gap: int | None) -> VideoLabels:
+        if max_interp_gap is None:
+            period = detect_label_period(boxes)
+            max_interp_gap = 0 if period is None else 2 * period
+        return cls(boxes, has_real_track_ids(boxes), int(max_interp_gap))
+
+    def labeled_frames(self, spec: VideoSpec) -> np.ndarray:
+        """Indices of the frames holding an annotation instant (bin ``(start + kΔ, start + (k+1)Δ]``;
+        frame 0 also takes t = start)."""
+        t = np.unique(self.boxes["t"]) - spec.start_ts
+        k = np.maximum(-(-t // spec.delta_t) - 1, 0)
+        return np.unique(k[(t >= 0) & (k < spec.num_frames)]).astype(np.int64)
+
+
+class SequenceDataset(Dataset):
+    """``dataset[plan] -> SequenceBatch`` for a plan of B :class:`ChunkItem` (see ``EpochSampler``).
+
+    Args:
+        videos: the split's videos. labels: per video, its :class:`VideoLabels` or None (unlabelled).
+        num_tbins: T. network_size: ``(height, width)`` of the inputs. options: label settings.
+    """
+
+    def __init__(self, videos: Sequence[VideoSpec], labels: Sequence[VideoLabels | None], num_tbins: int,
+                 network_size: tuple[int, int], options: LabelOptions):
+        if len(videos) != len(labels):
+            raise ValueError(f"{len(videos)} videos but {len(labels)} label entries")
+        self.videos = list(videos)
+        self.labels = list(labels)
+        self.num_tbins = int(num_tbins)
+        self.network_size = (int(network_size[0]), int(network_size[1]))
+        self.options = options
+        channels = {v.channels for v in self.videos}
+        self.channels = channels.pop() if len(channels) == 1 else 0
+        self.delta_t = self.videos[0].delta_t if self.videos else 0
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _column_labels(self, item: ChunkItem, spec: VideoSpec, chunk_start: int, valid: int
+                       ) -> tuple[list[torch.Tensor], np.ndarray]:
+        t = self.num_tbins
+        labels = self.labels[item.video]
+        if labels is None:
+            return [torch.zeros((0, 5)) for _ in range(t)], np.zeros(t, dtype=bool)
+        per_bin, labeled = assign_boxes_to_bins(
+            labels.boxes, chunk_start, spec.delta_t, t, num_valid_bins=valid,
+            include_start=item.start_frame == 0,
+            interpolate=self.options.interpolate, max_interp_gap=labels.max_interp_gap,
+            real_track_ids=labels.real_track_ids)
+        out = []
+        h, w = self.network_size
+        for boxes in per_bin:
+            targets = filter_boxes_to_targets(
+                boxes, sensor_size=spec.sensor_size, class_lookup=self.options.class_lookup,
+                network_size=self.network_size, clip=self.options.clip,
+                min_box_side=self.options.min_box_side,
+                min_box_diag_network=self.options.min_box_diag_network)
+            out.append(torch.from_numpy(augment_boxes(targets, item.aug, h, w)))
+        return out, labeled
+
+    def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch:
+        t, b = self.num_tbins, len(plan)
+        h, w = self.network_size
+        inputs = torch.zeros((t, b, self.channels, h, w), dtype=torch.float32)  # [T, B, C, H, W]
+        labels: list[list[torch.Tensor]] = [[torch.zeros((0, 5)) for _ in range(b)] for _ in range(t)]
+        keep = torch.zeros(b, dtype=torch.float32)
+        labeled = torch.zeros((t, b), dtype=torch.bool)
+        padding = torch.zeros(b, dtype=torch.bool)
+        infos = []
+        for col, item in enumerate(plan):
+            if item.is_padding:
+                padding[col] = True
+                infos.append(VideoInfo("", 0, self.delta_t, 0, num_valid_bins=0))
+                continue
+            spec = self.videos[item.video]
+            valid = min(t, spec.num_frames - item.start_frame)
+            frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
+            inputs[:valid, col] = augment_tensor(frames, item.aug)
+            chunk_start = spec.start_ts + item.start_frame * spec.delta_t
+            col_labels, col_labeled = self._column_labels(item, spec, chunk_start, valid)
+            for k in range(t):
+                labels[k][col] = col_labels[k]
+            labeled[:, col] = torch.from_numpy(col_labeled)
+            keep[col] = 0.0 if item.first_chunk else 1.0
+            sh, sw = spec.sensor_size
+            infos.append(VideoInfo(spec.path, chunk_start, spec.delta_t, spec.duration, spec.sensor_size,
+                                   (sh / h, sw / w), item.first_chunk, valid, item.aug.hflip,
+                                   (item.aug.zoom, item.aug.pos_y, item.aug.pos_x), item.video))
+        return SequenceBatch(inputs, labels, keep, labeled, infos, padding)
+
+
+class EpochSampler(Sampler):
+    """Yields the batch plans of one epoch (for one DDP rank), in a fixed order.
+
+    ``set_epoch(e)`` (called by Lightning's fit loop on the DataLoader's sampler at each epoch) makes the
+    next iteration use the plan of epoch ``e``: videos reshuffled between streams and ranks, new
+    augmentation and random clips, all from ``seed + e``.
+    """
+
+    def __init__(self, num_frames: Sequence[int], num_tbins: int, batch_size: int, *, mode: str = "stream",
+                 seed: int = 0, shuffle: bool = False, rank: int = 0, world_size: int = 1,
+                 max_consecutive: int | None = None, labeled_frames: Sequence[np.ndarray] | None = None,
+                 augmentation: AugmentationParams | None = None, epoch: int = 0):
+        self.kwargs = dict(num_tbins=num_tbins, batch_size=batch_size, mode=mode, seed=seed, shuffle=shuffle,
+                           rank=rank, world_size=world_size, max_consecutive=max_consecutive,
+                           labeled_frames=labeled_frames, augmentation=augmentation)
+        self.num_frames = list(num_frames)
+        self.epoch = int(epoch)
+        self._cache: tuple[int, list[list[ChunkItem]]] | None = None
+        self.plan()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def plan(self) -> list[list[ChunkItem]]:
+        if self._cache is None or self._cache[0] != self.epoch:
+            self._cache = (self.epoch, plan_epoch(self.num_frames, epoch=self.epoch, **self.kwargs))
+        return self._cache[1]
+
+    def __iter__(self):
+        return iter(self.plan())
+
+    def __len__(self) -> int:
+        return len(self.plan())

@@ -1,0 +1,103 @@
+"""``describe_dataset``: what a dataset directory holds (SPEC 2.6), checked for consistency."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evdet.data.sources import RECORDING_SUFFIXES, VideoSpec, probe_video
+from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Facts read from a dataset directory.
+
+    Attributes:
+        dataset_dir: the directory. label_map: ``{id: name}``.
+        splits: split name -> sorted list of recording files (``.h5``/``.hdf5``/``.dat``/``.raw``).
+        in_channels: C per bin. representation, representation_params: how tensors were (or will be) made.
+        delta_t: bin length (µs). sensor_size, stored_size: ``(height, width)`` of the sensor (label pixels)
+            and of the stored tensors.
+        videos: split name -> :class:`~evdet.data.sources.VideoSpec` per file (same order as ``splits``).
+    """
+
+    dataset_dir: Path
+    label_map: dict[int, str]
+    splits: dict[str, list[Path]]
+    in_channels: int
+    representation: str
+    representation_params: Mapping[str, Any]
+    delta_t: int
+    sensor_size: tuple[int, int]
+    stored_size: tuple[int, int]
+    videos: dict[str, list[VideoSpec]] = field(default_factory=dict, repr=False)
+
+
+def list_recordings(folder: str | os.PathLike) -> list[Path]:
+    """Recording files of a split folder, sorted by name (``_bbox.npy`` and other files ignored)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)
+                  and not p.name.startswith("."))
+
+
+def check_consistent(specs: list[VideoSpec]) -> None:
+    """Raise ``ValueError`` naming both files when channels, ``delta_t``, representation or stored size
+    differ between videos."""
+    if not specs:
+        return
+    ref = specs[0]
+    for spec in specs[1:]:
+        for attr in ("channels", "delta_t", "representation", "stored_size"):
+            if getattr(spec, attr) != getattr(ref, attr):
+                raise ValueError(f"inconsistent dataset: {attr} = {getattr(ref, attr)!r} in {ref.path} but "
+                                 f"{getattr(spec, attr)!r} in {spec.path}")
+
+
+def describe_dataset(dataset_dir: str | os.PathLike, *, delta_t: int | None = None,
+                     representation: str | None = None, representation_params: Mapping[str, Any] | None = None
+                     ) -> DatasetInfo:
+    """Read and check a dataset directory: ``label_map_dictionary.json`` and ``train/``, ``val/``,
+    ``test/`` folders (only ``train`` is required; ``val``/``test`` are used when present).
+
+    Args:
+        dataset_dir: the directory.
+        delta_t, representation, representation_params: used for raw recordings only (defaults 50_000 µs,
+            ``"histo"``); an HDF5 file whose stored ``delta_t`` differs from a given one raises.
+    Raises:
+        FileNotFoundError: no such directory, no label map, no ``train`` split.
+        ValueError: a split folder without recordings (names the folder); channels, ``delta_t``,
+            representation or stored size differing between files (names both files); bad HDF5 files.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {root}")
+    map_path = root / LABEL_MAP_FILENAME
+    if not map_path.exists():
+        raise FileNotFoundError(f"{root}: no {LABEL_MAP_FILENAME} (the label map is required)")
+    label_map = load_label_map(map_path)
+    if not (root / "train").is_dir():
+        found = sorted(p.name for p in root.iterdir())
+        raise FileNotFoundError(f"{root}: no train/ split folder (found {found})")
+    splits: dict[str, list[Path]] = {}
+    videos: dict[str, list[VideoSpec]] = {}
+    for split in SPLITS:
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        files = list_recordings(folder)
+        if not files:
+            raise ValueError(f"split folder {folder} holds no recording ({', '.join(RECORDING_SUFFIXES)})")
+        splits[split] = files
+        videos[split] = [probe_video(f, delta_t=delta_t, representation=representation,
+                                     params=representation_params) for f in files]
+    every = [s for split in splits for s in videos[split]]
+    check_consistent(every)
+    ref = every[0]
+    return DatasetInfo(root, label_map, splits, ref.channels, ref.representation, dict(ref.params),
+                       ref.delta_t, ref.sensor_size, ref.stored_size, videos)

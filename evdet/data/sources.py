@@ -1,0 +1,186 @@
+"""Video sources: HDF5 tensor files (fast path, SPEC 2.7) and raw recordings (.dat/.raw converted on the
+fly with an ``evdet.preprocessing`` representation), both giving float32 ``[n, C, H, W]`` frames for a
+range of bins, resized to the network size."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+H5_SUFFIXES = (".h5", ".hdf5")
+RAW_SUFFIXES = (".dat", ".raw")
+RECORDING_SUFFIXES = H5_SUFFIXES + RAW_SUFFIXES
+DEFAULT_RAW_DELTA_T = 50_000
+DEFAULT_RAW_REPRESENTATION = "histo"
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """What the loader needs to know about one video (picklable; items reopen the file).
+
+    Attributes:
+        path: the file. kind: ``"h5"``, ``"raw"`` or ``"array"`` (in-memory ``data``, for tests).
+        num_frames: number of bins of ``delta_t`` µs. start_ts: time of the start of frame 0 (µs).
+        channels: C. sensor_size, stored_size: ``(height, width)`` of the sensor (label pixels) and of the
+            stored/computed frames (``sensor >> d`` for HDF5 files written downsampled).
+        representation, params: event-to-tensor representation and its parameters.
+        data: ``ndarray[N, C, H, W]`` for ``kind == "array"``.
+    """
+
+    path: str
+    kind: str
+    num_frames: int
+    start_ts: int
+    delta_t: int
+    channels: int
+    sensor_size: tuple[int, int]
+    stored_size: tuple[int, int]
+    representation: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    data: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def duration(self) -> int:
+        """Video duration (µs): ``num_frames * delta_t``."""
+        return self.num_frames * self.delta_t
+
+
+def _h5_reader_class():
+    from evdet.io.h5 import H5TensorReader
+    return H5TensorReader
+
+
+def _event_reader(path: str):
+    from evdet.io.read import open_events
+    return open_events(path)
+
+
+def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, representation: str | None = None,
+                params: Mapping[str, Any] | None = None) -> VideoSpec:
+    """Read the metadata of a recording (HDF5 attributes, or raw header and last timestamp).
+
+    Raw recordings start at t = 0 (frames aligned on the recording clock, like the HDF5 converter) and
+    last up to their last event.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unknown suffix; HDF5 attributes missing or shape mismatch (from the reader); a
+            ``delta_t`` different from the one stored in an HDF5 file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"recording not found: {path}")
+    name = path.name.lower()
+    if name.endswith(H5_SUFFIXES):
+        with _h5_reader_class()(path) as reader:
+            if delta_t is not None and int(delta_t) != int(reader.delta_t):
+                raise ValueError(f"{path}: stored delta_t = {reader.delta_t} µs but the config asks "
+                                 f"{delta_t} µs (regenerate the HDF5 files or set delta_t=None)")
+            c, h, w = (int(v) for v in reader.shape)
+            return VideoSpec(str(path), "h5", int(reader.num_frames), int(reader.start_ts),
+                             int(reader.delta_t), c, tuple(int(v) for v in reader.sensor_size), (h, w),
+                             str(reader.representation),
+                             dict(reader.params))
+    if name.endswith(RAW_SUFFIXES):
+        from evdet.preprocessing import get_representation
+        rep_name = representation or DEFAULT_RAW_REPRESENTATION
+        rep = get_representation(rep_name)
+        resolved = rep.resolve_params(params)
+        dt = int(delta_t or DEFAULT_RAW_DELTA_T)
+        reader = _event_reader(str(path))
+        try:
+            if hasattr(reader, "time_range"):
+                last = int(reader.time_range()[1])
+            else:
+                events = reader.load_all() if hasattr(reader, "load_all") else reader.load_delta_t(2 ** 62)
+                last = int(events["t"].max()) if events.size else 0
+            size = (int(reader.height), int(reader.width))
+        finally:
+            if hasattr(reader, "close"):
+                reader.close()
+        return VideoSpec(str(path), "raw", last // dt + 1, 0, dt, rep.channels(**resolved), size, size,
+                         rep_name, resolved)
+    raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)})")
+
+
+_READERS: dict[str, Any] = {}
+_READERS_PID = [0]
+
+
+def _cached_h5(path: str):
+    """An open HDF5 reader for this process (h5py handles must not cross a fork)."""
+    if _READERS_PID[0] != os.getpid():
+        _READERS.clear()
+        _READERS_PID[0] = os.getpid()
+    reader = _READERS.get(path)
+    if reader is None:
+        if len(_READERS) >= 32:
+            old = _READERS.pop(next(iter(_READERS)))
+            if hasattr(old, "close"):
+                old.close()
+        reader = _READERS[path] = _h5_reader_class()(path)
+    return reader
+
+
+def power_of_two_factor(src: tuple[int, int], dst: tuple[int, int]) -> int | None:
+    """``d`` with ``dst == (src[0] >> d, src[1] >> d)`` and ``src`` divisible by ``2**d``, else None."""
+    for d in range(0, 8):
+        if src[0] % (1 << d) == 0 and src[1] % (1 << d) == 0 and (src[0] >> d, src[1] >> d) == tuple(dst):
+            return d
+    return None
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area resize of ``frames: Tensor[n, C, H, W]`` to ``size = (height, width)`` (identity if equal)."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    return F.interpolate(frames, size=tuple(size), mode="area")  # [n, C, h, w]
+
+
+def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int, int]) -> torch.Tensor:
+    """Frames ``start .. stop-1`` (clipped to the video) as ``Tensor[n, C, h, w]`` float32 at the
+    network size ``(h, w)``.
+
+    Raises:
+        ValueError: ``start`` outside the video.
+    """
+    stop = min(stop, spec.num_frames)
+    if not 0 <= start < stop:
+        raise ValueError(f"{spec.path}: frames [{start}, {stop}) outside the video of "
+                         f"{spec.num_frames} frames")
+    if spec.kind == "h5":
+        data = _cached_h5(spec.path).read(start, stop)
+        frames = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+        return resize_frames(frames, network_size)
+    if spec.kind == "array":
+        frames = torch.from_numpy(np.asarray(spec.data[start:stop], dtype=np.float32))
+        return resize_frames(frames, network_size)
+    if spec.kind == "raw":
+        from evdet.preprocessing import events_to_tensor
+        d = power_of_two_factor(spec.sensor_size, network_size) or 0
+        t0 = spec.start_ts + start * spec.delta_t
+        reader = _event_reader(spec.path)
+        try:
+            reader.seek_time(t0)
+            events = reader.load_delta_t((stop - start) * spec.delta_t)
+        finally:
+            if hasattr(reader, "close"):
+                reader.close()
+        h, w = spec.sensor_size
+        frames = events_to_tensor(events, spec.representation, stop - start, h, w, spec.delta_t, start_ts=t0,
+                                  downsampling_factor=d, **dict(spec.params))
+        return resize_frames(torch.from_numpy(frames), network_size)
+    raise ValueError(f"{spec.path}: unknown video kind {spec.kind!r}")
+
+
+def num_chunks(spec: VideoSpec, num_tbins: int) -> int:
+    """Chunks of ``num_tbins`` bins covering the video (the last one padded)."""
+    return math.ceil(spec.num_frames / num_tbins)
