@@ -1,0 +1,489 @@
+"""Prophesee DAT event files (SPEC 2.2): memory-mapped ``DatReader``, ``DatWriter``, ``write_dat``.
+
+Record layout (8 bytes, little-endian): ``uint32 t`` (µs), ``uint32 w`` with ``x = w & 0x3FFF``,
+``y = (w >> 14) & 0x3FFF``, ``p = (w >> 28) & 1``.
+
+Timestamps are stored on 32 bits and wrap after 2^32 µs (~71.6 min). Unwrapping rule: while decoding
+in file order, whenever the stored time *decreases by more than 2^31* from the previous record, 2^32
+is added to all following times. Smaller decreases are treated as unsorted data, not wraps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from evdet.io.dtypes import EVENT_DTYPE, as_events
+from evdet.io.header import Header, parse_header, resolve_geometry
+
+DAT_EVENT_TYPES = {0: "Event2D", 12: "EventCD"}
+"""Event types accepted in a DAT header (both are the 8-byte CD record)."""
+DAT_RECORD_SIZE = 8
+_WRAP = 1 << 32
+_HALF_WRAP = 1 << 31
+_INDEX_STRIDE = 1 << 14  # records between two entries of the coarse time index used by seek_time
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_dat_kernel(records, out, state):  # pragma: no cover - compiled
+    """records uint32[N, 2] -> out EVENT_DTYPE[N]; state int64[2] = (wrap offset, previous t32 or -1).
+
+    Returns the number of backward time steps that were not wraps (unsorted data)."""
+    offset = state[0]
+    prev = state[1]
+    backward = 0
+    for i in range(records.shape[0]):
+        t32 = np.int64(records[i, 0])
+        w = records[i, 1]
+        if prev >= 0 and t32 < prev:
+            if prev - t32 > _HALF_WRAP:
+                offset += _WRAP
+            else:
+                backward += 1
+        prev = t32
+        ev = out[i]
+        ev.x = w & 0x3FFF
+        ev.y = (w >> 14) & 0x3FFF
+        ev.p = (w >> 28) & 1
+        ev.t = t32 + offset
+    state[0] = offset
+    state[1] = prev
+    return backward
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_xy_kernel(records):  # pragma: no cover - compiled
+    max_x = -1
+    max_y = -1
+    for i in range(records.shape[0]):
+        w = records[i, 1]
+        x = np.int64(w & 0x3FFF)
+        y = np.int64((w >> 14) & 0x3FFF)
+        if x > max_x:
+            max_x = x
+        if y > max_y:
+            max_y = y
+    return max_x, max_y
+
+
+def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Decode DAT records into events (numba kernel).
+
+    Args:
+        records: ``uint32 ndarray[N, 2]`` (time word, packed x/y/p word), e.g. a memory map.
+        state: ``int64 ndarray[2]`` (wrap offset in µs, previous 32-bit time or -1), updated in place so
+            consecutive calls continue the unwrapping; None starts fresh.
+
+    Returns:
+        ``(events, backward)``: ``EVENT_DTYPE ndarray[N]`` with unwrapped ``t`` (µs), and the number of
+        times ``t`` decreased without being a wrap (0 for sorted data).
+    """
+    if state is None:
+        state = np.array([0, -1], dtype=np.int64)
+    out = np.empty(records.shape[0], dtype=EVENT_DTYPE)
+    if records.shape[0] == 0:
+        return out, 0
+    backward = _decode_dat_kernel(records, out, state)
+    return out, int(backward)
+
+
+class DatReader:
+    """Memory-mapped reader of a DAT file; nothing is read until asked.
+
+    Attributes:
+        path: the file.
+        height, width: sensor size (pixels); from the caller, the header (``% Height``/``% Width``), or,
+            when neither gives it, inferred as max coordinate + 1 (computed on first access by scanning
+            the records) with ``geometry_inferred = True``.
+        current_time: µs, start of the next ``load_delta_t`` window. It starts at 0 so that windows are
+            aligned on absolute time; ``seek_time(t)`` sets it to ``t``; ``load_n_events`` sets it to the
+            time of the last event returned.
+        event_count: number of complete records.
+        duration: time of the last event (µs, unwrapped), i.e. the recording length counted from
+            t = 0 (the time origin of the windows); 0 for a file without events. ``time_range`` gives
+            ``(first t, last t)``.
+        done: every event has been returned (the read position is at the end).
+
+    Reading functions return ``EVENT_DTYPE`` arrays in file order, which is time order for valid files.
+    Windowed reads (``load_delta_t``, ``seek_time``) assume sorted timestamps (binary search); if a
+    decoded block is found unsorted a ``UserWarning`` is raised once. ``load_all`` sorts (stable) with a
+    warning.
+
+    Raises (constructor):
+        FileNotFoundError: no such file.
+        ValueError: a RAW (EVT) file, an unknown event type or size in the header (names the byte
+            offset), or a header-less file whose records are not DAT records.
+    Warns:
+        UserWarning: the file ends with a partial record (names the byte offset; the complete records
+            are read).
+    """
+
+    def __init__(self, path: str | os.PathLike, height: int | None = None, width: int | None = None):
+        self.path = Path(path)
+        header = parse_header(self.path)
+        self.header: Header = header
+        if header.evt_version is not None:
+            raise ValueError(f"{self.path}: not a DAT file: the header declares EVT {header.evt_version} "
+                             f"(a Prophesee RAW file; use RawReader or open_events)")
+        file_size = self.path.stat().st_size
+        self.event_type = 0
+        if header.lines:
+            if file_size < header.size + 2:
+                data_offset = file_size  # header only: no events
+            else:
+                with open(self.path, "rb") as f:
+                    f.seek(header.size)
+                    ev_type, ev_size = f.read(2)
+                if ev_type not in DAT_EVENT_TYPES:
+                    raise ValueError(f"{self.path}: unknown DAT event type {ev_type} at byte offset "
+                                     f"{header.size} (supported: {sorted(DAT_EVENT_TYPES)})")
+                if ev_size != DAT_RECORD_SIZE:
+                    raise ValueError(f"{self.path}: unsupported DAT event size {ev_size} at byte offset "
+                                     f"{header.size + 1} (expected {DAT_RECORD_SIZE})")
+                self.event_type = ev_type
+                data_offset = header.size + 2
+        else:
+            data_offset = 0
+        self.data_offset = data_offset
+        n, rest = divmod(file_size - data_offset, DAT_RECORD_SIZE)
+        if rest:
+            warnings.warn(f"{self.path}: truncated record at byte offset {data_offset + n * DAT_RECORD_SIZE} "
+                          f"({rest} trailing bytes ignored; {n} complete records read)", UserWarning,
+                          stacklevel=2)
+        self.event_count = int(n)
+        if n:
+            self._records = np.memmap(self.path, dtype=np.uint32, mode="r", offset=data_offset, shape=(n, 2))
+        else:
+            self._records = np.zeros((0, 2), dtype=np.uint32)
+        if not header.lines:
+            self._check_legacy_records()
+        self._geometry = resolve_geometry(header, height, width, str(self.path))
+        self.geometry_inferred = self._geometry is None
+        self._index_pos: np.ndarray | None = None
+        self._index_t: np.ndarray | None = None
+        self._warned_unsorted = False
+        self.reset()
+
+    # ----------------------------------------------------------------- geometry
+    def _check_legacy_records(self) -> None:
+        head = np.asarray(self._records[:1024, 1])
+        bad = np.flatnonzero(head >> 29)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{self.path}: not a DAT file (no '%' header, and the record at byte offset "
+                             f"{self.data_offset + i * DAT_RECORD_SIZE} has reserved bits set: "
+                             f"0x{int(head[i]):08x})")
+
+    def _infer_geometry(self) -> tuple[int, int]:
+        if self._geometry is None:
+            if self.event_count == 0:
+                self._geometry = (0, 0)
+            else:
+                max_x, max_y = _max_xy_kernel(self._records)
+                self._geometry = (int(max_y) + 1, int(max_x) + 1)
+        return self._geometry
+
+    @property
+    def height(self) -> int:
+        """Sensor height in pixels (see class docstring for where it comes from)."""
+        return self._infer_geometry()[0]
+
+    @property
+    def width(self) -> int:
+        """Sensor width in pixels."""
+        return self._infer_geometry()[1]
+
+    # ----------------------------------------------------------------- time index
+    def _build_index(self) -> None:
+        """Coarse index: unwrapped t of every ``_INDEX_STRIDE``-th record and of the last one."""
+        if self._index_pos is not None:
+            return
+        pos = np.arange(0, self.event_count, _INDEX_STRIDE, dtype=np.int64)
+        if self.event_count and pos[-1] != self.event_count - 1:
+            pos = np.append(pos, self.event_count - 1)
+        t32 = np.asarray(self._records[pos, 0]).astype(np.int64)
+        wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -_HALF_WRAP)]) if t32.size else t32
+        self._index_pos = pos
+        self._index_t = t32 + wraps * _WRAP
+
+    def _decode_from_index(self, k: int, stop: int) -> np.ndarray:
+        """Decode records ``[index_pos[k], stop)`` with the wrap state known at entry ``k``."""
+        start = int(self._index_pos[k])
+        t_k = int(self._index_t[k])
+        state = np.array([t_k - (t_k & 0xFFFFFFFF), t_k & 0xFFFFFFFF], dtype=np.int64)
+        events, _ = decode_dat_records(self._records[start:stop], state)
+        return events
+
+    def _state_before(self, pos: int) -> np.ndarray:
+        """Decoder state for starting at record ``pos``."""
+        if pos <= 0:
+            return np.array([0, -1], dtype=np.int64)
+        self._build_index()
+        k = int(np.searchsorted(self._index_pos, pos - 1, side="right")) - 1
+        t_prev = int(self._decode_from_index(k, pos)["t"][-1])
+        return np.array([t_prev - (t_prev & 0xFFFFFFFF), t_prev & 0xFFFFFFFF], dtype=np.int64)
+
+    def _search(self, t: int) -> int:
+        """Index of the first record with unwrapped time >= ``t`` (sorted file assumed)."""
+        if self.event_count == 0:
+            return 0
+        self._build_index()
+        k = int(np.searchsorted(self._index_t, t, side="left")) - 1
+        if k < 0:
+            return 0
+        stop = int(self._index_pos[k + 1]) + 1 if k + 1 < self._index_pos.size else self.event_count
+        seg = self._decode_from_index(k, stop)["t"]
+        return int(self._index_pos[k]) + int(np.searchsorted(seg, t, side="left"))
+
+    def time_range(self) -> tuple[int, int]:
+        """``(first t, last t)`` in µs (unwrapped); ``(0, 0)`` without events."""
+        if self.event_count == 0:
+            return 0, 0
+        self._build_index()
+        return int(self._index_t[0]), int(self._index_t[-1])
+
+    @property
+    def duration(self) -> int:
+        """Time of the last event in µs (recording length from t = 0); 0 without events."""
+        return self.time_range()[1]
+
+    # ----------------------------------------------------------------- reading
+    def _read(self, stop: int) -> np.ndarray:
+        stop = min(max(stop, self._pos), self.event_count)
+        events, backward = decode_dat_records(self._records[self._pos:stop], self._state)
+        if backward and not self._warned_unsorted:
+            self._warned_unsorted = True
+            warnings.warn(f"{self.path}: timestamps are not sorted near record {self._pos} (byte offset "
+                          f"{self.data_offset + self._pos * DAT_RECORD_SIZE}); windowed reads may be "
+                          f"inexact, use load_all() to get sorted events", UserWarning, stacklevel=3)
+        self._pos = stop
+        return events
+
+    @property
+    def done(self) -> bool:
+        """True when every event has been returned."""
+        return self._pos >= self.event_count
+
+    @property
+    def position(self) -> int:
+        """Index of the next record to be returned."""
+        return self._pos
+
+    def reset(self) -> None:
+        """Go back to the first event; ``current_time = 0``."""
+        self._pos = 0
+        self._state = np.array([0, -1], dtype=np.int64)
+        self.current_time = 0
+
+    def load_n_events(self, n: int) -> np.ndarray:
+        """Next ``n`` events (fewer at the end): ``EVENT_DTYPE ndarray[<=n]``.
+
+        Raises:
+            ValueError: ``n < 0``.
+        """
+        if int(n) < 0:
+            raise ValueError(f"{self.path}: load_n_events needs n >= 0, got {n}")
+        events = self._read(self._pos + int(n))
+        if events.size:
+            self.current_time = int(events["t"][-1])
+        return events
+
+    def load_delta_t(self, delta_t: int) -> np.ndarray:
+        """Events from the read position with ``t < current_time + delta_t`` (µs), then
+        ``current_time += delta_t``. Returns ``EVENT_DTYPE ndarray[n]``.
+
+        Raises:
+            ValueError: ``delta_t <= 0``.
+        """
+        if int(delta_t) <= 0:
+            raise ValueError(f"{self.path}: load_delta_t needs delta_t > 0 µs, got {delta_t}")
+        end = self.current_time + int(delta_t)
+        events = self._read(self._search(end))
+        self.current_time = end
+        return events
+
+    def seek_time(self, t: int) -> None:
+        """Position at the first event with ``t >= t`` (binary search over the mapped records);
+        ``current_time = t``."""
+        self._pos = self._search(int(t))
+        self._state = self._state_before(self._pos)
+        self.current_time = int(t)
+
+    def seek_event(self, n: int) -> None:
+        """Position at event index ``n`` (0 <= n <= event_count); ``current_time`` = its time (or, at the
+        end, the last time).
+
+        Raises:
+            ValueError: ``n`` out of range.
+        """
+        if not 0 <= int(n) <= self.event_count:
+            raise ValueError(f"{self.path}: seek_event({n}) out of range [0, {self.event_count}]")
+        self._pos = int(n)
+        self._state = self._state_before(self._pos)
+        if self._pos < self.event_count:
+            self.current_time = int(decode_dat_records(self._records[self._pos:self._pos + 1],
+                                                       self._state.copy())[0]["t"][0])
+        else:
+            self.current_time = self.duration
+
+    def load_all(self) -> np.ndarray:
+        """All events, sorted by ``t`` (stable), without moving the read position.
+
+        Warns:
+            UserWarning: the file's timestamps were not sorted (names the first offending record).
+        """
+        events, backward = decode_dat_records(self._records)
+        if backward:
+            first = int(np.flatnonzero(np.diff(events["t"]) < 0)[0]) + 1
+            warnings.warn(f"{self.path}: timestamps not sorted (record {first} at byte offset "
+                          f"{self.data_offset + first * DAT_RECORD_SIZE} has t = {events['t'][first]} < "
+                          f"previous); sorting them", UserWarning, stacklevel=2)
+            events = events[np.argsort(events["t"], kind="stable")]
+        return events
+
+    def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(t0, events)`` for consecutive windows ``[t0, t0 + delta_t)`` from ``start_ts`` until
+        the last event (the last window is included even if partial). Moves the read position."""
+        self.seek_time(start_ts)
+        while not self.done:
+            t0 = self.current_time
+            yield t0, self.load_delta_t(delta_t)
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release the memory map."""
+        self._records = np.zeros((0, 2), dtype=np.uint32)
+        self.event_count = 0
+        self._pos = 0
+
+    def __enter__(self) -> DatReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DatReader({str(self.path)!r}, events={self.event_count}, position={self._pos})"
+
+
+def encode_dat_records(events: np.ndarray) -> np.ndarray:
+    """``EVENT_DTYPE ndarray[N]`` -> ``uint32 ndarray[N, 2]`` DAT records (time wrapped to 32 bits)."""
+    records = np.empty((events.shape[0], 2), dtype=np.uint32)
+    records[:, 0] = (events["t"] & 0xFFFFFFFF).astype(np.uint32)
+    records[:, 1] = (events["x"].astype(np.uint32) | (events["y"].astype(np.uint32) << 14)
+                     | (events["p"].astype(np.uint32) << 28))
+    return records
+
+
+class DatWriter:
+    """Appendable DAT writer (type 12 EventCD, size 8).
+
+    Data go to ``<path>.tmp``, renamed to ``path`` by ``close()``; leaving a ``with`` block by an
+    exception removes the temporary file, so an interrupted write never looks complete.
+
+    Args:
+        path: destination ``.dat`` file.
+        height, width: sensor size in pixels written to the header (1..16384).
+
+    Raises:
+        ValueError: bad geometry; in ``write``: coordinates outside the frame, ``p`` not 0/1, negative
+            ``t``, times earlier than already written ones, or a gap of >= 2^31 µs between consecutive
+            events (it could not be unwrapped).
+    """
+
+    def __init__(self, path: str | os.PathLike, height: int, width: int):
+        self.path = Path(path)
+        if not (0 < int(height) <= 1 << 14 and 0 < int(width) <= 1 << 14):
+            raise ValueError(f"{self.path}: DAT geometry must be within 1..16384, got {height}x{width}")
+        self.height, self.width = int(height), int(width)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._file = open(self._tmp, "wb")
+        now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        text = f"% Date {now}\n% Version 2\n% Height {self.height}\n% Width {self.width}\n"
+        self._file.write(text.encode("ascii") + bytes([12, DAT_RECORD_SIZE]))
+        self._last_t: int | None = None
+        self.count = 0
+
+    def write(self, events: np.ndarray) -> None:
+        """Append events (any layout accepted by ``as_events``); unsorted input is sorted with a warning."""
+        if self._file is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        events = as_events(np.asarray(events).reshape(-1), source=str(self.path))
+        if events.size == 0:
+            return
+        src = str(self.path)
+        for name, limit in (("x", self.width), ("y", self.height)):
+            bad = np.flatnonzero(events[name] >= limit)
+            if bad.size:
+                raise ValueError(f"{src}: event {self.count + bad[0]} has {name} = {events[name][bad[0]]} "
+                                 f">= {'width' if name == 'x' else 'height'} {limit}")
+        bad = np.flatnonzero((events["p"] != 0) & (events["p"] != 1))
+        if bad.size:
+            raise ValueError(f"{src}: event {self.count + bad[0]} has p = {events['p'][bad[0]]} "
+                             f"(expected 0 or 1)")
+        bad = np.flatnonzero(events["t"] < 0)
+        if bad.size:
+            raise ValueError(f"{src}: event {self.count + bad[0]} has negative t = {events['t'][bad[0]]}")
+        steps = np.diff(events["t"])
+        if np.any(steps < 0):
+            first = int(np.flatnonzero(steps < 0)[0]) + 1
+            warnings.warn(f"{src}: events to write are not sorted (event {self.count + first} has t = "
+                          f"{events['t'][first]} < previous); sorting them", UserWarning, stacklevel=2)
+            events = events[np.argsort(events["t"], kind="stable")]
+            steps = np.diff(events["t"])
+        if self._last_t is not None and int(events["t"][0]) < self._last_t:
+            raise ValueError(f"{src}: event {self.count} has t = {events['t'][0]} earlier than the last "
+                             f"written t = {self._last_t}")
+        gaps = np.concatenate([[0 if self._last_t is None else int(events["t"][0]) - self._last_t], steps])
+        bad = np.flatnonzero(gaps >= _HALF_WRAP)
+        if bad.size:
+            raise ValueError(f"{src}: event {self.count + bad[0]} follows a gap of {gaps[bad[0]]} µs >= "
+                             f"2^31 µs, which the 32-bit DAT time cannot represent")
+        encode_dat_records(events).tofile(self._file)
+        self._last_t = int(events["t"][-1])
+        self.count += int(events.size)
+
+    def close(self) -> None:
+        """Finish the file: flush and rename the temporary file to ``path``."""
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Discard everything written (removes the temporary file)."""
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> DatWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_dat(path: str | os.PathLike, events: np.ndarray, height: int, width: int) -> None:
+    """Write a complete DAT file atomically (temporary name + rename).
+
+    Args:
+        events: ``EVENT_DTYPE`` (or convertible) ``ndarray[N]``; times >= 2^32 µs are written wrapped.
+        height, width: sensor size in pixels.
+
+    Raises:
+        ValueError: see ``DatWriter``.
+    """
+    with DatWriter(path, height, width) as writer:
+        writer.write(events)

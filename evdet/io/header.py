@@ -1,0 +1,173 @@
+"""Text headers of event files (``% key value`` lines) and sensor geometry (SPEC 2.2, 2.3).
+
+Both DAT and Prophesee RAW files start with ASCII lines beginning with ``%``. The header ends at the
+first line that does not start with ``%`` or right after a ``% end`` line (RAW files). Geometry is
+taken, in this order, from:
+
+1. explicit keys: ``% Height H`` / ``% Width W``, ``% geometry WxH``, ``% format EVT3;height=H;width=W``;
+2. the camera plugin / sensor name when it identifies a known sensor (``PLUGIN_GEOMETRY``);
+3. otherwise it is unknown here; readers then infer it from the data and flag it as inferred.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_MAX_HEADER_BYTES = 1 << 20
+
+PLUGIN_GEOMETRY: tuple[tuple[str, tuple[int, int]], ...] = (
+    # (substring of the lower-cased plugin / sensor name, (height, width)); first match wins.
+    ("gen41", (720, 1280)),      # Prophesee Gen4.1 = Sony IMX636 HD
+    ("imx636", (720, 1280)),
+    ("gen4", (720, 1280)),       # Gen4 HD
+    ("genx320", (320, 320)),     # GenX320
+    ("gen31", (480, 640)),       # Gen3.1 VGA
+    ("gen3", (480, 640)),        # Gen3 VGA CD (e.g. hal_plugin_gen3_fx3)
+)
+"""Known sensors by plugin/sensor name fragment -> ``(height, width)`` in pixels."""
+
+SENSOR_GENERATION_GEOMETRY: dict[str, tuple[int, int]] = {
+    "4.1": (720, 1280), "4.0": (720, 1280), "3.1": (480, 640), "3.0": (480, 640), "320": (320, 320),
+}
+"""``% sensor_generation`` values -> ``(height, width)``."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed ``%`` header.
+
+    Attributes:
+        fields: ``key -> value`` for every ``% key value`` line (keys as written, first occurrence wins;
+            ``Height``/``Width`` lookups are case-insensitive through :meth:`get`).
+        lines: the header lines without the leading ``%`` and surrounding spaces.
+        size: number of header bytes; the binary data starts at this byte offset.
+    """
+
+    fields: dict[str, str] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+    size: int = 0
+
+    def get(self, key: str) -> str | None:
+        """Value of ``key`` (case-insensitive), or None."""
+        key = key.lower()
+        for k, v in self.fields.items():
+            if k.lower() == key:
+                return v
+        return None
+
+    @property
+    def evt_version(self) -> str | None:
+        """``"2.0"``, ``"3.0"`` (or another declared version) for RAW files, None when not declared."""
+        version = self.get("evt")
+        if version is not None:
+            return version.strip()
+        fmt = self.get("format")
+        if fmt is not None:
+            match = re.match(r"\s*EVT\s*(\d+)(?:\.(\d+))?", fmt, re.IGNORECASE)
+            if match:
+                return f"{match.group(1)}.{match.group(2) or 0}"
+        return None
+
+
+def parse_header(path: str | os.PathLike) -> Header:
+    """Read the ``%`` header of an event file.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the header is longer than 1 MiB or not ASCII text (names the file and byte offset).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"event file not found: {path}")
+    fields: dict[str, str] = {}
+    lines: list[str] = []
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            first = f.read(1)
+            if first != b"%":
+                break
+            line = first + f.readline(_MAX_HEADER_BYTES)
+            if not line.endswith(b"\n"):
+                raise ValueError(f"{path}: header line at byte offset {offset} is not terminated "
+                                 f"(truncated file or not an event file)")
+            try:
+                text = line[1:].decode("ascii").strip()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}: header line at byte offset {offset} is not ASCII text") from exc
+            offset += len(line)
+            if offset > _MAX_HEADER_BYTES:
+                raise ValueError(f"{path}: header longer than {_MAX_HEADER_BYTES} bytes")
+            lines.append(text)
+            if text == "end":
+                break
+            key, _, value = text.partition(" ")
+            if key and key not in fields:
+                fields[key] = value.strip()
+    return Header(fields=fields, lines=tuple(lines), size=offset)
+
+
+def _positive_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def geometry_from_header(header: Header) -> tuple[int, int] | None:
+    """``(height, width)`` from explicit header keys, or None.
+
+    Recognised: ``Height``/``Width`` lines, ``geometry WxH``, ``format ...;height=H;width=W``.
+    """
+    height, width = _positive_int(header.get("height")), _positive_int(header.get("width"))
+    if height and width:
+        return height, width
+    geometry = header.get("geometry")
+    if geometry:
+        match = re.match(r"\s*(\d+)\s*x\s*(\d+)", geometry)
+        if match and int(match.group(1)) > 0 and int(match.group(2)) > 0:
+            return int(match.group(2)), int(match.group(1))
+    fmt = header.get("format")
+    if fmt:
+        options = dict(part.split("=", 1) for part in fmt.split(";") if "=" in part)
+        options = {k.strip().lower(): v for k, v in options.items()}
+        height, width = _positive_int(options.get("height")), _positive_int(options.get("width"))
+        if height and width:
+            return height, width
+    return None
+
+
+def geometry_from_sensor_name(header: Header) -> tuple[int, int] | None:
+    """``(height, width)`` from ``plugin_name`` / ``sensor_name`` / ``sensor_generation``, or None."""
+    for key in ("plugin_name", "sensor_name", "camera_plugin_name"):
+        name = (header.get(key) or "").lower()
+        if not name:
+            continue
+        for fragment, geometry in PLUGIN_GEOMETRY:
+            if fragment in name:
+                return geometry
+    generation = (header.get("sensor_generation") or "").strip()
+    return SENSOR_GENERATION_GEOMETRY.get(generation)
+
+
+def resolve_geometry(header: Header, height: int | None, width: int | None,
+                     source: str) -> tuple[int, int] | None:
+    """Geometry from the caller, else the header keys, else the sensor name; None when unknown.
+
+    Raises:
+        ValueError: only one of ``height``/``width`` given, or a non-positive value (names ``source``).
+    """
+    if (height is None) != (width is None):
+        raise ValueError(f"{source}: give both height and width or neither (got height={height}, "
+                         f"width={width})")
+    if height is not None:
+        if int(height) <= 0 or int(width) <= 0:
+            raise ValueError(f"{source}: height and width must be positive, got {height}x{width}")
+        return int(height), int(width)
+    return geometry_from_header(header) or geometry_from_sensor_name(header)

@@ -1,0 +1,266 @@
+"""Prophesee RAW files (EVT 2.0 / EVT 3.0, SPEC 2.3): the streaming ``RawReader``.
+
+The words after the ``%`` header are memory-mapped and decoded chunk by chunk by the numba kernels of
+``evt2.py`` / ``evt3.py``; the decoder state (time high, y, base x, polarity, ...) is carried across
+chunks, so reading by count or by time window never decodes the whole file at once.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.evt2 import decode_evt2, new_evt2_state
+from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, new_evt3_state
+from evdet.io.header import Header, parse_header, resolve_geometry
+
+RAW_FORMATS = {"2": ("evt2", 4), "3": ("evt3", 2)}
+"""EVT major version -> (format name, word size in bytes)."""
+DEFAULT_CHUNK_WORDS = 1 << 20
+
+
+class RawReader:
+    """Streaming reader of a Prophesee RAW file (EVT 2.0 or EVT 3.0, from the ``% evt`` or ``% format``
+    header line).
+
+    Attributes:
+        path: the file. ``format``: ``"evt2"`` or ``"evt3"``.
+        height, width: sensor size (pixels); from the caller, the header (``% geometry``, ``% format
+            ...;height=;width=``, ``% Height``/``% Width``), or the plugin/sensor name (e.g.
+            ``hal_plugin_gen3_fx3`` -> 480x640, ``hal_plugin_gen41_evk3`` -> 720x1280); otherwise inferred
+            as max coordinate + 1 by decoding the whole file on first access, with
+            ``geometry_inferred = True``.
+        current_time: µs, start of the next ``load_delta_t`` window; starts at 0 (windows aligned on
+            absolute time), ``seek_time(t)`` sets it to ``t``, ``load_n_events`` to the last returned t.
+        done: every event has been returned.
+
+    ``seek_time`` decodes forward from the start of the file (RAW files have no index); it costs one
+    decode of the skipped part. Windows split the stream at the first event with ``t >= end``, which is
+    exact for time-ordered streams; a chunk found out of order raises a ``UserWarning`` once.
+
+    Args:
+        chunk_words: words decoded per step (memory: ~16 bytes x events per chunk).
+        time_mode: EVT3 timestamp rule, ``"spec"`` (default) or ``"expelliarmus"`` (see ``evt3.py``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the header declares no or an unsupported EVT version; while reading, a word of unknown
+            type (names the byte offset).
+    Warns:
+        UserWarning: the file ends with a partial word (names the byte offset; complete words are read).
+    """
+
+    def __init__(self, path: str | os.PathLike, height: int | None = None, width: int | None = None,
+                 chunk_words: int = DEFAULT_CHUNK_WORDS, time_mode: str = "spec"):
+        self.path = Path(path)
+        header = parse_header(self.path)
+        self.header: Header = header
+        version = header.evt_version
+        if version is None:
+            raise ValueError(f"{self.path}: not a Prophesee RAW file: no '% evt' or '% format EVT' line in "
+                             f"the {header.size}-byte header")
+        major = version.split(".")[0]
+        if major not in RAW_FORMATS:
+            raise ValueError(f"{self.path}: unsupported EVT version {version!r} (supported: 2.0, 3.0)")
+        if time_mode not in EVT3_TIME_MODES:
+            raise ValueError(f"{self.path}: unknown time_mode {time_mode!r}; "
+                             f"valid: {sorted(EVT3_TIME_MODES)}")
+        if int(chunk_words) <= 0:
+            raise ValueError(f"{self.path}: chunk_words must be positive, got {chunk_words}")
+        self.format, self.word_size = RAW_FORMATS[major]
+        self.time_mode = time_mode
+        self.chunk_words = int(chunk_words)
+        self.data_offset = header.size
+        n, rest = divmod(self.path.stat().st_size - self.data_offset, self.word_size)
+        if rest:
+            warnings.warn(f"{self.path}: truncated {self.format.upper()} word at byte offset "
+                          f"{self.data_offset + n * self.word_size} ({rest} trailing bytes ignored)",
+                          UserWarning, stacklevel=2)
+        self.word_count = int(n)
+        dtype = np.uint32 if self.word_size == 4 else np.uint16
+        if n:
+            self._words = np.memmap(self.path, dtype=dtype, mode="r", offset=self.data_offset, shape=(n,))
+        else:
+            self._words = np.zeros(0, dtype=dtype)
+        self._geometry = resolve_geometry(header, height, width, str(self.path))
+        self.geometry_inferred = self._geometry is None
+        self._warned_unsorted = False
+        self.reset()
+
+    # ----------------------------------------------------------------- geometry
+    def _infer_geometry(self) -> tuple[int, int]:
+        if self._geometry is None:
+            max_x = max_y = -1
+            state = self._new_state()
+            for start in range(0, self.word_count, self.chunk_words):
+                events = self._decode(start, state)
+                if events.size:
+                    max_x = max(max_x, int(events["x"].max()))
+                    max_y = max(max_y, int(events["y"].max()))
+            self._geometry = (max_y + 1, max_x + 1)
+        return self._geometry
+
+    @property
+    def height(self) -> int:
+        """Sensor height in pixels."""
+        return self._infer_geometry()[0]
+
+    @property
+    def width(self) -> int:
+        """Sensor width in pixels."""
+        return self._infer_geometry()[1]
+
+    # ----------------------------------------------------------------- decoding
+    def _new_state(self) -> np.ndarray:
+        return new_evt2_state() if self.format == "evt2" else new_evt3_state()
+
+    def _decode(self, start: int, state: np.ndarray) -> np.ndarray:
+        """Decode words ``[start, start + chunk_words)`` with ``state`` (updated)."""
+        words = self._words[start:start + self.chunk_words]
+        offset = self.data_offset + start * self.word_size
+        if self.format == "evt2":
+            return decode_evt2(words, state, source=str(self.path), byte_offset=offset)
+        return decode_evt3(words, state, source=str(self.path), byte_offset=offset, time_mode=self.time_mode)
+
+    def _decode_next(self) -> np.ndarray:
+        events = self._decode(self._word_pos, self._state)
+        self._word_pos = min(self._word_pos + self.chunk_words, self.word_count)
+        if events.size > 1 and not self._warned_unsorted and np.any(np.diff(events["t"]) < 0):
+            self._warned_unsorted = True
+            warnings.warn(f"{self.path}: timestamps are not sorted in the words before byte offset "
+                          f"{self.data_offset + self._word_pos * self.word_size}; windowed reads may be "
+                          f"inexact, use load_all() to get sorted events", UserWarning, stacklevel=4)
+        return events
+
+    def _append(self, events: np.ndarray) -> None:
+        if self._bpos >= self._buf.size:
+            self._buf, self._bpos = events, 0
+        elif events.size:
+            self._buf = np.concatenate([self._buf[self._bpos:], events])
+            self._bpos = 0
+
+    @property
+    def _eof(self) -> bool:
+        return self._word_pos >= self.word_count
+
+    def _fill_until_time(self, t: int) -> None:
+        """Decode until the buffer holds an event with time >= ``t`` or the file ends."""
+        while not self._eof and (self._bpos >= self._buf.size or int(self._buf["t"][-1]) < t):
+            self._append(self._decode_next())
+
+    def _split_at_time(self, t: int) -> int:
+        """Buffer index of the first pending event with time >= ``t``."""
+        return self._bpos + int(np.searchsorted(self._buf["t"][self._bpos:], t, side="left"))
+
+    # ----------------------------------------------------------------- reading API
+    @property
+    def done(self) -> bool:
+        """True when every event has been returned."""
+        if self._bpos < self._buf.size:
+            return False
+        while not self._eof and self._bpos >= self._buf.size:  # trailing words may hold no events
+            self._append(self._decode_next())
+        return self._bpos >= self._buf.size
+
+    def reset(self) -> None:
+        """Go back to the first event; ``current_time = 0``."""
+        self._state = self._new_state()
+        self._word_pos = 0
+        self._buf = np.zeros(0, dtype=EVENT_DTYPE)
+        self._bpos = 0
+        self.current_time = 0
+
+    def load_n_events(self, n: int) -> np.ndarray:
+        """Next ``n`` events (fewer at the end): ``EVENT_DTYPE ndarray[<=n]``.
+
+        Raises:
+            ValueError: ``n < 0``.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"{self.path}: load_n_events needs n >= 0, got {n}")
+        while not self._eof and self._buf.size - self._bpos < n:
+            self._append(self._decode_next())
+        stop = min(self._bpos + n, self._buf.size)
+        events = self._buf[self._bpos:stop].copy()
+        self._bpos = stop
+        if events.size:
+            self.current_time = int(events["t"][-1])
+        return events
+
+    def load_delta_t(self, delta_t: int) -> np.ndarray:
+        """Pending events with ``t < current_time + delta_t`` (µs), then ``current_time += delta_t``.
+        Returns ``EVENT_DTYPE ndarray[n]``.
+
+        Raises:
+            ValueError: ``delta_t <= 0``.
+        """
+        if int(delta_t) <= 0:
+            raise ValueError(f"{self.path}: load_delta_t needs delta_t > 0 µs, got {delta_t}")
+        end = self.current_time + int(delta_t)
+        self._fill_until_time(end)
+        stop = self._split_at_time(end)
+        events = self._buf[self._bpos:stop].copy()
+        self._bpos = stop
+        self.current_time = end
+        return events
+
+    def seek_time(self, t: int) -> None:
+        """Position at the first event with time >= ``t`` by decoding forward from the start of the file;
+        ``current_time = t``."""
+        t = int(t)
+        self.reset()
+        while not self._eof:
+            events = self._decode_next()
+            if events.size and int(events["t"][-1]) >= t:
+                self._append(events)
+                break
+        self._bpos = self._split_at_time(t)
+        self.current_time = t
+
+    def load_all(self) -> np.ndarray:
+        """All events sorted by ``t`` (stable), without moving the read position.
+
+        Warns:
+            UserWarning: the decoded times were not sorted (they are sorted).
+        """
+        state = self._new_state()
+        parts = [self._decode(start, state) for start in range(0, self.word_count, self.chunk_words)]
+        events = np.concatenate(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+        if events.size > 1:
+            steps = np.diff(events["t"])
+            if np.any(steps < 0):
+                first = int(np.flatnonzero(steps < 0)[0]) + 1
+                warnings.warn(f"{self.path}: decoded timestamps not sorted (event {first} has t = "
+                              f"{events['t'][first]} < previous); sorting them", UserWarning, stacklevel=2)
+                events = events[np.argsort(events["t"], kind="stable")]
+        return events
+
+    def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(t0, events)`` for consecutive windows ``[t0, t0 + delta_t)`` from ``start_ts`` until
+        the last event (the last window is included even if partial). Moves the read position."""
+        self.seek_time(start_ts)
+        while not self.done:
+            t0 = self.current_time
+            yield t0, self.load_delta_t(delta_t)
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release the memory map."""
+        self._words = self._words[:0].copy()
+        self.word_count = 0
+        self.reset()
+
+    def __enter__(self) -> RawReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RawReader({str(self.path)!r}, format={self.format}, words={self.word_count})"
