@@ -176,9 +176,9 @@ class DatReader:
         bad = np.flatnonzero(head >> 29)
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{self.path}: not a DAT file (no '%' header, and the record at byte offset "
-                             f"{self.data_offset + i * DAT_RECORD_SIZE} has reserved bits set: "
-                             f"0x{int(head[i]):08x})")
+            raise ValueError(f"{self.path}: not a DAT file (no '%' header, and the packed word at byte "
+                             f"offset {self.data_offset + i * DAT_RECORD_SIZE + 4} has reserved bits 29-31 "
+                             f"set: 0x{int(head[i]):08x})")
 
     def _infer_geometry(self) -> tuple[int, int]:
         if self._geometry is None:

@@ -1,0 +1,293 @@
+"""Tests of evdet.io.dat: DatReader, DatWriter, write_dat, decode kernel vs a numpy reference."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import evdet.io.dat as dat_module
+from evdet.io.dat import DatReader, DatWriter, decode_dat_records, encode_dat_records, write_dat
+from evdet.io.dtypes import EVENT_DTYPE
+
+WRAP = 1 << 32
+
+
+def reference_decode(records: np.ndarray) -> np.ndarray:
+    """Plain numpy DAT decode with the unwrapping rule of SPEC 2.2."""
+    t32 = records[:, 0].astype(np.int64)
+    w = records[:, 1].astype(np.int64)
+    steps = np.diff(t32)
+    wraps = np.concatenate([[0], np.cumsum(steps < -(1 << 31))])
+    out = np.zeros(len(records), dtype=EVENT_DTYPE)
+    out["x"] = w & 0x3FFF
+    out["y"] = (w >> 14) & 0x3FFF
+    out["p"] = (w >> 28) & 1
+    out["t"] = t32 + wraps * WRAP
+    return out
+
+
+def random_events(rng, n: int, height: int = 480, width: int = 640, t0: int = 0, span: int = 1_000_000):
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["x"] = rng.integers(0, width, n)
+    ev["y"] = rng.integers(0, height, n)
+    ev["p"] = rng.integers(0, 2, n)
+    ev["t"] = np.sort(rng.integers(t0, t0 + span, n))
+    return ev
+
+
+def test_kernel_matches_numpy_reference_with_wraps(rng):
+    n = 2000
+    records = np.zeros((n, 2), dtype=np.uint32)
+    t = np.sort(rng.integers(0, 3 * WRAP, n))
+    records[:, 0] = t % WRAP
+    records[:, 1] = (rng.integers(0, 1 << 14, n) | (rng.integers(0, 1 << 14, n) << 14)
+                     | (rng.integers(0, 2, n) << 28)).astype(np.uint32)
+    events, backward = decode_dat_records(records)
+    ref = reference_decode(records)
+    assert backward == 0
+    np.testing.assert_array_equal(events, ref)
+    np.testing.assert_array_equal(events["t"], t)
+    # decoding in two pieces with the carried state gives the same result
+    state = np.array([0, -1], dtype=np.int64)
+    a, _ = decode_dat_records(records[:777], state)
+    b, _ = decode_dat_records(records[777:], state)
+    np.testing.assert_array_equal(np.concatenate([a, b]), ref)
+
+
+def test_kernel_counts_backward_steps():
+    records = np.array([[10, 0], [5, 0], [7, 0]], dtype=np.uint32)
+    events, backward = decode_dat_records(records)
+    assert backward == 1
+    np.testing.assert_array_equal(events["t"], [10, 5, 7])  # small decrease is not a wrap
+
+
+def test_real_ncars(real_data):
+    with DatReader(real_data / "sample_ncars.dat") as r:
+        assert r.event_count == 2009
+        assert r.data_offset == 93
+        assert r.event_type == 0
+        assert r.time_range() == (0, 99952)
+        assert r.duration == 99952
+        assert r.geometry_inferred
+        assert (r.height, r.width) == (42, 78)
+        events = r.load_all()
+        assert events["x"].max() == 77 and events["y"].max() == 41
+        assert set(np.unique(events["p"])) == {0, 1}
+        assert r.load_delta_t(10_000).size == 229
+        assert r.current_time == 10_000
+        r.seek_time(50_000)
+        window = r.load_delta_t(20_000)
+        assert window.size == 404
+        assert (window["t"].min(), window["t"].max()) == (50_022, 69_985)
+        sizes = [ev.size for _, ev in r.iter_windows(10_000)]
+        assert sizes[0] == 229 and sum(sizes) == 2009 and len(sizes) == 10
+    with DatReader(real_data / "sample_ncars.dat", height=240, width=304) as r:
+        assert (r.height, r.width) == (240, 304) and not r.geometry_inferred
+
+
+def test_write_read_roundtrip(tmp_path, rng):
+    events = random_events(rng, 5000)
+    path = tmp_path / "rec_td.dat"
+    write_dat(path, events, 480, 640)
+    assert not (tmp_path / "rec_td.dat.tmp").exists()
+    with DatReader(path) as r:
+        assert (r.height, r.width) == (480, 640) and not r.geometry_inferred
+        assert r.event_type == 12
+        assert r.event_count == 5000
+        np.testing.assert_array_equal(r.load_all(), events)
+        text = path.read_bytes()[:200]
+        assert b"% Version 2\n" in text and b"% Height 480\n" in text and b"% Width 640\n" in text
+
+
+def test_reading_api_consistency(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(dat_module, "_INDEX_STRIDE", 64)  # exercise the coarse index on a small file
+    events = random_events(rng, 3000, t0=12_345, span=500_000)
+    path = tmp_path / "a.dat"
+    write_dat(path, events, 480, 640)
+    with DatReader(path) as r:
+        chunks = []
+        while not r.done:
+            chunks.append(r.load_n_events(333))
+        assert [c.size for c in chunks][:-1] == [333] * 9
+        np.testing.assert_array_equal(np.concatenate(chunks), events)
+        assert r.current_time == events["t"][-1]
+        windows = list(r.iter_windows(7_000, start_ts=10_000))
+        for t0, ev in windows:
+            assert np.all((ev["t"] >= t0) & (ev["t"] < t0 + 7_000))
+        assert windows[0][0] == 10_000 and windows[1][0] == 17_000
+        np.testing.assert_array_equal(np.concatenate([ev for _, ev in windows]), events)
+        for t in (0, 12_345, 100_000, 400_001, 10**9):
+            r.seek_time(t)
+            expected = int(np.searchsorted(events["t"], t))
+            assert r.position == expected
+            assert r.current_time == t
+            np.testing.assert_array_equal(r.load_n_events(5), events[expected:expected + 5])
+        r.seek_event(1234)
+        assert r.current_time == events["t"][1234]
+        np.testing.assert_array_equal(r.load_n_events(3), events[1234:1237])
+        r.seek_event(3000)
+        assert r.done
+        with pytest.raises(ValueError, match="out of range"):
+            r.seek_event(3001)
+        with pytest.raises(ValueError, match="delta_t"):
+            r.load_delta_t(0)
+        with pytest.raises(ValueError, match="n >= 0"):
+            r.load_n_events(-1)
+        r.reset()
+        assert r.position == 0 and r.current_time == 0
+
+
+def test_32bit_wrap_roundtrip(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(dat_module, "_INDEX_STRIDE", 16)
+    events = random_events(rng, 400, t0=WRAP - 200_000, span=2_000_000)
+    events["t"][-50:] += WRAP  # a jump of ~2^32 µs between two events
+    path = tmp_path / "wrap.dat"
+    # gap of ~2^32 between the blocks is too large: writer must refuse it
+    with pytest.raises(ValueError, match="2\\^31"):
+        write_dat(path, events, 480, 640)
+    assert not path.exists() and not (tmp_path / "wrap.dat.tmp").exists()
+    # a steady stream crossing two wraps
+    t = np.linspace(WRAP - 10**6, 2 * WRAP + 10**6, 600).astype(np.int64)
+    events = random_events(rng, 600)
+    events["t"] = t
+    write_dat(path, events, 480, 640)
+    with DatReader(path) as r:  # stored times really are wrapped to 32 bits
+        assert int(np.asarray(r._records[:, 0]).max()) < WRAP and r._records[-1, 0] == t[-1] - 2 * WRAP
+    with DatReader(path) as r:
+        np.testing.assert_array_equal(r.load_all(), events)
+        assert r.duration == t[-1]
+        assert r.time_range() == (t[0], t[-1])
+        target = int(t[400]) - 1
+        r.seek_time(target)
+        assert r.position == 400
+        np.testing.assert_array_equal(r.load_n_events(10), events[400:410])
+        r.seek_event(450)
+        np.testing.assert_array_equal(r.load_delta_t(10**9), events[(t >= t[450]) & (t < t[450] + 10**9)])
+
+
+def test_writer_append_and_validation(tmp_path, rng):
+    events = random_events(rng, 1000)
+    path = tmp_path / "b.dat"
+    with DatWriter(path, 480, 640) as w:
+        w.write(events[:400])
+        assert not path.exists()  # only the temporary file exists while writing
+        w.write(events[400:])
+        with pytest.raises(ValueError, match="earlier than the last"):
+            w.write(events[:1])
+    with DatReader(path) as r:
+        np.testing.assert_array_equal(r.load_all(), events)
+    bad = events.copy()
+    bad["x"][7] = 640
+    with pytest.raises(ValueError, match="event 7 has x = 640"):
+        write_dat(tmp_path / "c.dat", bad, 480, 640)
+    bad = events.copy()
+    bad["p"][3] = 2
+    with pytest.raises(ValueError, match="event 3 has p = 2"):
+        write_dat(tmp_path / "c.dat", bad, 480, 640)
+    bad = events.copy()
+    bad["t"][0] = -1
+    with pytest.raises(ValueError, match="negative t"):
+        write_dat(tmp_path / "c.dat", bad, 480, 640)
+    with pytest.raises(ValueError, match="geometry"):
+        DatWriter(tmp_path / "d.dat", 0, 640)
+    assert not (tmp_path / "c.dat").exists() and not (tmp_path / "c.dat.tmp").exists()
+
+
+def test_writer_interrupted_leaves_nothing(tmp_path, rng):
+    path = tmp_path / "e.dat"
+    with pytest.raises(RuntimeError), DatWriter(path, 480, 640) as w:
+        w.write(random_events(rng, 10))
+        raise RuntimeError("interrupted")
+    assert not path.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_writer_sorts_unsorted_with_warning(tmp_path, rng):
+    events = random_events(rng, 100)
+    shuffled = events[rng.permutation(100)]
+    with pytest.warns(UserWarning, match="not sorted"):
+        write_dat(tmp_path / "f.dat", shuffled, 480, 640)
+    with DatReader(tmp_path / "f.dat") as r:
+        np.testing.assert_array_equal(r.load_all()["t"], events["t"])
+
+
+def test_unsorted_file_load_all_sorts_with_warning(tmp_path, rng):
+    events = random_events(rng, 50)
+    records = encode_dat_records(events[::-1])  # file in decreasing time order
+    path = tmp_path / "g.dat"
+    path.write_bytes(b"% Version 2\n" + bytes([12, 8]) + records.tobytes())
+    with DatReader(path) as r:
+        with pytest.warns(UserWarning, match="record 1 at byte offset 22"):
+            out = r.load_all()
+        np.testing.assert_array_equal(out["t"], events["t"])
+        with pytest.warns(UserWarning, match="not sorted"):
+            r.load_n_events(10)
+
+
+def test_truncated_last_record(tmp_path, rng):
+    events = random_events(rng, 20)
+    path = tmp_path / "h.dat"
+    write_dat(path, events, 480, 640)
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x01\x02\x03")
+    with pytest.warns(UserWarning, match=f"truncated record at byte offset {size}"):
+        r = DatReader(path)
+    assert r.event_count == 20
+    np.testing.assert_array_equal(r.load_all(), events)
+
+
+def test_unknown_event_type_and_size(tmp_path):
+    header = b"% Version 2\n"
+    path = tmp_path / "i.dat"
+    path.write_bytes(header + bytes([5, 8]) + bytes(16))
+    with pytest.raises(ValueError, match=f"i.dat: unknown DAT event type 5 at byte offset {len(header)}"):
+        DatReader(path)
+    path.write_bytes(header + bytes([12, 16]) + bytes(32))
+    with pytest.raises(ValueError, match=f"event size 16 at byte offset {len(header) + 1}"):
+        DatReader(path)
+
+
+def test_non_dat_files(tmp_path):
+    raw = tmp_path / "j.dat"
+    raw.write_bytes(b"% evt 3.0\n" + bytes(8))
+    with pytest.raises(ValueError, match="not a DAT file.*EVT 3.0"):
+        DatReader(raw)
+    junk = tmp_path / "k.dat"
+    junk.write_bytes(np.full(16, 0xFFFFFFFF, dtype=np.uint32).tobytes())
+    with pytest.raises(ValueError, match="not a DAT file.*byte offset 4"):
+        DatReader(junk)
+    with pytest.raises(FileNotFoundError):
+        DatReader(tmp_path / "missing.dat")
+
+
+def test_legacy_headerless_file(tmp_path, rng):
+    events = random_events(rng, 30, height=100, width=200)
+    path = tmp_path / "legacy.dat"
+    path.write_bytes(encode_dat_records(events).tobytes())
+    with DatReader(path) as r:
+        assert r.data_offset == 0 and r.event_type == 0
+        np.testing.assert_array_equal(r.load_all(), events)
+        assert r.geometry_inferred
+        assert r.width == events["x"].max() + 1 and r.height == events["y"].max() + 1
+
+
+@pytest.mark.parametrize("content", [b"", b"% Version 2\n% Height 10\n% Width 20\n",
+                                     b"% Version 2\n" + bytes([12, 8])])
+def test_empty_files(tmp_path, content):
+    path = tmp_path / "empty.dat"
+    path.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with DatReader(path) as r:
+            assert r.event_count == 0 and r.done
+            assert r.load_all().size == 0 and r.load_all().dtype == EVENT_DTYPE
+            assert r.load_delta_t(1000).size == 0
+            assert r.load_n_events(10).size == 0
+            assert list(r.iter_windows(1000)) == []
+            assert r.duration == 0
+            r.seek_time(5)
+            assert r.position == 0
