@@ -97,7 +97,8 @@ class TrainConfig:
         eval_skip_ts: override of the preset's ``skip_ts`` (µs; ignore boxes in the first part of each
             recording while the recurrent state warms up). None keeps the preset's value, except for
             ``"auto"`` on non-standard sensors where it is 200 000 µs (tiny recordings are a few seconds).
-        time_tol: evaluation time tolerance (µs, inclusive).
+        time_tol: evaluation time tolerance (µs, inclusive); None: the preset's (``"auto"``: half a bin,
+            see ``eval_preset_for``).
         log_every_n_steps: scalar logging period (steps).
         log_images_every_n_steps: period of the detection-image callback (0 disables it).
         num_log_images: frames drawn per image log.
@@ -124,7 +125,7 @@ class TrainConfig:
     skip_nonfinite: bool = False
     eval_preset: str = "auto"
     eval_skip_ts: int | None = None
-    time_tol: int = 50_000
+    time_tol: int | None = None
     log_every_n_steps: int = 10
     log_images_every_n_steps: int = 200
     num_log_images: int = 4

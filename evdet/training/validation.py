@@ -1,0 +1,165 @@
+"""Validation bookkeeping: batches + detections → per-video ``BBOX_DTYPE`` arrays, DDP gathering, scoring.
+
+Semantics (SPEC 6, docs/architecture.md): only bins with ``frame_is_labeled`` in non-padding columns are
+kept; ground truth and detections of bin ``k`` are stamped with the bin end time
+``video_infos[b].start_ts + (k + 1) · delta_t`` (µs) and scaled from network to sensor pixels; they are
+accumulated per video (``video_infos[b].path``) and scored once, over all videos, at epoch end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from evdet.evaluation.accumulator import DetectionAccumulator
+from evdet.evaluation.detections import boxes_to_bbox_array
+from evdet.evaluation.presets import PRESETS, EvalPreset, get_preset
+
+__all__ = [
+    "AUTO_SKIP_TS",
+    "accumulate_batch",
+    "eval_preset_for",
+    "evaluate_accumulator",
+    "gather_accumulator",
+]
+
+#: ``skip_ts`` (µs) of the ``"auto"`` preset on sensors that are not Gen1/Gen4 (e.g. the synthetic
+#: 128×96 dataset, whose recordings are a few seconds long): long enough for the recurrent state to warm
+#: up, short enough to keep most labels.
+AUTO_SKIP_TS = 200_000
+
+
+def eval_preset_for(
+    name: str,
+    sensor_size: tuple[int, int],
+    skip_ts: int | None = None,
+    time_tol: int | None = None,
+    delta_t: int | None = None,
+) -> EvalPreset:
+    """The evaluation preset for a dataset of sensor size ``(height, width)``.
+
+    ``name`` is a preset of ``evdet.evaluation.PRESETS`` or ``"auto"``: the ``gen1`` preset at 240×304,
+    ``gen4`` at 720×1280, ``gen4-half`` at 360×640; any other sensor gets Gen1's box filter scaled by
+    ``width / 304`` (diagonal 30·s, side 10·s pixels) and ``skip_ts`` = :data:`AUTO_SKIP_TS`. The image
+    size is always the sensor size. ``skip_ts`` / ``time_tol`` (µs) override the preset's when given.
+
+    Time tolerance of ``"auto"``: ``delta_t // 2`` when the bin length ``delta_t`` (µs) is given and
+    ≤ 100 ms, else the preset's 50 ms. Validation keeps detections of labelled bins only, stamped exactly
+    at the bin end; with labels in every bin (e.g. 20 Hz labels and 50 ms bins, as in the synthetic
+    dataset) the inclusive ±50 ms pooling of the published protocol would count the detections of the two
+    neighbouring bins as false positives of each label instant (AP at most about 1/3), while with the
+    sparse labels of Gen1/1Mpx both tolerances give the same numbers.
+
+    Raises:
+        ValueError: unknown preset name (listing the valid ones) or a non-positive sensor size.
+    """
+    height, width = int(sensor_size[0]), int(sensor_size[1])
+    if height <= 0 or width <= 0:
+        raise ValueError(f"eval_preset_for: sensor_size must be (height, width) > 0, got {sensor_size!r}")
+    if name == "auto":
+        by_size = {(p.height, p.width): p for k, p in PRESETS.items() if k != "legacy"}
+        if (height, width) in by_size:
+            preset = by_size[(height, width)]
+        else:
+            s = width / 304.0
+            preset = EvalPreset("auto", skip_ts=AUTO_SKIP_TS, min_box_diag=30.0 * s, min_box_side=10.0 * s,
+                                height=height, width=width)
+        if time_tol is None and delta_t is not None and 0 < delta_t <= 100_000:
+            time_tol = int(delta_t) // 2
+    else:
+        if name not in PRESETS:
+            raise ValueError(f"unknown evaluation preset {name!r}; choose 'auto' or one of {sorted(PRESETS)}")
+        preset = get_preset(name)
+    return preset.with_overrides(height=height, width=width, skip_ts=skip_ts, time_tol=time_tol)
+
+
+def _scale_of(
+    info, network_size: tuple[int, int], sensor_size: tuple[int, int] | None
+) -> tuple[float, float]:
+    """``(sx, sy)`` sensor pixels per network pixel for one column."""
+    if sensor_size is None or min(sensor_size) <= 0:
+        sensor_size = tuple(getattr(info, "sensor_size", (0, 0)) or (0, 0))
+    if min(sensor_size) <= 0:
+        return (1.0, 1.0)
+    return (sensor_size[1] / network_size[1], sensor_size[0] / network_size[0])
+
+
+def accumulate_batch(
+    accumulator: DetectionAccumulator,
+    batch,
+    detections: Sequence[Sequence[Tensor]],
+    sensor_size: tuple[int, int] | None = None,
+) -> int:
+    """Add the labelled bins of one streamed batch to ``accumulator``.
+
+    Args:
+        accumulator: per-video store (``evdet.evaluation.DetectionAccumulator``).
+        batch: a ``SequenceBatch`` (inputs ``Tensor[T, B, C, H, W]``; labels T × B ``Tensor[n, 5]`` xyxy
+            network pixels + class_idx).
+        detections: T × B ``Tensor[m, 6]`` ``(x1, y1, x2, y2, score, class_idx)`` in network pixels, as
+            returned by the detector's ``get_boxes``.
+        sensor_size: ``(height, width)`` of the recordings (pixels); None uses ``video_infos[b].sensor_size``.
+            Boxes are scaled by sensor / network size.
+
+    Returns:
+        the number of labelled bins added.
+
+    Raises:
+        ValueError: ``detections`` is not T × B.
+    """
+    T, B = int(batch.inputs.shape[0]), int(batch.inputs.shape[1])
+    net_hw = (int(batch.inputs.shape[-2]), int(batch.inputs.shape[-1]))
+    if len(detections) != T or any(len(row) != B for row in detections):
+        raise ValueError(f"accumulate_batch: detections must be T × B = {T} × {B} lists, got "
+                         f"{len(detections)} × {[len(r) for r in detections]}")
+    labeled = batch.frame_is_labeled.detach().cpu().numpy().astype(bool)  # [T, B]
+    padding = batch.padding.detach().cpu().numpy().astype(bool)  # [B]
+    added = 0
+    for b in range(B):
+        if padding[b] or not labeled[:, b].any():
+            continue
+        vi = batch.video_infos[b]
+        own = sensor_size if sensor_size is not None else tuple(getattr(vi, "sensor_size", (0, 0)))
+        scale = _scale_of(vi, net_hw, own)
+        gts, dts = [], []
+        for k in np.flatnonzero(labeled[:, b]):
+            t_end = int(vi.start_ts) + (int(k) + 1) * int(vi.delta_t)
+            gt = batch.labels[k][b].detach().float().cpu()
+            dt = detections[k][b].detach().float().cpu()
+            gts.append(boxes_to_bbox_array(gt[:, :4].numpy(), gt[:, 4].numpy().astype(np.int64), t_end,
+                                           scale=scale))
+            dts.append(boxes_to_bbox_array(dt[:, :4].numpy(), dt[:, 5].numpy().astype(np.int64), t_end,
+                                           scores=dt[:, 4].numpy(), scale=scale))
+            added += 1
+        accumulator.add(str(vi.path), np.concatenate(gts), np.concatenate(dts))
+    return added
+
+
+def gather_accumulator(accumulator: DetectionAccumulator) -> DetectionAccumulator:
+    """Merge the accumulators of every DDP rank (``all_gather_object``); the input itself when not
+    distributed. Every rank gets the same merged result, so every rank computes the same metrics."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return accumulator
+    parts: list[DetectionAccumulator | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, accumulator)
+    merged = DetectionAccumulator()
+    return merged.merge([p for p in parts if p is not None])
+
+
+def evaluate_accumulator(
+    accumulator: DetectionAccumulator, classes: Sequence[str], preset: EvalPreset
+) -> dict[str, float]:
+    """COCO metrics of everything accumulated (see ``DetectionAccumulator.evaluate``): the 12 COCO numbers
+    (−1 where COCO leaves one undefined, e.g. no ground truth left after the box filter) and ``AP_<class>``.
+
+    With no ground truth accumulated at all (e.g. a very short ``--limit-val-batches`` run) AP, AP50 and
+    AP75 are 0, so that logging and checkpointing still work.
+    """
+    has_gt = any(len(accumulator.boxes(v)[0]) for v in accumulator.videos)
+    if not has_gt:
+        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    return {k: float(v) for k, v in accumulator.evaluate(list(classes), preset=preset).items()}
