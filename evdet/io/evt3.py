@@ -162,5 +162,5 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
                          f"0x{int(words[k]):04x} at byte offset {byte_offset + 2 * k}")
     if parts:
         parts.append(out[:n])
-        return np.concatenate(parts)
+        return np.concatenate(parts, dtype=EVENT_DTYPE)
     return out[:n]

@@ -141,7 +141,7 @@ class RawReader:
         if self._bpos >= self._buf.size:
             self._buf, self._bpos = events, 0
         elif events.size:
-            self._buf = np.concatenate([self._buf[self._bpos:], events])
+            self._buf = np.concatenate([self._buf[self._bpos:], events], dtype=EVENT_DTYPE)
             self._bpos = 0
 
     @property
@@ -231,7 +231,7 @@ class RawReader:
         """
         state = self._new_state()
         parts = [self._decode(start, state) for start in range(0, self.word_count, self.chunk_words)]
-        events = np.concatenate(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+        events = np.concatenate(parts, dtype=EVENT_DTYPE) if parts else np.zeros(0, dtype=EVENT_DTYPE)
         if events.size > 1:
             steps = np.diff(events["t"])
             if np.any(steps < 0):
