@@ -39,7 +39,7 @@ def encode_boxes(boxes: Tensor, anchors: Tensor, center_variance: float = CENTER
 
 
 def decode_boxes(deltas: Tensor, anchors: Tensor, center_variance: float = CENTER_VARIANCE,
-                 size_variance: float = SIZE_VARIANCE) -> Tensor:
+                 size_variance: float = SIZE_VARIANCE, max_log_scale: float = _MAX_LOG_SCALE) -> Tensor:
     """Inverse of :func:`encode_boxes`.
 
     Args:
@@ -48,9 +48,9 @@ def decode_boxes(deltas: Tensor, anchors: Tensor, center_variance: float = CENTE
 
     Returns:
         ``Tensor[..., 4]`` xyxy pixels (not clipped: see ``clip_boxes_to_image``). ``dw·0.2`` and
-        ``dh·0.2`` are clamped at ln(1000/16) so that exp() never overflows.
+        ``dh·0.2`` are clamped at ``max_log_scale`` (ln(1000/16)) so that exp() never overflows.
     """
     a = box_xyxy_to_cxcywh(anchors)
     cxy = deltas[..., :2] * center_variance * a[..., 2:] + a[..., :2]
-    wh = torch.exp((deltas[..., 2:] * size_variance).clamp(max=_MAX_LOG_SCALE)) * a[..., 2:]
+    wh = torch.exp((deltas[..., 2:] * size_variance).clamp(max=max_log_scale)) * a[..., 2:]
     return box_cxcywh_to_xyxy(torch.cat((cxy, wh), dim=-1))
