@@ -1,0 +1,149 @@
+"""generate_hdf5: dataset round trip, labels and parts, resuming, validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evdet.io.boxes import load_boxes, save_boxes
+from evdet.io.dat import write_dat
+from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
+from evdet.io.h5 import H5TensorReader
+from evdet.io.label_map import save_label_map
+from evdet.preprocessing import events_to_tensor
+from evdet.preprocessing.convert import generate_hdf5
+
+H, W = 48, 64
+
+
+def _events(rng, n, t_end, t_start=0):
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"] = rng.integers(0, W, n), rng.integers(0, H, n)
+    ev["p"] = rng.integers(0, 2, n)
+    ev["t"] = np.sort(rng.integers(t_start, t_end, n))
+    return ev
+
+
+def _boxes(times):
+    b = np.zeros(len(times), dtype=BBOX_DTYPE)
+    b["t"], b["x"], b["y"], b["w"], b["h"], b["class_confidence"] = times, 1, 2, 5, 6, 1
+    b["track_id"] = np.arange(len(times))
+    return b
+
+
+@pytest.fixture
+def dataset(tmp_path, rng):
+    root = tmp_path / "ds"
+    (root / "train").mkdir(parents=True)
+    (root / "val").mkdir()
+    save_label_map(root, {0: "car", 1: "pedestrian"})
+    ev_a = _events(rng, 20_000, 1_000_000)
+    write_dat(root / "train" / "a_td.dat", ev_a, H, W)
+    save_boxes(root / "train" / "a_bbox.npy", _boxes([0, 50_000, 250_000, 500_000, 1_300_000]))
+    ev_b = _events(rng, 5_000, 430_001, t_start=100_000)
+    write_dat(root / "val" / "b.dat", ev_b, H, W)
+    return root, {"a": ev_a, "b": ev_b}
+
+
+def test_dataset_round_trip(dataset, tmp_path):
+    root, events = dataset
+    out = tmp_path / "out"
+    paths = generate_hdf5(root, out, delta_t=50_000, progress=False)
+    assert paths == [out / "train" / "a.h5", out / "val" / "b.h5"]
+    assert json.loads((out / "label_map_dictionary.json").read_text()) == {"0": "car", "1": "pedestrian"}
+    np.testing.assert_array_equal(load_boxes(out / "train" / "a_bbox.npy"),
+                                  load_boxes(root / "train" / "a_bbox.npy"))
+    assert not (out / "val" / "b_bbox.npy").exists()  # no labels in, none out
+    a, b = H5TensorReader(paths[0]), H5TensorReader(paths[1])
+    assert a.num_frames == 26  # covers the last label at 1.3 s (events end before 1 s)
+    assert b.num_frames == 9  # ceil((430_000 + 1) / 50_000)
+    assert a.start_ts == b.start_ts == 0 and a.delta_t == 50_000 and a.sensor_size == (H, W)
+    assert a.representation == "histo" and a.params == {"max_incr_per_pixel": 5.0}
+    for reader, name in ((a, "a"), (b, "b")):
+        ref = events_to_tensor(events[name], "histo", reader.num_frames, H, W, 50_000)
+        np.testing.assert_array_equal(reader.read(), ref)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_representation_params_downsampling_uint8(dataset, tmp_path):
+    root, events = dataset
+    out = tmp_path / "out"
+    paths = generate_hdf5(root / "val" / "b.dat", out, representation="event_cube", delta_t=20_000,
+                          params={"num_utbins": 2}, height_width=(H // 2, W // 2), store_as_uint8=True,
+                          compression="lzf", progress=False)
+    r = H5TensorReader(paths[0])
+    assert r.shape == (4, H // 2, W // 2) and r.downsampling_factor == 1 and r.store_as_uint8
+    assert r.params == {"num_utbins": 2, "split_polarity": True, "max_incr_per_pixel": 5.0}
+    ref = events_to_tensor(events["b"], "event_cube", r.num_frames, H, W, 20_000, downsampling_factor=1,
+                           num_utbins=2)
+    np.testing.assert_allclose(r.read(), ref, atol=0.5 / 255 + 1e-6)
+
+
+def test_max_duration_parts_and_labels(dataset, tmp_path):
+    root, events = dataset
+    out = tmp_path / "out"
+    paths = generate_hdf5(root / "train", out, delta_t=50_000, max_duration=500_000, progress=False)
+    assert [p.name for p in paths] == ["a_part000.h5", "a_part001.h5", "a_part002.h5"]
+    readers = [H5TensorReader(p) for p in paths]
+    assert [r.num_frames for r in readers] == [10, 10, 6]
+    assert [r.start_ts for r in readers] == [0, 500_000, 1_000_000]
+    whole = np.concatenate([r.read() for r in readers])
+    np.testing.assert_array_equal(whole, events_to_tensor(events["a"], "histo", 26, H, W, 50_000))
+    labels = [load_boxes(out / f"a_part{i:03d}_bbox.npy")["t"].tolist() for i in range(3)]
+    # absolute times; a label at the end of a part belongs to its last bin
+    assert labels == [[0, 50_000, 250_000, 500_000], [], [1_300_000]]
+
+
+def test_resume_skips_finished_outputs(dataset, tmp_path):
+    root, _ = dataset
+    out = tmp_path / "out"
+    paths = generate_hdf5(root, out, progress=False)
+    mtimes = {p: p.stat().st_mtime_ns for p in paths}
+    paths[1].unlink()
+    (out / "train" / "a.h5.tmp").write_bytes(b"junk from a killed run")
+    again = generate_hdf5(root, out, progress=False)
+    assert again == paths
+    assert paths[0].stat().st_mtime_ns == mtimes[paths[0]]  # finished: untouched
+    assert paths[1].exists() and H5TensorReader(paths[1]).num_frames == 9
+
+
+def test_parts_resume(dataset, tmp_path):
+    root, _ = dataset
+    out = tmp_path / "out"
+    paths = generate_hdf5(root / "train", out, max_duration=500_000, progress=False)
+    mtime0 = paths[0].stat().st_mtime_ns
+    data2 = H5TensorReader(paths[2]).read()
+    paths[2].unlink()
+    assert generate_hdf5(root / "train", out, max_duration=500_000, progress=False) == paths
+    assert paths[0].stat().st_mtime_ns == mtime0
+    np.testing.assert_array_equal(H5TensorReader(paths[2]).read(), data2)
+
+
+def test_two_workers_equal_one(dataset, tmp_path):
+    root, _ = dataset
+    one = generate_hdf5(root, tmp_path / "one", progress=False)
+    two = generate_hdf5(root, tmp_path / "two", num_workers=2, progress=False)
+    assert [p.relative_to(tmp_path / "two") for p in two] == [p.relative_to(tmp_path / "one") for p in one]
+    for p, q in zip(one, two, strict=True):
+        np.testing.assert_array_equal(H5TensorReader(p).read(), H5TensorReader(q).read())
+
+
+def test_validation_errors(dataset, tmp_path):
+    root, _ = dataset
+    with pytest.raises(ValueError, match="store_as_uint8"):
+        generate_hdf5(root, tmp_path / "o", representation="diff", store_as_uint8=True, progress=False)
+    with pytest.raises(ValueError, match="unknown representation"):
+        generate_hdf5(root, tmp_path / "o", representation="nope", progress=False)
+    with pytest.raises(TypeError, match="bogus"):
+        generate_hdf5(root, tmp_path / "o", params={"bogus": 1}, progress=False)
+    with pytest.raises(ValueError, match="max_incr_per_pixel"):
+        generate_hdf5(root, tmp_path / "o", params={"max_incr_per_pixel": -1}, progress=False)
+    with pytest.raises(FileNotFoundError):
+        generate_hdf5(tmp_path / "missing.dat", tmp_path / "o", progress=False)
+    with pytest.raises(ValueError, match="max_duration"):
+        generate_hdf5(root, tmp_path / "o", max_duration=10, progress=False)
+    with pytest.raises(RuntimeError, match="power of two"):
+        generate_hdf5(root, tmp_path / "o", height_width=(30, 40), progress=False)
+    assert not list((tmp_path / "o").rglob("*.h5"))
