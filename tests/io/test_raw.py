@@ -1,0 +1,157 @@
+"""Tests of evdet.io.raw: the streaming RawReader on real samples and synthetic EVT 2.0/3.0 files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.raw import RawReader
+
+
+def write_raw(path, header_lines, words: np.ndarray, extra: bytes = b""):
+    header = "".join(f"% {line}\n" for line in header_lines).encode("ascii")
+    path.write_bytes(header + words.tobytes() + extra)
+    return path
+
+
+def evt2_stream(rng, n: int, t0: int = 100_000, span: int = 200_000):
+    """Sorted random events and their EVT 2.0 words."""
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["x"] = rng.integers(0, 300, n)
+    ev["y"] = rng.integers(0, 200, n)
+    ev["p"] = rng.integers(0, 2, n)
+    ev["t"] = np.sort(rng.integers(t0, t0 + span, n))
+    words, last = [], None
+    for x, y, p, t in zip(ev["x"], ev["y"], ev["p"], ev["t"], strict=True):
+        high = int(t) >> 6
+        if high != last:
+            words.append((8 << 28) | high)
+            last = high
+        words.append((int(p) << 28) | ((int(t) & 63) << 22) | (int(x) << 11) | int(y))
+    return ev, np.array(words, dtype=np.uint32)
+
+
+def test_real_evt2(real_data):
+    with RawReader(real_data / "evt2_sample.raw") as r:
+        assert r.format == "evt2"
+        assert (r.height, r.width) == (480, 640) and not r.geometry_inferred  # from hal_plugin_gen3_fx3
+        events = r.load_all()
+        assert events.size == 539_481
+        assert (events["t"].min(), events["t"].max()) == (1_317_888, 1_367_888)
+        assert events["x"].max() == 599 and events["y"].max() == 475
+        sizes = [ev.size for _, ev in r.iter_windows(10_000, start_ts=1_310_000)]
+        assert sum(sizes) == 539_481 and len(sizes) == 6
+
+
+def test_real_evt3(real_data):
+    reference = np.load(real_data / "evt3_sample.npy")
+    with RawReader(real_data / "evt3_sample.raw", chunk_words=4096, time_mode="expelliarmus") as r:
+        assert r.format == "evt3"
+        assert (r.height, r.width) == (720, 1280) and not r.geometry_inferred  # from hal_plugin_gen41_evk3
+        chunks = []
+        while not r.done:
+            chunks.append(r.load_n_events(10_000))
+        events = np.concatenate(chunks, dtype=EVENT_DTYPE)
+        assert events.size == 219_596
+        for field in ("t", "x", "y", "p"):
+            np.testing.assert_array_equal(events[field].astype(np.int64), reference[field].astype(np.int64))
+    with RawReader(real_data / "evt3_sample.raw") as r:  # default: the EVT 3.0 time rule
+        events = r.load_all()
+        assert events.size == 219_596
+        np.testing.assert_array_equal(events["x"], reference["x"])
+        assert (events["t"].min(), events["t"].max()) == (11_718_656, 11_727_457)
+
+
+def test_streaming_api_matches_load_all(tmp_path, rng):
+    events, words = evt2_stream(rng, 3000)
+    path = write_raw(tmp_path / "a.raw", ["evt 2.0", "geometry 320x240"], words)
+    with RawReader(path, chunk_words=97) as r:
+        assert (r.height, r.width) == (240, 320) and not r.geometry_inferred
+        np.testing.assert_array_equal(r.load_all(), events)
+        windows = list(r.iter_windows(9_000, start_ts=95_000))
+        assert windows[0][0] == 95_000 and windows[1][0] == 104_000
+        for t0, ev in windows:
+            assert np.all((ev["t"] >= t0) & (ev["t"] < t0 + 9_000))
+        np.testing.assert_array_equal(np.concatenate([ev for _, ev in windows]), events)
+        for t in (0, 150_000, 299_999, 10**9):
+            r.seek_time(t)
+            start = int(np.searchsorted(events["t"], t))
+            assert r.current_time == t
+            np.testing.assert_array_equal(r.load_n_events(50), events[start:start + 50])
+        r.reset()
+        assert r.current_time == 0
+        first = r.load_n_events(10)
+        np.testing.assert_array_equal(first, events[:10])
+        assert r.current_time == events["t"][9]
+        rest = r.load_delta_t(10**9)
+        np.testing.assert_array_equal(rest, events[10:])
+        assert r.done
+        with pytest.raises(ValueError, match="delta_t"):
+            r.load_delta_t(-5)
+        with pytest.raises(ValueError, match="n >= 0"):
+            r.load_n_events(-1)
+
+
+def test_geometry_inferred_without_header_or_plugin(tmp_path, rng):
+    events, words = evt2_stream(rng, 200)
+    path = write_raw(tmp_path / "b.raw", ["evt 2.0", "plugin_name unknown_cam"], words)
+    with RawReader(path, chunk_words=50) as r:
+        assert r.geometry_inferred
+        assert (r.height, r.width) == (events["y"].max() + 1, events["x"].max() + 1)
+    with RawReader(path, height=480, width=640) as r:
+        assert (r.height, r.width) == (480, 640) and not r.geometry_inferred
+    path = write_raw(tmp_path / "c.raw", ["format EVT3;height=720;width=1280"], np.zeros(0, np.uint16))
+    with RawReader(path) as r:
+        assert r.format == "evt3" and (r.height, r.width) == (720, 1280)
+
+
+def test_truncated_last_word(tmp_path, rng):
+    events, words = evt2_stream(rng, 100)
+    path = write_raw(tmp_path / "d.raw", ["evt 2.0"], words, extra=b"\x01\x02")
+    offset = len(b"% evt 2.0\n") + 4 * words.size
+    with pytest.warns(UserWarning, match=f"truncated EVT2 word at byte offset {offset}"):
+        r = RawReader(path)
+    np.testing.assert_array_equal(r.load_all(), events)
+
+
+def test_unknown_word_type_names_file_and_offset(tmp_path):
+    words = np.array([(8 << 28) | 5, (1 << 28) | 7, 3 << 28], dtype=np.uint32)
+    path = write_raw(tmp_path / "e.raw", ["evt 2.0"], words)
+    offset = len(b"% evt 2.0\n") + 8
+    with RawReader(path) as r, pytest.raises(ValueError, match=f"e.raw: unknown EVT 2.0 .* offset {offset}"):
+        r.load_all()
+
+
+def test_bad_headers(tmp_path):
+    path = write_raw(tmp_path / "f.raw", ["Date today"], np.zeros(4, np.uint32))
+    with pytest.raises(ValueError, match="f.raw: not a Prophesee RAW file"):
+        RawReader(path)
+    path = write_raw(tmp_path / "g.raw", ["evt 4.0"], np.zeros(4, np.uint32))
+    with pytest.raises(ValueError, match="unsupported EVT version '4.0'"):
+        RawReader(path)
+    path = write_raw(tmp_path / "h.raw", ["evt 3.0"], np.zeros(4, np.uint16))
+    with pytest.raises(ValueError, match="time_mode"):
+        RawReader(path, time_mode="nope")
+
+
+def test_empty_raw_file(tmp_path):
+    path = write_raw(tmp_path / "i.raw", ["evt 3.0", "geometry 1280x720"], np.zeros(0, np.uint16))
+    with RawReader(path) as r:
+        assert r.done
+        assert r.load_all().size == 0 and r.load_all().dtype == EVENT_DTYPE
+        assert r.load_delta_t(1000).size == 0
+        assert list(r.iter_windows(1000)) == []
+
+
+def test_unsorted_stream_warns_and_load_all_sorts(tmp_path):
+    # EVT3: time low goes backwards with events in between -> unsorted times
+    words = np.array([(0x8 << 12) | 1, (0x6 << 12) | 100, (0x2 << 12) | 5, (0x6 << 12) | 50,
+                      (0x2 << 12) | 6], dtype=np.uint16)
+    path = write_raw(tmp_path / "j.raw", ["evt 3.0"], words)
+    with RawReader(path) as r:
+        with pytest.warns(UserWarning, match="not sorted"):
+            events = r.load_all()
+        assert list(events["x"]) == [6, 5]
+        with pytest.warns(UserWarning, match="not sorted"):
+            r.load_n_events(2)
