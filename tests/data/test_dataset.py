@@ -124,8 +124,8 @@ def test_resize_to_network_size_scales_boxes(rng):
     ds = make_dataset(videos, labels, network=(4, 8))
     batch = ds[[ChunkItem(0, 0, True)]]
     assert batch.inputs.shape == (4, 1, 2, 4, 8)
-    np.testing.assert_allclose(batch.inputs[:, 0].numpy(), videos[0].data.reshape(4, 2, 4, 2, 8, 2).mean((3, 5)),
-                               rtol=1e-5)
+    expected = videos[0].data.reshape(4, 2, 4, 2, 8, 2).mean((3, 5))  # 2x2 area average
+    np.testing.assert_allclose(batch.inputs[:, 0].numpy(), expected, rtol=1e-5)
     assert batch.video_infos[0].scale == (2.0, 2.0)
     np.testing.assert_allclose(batch.labels[1][0][0, :4].numpy(), [0.5, 0.5, 2.0, 2.0])
 

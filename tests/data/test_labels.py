@@ -28,7 +28,8 @@ def test_box_at_chunk_boundary_delivered_once_in_last_bin():
     boxes = make_boxes([(40_000, 1, 1, 5, 5, 0, 0), (40_001, 2, 2, 5, 5, 0, 1), (5_000, 3, 3, 5, 5, 0, 2)])
     seen = []
     for chunk in range(3):
-        per_bin, labeled = assign_boxes_to_bins(boxes, chunk * t_bins * dt, dt, t_bins, include_start=chunk == 0)
+        start = chunk * t_bins * dt
+        per_bin, labeled = assign_boxes_to_bins(boxes, start, dt, t_bins, include_start=chunk == 0)
         for k, b in enumerate(per_bin):
             seen += [(chunk, k, int(tr)) for tr in b["track_id"]]
             assert labeled[k] == (b.size > 0)
@@ -81,7 +82,8 @@ def test_interpolation_respects_max_gap_and_track_end():
     assert labeled.all()
     assert per_bin[4]["x"][0] == pytest.approx(50.0)
     # the track ends at 100 ms: the next chunk has nothing to interpolate to.
-    per_bin, labeled = assign_boxes_to_bins(boxes, 100_000, 10_000, 3, interpolate=True, max_interp_gap=100_000)
+    per_bin, labeled = assign_boxes_to_bins(boxes, 100_000, 10_000, 3, interpolate=True,
+                                            max_interp_gap=100_000)
     assert not labeled.any()
 
 
@@ -102,7 +104,8 @@ def test_empty_class_box_labels_the_frame_without_objects():
     boxes = make_boxes([(500, 1, 1, 5, 5, 1, 0)])
     per_bin, labeled = assign_boxes_to_bins(boxes, 0, 1000, 1)
     assert labeled[0]
-    out = filter_boxes_to_targets(per_bin[0], sensor_size=(10, 10), class_lookup=lookup, network_size=(10, 10))
+    out = filter_boxes_to_targets(per_bin[0], sensor_size=(10, 10), class_lookup=lookup,
+                                  network_size=(10, 10))
     assert out.shape == (0, 5)
 
 
