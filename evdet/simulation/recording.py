@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
-from evdet.simulation.config import SimulationConfig
+from evdet.simulation.config import SensorConfig, SimulationConfig
 from evdet.simulation.scene import (
     CX,
     CY,
@@ -51,7 +51,37 @@ def label_scene(scene: Scene, label_times: np.ndarray, min_visible_fraction: flo
         box["track_id"] = scene.track_ids[keep]
         box["class_confidence"] = 1.0
         rows.append(box)
-    return np.concatenate(rows) if rows else np.zeros(0, BBOX_DTYPE)
+    out = np.zeros(sum(r.size for r in rows), BBOX_DTYPE)
+    if rows:
+        out[:] = np.concatenate(rows)
+    return out
+
+
+def simulate_events(scene: Scene, sensor: SensorConfig, duration_us: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Events of an event camera watching ``scene`` over ``[0, duration_us)``.
+
+    Renders the scene at adaptive steps (``sensor.max_flow_px`` per step), runs the sensor model on
+    them, and adds background-activity noise and hot pixels.
+
+    Returns:
+        ``EVENT_DTYPE`` ndarray[N] sorted by ``t`` (µs).
+    """
+    hgt, wid = scene.height, scene.width
+    camera = EventSensor(sensor, hgt, wid, rng)
+    renderer = SceneRenderer(scene)
+    times = step_times(scene, duration_us, sensor.max_flow_px, sensor.min_step_us, sensor.max_step_us)
+    frame = np.empty((hgt, wid))
+    camera.reset(renderer.render(0.0, frame), 0)
+    for t in times[1:]:
+        camera.step(renderer.render(float(t), frame), int(t))
+    parts = [camera.events(),
+             noise_events(hgt, wid, duration_us, sensor.noise_rate_hz, rng),
+             hot_pixel_events(hgt, wid, duration_us, sensor.hot_pixel_fraction, sensor.hot_pixel_rate_hz,
+                              rng)]
+    events = np.concatenate(parts).astype(EVENT_DTYPE, copy=False)
+    events = events[events["t"] < duration_us]
+    return events[np.argsort(events["t"], kind="stable")]
 
 
 def simulate_recording(config: SimulationConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,22 +102,8 @@ def simulate_recording(config: SimulationConfig, seed: int) -> tuple[np.ndarray,
     if int(seed) < 0:
         raise ValueError(f"simulate_recording: seed = {seed} must be >= 0")
     rng = np.random.default_rng(int(seed))
-    sc, se = config.scene, config.sensor
-    scene = build_scene(sc, config.duration_us, rng)
-    sensor = EventSensor(se, sc.height, sc.width, rng)
-    renderer = SceneRenderer(scene)
-    times = step_times(scene, config.duration_us, se.max_flow_px, se.min_step_us, se.max_step_us)
-    frame = np.empty((sc.height, sc.width))
-    sensor.reset(renderer.render(0.0, frame), 0)
-    for t in times[1:]:
-        sensor.step(renderer.render(float(t), frame), int(t))
-    parts = [sensor.events(),
-             noise_events(sc.height, sc.width, config.duration_us, se.noise_rate_hz, rng),
-             hot_pixel_events(sc.height, sc.width, config.duration_us, se.hot_pixel_fraction,
-                              se.hot_pixel_rate_hz, rng)]
-    events = np.concatenate(parts).astype(EVENT_DTYPE, copy=False)
-    events = events[events["t"] < config.duration_us]
-    events = events[np.argsort(events["t"], kind="stable")]
+    scene = build_scene(config.scene, config.duration_us, rng)
+    events = simulate_events(scene, config.sensor, config.duration_us, rng)
     label_times = np.arange(config.label_start_us, config.duration_us, config.label_period_us, dtype=np.int64)
     boxes = label_scene(scene, label_times, config.min_visible_fraction, config.min_box_side)
     return events, boxes
