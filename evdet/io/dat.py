@@ -31,8 +31,9 @@ _INDEX_STRIDE = 1 << 14  # records between two entries of the coarse time index 
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_dat_kernel(records, out, state):  # pragma: no cover - compiled
-    """records uint32[N, 2] -> out EVENT_DTYPE[N]; state int64[2] = (wrap offset, previous t32 or -1).
+def _decode_dat_kernel(records, out64, state):  # pragma: no cover - compiled
+    """records uint32[N, 2] -> out64 int64[2N] (the EVENT_DTYPE[N] buffer seen as int64, little-endian:
+    word 2i = x | y << 16 | p << 32, word 2i+1 = t); state int64[2] = (wrap offset, previous t32 or -1).
 
     Returns the number of backward time steps that were not wraps (unsorted data)."""
     offset = state[0]
@@ -40,18 +41,15 @@ def _decode_dat_kernel(records, out, state):  # pragma: no cover - compiled
     backward = 0
     for i in range(records.shape[0]):
         t32 = np.int64(records[i, 0])
-        w = records[i, 1]
-        if prev >= 0 and t32 < prev:
+        w = np.int64(records[i, 1])
+        if t32 < prev:
             if prev - t32 > _HALF_WRAP:
                 offset += _WRAP
             else:
                 backward += 1
         prev = t32
-        ev = out[i]
-        ev.x = w & 0x3FFF
-        ev.y = (w >> 14) & 0x3FFF
-        ev.p = (w >> 28) & 1
-        ev.t = t32 + offset
+        out64[2 * i] = (w & 0x3FFF) | (((w >> 14) & 0x3FFF) << 16) | (((w >> 28) & 1) << 32)
+        out64[2 * i + 1] = t32 + offset
     state[0] = offset
     state[1] = prev
     return backward
@@ -89,7 +87,7 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None) -> 
     out = np.empty(records.shape[0], dtype=EVENT_DTYPE)
     if records.shape[0] == 0:
         return out, 0
-    backward = _decode_dat_kernel(records, out, state)
+    backward = _decode_dat_kernel(records, out.view(np.int64), state)
     return out, int(backward)
 
 

@@ -69,3 +69,20 @@ def as_boxes(array: np.ndarray, source: str = "boxes") -> np.ndarray:
         else:
             raise ValueError(f"{source}: box field '{field}' is missing; fields present: {list(names)}")
     return out
+
+
+def concatenate_events(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate ``EVENT_DTYPE`` arrays into one ``EVENT_DTYPE ndarray[sum n]`` (a plain copy).
+
+    Use it instead of ``np.concatenate``: numpy 2 returns a *packed* structured dtype (itemsize 14) from
+    ``np.concatenate`` of arrays with padding, and ``np.concatenate(..., dtype=EVENT_DTYPE)`` converts
+    field by field (an order of magnitude slower).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    out = np.empty(sum(p.shape[0] for p in parts), dtype=EVENT_DTYPE)
+    start = 0
+    for part in parts:
+        out[start:start + part.shape[0]] = as_events(part)
+        start += part.shape[0]
+    return out

@@ -18,34 +18,46 @@ import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE
 
-EVT2_STATE_SIZE = 3
-_TH, _LOOP, _ERR = 0, 1, 2  # state slots: time high (-1 = none yet), loop offset (µs), first bad word or -1
+EVT2_STATE_SIZE = 5
+# state slots: time high (-1 = none yet), loop offset (µs), first bad word or -1, last event time,
+# number of events whose time is below the previous event's (unsorted stream)
+_TH, _LOOP, _ERR, _LAST_T, _BACK = 0, 1, 2, 3, 4
 _TH_HALF = 1 << 27
 _LOOP_STEP = 1 << 34
 EVT2_KNOWN_TYPES = (0, 1, 8, 10, 14, 15)
 
 
 def new_evt2_state() -> np.ndarray:
-    """Fresh decoder state: ``int64 ndarray[3]`` (time high, wrap offset, error word index)."""
-    return np.array([-1, 0, -1], dtype=np.int64)
+    """Fresh decoder state: ``int64 ndarray[5]`` (time high, wrap offset, error word index, last event
+    time, count of backward time steps)."""
+    return np.array([-1, 0, -1, -1, 0], dtype=np.int64)
+
+
+def backward_steps(state: np.ndarray) -> int:
+    """Events decoded so far with ``t`` below the previous event's (0 for a time-ordered stream)."""
+    return int(state[_BACK])
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_evt2_kernel(words, out, state):  # pragma: no cover - compiled
-    """words uint32[N] -> out EVENT_DTYPE[>=N]; returns the number of events written."""
+def _decode_evt2_kernel(words, out64, state):  # pragma: no cover - compiled
+    """words uint32[N] -> out64 int64[>=2N] (EVENT_DTYPE buffer seen as int64, little-endian:
+    word 2n = x | y << 16 | p << 32, word 2n+1 = t); returns the number of events written."""
     th = state[_TH]
     loop = state[_LOOP]
+    last_t = state[_LAST_T]
+    back = state[_BACK]
     n = 0
     for i in range(words.shape[0]):
         w = np.int64(words[i])
         kind = w >> 28
         if kind <= 1:
             if th >= 0:
-                ev = out[n]
-                ev.x = (w >> 11) & 0x7FF
-                ev.y = w & 0x7FF
-                ev.p = kind
-                ev.t = loop + ((th << 6) | ((w >> 22) & 0x3F))
+                t = loop + ((th << 6) | ((w >> 22) & 0x3F))
+                if t < last_t:
+                    back += 1
+                last_t = t
+                out64[2 * n] = ((w >> 11) & 0x7FF) | ((w & 0x7FF) << 16) | (kind << 32)
+                out64[2 * n + 1] = t
                 n += 1
         elif kind == 8:
             new = w & 0xFFFFFFF
@@ -57,6 +69,8 @@ def _decode_evt2_kernel(words, out, state):  # pragma: no cover - compiled
             break
     state[_TH] = th
     state[_LOOP] = loop
+    state[_LAST_T] = last_t
+    state[_BACK] = back
     return n
 
 
@@ -82,7 +96,7 @@ def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str 
     out = np.empty(words.shape[0], dtype=EVENT_DTYPE)
     if words.shape[0] == 0:
         return out
-    n = _decode_evt2_kernel(words, out, state)
+    n = _decode_evt2_kernel(words, out.view(np.int64), state)
     if state[_ERR] >= 0:
         i = int(state[_ERR])
         raise ValueError(f"{source}: unknown EVT 2.0 event type {int(words[i]) >> 28} in word "

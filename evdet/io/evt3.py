@@ -31,12 +31,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
 
-EVT3_STATE_SIZE = 8
+EVT3_STATE_SIZE = 10
 # state slots: y, base x, vector polarity, time high (-1 = none yet), time low, loop offset, error word,
-# time-low overflow count (expelliarmus mode only)
-_Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF = 0, 1, 2, 3, 4, 5, 6, 7
+# time-low overflow count (expelliarmus mode only), last event time, count of backward time steps
+_Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF, _LAST_T, _BACK = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 EVT3_TIME_MODES = {"spec": 0, "expelliarmus": 1}
 _TH_HALF = 1 << 11
 _LOOP_STEP = 1 << 24
@@ -45,14 +45,20 @@ EVT3_MAX_EVENTS_PER_WORD = 12
 
 
 def new_evt3_state() -> np.ndarray:
-    """Fresh decoder state: ``int64 ndarray[8]`` (y, base x, polarity, time high, time low, wrap offset,
-    error word index, time-low overflow count)."""
-    return np.array([0, 0, 0, -1, 0, 0, -1, 0], dtype=np.int64)
+    """Fresh decoder state: ``int64 ndarray[10]`` (y, base x, polarity, time high, time low, wrap offset,
+    error word index, time-low overflow count, last event time, count of backward time steps)."""
+    return np.array([0, 0, 0, -1, 0, 0, -1, 0, -1, 0], dtype=np.int64)
+
+
+def backward_steps(state: np.ndarray) -> int:
+    """Events decoded so far with ``t`` below the previous event's (0 for a time-ordered stream)."""
+    return int(state[_BACK])
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_evt3_kernel(words, start, out, state, compat):  # pragma: no cover - compiled
-    """Decode words[start:] into out until it could overflow; returns (events written, next word)."""
+def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover - compiled
+    """Decode words[start:] into out64 (EVENT_DTYPE buffer seen as int64, little-endian: word 2n =
+    x | y << 16 | p << 32, word 2n+1 = t) until it could overflow; returns (events written, next word)."""
     y = state[_Y]
     bx = state[_BX]
     pol = state[_POL]
@@ -60,7 +66,9 @@ def _decode_evt3_kernel(words, start, out, state, compat):  # pragma: no cover -
     tl = state[_TL]
     loop = state[_LOOP]
     tlovf = state[_TLOVF]
-    cap = out.shape[0] - EVT3_MAX_EVENTS_PER_WORD
+    last_t = state[_LAST_T]
+    back = state[_BACK]
+    cap = out64.shape[0] // 2 - EVT3_MAX_EVENTS_PER_WORD
     n = 0
     i = start
     nw = words.shape[0]
@@ -70,29 +78,27 @@ def _decode_evt3_kernel(words, start, out, state, compat):  # pragma: no cover -
         kind = w >> 12
         if kind == 0x2:
             if th >= 0:
-                ev = out[n]
-                ev.x = w & 0x7FF
-                ev.y = y
-                ev.p = (w >> 11) & 1
-                ev.t = t
+                if t < last_t:
+                    back += 1
+                last_t = t
+                out64[2 * n] = (w & 0x7FF) | (y << 16) | (((w >> 11) & 1) << 32)
+                out64[2 * n + 1] = t
                 n += 1
         elif kind == 0x0:
             y = w & 0x7FF
         elif kind == 0x4 or kind == 0x5:
             nbits = 12 if kind == 0x4 else 8
-            if th >= 0:
-                mask = w & 0xFFF
-                while mask:
-                    b = 0
-                    while not (mask >> b) & 1:
-                        b += 1
-                    ev = out[n]
-                    ev.x = bx + b
-                    ev.y = y
-                    ev.p = pol
-                    ev.t = t
-                    n += 1
-                    mask &= mask - 1
+            mask = (w & 0xFFF) if kind == 0x4 else (w & 0xFF)
+            if th >= 0 and mask:
+                if t < last_t:
+                    back += 1
+                last_t = t
+                high = (y << 16) | (pol << 32)
+                for b in range(nbits):
+                    if (mask >> b) & 1:
+                        out64[2 * n] = (bx + b) | high
+                        out64[2 * n + 1] = t
+                        n += 1
             bx += nbits
         elif kind == 0x3:
             bx = w & 0x7FF
@@ -120,6 +126,8 @@ def _decode_evt3_kernel(words, start, out, state, compat):  # pragma: no cover -
     state[_TL] = tl
     state[_LOOP] = loop
     state[_TLOVF] = tlovf
+    state[_LAST_T] = last_t
+    state[_BACK] = back
     return n, i
 
 
@@ -150,17 +158,17 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     nw = words.shape[0]
     capacity = max(nw + nw // 2, 4 * EVT3_MAX_EVENTS_PER_WORD)
     out = np.empty(capacity, dtype=EVENT_DTYPE)
-    n, i = _decode_evt3_kernel(words, 0, out, state, compat)
+    n, i = _decode_evt3_kernel(words, 0, out.view(np.int64), state, compat)
     parts = []
     while state[_ERR] < 0 and i < nw:  # dense vectors filled the buffer: continue into new ones
         parts.append(out[:n])
         out = np.empty(max(2 * (nw - i), 4 * EVT3_MAX_EVENTS_PER_WORD), dtype=EVENT_DTYPE)
-        n, i = _decode_evt3_kernel(words, i, out, state, compat)
+        n, i = _decode_evt3_kernel(words, i, out.view(np.int64), state, compat)
     if state[_ERR] >= 0:
         k = int(state[_ERR])
         raise ValueError(f"{source}: unknown EVT 3.0 event type 0x{int(words[k]) >> 12:x} in word "
                          f"0x{int(words[k]):04x} at byte offset {byte_offset + 2 * k}")
     if parts:
         parts.append(out[:n])
-        return np.concatenate(parts, dtype=EVENT_DTYPE)
+        return concatenate_events(parts)
     return out[:n]

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
+from evdet.io.evt2 import backward_steps as evt2_backward_steps
 from evdet.io.evt2 import decode_evt2, new_evt2_state
 from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, new_evt3_state
+from evdet.io.evt3 import backward_steps as evt3_backward_steps
 from evdet.io.header import Header, parse_header, resolve_geometry
 
 RAW_FORMATS = {"2": ("evt2", 4), "3": ("evt3", 2)}
@@ -119,6 +121,9 @@ class RawReader:
     def _new_state(self) -> np.ndarray:
         return new_evt2_state() if self.format == "evt2" else new_evt3_state()
 
+    def _backward_steps(self, state: np.ndarray) -> int:
+        return evt2_backward_steps(state) if self.format == "evt2" else evt3_backward_steps(state)
+
     def _decode(self, start: int, state: np.ndarray) -> np.ndarray:
         """Decode words ``[start, start + chunk_words)`` with ``state`` (updated)."""
         words = self._words[start:start + self.chunk_words]
@@ -130,7 +135,7 @@ class RawReader:
     def _decode_next(self) -> np.ndarray:
         events = self._decode(self._word_pos, self._state)
         self._word_pos = min(self._word_pos + self.chunk_words, self.word_count)
-        if events.size > 1 and not self._warned_unsorted and np.any(np.diff(events["t"]) < 0):
+        if not self._warned_unsorted and self._backward_steps(self._state):
             self._warned_unsorted = True
             warnings.warn(f"{self.path}: timestamps are not sorted in the words before byte offset "
                           f"{self.data_offset + self._word_pos * self.word_size}; windowed reads may be "
@@ -141,7 +146,7 @@ class RawReader:
         if self._bpos >= self._buf.size:
             self._buf, self._bpos = events, 0
         elif events.size:
-            self._buf = np.concatenate([self._buf[self._bpos:], events], dtype=EVENT_DTYPE)
+            self._buf = concatenate_events([self._buf[self._bpos:], events])
             self._bpos = 0
 
     @property
@@ -231,14 +236,12 @@ class RawReader:
         """
         state = self._new_state()
         parts = [self._decode(start, state) for start in range(0, self.word_count, self.chunk_words)]
-        events = np.concatenate(parts, dtype=EVENT_DTYPE) if parts else np.zeros(0, dtype=EVENT_DTYPE)
-        if events.size > 1:
-            steps = np.diff(events["t"])
-            if np.any(steps < 0):
-                first = int(np.flatnonzero(steps < 0)[0]) + 1
-                warnings.warn(f"{self.path}: decoded timestamps not sorted (event {first} has t = "
-                              f"{events['t'][first]} < previous); sorting them", UserWarning, stacklevel=2)
-                events = events[np.argsort(events["t"], kind="stable")]
+        events = concatenate_events(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+        if self._backward_steps(state):
+            first = int(np.flatnonzero(np.diff(events["t"]) < 0)[0]) + 1
+            warnings.warn(f"{self.path}: decoded timestamps not sorted (event {first} has t = "
+                          f"{events['t'][first]} < previous); sorting them", UserWarning, stacklevel=2)
+            events = events[np.argsort(events["t"], kind="stable")]
         return events
 
     def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from evdet.io.dat import DatReader
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import concatenate_events
 from evdet.io.header import parse_header
 from evdet.io.raw import RawReader
 
@@ -79,5 +79,5 @@ def read_events(path: str | os.PathLike, t_start: int | None = None, t_end: int 
             parts = []
             while not reader.done:
                 parts.append(reader.load_n_events(1 << 22))
-            return np.concatenate(parts, dtype=EVENT_DTYPE) if parts else reader.load_n_events(0)
+            return concatenate_events(parts) if parts else reader.load_n_events(0)
         return reader.load_delta_t(int(t_end) - reader.current_time)

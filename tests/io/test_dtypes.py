@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE, as_boxes, as_events
+from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE, as_boxes, as_events, concatenate_events
 
 
 def test_event_dtype_layout():
@@ -58,3 +58,14 @@ def test_as_boxes_missing_field():
         as_boxes(np.zeros(1, dtype=[("t", "i8"), ("x", "f4"), ("y", "f4"), ("w", "f4"), ("h", "f4")]), "lbl")
     with pytest.raises(TypeError):
         as_boxes(np.zeros(2), "lbl")
+
+
+def test_concatenate_events_keeps_layout():
+    a = np.zeros(3, dtype=EVENT_DTYPE)
+    a["t"] = [1, 2, 3]
+    b = np.zeros(2, dtype=EVENT_DTYPE)
+    b["x"] = [7, 8]
+    out = concatenate_events([a, b, a[:0]])
+    assert out.dtype == EVENT_DTYPE and out.size == 5
+    assert out["t"].tolist() == [1, 2, 3, 0, 0] and out["x"].tolist() == [0, 0, 0, 7, 8]
+    assert concatenate_events([a]) is a

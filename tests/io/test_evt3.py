@@ -128,7 +128,8 @@ def test_chunked_decoding_with_cuts_inside_vectors(rng):
 
 def test_vectors_and_addresses():
     words = np.array([time_high(1), time_low(5), addr_y(10), addr_x(100, 1), base_x(200, 0),
-                      vect12(0b100000000101), vect8(0b10000001), addr_y(11), base_x(7, 1), vect8(0b10),
+                      vect12(0b100000000101), vect8(0b10000001), addr_y(11), base_x(7, 1),
+                      vect8(0xF00 | 0b10),  # bits 8-11 of VECT_8 are not part of the mask
                       EXT_TRIGGER, OTHERS, CONTINUED_12, CONTINUED_4], dtype=np.uint16)
     out = decode_evt3(words)
     t = (1 << 12) | 5

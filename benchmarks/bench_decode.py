@@ -1,0 +1,114 @@
+"""Decode throughput of evdet's readers against expelliarmus and a plain numpy decode.
+
+Run: ``python benchmarks/bench_decode.py [--events N]``. Needs the ``bench`` extra (expelliarmus) for the
+peer figures; the EVT2/EVT3 part needs ``../shared/real-data``. Prints events/s (best of several runs)
+and ratios measured in the same run, so they survive a loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evdet.io import EVENT_DTYPE, RawReader, write_dat
+from evdet.io.dat import DatReader
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-data"
+
+try:
+    from expelliarmus import Wizard
+except ImportError:  # pragma: no cover - optional peer
+    Wizard = None
+
+
+def best_rate(fn, n_events: int, min_time: float = 1.0, min_runs: int = 3) -> float:
+    """Events/s of ``fn`` (best run), repeating until ``min_time`` seconds of work and ``min_runs`` runs."""
+    best, total, runs = float("inf"), 0.0, 0
+    while total < min_time or runs < min_runs:
+        start = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - start
+        assert len(out) == n_events, (len(out), n_events)
+        del out
+        best, total, runs = min(best, elapsed), total + elapsed, runs + 1
+    return n_events / best
+
+
+def numpy_dat_decode(path: Path, data_offset: int) -> np.ndarray:
+    """Baseline: ``np.fromfile`` + vectorised bit operations (including the 32-bit unwrap)."""
+    records = np.fromfile(path, dtype=np.uint32, offset=data_offset).reshape(-1, 2)
+    t32 = records[:, 0].astype(np.int64)
+    w = records[:, 1]
+    out = np.empty(len(records), dtype=EVENT_DTYPE)
+    out["x"] = w & 0x3FFF
+    out["y"] = (w >> 14) & 0x3FFF
+    out["p"] = (w >> 28) & 1
+    wraps = np.zeros(len(t32), dtype=np.int64)
+    wraps[1:] = np.cumsum(np.diff(t32) < -(1 << 31))
+    out["t"] = t32 + (wraps << 32)
+    return out
+
+
+def synthetic_events(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    events = np.empty(n, dtype=EVENT_DTYPE)
+    events["x"] = rng.integers(0, 1280, n, dtype=np.uint16)
+    events["y"] = rng.integers(0, 720, n, dtype=np.uint16)
+    events["p"] = rng.integers(0, 2, n, dtype=np.int16)
+    events["t"] = np.cumsum(rng.integers(0, 3, n, dtype=np.int64))  # ~1 event/µs
+    return events
+
+
+def bench_dat(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench_td.dat"
+        write_dat(path, synthetic_events(n), 720, 1280)
+        with DatReader(path) as reader:
+            offset = reader.data_offset
+        rates = {
+            "evdet DatReader.load_all": best_rate(lambda: DatReader(path).load_all(), n),
+            "numpy fromfile + bit ops": best_rate(lambda: numpy_dat_decode(path, offset), n),
+        }
+        if Wizard is not None:
+            wizard = Wizard(encoding="dat")
+            rates["expelliarmus Wizard.read"] = best_rate(lambda: wizard.read(path), n)
+    report(f"DAT decode, {n / 1e6:.0f} M events (synthetic file written by write_dat)", rates)
+
+
+def bench_raw(name: str, encoding: str) -> None:
+    path = REAL_DATA / name
+    if not path.exists():
+        print(f"{name}: real-data folder not found, skipped")
+        return
+    n = RawReader(path).load_all().size
+    rates = {"evdet RawReader.load_all": best_rate(lambda: RawReader(path).load_all(), n)}
+    if Wizard is not None:
+        wizard = Wizard(encoding=encoding)
+        rates["expelliarmus Wizard.read"] = best_rate(lambda: wizard.read(path), n)
+    report(f"{encoding.upper()} decode, {name} ({n} events, repeated to >= 1 s of work)", rates)
+
+
+def report(title: str, rates: dict[str, float]) -> None:
+    print(title)
+    ours = rates[next(iter(rates))]
+    for label, rate in rates.items():
+        print(f"  {label:28s} {rate / 1e6:8.1f} M ev/s   evdet / this = {ours / rate:5.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000_000, help="events in the DAT file (>= 20 M)")
+    args = parser.parse_args()
+    if Wizard is None:
+        print("expelliarmus not installed (pip install 'evdet[bench]'): peer figures skipped")
+    bench_dat(args.events)
+    bench_raw("evt2_sample.raw", "evt2")
+    bench_raw("evt3_sample.raw", "evt3")
+
+
+if __name__ == "__main__":
+    main()
