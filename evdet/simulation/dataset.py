@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +33,8 @@ class DatasetSummary:
         boxes_per_class: number of boxes per class name.
         duration_s: total simulated time (s).
         wall_s: wall-clock time of the generation (s).
-        cpu_s: summed simulation time of all recordings (s, per worker, i.e. one-core time).
+        cpu_s: summed CPU time of simulating and writing the recordings (s, one-core time; on a loaded
+            machine this is the fair measure, the wall time also counts other processes).
         files: the ``_td.dat`` files written.
         hdf5_dir: folder of the HDF5 tensors (``None`` without ``hdf5=True``).
     """
@@ -56,7 +56,7 @@ class DatasetSummary:
 
     @property
     def realtime_factor(self) -> float:
-        """Simulated seconds per wall second per core."""
+        """Simulated seconds per second of one core (``duration_s / cpu_s``)."""
         return self.duration_s / max(self.cpu_s, 1e-9)
 
     def format(self) -> str:
@@ -67,8 +67,8 @@ class DatasetSummary:
                 f"  duration {self.duration_s:.1f} s simulated, {self.num_events} events "
                 f"({self.events_per_s / 1e3:.1f} kev/s)\n"
                 f"  boxes per class: {cls}\n"
-                f"  wall time {self.wall_s:.1f} s; speed {self.realtime_factor:.2f} simulated s per wall s "
-                f"per core")
+                f"  wall time {self.wall_s:.1f} s; speed {self.realtime_factor:.2f} simulated s per CPU s "
+                f"(one core)")
 
 
 def recording_seed(seed: int, split: str, index: int) -> int:
@@ -78,12 +78,12 @@ def recording_seed(seed: int, split: str, index: int) -> int:
 
 def _simulate_one(task: tuple[SimulationConfig, int, str]) -> tuple[str, int, np.ndarray, float]:
     config, seed, stem = task
-    start = time.perf_counter()
+    start = time.process_time()
     events, boxes = simulate_recording(config, seed)
     write_dat(stem + "_td.dat", events, config.scene.height, config.scene.width)
     save_boxes(stem + "_bbox.npy", boxes)
     counts = np.bincount(boxes["class_id"].astype(np.int64), minlength=len(SYNTHETIC_LABEL_MAP))
-    return stem, int(events.size), counts, time.perf_counter() - start
+    return stem, int(events.size), counts, time.process_time() - start
 
 
 def class_ids_from_names(names: Sequence[str]) -> tuple[int, ...]:
@@ -114,7 +114,7 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
     split always gets the same seed (``recording_seed``), so the output does not depend on
     ``num_workers``. With ``hdf5=True`` the recordings are also converted with
     ``evdet.preprocessing.convert.generate_hdf5`` into ``out_dir/hdf5/{split}/`` (``histo``, 50 ms by
-    default; ``hdf5_kwargs`` are passed on), which then holds its own label map and label files.
+    default; ``hdf5_kwargs`` are passed on to it), which then holds its own label map and label files.
 
     Args:
         preset: a name of ``PRESETS`` (``tiny``, ``gen1-like``).
@@ -192,27 +192,15 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
     summary.duration_s = len(tasks) * config.duration_us * 1e-6
     summary.boxes_per_class = {SYNTHETIC_LABEL_MAP[k]: int(per_class[k]) for k in sorted(label_map)}
     if hdf5:
-        summary.hdf5_dir = _convert_to_hdf5(out, counts, num_workers, hdf5_kwargs or {})
+        summary.hdf5_dir = _convert_to_hdf5(out, num_workers, progress, hdf5_kwargs or {})
     summary.wall_s = time.perf_counter() - start
     return summary
 
 
-def _convert_to_hdf5(out: Path, counts: dict[str, int], num_workers: int, kwargs: dict) -> Path:
+def _convert_to_hdf5(out: Path, num_workers: int, progress: bool, kwargs: dict) -> Path:
     from evdet.preprocessing.convert import generate_hdf5
 
-    h5_root = out / "hdf5"
-    h5_root.mkdir(exist_ok=True)
-    shutil.copyfile(out / "label_map_dictionary.json", h5_root / "label_map_dictionary.json")
-    for split, n in counts.items():
-        if not n:
-            continue
-        dst = h5_root / split
-        dst.mkdir(exist_ok=True)
-        inputs = sorted((out / split).glob("*_td.dat"))
-        options = {"representation": "histo", "delta_t": 50_000, **kwargs}
-        generate_hdf5([str(f) for f in inputs], str(dst), **options)
-        for f in inputs:
-            label = f.with_name(f.name[: -len("_td.dat")] + "_bbox.npy")
-            if not (dst / label.name).exists():
-                shutil.copyfile(label, dst / label.name)
-    return h5_root
+    options = {"representation": "histo", "delta_t": 50_000, "num_workers": num_workers, "progress": progress,
+               **kwargs}
+    generate_hdf5([out], out / "hdf5", **options)  # mirrors the splits, copies labels and label map
+    return out / "hdf5"
