@@ -17,6 +17,7 @@ import math
 import numba
 import numpy as np
 
+from evdet.preprocessing.histo import floor_div_scaled
 from evdet.preprocessing.registry import check_out, check_window, event_fields
 
 
@@ -27,6 +28,8 @@ def _event_cube_kernel(x, y, p, t, out, total, t0, d, num_utbins, split):  # pra
     width = out.shape[3]
     tu = num_t * num_utbins
     last = num_utbins - 1
+    inv_t = num_t / total
+    inv_tu = tu / total
     for i in range(x.shape[0]):
         tr = np.int64(t[i]) - t0
         if tr < 0 or tr >= total:
@@ -35,8 +38,8 @@ def _event_cube_kernel(x, y, p, t, out, total, t0, d, num_utbins, split):  # pra
         yi = np.int64(y[i]) >> d
         if xi >= width or yi >= height:
             continue
-        k = (tr * num_t) // total
-        s = (tr * tu) / total - k * num_utbins - 0.5
+        k = floor_div_scaled(tr, num_t, total, inv_t)
+        s = tr * inv_tu - k * num_utbins - 0.5
         if s < 0.0:
             s = 0.0
         elif s > last:

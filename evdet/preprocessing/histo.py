@@ -17,6 +17,20 @@ import numpy as np
 from evdet.preprocessing.registry import check_out, check_window, event_fields
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def floor_div_scaled(tr, tu, total, inv):  # pragma: no cover - numba
+    """``(tr * tu) // total`` for ``tr >= 0`` without an integer division: a float estimate
+    ``tr * inv`` (``inv = tu / total``) corrected to the exact value (integer division is the slowest
+    step of the kernels)."""
+    num = tr * tu
+    m = np.int64(tr * inv)
+    if m * total > num:
+        m -= 1
+    elif (m + 1) * total <= num:
+        m += 1
+    return m
+
+
 @numba.njit(cache=True, nogil=True)
 def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma: no cover - numba
     """Add one per event to ``out[k, c, y >> d, x >> d]`` (``[T, C, H, W]``).
@@ -28,6 +42,8 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
     height = out.shape[2]
     width = out.shape[3]
     tu = num_t * num_utbins
+    inv = tu / total
+    inv_u = 1.0 / num_utbins
     for i in range(x.shape[0]):
         tr = np.int64(t[i]) - t0
         if tr < 0 or tr >= total:
@@ -36,8 +52,8 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
         yi = np.int64(y[i]) >> d
         if xi >= width or yi >= height:
             continue
-        m = (tr * tu) // total
-        k = m // num_utbins
+        m = floor_div_scaled(tr, tu, total, inv)
+        k = floor_div_scaled(m, 1, num_utbins, inv_u)
         u = m - k * num_utbins
         if signed:
             if p[i] > 0:

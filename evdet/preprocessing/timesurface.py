@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from evdet.preprocessing.histo import floor_div_scaled
 from evdet.preprocessing.registry import check_out, check_window, event_fields
 
 
@@ -21,6 +22,8 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
     height = out.shape[2]
     width = out.shape[3]
     tu = num_t * num_utbins
+    inv = tu / total
+    inv_u = 1.0 / num_utbins
     for i in range(x.shape[0]):
         tr = np.int64(t[i]) - t0
         if tr < 0 or tr >= total:
@@ -29,8 +32,8 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
         yi = np.int64(y[i]) >> d
         if xi >= width or yi >= height:
             continue
-        m = (tr * tu) // total
-        k = m // num_utbins
+        m = floor_div_scaled(tr, tu, total, inv)
+        k = floor_div_scaled(m, 1, num_utbins, inv_u)
         u = m - k * num_utbins
         c = u + num_utbins if p[i] > 0 else u
         v = (tr * tu - m * total + tu) / total
