@@ -1,8 +1,9 @@
 """Decode throughput of evdet's readers against expelliarmus and a plain numpy decode.
 
 Run: ``python benchmarks/bench_decode.py [--events N]``. Needs the ``bench`` extra (expelliarmus) for the
-peer figures; the EVT2/EVT3 part needs ``../shared/real-data``. Prints events/s (best of several runs)
-and ratios measured in the same run, so they survive a loaded machine.
+peer figures; the EVT2/EVT3 part needs ``../shared/real-data``. Prints events/s (best of interleaved
+runs: 4 rounds for the >= 20 M-event DAT file, >= 1 s of work each for the small RAW samples) and
+ratios measured in the same run, so they survive a loaded machine.
 """
 
 from __future__ import annotations
@@ -25,17 +26,25 @@ except ImportError:  # pragma: no cover - optional peer
     Wizard = None
 
 
-def best_rate(fn, n_events: int, min_time: float = 1.0, min_runs: int = 3) -> float:
-    """Events/s of ``fn`` (best run), repeating until ``min_time`` seconds of work and ``min_runs`` runs."""
-    best, total, runs = float("inf"), 0.0, 0
-    while total < min_time or runs < min_runs:
-        start = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - start
-        assert len(out) == n_events, (len(out), n_events)
-        del out
-        best, total, runs = min(best, elapsed), total + elapsed, runs + 1
-    return n_events / best
+def best_rates(fns: dict[str, object], n_events: int, min_time: float = 1.0,
+               min_rounds: int = 3) -> dict[str, float]:
+    """Events/s of each function (best run). The functions run in interleaved rounds, so that a load
+    change on a shared machine affects all of them alike; rounds repeat until every function has done
+    ``min_time`` seconds of work and ``min_rounds`` runs."""
+    best = {name: float("inf") for name in fns}
+    total = {name: 0.0 for name in fns}
+    rounds = 0
+    while rounds < min_rounds or min(total.values()) < min_time:
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            out = fn()
+            elapsed = time.perf_counter() - start
+            assert len(out) == n_events, (name, len(out), n_events)
+            del out
+            best[name] = min(best[name], elapsed)
+            total[name] += elapsed
+        rounds += 1
+    return {name: n_events / b for name, b in best.items()}
 
 
 def numpy_dat_decode(path: Path, data_offset: int) -> np.ndarray:
@@ -69,13 +78,12 @@ def bench_dat(n: int) -> None:
         write_dat(path, synthetic_events(n), 720, 1280)
         with DatReader(path) as reader:
             offset = reader.data_offset
-        rates = {
-            "evdet DatReader.load_all": best_rate(lambda: DatReader(path).load_all(), n),
-            "numpy fromfile + bit ops": best_rate(lambda: numpy_dat_decode(path, offset), n),
-        }
+        fns = {"evdet DatReader.load_all": lambda: DatReader(path).load_all(),
+               "numpy fromfile + bit ops": lambda: numpy_dat_decode(path, offset)}
         if Wizard is not None:
             wizard = Wizard(encoding="dat")
-            rates["expelliarmus Wizard.read"] = best_rate(lambda: wizard.read(path), n)
+            fns["expelliarmus Wizard.read"] = lambda: wizard.read(path)
+        rates = best_rates(fns, n, min_time=0.0, min_rounds=4)
     report(f"DAT decode, {n / 1e6:.0f} M events (synthetic file written by write_dat)", rates)
 
 
@@ -85,10 +93,11 @@ def bench_raw(name: str, encoding: str) -> None:
         print(f"{name}: real-data folder not found, skipped")
         return
     n = RawReader(path).load_all().size
-    rates = {"evdet RawReader.load_all": best_rate(lambda: RawReader(path).load_all(), n)}
+    fns = {"evdet RawReader.load_all": lambda: RawReader(path).load_all()}
     if Wizard is not None:
         wizard = Wizard(encoding=encoding)
-        rates["expelliarmus Wizard.read"] = best_rate(lambda: wizard.read(path), n)
+        fns["expelliarmus Wizard.read"] = lambda: wizard.read(path)
+    rates = best_rates(fns, n, min_time=1.0)
     report(f"{encoding.upper()} decode, {name} ({n} events, repeated to >= 1 s of work)", rates)
 
 
