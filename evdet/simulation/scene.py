@@ -320,6 +320,12 @@ def _clip01(v):
 
 
 @njit(cache=True)
+def _cover(sd):
+    """Fraction of a pixel covered by a region whose signed distance (pixels, < 0 inside) is ``sd``."""
+    return min(max(0.5 - sd, 0.0), 1.0)
+
+
+@njit(cache=True)
 def _object_sample(params, tex, k, px, py):
     """(alpha, intensity) of object ``k`` at screen point (px, py); alpha 0 outside its silhouette."""
     cx, cy, w, h = params[k, CX], params[k, CY], params[k, W], params[k, H]
@@ -342,33 +348,31 @@ def _object_sample(params, tex, k, px, py):
     base, acc = params[k, BASE], params[k, ACCENT]
     val = base * (1.0 + params[k, TEX_AMP] * (t0 + av * (t1 - t0)))
     shape = int(params[k, SHAPE])
-    if shape == 0:  # car: two windows, a trim line, two wheels
-        if 0.1 < v < 0.42 and (0.16 < u < 0.47 or 0.53 < u < 0.84):
-            val = acc
-        elif 0.56 < v < 0.62:
-            val = 0.5 * (base + acc)
-        for wu in (0.22, 0.78):
-            dd = ((u - wu) * w) ** 2 + ((v - 0.9) * h) ** 2
-            rw = 0.17 * h
-            if dd < rw * rw:
-                val = 0.04 if dd > 0.2 * rw * rw else acc
+    # Every feature is blended over about one pixel (``_cover`` of a signed distance in pixels), so the
+    # image changes continuously as an object moves: no pixel jumps by many thresholds in one step.
+    if shape == 0:  # car: two windows, a trim line, two wheels with light hubs
+        for uc in (0.315, 0.685):
+            sd = max((abs(u - uc) - 0.155) * w, (abs(v - 0.26) - 0.16) * h)
+            val += (acc - val) * _cover(sd)
+        val += (0.5 * (base + acc) - val) * _cover((abs(v - 0.59) - 0.03) * h)
+        for uc in (0.22, 0.78):
+            d = math.sqrt(((u - uc) * w) ** 2 + ((v - 0.9) * h) ** 2)
+            val += (0.04 - val) * _cover(d - 0.17 * h)
+            val += (acc - val) * _cover(d - 0.076 * h)
     elif shape == 1:  # pedestrian: head, torso, legs with a gap that opens and closes with the stride
-        if v < 0.2:
-            val = acc
-        elif v > 0.55:
+        val += (acc - val) * _cover((v - 0.2) * h)
+        val += (acc - val) * _cover((0.55 - v) * h)
+        if v > 0.55:
             gap = (v - 0.55) / 0.45 * (0.04 + 0.22 * abs(math.sin(params[k, PHASE])))
             alpha *= _clip01(0.5 + (abs(u - 0.5) - gap) * w)
-            val = acc
-    else:  # two wheeler: rider on top of the bike, two large wheels with light rims
+    else:  # two wheeler: rider on top of the bike, helmet, two large wheels with light rims
         inside_cut = min((0.45 - v) * h, (abs(u - 0.5) - 0.2) * w)
         alpha *= _clip01(0.5 - inside_cut)
-        if v < 0.12:
-            val = acc
-        for wu in (0.24, 0.76):
-            dd = ((u - wu) * w) ** 2 + ((v - 0.74) * h) ** 2
-            rw = 0.26 * h
-            if dd < rw * rw:
-                val = 0.04 if dd > 0.36 * rw * rw else acc
+        val += (acc - val) * _cover((v - 0.12) * h)
+        for uc in (0.24, 0.76):
+            d = math.sqrt(((u - uc) * w) ** 2 + ((v - 0.74) * h) ** 2)
+            val += (0.04 - val) * _cover(d - 0.26 * h)
+            val += (acc - val) * _cover(d - 0.156 * h)
     return alpha, min(max(val, 0.01), 1.0)
 
 
