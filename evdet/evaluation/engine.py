@@ -41,7 +41,7 @@ def _match_groups(gt_start, gt_end, dt_start, dt_end, gt_boxes, gt_area, dt_boxe
     """Greedy COCO matching of every (image, category) group for one area range ``[lo, hi]``.
 
     ``gt_boxes[g]``/``dt_boxes[d]`` are float64 xywh; the detections of a group are already sorted by
-    descending score and truncated. Writes ``state[T, n_dt]`` (0 FP, 1 TP, 2 ignored).
+    descending score and truncated. Writes ``state[n_dt, T]`` (0 FP, 1 TP, 2 ignored).
     """
     n_thr = iou_thrs.shape[0]
     for grp in range(gt_start.shape[0]):
@@ -64,6 +64,7 @@ def _match_groups(gt_start, gt_end, dt_start, dt_end, gt_boxes, gt_area, dt_boxe
                     ig[k] = is_ig
                     k += 1
         ious = np.zeros((nd, ng))
+        row_max = np.zeros(nd)
         for j in range(ng):
             g = order[j]
             gx, gy, gw, gh = gt_boxes[g, 0], gt_boxes[g, 1], gt_boxes[g, 2], gt_boxes[g, 3]
@@ -80,6 +81,8 @@ def _match_groups(gt_start, gt_end, dt_start, dt_end, gt_boxes, gt_area, dt_boxe
                     continue
                 inter = w * h
                 ious[i, j] = inter / (da + ga - inter)
+                if ious[i, j] > row_max[i]:
+                    row_max[i] = ious[i, j]
         gtm = np.zeros(ng, np.bool_)
         for t in range(n_thr):
             gtm[:] = False
@@ -87,7 +90,9 @@ def _match_groups(gt_start, gt_end, dt_start, dt_end, gt_boxes, gt_area, dt_boxe
             for i in range(nd):
                 best = thr
                 m = -1
-                for j in range(ng):
+                # no ground truth reaches the threshold: unmatched (the loop below would find none)
+                jmax = ng if row_max[i] >= thr else 0
+                for j in range(jmax):
                     if gtm[j]:
                         continue
                     if m > -1 and not ig[m] and ig[j]:
@@ -99,49 +104,99 @@ def _match_groups(gt_start, gt_end, dt_start, dt_end, gt_boxes, gt_area, dt_boxe
                 d = d0 + i
                 if m == -1:
                     a = dt_area[d]
-                    state[t, d] = _IGNORED if (a < lo or a > hi) else _FP
+                    state[d, t] = _IGNORED if (a < lo or a > hi) else _FP
                 else:
                     gtm[m] = True
-                    state[t, d] = _IGNORED if ig[m] else _TP
+                    state[d, t] = _IGNORED if ig[m] else _TP
 
 
 @numba.njit(cache=True)
 def _accumulate_category(state, rank, max_dets, npig, rec_thrs, precision, recall):  # pragma: no cover
     """Precision at ``rec_thrs`` and final recall of one category and area range.
 
-    ``state[T, n]`` and ``rank[n]`` (position of the detection within its image after the score sort) are
-    in global descending-score order. Writes ``precision[T, R, M]`` and ``recall[T, M]``.
+    ``state[n, T]`` and ``rank[n]`` (position of the detection within its image after the score sort)
+    hold the category's detections in global descending-score order. Writes ``precision[T, R, M]`` and
+    ``recall[T, M]``.
+
+    Same numbers as pycocotools' cumulative sums, computed only where they matter: recall rises only at
+    true positives, and between two true positives precision can only fall (false positives) or stay
+    (ignored detections), so the interpolated precision at a recall threshold is the maximum of
+    ``tp / (fp + tp + eps)`` over the true positives from the first one reaching that recall on.
     """
-    n_thr, n = state.shape
+    n, n_thr = state.shape
     eps = np.spacing(1.0)
-    rc = np.empty(n)
-    pr = np.empty(n)
+    tp = np.zeros(n_thr)
+    fp = np.zeros(n_thr)
+    ntp = np.zeros(n_thr, np.int64)
+    cap = max(min(n, npig), 1)  # a true positive uses up one non-ignored ground truth
+    rc = np.empty((n_thr, cap))
+    pr = np.empty((n_thr, cap))
     for mi in range(max_dets.shape[0]):
         md = max_dets[mi]
-        for t in range(n_thr):
-            tp = 0.0
-            fp = 0.0
-            nd = 0
-            for i in range(n):
-                if rank[i] >= md:
-                    continue
-                s = state[t, i]
+        tp[:] = 0.0
+        fp[:] = 0.0
+        ntp[:] = 0
+        nd = 0
+        for i in range(n):
+            if rank[i] >= md:
+                continue
+            nd += 1
+            for t in range(n_thr):
+                s = state[i, t]
                 if s == _TP:
-                    tp += 1.0
+                    tp[t] += 1.0
+                    j = ntp[t]
+                    rc[t, j] = tp[t] / npig
+                    pr[t, j] = tp[t] / (fp[t] + tp[t] + eps)
+                    ntp[t] = j + 1
                 elif s == _FP:
-                    fp += 1.0
-                rc[nd] = tp / npig
-                pr[nd] = tp / (fp + tp + eps)
-                nd += 1
-            recall[t, mi] = rc[nd - 1] if nd > 0 else 0.0
-            for i in range(nd - 1, 0, -1):
-                if pr[i] > pr[i - 1]:
-                    pr[i - 1] = pr[i]
+                    fp[t] += 1.0
+        for t in range(n_thr):
+            recall[t, mi] = tp[t] / npig if nd > 0 else 0.0
+            k = ntp[t]
+            for j in range(k - 2, -1, -1):
+                if pr[t, j + 1] > pr[t, j]:
+                    pr[t, j] = pr[t, j + 1]
             p = 0
             for r in range(rec_thrs.shape[0]):
-                while p < nd and rc[p] < rec_thrs[r]:
+                while p < k and rc[t, p] < rec_thrs[r]:
                     p += 1
-                precision[t, r, mi] = pr[p] if p < nd else 0.0
+                precision[t, r, mi] = pr[t, p] if p < k else 0.0
+
+
+@numba.njit(cache=True)
+def _sort_groups_by_score(score, starts, ends, perm, rank):  # pragma: no cover - compiled; py_func is tested
+    """Stable sort by descending score inside each group ``[starts[g], ends[g])``.
+
+    Writes ``perm`` (positions into ``score``, group by group) and ``rank`` (position within the group).
+    Ties keep their input order, as pycocotools' mergesort does.
+    """
+    for g in range(starts.shape[0]):
+        s0, s1 = starts[g], ends[g]
+        n = s1 - s0
+        if n <= 32:  # stable insertion sort
+            for i in range(n):
+                perm[s0 + i] = s0 + i
+            for i in range(1, n):
+                cur = perm[s0 + i]
+                j = i - 1
+                while j >= 0 and score[perm[s0 + j]] < score[cur]:
+                    perm[s0 + j + 1] = perm[s0 + j]
+                    j -= 1
+                perm[s0 + j + 1] = cur
+        else:
+            order = np.argsort(-score[s0:s1], kind="mergesort")
+            for i in range(n):
+                perm[s0 + i] = s0 + order[i]
+        for i in range(n):
+            rank[s0 + i] = i
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` with a fast path for already sorted input (the usual case here)."""
+    if a.size > 1 and np.all(a[1:] >= a[:-1]):
+        return a[np.r_[True, a[1:] != a[:-1]]]
+    return np.unique(a)
 
 
 def coco_bbox_eval(gt_image: np.ndarray, gt_cat: np.ndarray, gt_xywh: np.ndarray, gt_area: np.ndarray,
@@ -168,6 +223,7 @@ def coco_bbox_eval(gt_image: np.ndarray, gt_cat: np.ndarray, gt_xywh: np.ndarray
         category has no non-ignored ground truth (pycocotools' layout and conventions).
     """
     match = _match_groups if use_numba else _match_groups.py_func
+    sort_groups = _sort_groups_by_score if use_numba else _sort_groups_by_score.py_func
     accumulate = _accumulate_category if use_numba else _accumulate_category.py_func
     cat_ids = [int(c) for c in cat_ids]
     n_cat = len(cat_ids)
@@ -185,7 +241,8 @@ def coco_bbox_eval(gt_image: np.ndarray, gt_cat: np.ndarray, gt_xywh: np.ndarray
 
     g_k = cat_idx(gt_cat)
     d_k = cat_idx(dt_cat)
-    all_img = np.unique(np.concatenate([np.asarray(gt_image, np.int64), np.asarray(dt_image, np.int64)]))
+    all_img = np.union1d(_sorted_unique(np.asarray(gt_image, np.int64)),
+                         _sorted_unique(np.asarray(dt_image, np.int64)))
     g_img = np.searchsorted(all_img, np.asarray(gt_image, np.int64))
     d_img = np.searchsorted(all_img, np.asarray(dt_image, np.int64))
     n_img = max(len(all_img), 1)
@@ -198,38 +255,46 @@ def coco_bbox_eval(gt_image: np.ndarray, gt_cat: np.ndarray, gt_xywh: np.ndarray
     # detections grouped by (category, image), descending score (stable), at most max(MAX_DETS) per group
     dt_score = np.asarray(dt_score, dtype=np.float64)
     d_sel = np.flatnonzero(d_k >= 0)
-    order = np.lexsort((-dt_score[d_sel], d_k[d_sel] * n_img + d_img[d_sel]))  # stable per key
-    d_sel = d_sel[order]
-    d_key = d_k[d_sel] * n_img + d_img[d_sel]
-    if len(d_key):
-        first = np.r_[True, d_key[1:] != d_key[:-1]]
-        starts = np.flatnonzero(first)
-        rank = np.arange(len(d_key)) - np.repeat(starts, np.diff(np.r_[starts, len(d_key)]))
+    key = d_k[d_sel] * n_img + d_img[d_sel]
+    if n_cat < 2**15 and np.all(np.diff(d_img[d_sel]) >= 0):
+        # images already in order (the protocol's pooling): a radix sort on the small category index
+        by_key = np.argsort(d_k[d_sel].astype(np.int16), kind="stable")
     else:
-        rank = np.zeros(0, np.int64)
+        by_key = np.argsort(key, kind="stable")
+    d_sel, d_key = d_sel[by_key], key[by_key]
+    if len(d_key):
+        starts = np.flatnonzero(np.r_[True, d_key[1:] != d_key[:-1]])
+        ends = np.r_[starts[1:], len(d_key)]
+    else:
+        starts = ends = np.zeros(0, np.int64)
+    perm = np.empty(len(d_sel), np.int64)
+    rank = np.empty(len(d_sel), np.int64)
+    sort_groups(dt_score[d_sel], starts, ends, perm, rank)
+    d_sel = d_sel[perm]
     keep = rank < MAX_DETS[-1]
     d_sel, d_key, rank = d_sel[keep], d_key[keep], rank[keep]
 
-    keys = np.union1d(g_key, d_key)
+    keys = np.union1d(_sorted_unique(g_key), _sorted_unique(d_key))
     gt_start = np.searchsorted(g_key, keys, "left")
     gt_end = np.searchsorted(g_key, keys, "right")
     dt_start = np.searchsorted(d_key, keys, "left")
     dt_end = np.searchsorted(d_key, keys, "right")
 
-    gb = np.ascontiguousarray(np.asarray(gt_xywh, dtype=np.float64).reshape(-1, 4)[g_sel])
-    ga = np.ascontiguousarray(np.asarray(gt_area, dtype=np.float64)[g_sel])
-    db = np.ascontiguousarray(np.asarray(dt_xywh, dtype=np.float64).reshape(-1, 4)[d_sel])
-    da = np.ascontiguousarray(np.asarray(dt_area, dtype=np.float64)[d_sel])
+    # gather first (inputs may be float32), then widen: IoU and areas are compared in float64
+    gb = np.asarray(gt_xywh).reshape(-1, 4)[g_sel].astype(np.float64)
+    ga = np.asarray(gt_area)[g_sel].astype(np.float64)
+    db = np.asarray(dt_xywh).reshape(-1, 4)[d_sel].astype(np.float64)
+    da = np.asarray(dt_area)[d_sel].astype(np.float64)
     ds = dt_score[d_sel]
     dk = d_k[d_sel]
     gk = g_k[g_sel]
 
     # per category: global stable sort by descending score of the (image, rank)-ordered detections
     cat_bounds = np.searchsorted(dk, np.arange(n_cat + 1))
-    cat_order = [cat_bounds[k] + np.argsort(-ds[cat_bounds[k]:cat_bounds[k + 1]], kind="mergesort")
+    cat_order = [cat_bounds[k] + np.argsort(-ds[cat_bounds[k]:cat_bounds[k + 1]], kind="stable")
                  for k in range(n_cat)]
     max_dets = np.array(MAX_DETS, dtype=np.int64)
-    state = np.zeros((len(IOU_THRS), len(d_sel)), dtype=np.uint8)
+    state = np.zeros((len(d_sel), len(IOU_THRS)), dtype=np.uint8)  # [D, T]
     for a, (lo, hi) in enumerate(AREA_RANGES):
         match(gt_start, gt_end, dt_start, dt_end, gb, ga, db, da, float(lo), float(hi), IOU_THRS, state)
         not_ig = (ga >= lo) & (ga <= hi)
@@ -240,7 +305,7 @@ def coco_bbox_eval(gt_image: np.ndarray, gt_cat: np.ndarray, gt_xywh: np.ndarray
             idx = cat_order[k]
             prec = np.zeros((len(IOU_THRS), len(REC_THRS), len(MAX_DETS)))
             rec = np.zeros((len(IOU_THRS), len(MAX_DETS)))
-            accumulate(np.ascontiguousarray(state[:, idx]), rank[idx], max_dets, npig, REC_THRS, prec, rec)
+            accumulate(state[idx], rank[idx], max_dets, npig, REC_THRS, prec, rec)  # [n_k, T] contiguous
             precision[:, :, k, a, :] = prec
             recall[:, k, a, :] = rec
     return precision, recall

@@ -218,3 +218,18 @@ def test_faster_coco_eval_engine_equals_pycocotools(rng):
     empty = evaluate_recordings(gts, [np.zeros(0, BBOX_DTYPE)] * 2, classes, 240, 304,
                                 engine="faster-coco-eval")
     assert empty.stats[0] == 0.0
+
+
+def test_equals_pycocotools_beyond_100_detections_per_image(rng):
+    # crowded images: > 100 pooled detections each (COCO keeps the 100 best), many tied scores
+    gt = np.zeros(30, BBOX_DTYPE)
+    gt["t"] = np.repeat([0, 100_000, 200_000], 10)
+    gt["x"], gt["y"] = rng.uniform(0, 200, 30), rng.uniform(0, 150, 30)
+    gt["w"], gt["h"] = rng.choice([20.0, 32.0, 60.0, 100.0], 30), rng.choice([20.0, 32.0, 60.0], 30)
+    dt = gt[rng.integers(0, 30, 480)].copy()
+    dt["x"] += rng.normal(0, 6, 480).astype(np.float32)
+    dt["t"] = np.sort(rng.choice([0, 100_000, 200_000], 480))
+    dt["class_confidence"] = rng.choice([0.2, 0.5, 0.9], 480)
+    ref = reference_pycocotools([gt], [dt], ["car"], 240, 304, 0)
+    ours = evaluate_recordings([gt], [dt], ["car"], 240, 304, 0)
+    assert np.array_equal(ours.precision, ref.eval["precision"]) and np.array_equal(ours.stats, ref.stats)
