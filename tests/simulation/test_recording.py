@@ -133,3 +133,17 @@ def test_occluded_and_out_of_view_objects_are_not_labelled(make_scene):
     assert (b["x"], b["y"], b["w"], b["h"]) == (52.0, 35.0, 12.0, 10.0)
     strict = label_scene(scene, np.array([50_000]), 0.7, 3.0)
     np.testing.assert_array_equal(strict["track_id"], [3, 6])
+
+
+def test_event_count_does_not_depend_on_the_render_step(make_scene):
+    """Features are antialiased: a fine and a coarse step give the same events up to a few %, also with
+    the refractory period (hard-edged features would fire bursts that the refractory period cuts)."""
+    objs = [dict(x=20.0, y=20.0, w=24.0, h=14.0, vx=20.0, base=0.1, accent=0.8, shape=0, radius=0.3),
+            dict(x=45.0, y=24.0, w=16.0, h=16.0, vx=-15.0, base=0.9, accent=0.1, shape=2, radius=0.4)]
+    scene = make_scene(48, 64, 1_000_000, objs)
+    counts = []
+    for step in (250, 10_000):
+        sensor = SensorConfig(noise_rate_hz=0.0, refractory_us=200, min_step_us=step, max_step_us=step)
+        counts.append(simulate_events(scene, sensor, 1_000_000, np.random.default_rng(0)).size)
+    assert counts[0] > 10_000
+    assert abs(counts[1] - counts[0]) < 0.06 * counts[0]
