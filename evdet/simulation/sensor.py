@@ -235,10 +235,10 @@ class EventSensor:
                          int(t_us), int(self.config.refractory_us))
         self.t = int(t_us)
 
-    def events(self) -> np.ndarray:
-        """Events fired so far (``EVENT_DTYPE``, sorted by ``t``)."""
+    def events(self, sort: bool = True) -> np.ndarray:
+        """Events fired so far (``EVENT_DTYPE``), sorted by ``t`` (``sort=False``: in step order)."""
         ev = self._buffer.events()
-        return ev[np.argsort(ev["t"], kind="stable")]
+        return ev[np.argsort(ev["t"], kind="stable")] if sort else ev
 
 
 def noise_events(height: int, width: int, duration_us: int, rate_hz: float,
