@@ -10,18 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from evdet.data.augment import augment_boxes, augment_tensor
 from evdet.data.batch import SequenceBatch, VideoInfo
 from evdet.data.labels import (
-    assign_boxes_to_bins,
+    assign_boxes_flat,
     detect_label_period,
     filter_boxes_to_targets,
     has_real_track_ids,
 )
 from evdet.data.schedule import AugmentationParams, ChunkItem, plan_epoch
-from evdet.data.sources import VideoSpec, read_frames
+from evdet.data.sources import VideoSpec, read_frames, read_frames_into
 
 
 @dataclass(frozen=True)
@@ -96,26 +96,28 @@ class SequenceDataset(Dataset):
         labels = self.labels[item.video]
         if labels is None:
             return [torch.zeros((0, 5)) for _ in range(t)], np.zeros(t, dtype=bool)
-        per_bin, labeled = assign_boxes_to_bins(
+        flat, bins, labeled = assign_boxes_flat(
             labels.boxes, chunk_start, spec.delta_t, t, num_valid_bins=valid,
-            include_start=item.start_frame == 0,
-            interpolate=self.options.interpolate, max_interp_gap=labels.max_interp_gap,
-            real_track_ids=labels.real_track_ids)
-        out = []
+            include_start=item.start_frame == 0, interpolate=self.options.interpolate,
+            max_interp_gap=labels.max_interp_gap, real_track_ids=labels.real_track_ids)
         h, w = self.network_size
-        for boxes in per_bin:
-            targets = filter_boxes_to_targets(
-                boxes, sensor_size=spec.sensor_size, class_lookup=self.options.class_lookup,
-                network_size=self.network_size, clip=self.options.clip,
-                min_box_side=self.options.min_box_side,
-                min_box_diag_network=self.options.min_box_diag_network)
-            out.append(torch.from_numpy(augment_boxes(targets, item.aug, h, w)))
+        targets, index = filter_boxes_to_targets(
+            flat, sensor_size=spec.sensor_size, class_lookup=self.options.class_lookup,
+            network_size=self.network_size, clip=self.options.clip, min_box_side=self.options.min_box_side,
+            min_box_diag_network=self.options.min_box_diag_network, return_index=True)
+        bounds = np.searchsorted(bins[index], np.arange(1, t))
+        out = [torch.from_numpy(augment_boxes(part, item.aug, h, w)) for part in np.split(targets, bounds)]
         return out, labeled
 
     def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch:
         t, b = self.num_tbins, len(plan)
         h, w = self.network_size
-        inputs = torch.zeros((t, b, self.channels, h, w), dtype=torch.float32)  # [T, B, C, H, W]
+        shape = (t, b, self.channels, h, w)  # [T, B, C, H, W]
+        if get_worker_info() is not None:  # in shared memory: sent to the main process without a copy
+            storage = torch.UntypedStorage._new_shared(t * b * self.channels * h * w * 4)
+            inputs = torch.empty(0, dtype=torch.float32).set_(storage, 0, shape)
+        else:
+            inputs = torch.empty(shape, dtype=torch.float32)
         labels: list[list[torch.Tensor]] = [[torch.zeros((0, 5)) for _ in range(b)] for _ in range(t)]
         keep = torch.zeros(b, dtype=torch.float32)
         labeled = torch.zeros((t, b), dtype=torch.bool)
@@ -124,12 +126,17 @@ class SequenceDataset(Dataset):
         for col, item in enumerate(plan):
             if item.is_padding:
                 padding[col] = True
+                inputs[:, col] = 0.0
                 infos.append(VideoInfo("", 0, self.delta_t, 0, num_valid_bins=0))
                 continue
             spec = self.videos[item.video]
             valid = min(t, spec.num_frames - item.start_frame)
-            frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
-            inputs[:valid, col] = augment_tensor(frames, item.aug)
+            if item.aug.is_identity:
+                read_frames_into(spec, item.start_frame, inputs[:valid, col])
+            else:
+                frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
+                inputs[:valid, col] = augment_tensor(frames, item.aug)
+            inputs[valid:, col] = 0.0
             chunk_start = spec.start_ts + item.start_frame * spec.delta_t
             col_labels, col_labeled = self._column_labels(item, spec, chunk_start, valid)
             for k in range(t):

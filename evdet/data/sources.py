@@ -33,6 +33,7 @@ class VideoSpec:
             stored/computed frames (``sensor >> d`` for HDF5 files written downsampled).
         representation, params: event-to-tensor representation and its parameters.
         data: ``ndarray[N, C, H, W]`` for ``kind == "array"``.
+        uint8_scale: HDF5 values stored as uint8 are divided by this (None: stored as floats).
     """
 
     path: str
@@ -46,6 +47,7 @@ class VideoSpec:
     representation: str
     params: Mapping[str, Any] = field(default_factory=dict)
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    uint8_scale: float | None = None
 
     @property
     def duration(self) -> int:
@@ -87,8 +89,8 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
             c, h, w = (int(v) for v in reader.shape)
             return VideoSpec(str(path), "h5", int(reader.num_frames), int(reader.start_ts),
                              int(reader.delta_t), c, tuple(int(v) for v in reader.sensor_size), (h, w),
-                             str(reader.representation),
-                             dict(reader.params))
+                             str(reader.representation), dict(reader.params),
+                             uint8_scale=float(reader.uint8_scale) if reader.store_as_uint8 else None)
     if name.endswith(RAW_SUFFIXES):
         from evdet.preprocessing import get_representation
         rep_name = representation or DEFAULT_RAW_REPRESENTATION
@@ -111,23 +113,41 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
     raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)})")
 
 
-_READERS: dict[str, Any] = {}
-_READERS_PID = [0]
+_H5_FILES: dict[str, Any] = {}
+_H5_PID = [0]
 
 
-def _cached_h5(path: str):
-    """An open HDF5 reader for this process (h5py handles must not cross a fork)."""
-    if _READERS_PID[0] != os.getpid():
-        _READERS.clear()
-        _READERS_PID[0] = os.getpid()
-    reader = _READERS.get(path)
-    if reader is None:
-        if len(_READERS) >= 32:
-            old = _READERS.pop(next(iter(_READERS)))
-            if hasattr(old, "close"):
-                old.close()
-        reader = _READERS[path] = _h5_reader_class()(path)
-    return reader
+def _h5_data(path: str):
+    """The ``data`` dataset of an HDF5 file, kept open per process (h5py handles must not cross a fork;
+    at most 32 files open). Attributes were validated by ``H5TensorReader`` in :func:`probe_video`."""
+    import h5py
+
+    if _H5_PID[0] != os.getpid():
+        _H5_FILES.clear()
+        _H5_PID[0] = os.getpid()
+    f = _H5_FILES.get(path)
+    if f is None:
+        if len(_H5_FILES) >= 32:
+            _H5_FILES.pop(next(iter(_H5_FILES))).close()
+        f = _H5_FILES[path] = h5py.File(path, "r")
+    return f["data"]
+
+
+def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
+    """Write frames ``start .. start + len(out) - 1`` into ``out: Tensor[n, C, h, w]`` float32 (may be a
+    strided view of a batch). HDF5 files at the network size take the fast path: one uint8 read,
+    converted and scaled straight into ``out``. Same values as :func:`read_frames`."""
+    stop = start + out.shape[0]
+    fast = spec.kind == "h5" and tuple(out.shape[-2:]) == spec.stored_size
+    if fast and 0 <= start < stop <= spec.num_frames:
+        raw = _h5_data(spec.path)[start:stop]
+        dst = out.numpy()  # shares memory; numpy: single-threaded, no OpenMP spin under contention
+        if spec.uint8_scale is not None and raw.dtype == np.uint8:
+            np.divide(raw, np.float32(spec.uint8_scale), out=dst, dtype=np.float32)  # = float32(x) / scale
+        else:
+            np.copyto(dst, raw, casting="unsafe")
+        return
+    out.copy_(read_frames(spec, start, stop, tuple(out.shape[-2:])))
 
 
 def power_of_two_factor(src: tuple[int, int], dst: tuple[int, int]) -> int | None:
@@ -157,8 +177,11 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
         raise ValueError(f"{spec.path}: frames [{start}, {stop}) outside the video of "
                          f"{spec.num_frames} frames")
     if spec.kind == "h5":
-        data = _cached_h5(spec.path).read(start, stop)
-        frames = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+        raw = _h5_data(spec.path)[start:stop]
+        if spec.uint8_scale is not None and raw.dtype == np.uint8:
+            frames = torch.from_numpy(raw).float() / spec.uint8_scale
+        else:
+            frames = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))
         return resize_frames(frames, network_size)
     if spec.kind == "array":
         frames = torch.from_numpy(np.asarray(spec.data[start:stop], dtype=np.float32))

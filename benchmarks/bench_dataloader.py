@@ -1,0 +1,113 @@
+"""Bins per second delivered by evdet.data (B=8, T=12, histo 2x240x304 stored as uint8 + gzip) with 0, 1
+and 2 DataLoader workers, against a plain h5py loop reading the same frames in the same order (the
+floor set by the storage format).
+
+Run: python benchmarks/bench_dataloader.py [--videos 16] [--frames 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from evdet.data import DataConfig, build_dataloader
+from evdet.io.boxes import save_boxes
+from evdet.io.dtypes import BBOX_DTYPE
+from evdet.io.h5 import H5TensorWriter
+from evdet.io.label_map import save_label_map
+
+SHAPE = (2, 240, 304)
+
+
+def make_dataset(root: Path, videos: int, frames: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    save_label_map(root, {0: "car", 1: "pedestrian"})
+    (root / "train").mkdir()
+    for i in range(videos):
+        data = np.zeros((frames, *SHAPE), dtype=np.float32)
+        mask = rng.random(data.shape) < 0.05  # ~5 % active pixels, like a busy histogram
+        data[mask] = rng.integers(1, 6, int(mask.sum())) / 5.0
+        path = root / "train" / f"rec{i}.h5"
+        with H5TensorWriter(path, SHAPE, representation="histo", delta_t=50_000, sensor_size=SHAPE[1:],
+                            store_as_uint8=True, params={"max_incr_per_pixel": 5}) as w:
+            w.write(data)
+        boxes = np.zeros(frames // 2, dtype=BBOX_DTYPE)  # a moving box every 100 ms (interpolated)
+        boxes["t"] = np.arange(frames // 2) * 100_000 + 100_000
+        boxes["x"], boxes["y"], boxes["w"], boxes["h"] = np.arange(frames // 2), 60, 40, 30
+        boxes["track_id"] = 1
+        save_boxes(path.with_name(f"rec{i}_bbox.npy"), boxes)
+
+
+def plain_h5py(loader, to_float: bool) -> tuple[float, int]:
+    """Read the frames of every (non-padding) column of the loader's plan with h5py, same order; with
+    ``to_float``, also write them as float32 / 255 into a new ``[T, B, C, H, W]`` array per batch (the
+    least any loader must do to hand float tensors to a model)."""
+    plan = list(loader.sampler)
+    videos = loader.dataset.videos
+    t = loader.dataset.num_tbins
+    files: dict[str, h5py.File] = {}
+    bins = 0
+    start = time.perf_counter()
+    for batch in plan:
+        out = np.empty((t, len(batch), *SHAPE), dtype=np.float32) if to_float else None
+        for col, item in enumerate(batch):
+            if item.is_padding:
+                continue
+            spec = videos[item.video]
+            f = files.get(spec.path)
+            if f is None:
+                f = files[spec.path] = h5py.File(spec.path, "r")
+            raw = f["data"][item.start_frame:item.start_frame + t]
+            if to_float:
+                np.divide(raw, np.float32(255), out=out[:raw.shape[0], col], dtype=np.float32)
+            bins += raw.shape[0]
+    elapsed = time.perf_counter() - start
+    for f in files.values():
+        f.close()
+    return elapsed, bins
+
+
+def run_loader(loader) -> tuple[float, int]:
+    start = time.perf_counter()
+    bins = 0
+    for batch in loader:
+        bins += sum(info.num_valid_bins for info in batch.video_infos)
+    return time.perf_counter() - start, bins
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=96)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_dataset(root, args.videos, args.frames)
+        results = {}
+        base_cfg = dict(num_tbins=12, batch_size=8, hflip_prob=0.0)
+        loader0 = build_dataloader(root, "train", DataConfig(**base_cfg), train=True)
+        results["plain h5py"] = plain_h5py(loader0, to_float=False)
+        results["plain h5py+float"] = plain_h5py(loader0, to_float=True)
+        for workers in (0, 1, 2):
+            loader = build_dataloader(root, "train", DataConfig(**base_cfg, num_workers=workers), train=True)
+            results[f"evdet {workers} workers"] = run_loader(loader)
+        base_time, base_bins = results["plain h5py"]
+        base_rate = base_bins / base_time
+        float_rate = results["plain h5py+float"][1] / results["plain h5py+float"][0]
+        print(f"B=8, T=12, histo {SHAPE} uint8+gzip, {args.videos} videos x {args.frames} frames, "
+              f"torch threads {torch.get_num_threads()}")
+        for name, (elapsed, bins) in results.items():
+            rate = bins / elapsed
+            print(f"{name:>18}: {bins} bins in {elapsed:.2f} s = {rate:8.0f} bins/s "
+                  f"(time ratio vs plain h5py: {base_rate / rate:.2f}x, "
+                  f"vs plain h5py+float: {float_rate / rate:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
