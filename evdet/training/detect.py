@@ -1,0 +1,185 @@
+"""Run a trained detector over whole recordings: detections as ``BBOX_DTYPE`` arrays (``evdet-detect``).
+
+Recordings (``.dat``/``.raw`` converted on the fly, or HDF5 tensor files) are streamed in chunks of
+``num_tbins`` bins with the preprocessing the model was trained with (:class:`CheckpointInfo`); the
+recurrent state is kept across the chunks of a recording and reset at its start. Every bin holding data
+yields its detections, stamped with the bin end time and converted to sensor pixels, so the result is
+evaluable with ``evdet-eval`` against the recording's ``_bbox.npy``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from evdet.data import DataConfig, SequenceBatch, stream_batches
+from evdet.evaluation.detections import boxes_to_bbox_array
+from evdet.io.boxes import recording_stem, save_boxes
+from evdet.io.dtypes import BBOX_DTYPE, as_boxes
+from evdet.training.checkpoint import CheckpointInfo
+
+
+def data_config_for(info: CheckpointInfo, num_tbins: int | None = None) -> DataConfig:
+    """The streaming ``DataConfig`` matching a model: its representation, parameters, ``delta_t`` (µs),
+    network size and classes; no augmentation, no label interpolation, labels optional."""
+    return DataConfig(num_tbins=int(num_tbins or info.num_tbins), batch_size=1, delta_t=int(info.delta_t),
+                      representation=info.representation,
+                      representation_params=dict(info.representation_params),
+                      height=int(info.network_size[0]), width=int(info.network_size[1]),
+                      classes=tuple(info.classes), hflip_prob=0.0, interpolate=False, require_labels=False)
+
+
+def class_ids_for(info: CheckpointInfo) -> np.ndarray:
+    """``[C]`` original label-map id of each model class index (by name), so that detections carry the
+    same ``class_id`` as the ground-truth files; a class missing from the label map keeps its index."""
+    by_name = {name: cid for cid, name in info.label_map.items()}
+    return np.asarray([by_name.get(name, i) for i, name in enumerate(info.classes)], dtype=np.int64)
+
+
+def check_recordings(info: CheckpointInfo, paths: Sequence[str | os.PathLike]) -> None:
+    """Check that recordings can feed the model: they exist and HDF5 files hold the model's
+    representation, channels and ``delta_t`` (raw recordings are converted with the model's settings).
+
+    Raises:
+        FileNotFoundError: a recording is missing. ValueError: a mismatch, naming the file and both values.
+    """
+    from evdet.data import probe_video
+
+    for p in paths:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"recording not found: {p}")
+        spec = probe_video(p, delta_t=info.delta_t, representation=info.representation,
+                           params=info.representation_params)
+        for what, got, want in (("representation", spec.representation, info.representation),
+                                ("channels", spec.channels, info.in_channels)):
+            if got != want:
+                raise ValueError(f"{p}: {what} = {got!r} but the model expects {want!r} "
+                                 f"(convert the recording with the model's preprocessing)")
+
+
+@torch.no_grad()
+def iter_detections(detector: nn.Module, info: CheckpointInfo, paths: Sequence[str | os.PathLike], *,
+                    batch_size: int = 1, score_thresh: float | None = None, nms_thresh: float | None = None,
+                    max_detections: int | None = None, num_tbins: int | None = None
+                    ) -> Iterator[tuple[SequenceBatch, list[list[Tensor]]]]:
+    """Stream recordings through the detector, yielding ``(batch, detections)`` per chunk.
+
+    Args:
+        detector: an evdet detector (``reset``, ``get_boxes``), put in eval mode; its device is used.
+        info: the model's :class:`CheckpointInfo` (preprocessing, sizes, classes, default thresholds).
+        paths: recordings (``.dat``, ``.raw``, ``.h5``); with ``batch_size`` B > 1, B play at once.
+        score_thresh, nms_thresh, max_detections: decoding settings (default: the checkpoint's).
+        num_tbins: bins per chunk (default the training value); any value gives the same detections.
+
+    Yields:
+        ``batch`` (a ``SequenceBatch``, inputs ``Tensor[T, B, C, H, W]`` on the detector's device) and
+        ``detections``: ``T × B`` ``Tensor[n, 6]`` (x1, y1, x2, y2, score, class_idx) in network pixels.
+
+    Raises:
+        FileNotFoundError: a recording is missing. ValueError: a recording does not fit the model
+            (channels, ``delta_t``, representation; raised by the data layer, naming the file).
+    """
+    check_recordings(info, paths)
+    detector.eval()
+    device = next(detector.parameters()).device
+    score = info.score_thresh if score_thresh is None else float(score_thresh)
+    nms = info.nms_thresh if nms_thresh is None else float(nms_thresh)
+    max_det = info.max_detections if max_detections is None else int(max_detections)
+    detector.reset_all()
+    for batch in stream_batches([str(p) for p in paths], data_config_for(info, num_tbins),
+                                batch_size=batch_size, label_map=info.label_map):
+        x = batch.inputs.to(device)
+        detector.reset(batch.mask_keep_memory.to(device))
+        dets = detector.get_boxes(x, score_thresh=score, nms_thresh=nms, max_detections=max_det)
+        yield batch, dets
+
+
+def batch_to_bbox_arrays(batch: SequenceBatch, detections: list[list[Tensor]],
+                         class_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Detections of one batch as ``{recording path: BBOX_DTYPE array}`` in sensor pixels.
+
+    Bins of the zero-padded tail of a recording and padding columns are skipped; bin ``k`` is stamped
+    with its end time ``start_ts + (k + 1) * delta_t`` (µs). ``class_ids`` maps class indices to the
+    ``class_id`` written (default: the index itself).
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for b, vinfo in enumerate(batch.video_infos):
+        if bool(batch.padding[b]) or not vinfo.path:
+            continue
+        sy, sx = vinfo.scale  # VideoInfo.scale is (sy, sx)
+        valid = int(vinfo.num_valid_bins) if vinfo.num_valid_bins else len(detections)
+        parts = out.setdefault(vinfo.path, [])
+        for k in range(min(valid, len(detections))):
+            det = detections[k][b].detach().cpu()
+            cls = det[:, 5].long().numpy()
+            if class_ids is not None and cls.size:
+                cls = class_ids[cls]
+            t_end = int(vinfo.start_ts) + (k + 1) * int(vinfo.delta_t)
+            parts.append(boxes_to_bbox_array(det[:, :4].numpy(), cls, t_end, scores=det[:, 4].numpy(),
+                                             scale=(float(sx), float(sy))))
+    # as_boxes: np.concatenate packs structured dtypes (numpy 2); restore the BBOX_DTYPE layout
+    return {p: as_boxes(np.concatenate(v)) if v else np.zeros(0, BBOX_DTYPE) for p, v in out.items()}
+
+
+def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence[str | os.PathLike],
+                      out_dir: str | os.PathLike | None = None, *, batch_size: int = 1,
+                      score_thresh: float | None = None, nms_thresh: float | None = None,
+                      max_detections: int | None = None, original_class_ids: bool = True,
+                      progress: bool = False) -> dict[str, np.ndarray]:
+    """Detect objects in whole recordings; optionally write ``<out_dir>/<name>_bbox.npy`` per recording.
+
+    Args:
+        detector, info: the model and its :class:`CheckpointInfo` (see :func:`iter_detections`).
+        paths: recordings (``.dat``, ``.raw``, ``.h5``); names (without suffix) must be unique.
+        out_dir: folder for the ``_bbox.npy`` files (created; each written atomically), or ``None``.
+        batch_size: recordings processed side by side (each a column with its own recurrent state).
+        score_thresh, nms_thresh, max_detections: decoding settings (default: the checkpoint's).
+        original_class_ids: write the label-map id of each class (as in the ground truth files; default)
+            instead of the model's class index.
+        progress: print one line per finished batch to stderr.
+
+    Returns:
+        ``{path: BBOX_DTYPE array}`` (``str(path)`` keys, in input order): boxes in sensor pixels
+        (top-left x, y, w, h), ``t`` = bin end (µs), ``class_confidence`` = score, sorted by ``t``.
+
+    Raises:
+        ValueError: two recordings share a name; see :func:`iter_detections` for the others.
+    """
+    paths = [str(p) for p in paths]
+    stems = [recording_stem(p) for p in paths]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise ValueError(f"detect: several recordings are named {dup[0]!r}; they would write the same "
+                         f"{dup[0]}_bbox.npy")
+    class_ids = class_ids_for(info) if original_class_ids else None
+    parts: dict[str, list[np.ndarray]] = {p: [] for p in paths}
+    for i, (batch, dets) in enumerate(iter_detections(detector, info, paths, batch_size=batch_size,
+                                                      score_thresh=score_thresh, nms_thresh=nms_thresh,
+                                                      max_detections=max_detections)):
+        for path, arr in batch_to_bbox_arrays(batch, dets, class_ids).items():
+            parts.setdefault(path, []).append(arr)
+        if progress:
+            import sys
+            print(f"evdet-detect: batch {i + 1}", file=sys.stderr, flush=True)
+    results = {}
+    for path in paths:
+        arr = as_boxes(np.concatenate(parts[path])) if parts[path] else np.zeros(0, BBOX_DTYPE)
+        results[path] = arr[np.argsort(arr["t"], kind="stable")]
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, stem in zip(paths, stems, strict=True):
+            save_boxes(out_dir / f"{stem}_bbox.npy", results[path])
+    return results
+
+
+def detect_recording(detector: nn.Module, info: CheckpointInfo, path: str | os.PathLike,
+                     **kwargs) -> np.ndarray:
+    """Detections of one recording as a ``BBOX_DTYPE`` array (sensor pixels, ``t`` = bin end in µs,
+    sorted by ``t``); keyword arguments as :func:`detect_recordings` (without ``out_dir``)."""
+    return detect_recordings(detector, info, [path], **kwargs)[str(path)]
