@@ -23,11 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=None, help="sensor width in pixels")
     parser.add_argument("--classes", nargs="+", default=None, metavar="NAME",
                         help=f"subset of {list(SYNTHETIC_LABEL_MAP.values())} (class ids stay those of the "
-                             f"synthetic label map); quote 'two wheeler'")
+                             f"synthetic label map); write 'two wheeler' or two_wheeler")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument("--num-workers", type=int, default=1, help="simulation processes (default 1)")
     parser.add_argument("--hdf5", action="store_true",
                         help="also write precomputed histo tensors (50 ms) to OUT_DIR/hdf5 via the converter")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="first delete recordings, labels and HDF5 files of an earlier run in OUT_DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -39,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out_dir, preset=args.preset, num_train=args.num_train, num_val=args.num_val,
             num_test=args.num_test, duration_s=args.duration_s, height=args.height, width=args.width,
             classes=args.classes, seed=args.seed, num_workers=args.num_workers, hdf5=args.hdf5,
-            progress=not args.no_progress)
-    except ValueError as exc:
+            progress=not args.no_progress, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as exc:
         raise SystemExit(f"evdet-make-synthetic: error: {exc}") from exc
     print(summary.format())
     if summary.hdf5_dir is not None:

@@ -87,7 +87,8 @@ def _simulate_one(task: tuple[SimulationConfig, int, str]) -> tuple[str, int, np
 
 
 def class_ids_from_names(names: Sequence[str]) -> tuple[int, ...]:
-    """Synthetic class ids of class names (ids of ``SYNTHETIC_LABEL_MAP``, in map order).
+    """Synthetic class ids of class names (ids of ``SYNTHETIC_LABEL_MAP``, in map order); ``_`` may stand
+    for a space (``two_wheeler``).
 
     Raises:
         ValueError: an unknown name (the message lists the valid ones) or an empty list.
@@ -96,9 +97,9 @@ def class_ids_from_names(names: Sequence[str]) -> tuple[int, ...]:
     if not names:
         raise ValueError(f"classes is empty; choose among {list(by_name)}")
     for n in names:
-        if n not in by_name:
+        if n.replace("_", " ") not in by_name:
             raise ValueError(f"unknown synthetic class {n!r}; valid classes: {list(by_name)}")
-    return tuple(sorted({by_name[n] for n in names}))
+    return tuple(sorted({by_name[n.replace("_", " ")] for n in names}))
 
 
 def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num_train: int | None = None,
@@ -106,7 +107,7 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
                            duration_s: float | None = None, height: int | None = None,
                            width: int | None = None, classes: Sequence[str] | None = None, seed: int = 0,
                            num_workers: int = 1, hdf5: bool = False, progress: bool = False,
-                           hdf5_kwargs: dict | None = None) -> DatasetSummary:
+                           hdf5_kwargs: dict | None = None, overwrite: bool = False) -> DatasetSummary:
     """Generate a labelled synthetic dataset in the public on-disk formats (SPEC 2.2, 2.4-2.6).
 
     Writes ``out_dir/label_map_dictionary.json`` (the selected classes of ``SYNTHETIC_LABEL_MAP``) and
@@ -124,10 +125,14 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
         classes: class names to simulate (``None``: all three).
         num_workers: processes used for the simulation.
         progress: show a tqdm progress bar.
+        overwrite: first delete the ``synthetic_*`` recordings, labels and HDF5 files of an earlier run
+            in ``out_dir`` (other files are never touched).
 
     Raises:
         ValueError: unknown preset or class name, negative counts, ``num_workers < 1``,
             non-positive duration.
+        FileExistsError: ``out_dir`` already holds recordings (stale files would mix with the new
+            ones) and ``overwrite`` is False.
     """
     p = get_preset(preset)
     counts = {"train": p.num_train if num_train is None else num_train,
@@ -152,6 +157,12 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
     config = p.simulation.replace(**changes)
 
     out = Path(out_dir)
+    old = _previous_outputs(out)
+    if old and not overwrite:
+        raise FileExistsError(f"{out} already holds {len(old)} recording/label/HDF5 files (e.g. {old[0]}); "
+                              f"choose another folder or overwrite them")
+    for f in old:
+        f.unlink()
     out.mkdir(parents=True, exist_ok=True)
     label_map = {k: v for k, v in SYNTHETIC_LABEL_MAP.items() if k in config.scene.classes}
     save_label_map(out / "label_map_dictionary.json", label_map)
@@ -195,6 +206,15 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
         summary.hdf5_dir = _convert_to_hdf5(out, num_workers, progress, hdf5_kwargs or {})
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def _previous_outputs(out: Path) -> list[Path]:
+    """Files that a previous run may have written under ``out`` (recordings, labels, HDF5 tensors)."""
+    found: list[Path] = []
+    for folder in [out / s for s in SPLITS] + [out / "hdf5" / s for s in SPLITS]:
+        if folder.is_dir():
+            found += sorted(f for f in folder.iterdir() if f.suffix in (".dat", ".npy", ".h5", ".raw"))
+    return found
 
 
 def _convert_to_hdf5(out: Path, num_workers: int, progress: bool, kwargs: dict) -> Path:

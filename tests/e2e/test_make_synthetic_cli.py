@@ -16,9 +16,18 @@ from evdet.simulation.config import PRESETS, SYNTHETIC_LABEL_MAP
 from evdet.simulation.dataset import recording_seed
 from evdet.simulation.recording import simulate_recording
 
-pytestmark = pytest.mark.slow
+
+def test_cli_reports_bad_arguments(tmp_path, capsys):
+    from evdet.apps.make_synthetic import main
+
+    with pytest.raises(SystemExit, match="unknown synthetic class 'bus'"):
+        main([str(tmp_path / "a"), "--classes", "bus", "--no-progress"])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "a"), "--preset", "huge"])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_writes_a_dataset_that_reads_back(tmp_path):
     out = tmp_path / "ds"
     cmd = [sys.executable, "-m", "evdet.apps.make_synthetic", str(out), "--preset", "tiny",
