@@ -231,20 +231,34 @@ def coco_bbox_eval(gt_image: np.ndarray, gt_cat: np.ndarray, gt_xywh: np.ndarray
     recall = -np.ones((len(IOU_THRS), n_cat, len(AREA_RANGES), len(MAX_DETS)))
     if n_cat == 0:
         return precision, recall
-    keys_sorted = np.array(sorted(cat_ids), dtype=np.int64)
-    key_to_k = np.array([cat_ids.index(int(c)) for c in keys_sorted], dtype=np.int64)
+    if len(set(cat_ids)) != n_cat:
+        raise ValueError(f"coco_bbox_eval: duplicate category ids in {cat_ids}")
+    cat_arr = np.array(cat_ids, dtype=np.int64)
+    if cat_arr.min() >= 0 and cat_arr.max() < 1 << 20:
+        lut = np.full(int(cat_arr.max()) + 2, -1, dtype=np.int64)  # last slot: out-of-range ids
+        lut[cat_arr] = np.arange(n_cat)
 
-    def cat_idx(cats: np.ndarray) -> np.ndarray:  # [n] index into cat_ids, -1 when not evaluated
-        cats = np.asarray(cats, dtype=np.int64)
-        pos = np.clip(np.searchsorted(keys_sorted, cats), 0, n_cat - 1)
-        return np.where(keys_sorted[pos] == cats, key_to_k[pos], -1)
+        def cat_idx(cats: np.ndarray) -> np.ndarray:  # [n] index into cat_ids, -1 when not evaluated
+            cats = np.asarray(cats, dtype=np.int64)
+            return lut[np.where((cats >= 0) & (cats < len(lut) - 1), cats, len(lut) - 1)]
+    else:
+        keys_sorted = np.sort(cat_arr)
+        key_to_k = np.argsort(cat_arr, kind="stable")
+
+        def cat_idx(cats: np.ndarray) -> np.ndarray:
+            cats = np.asarray(cats, dtype=np.int64)
+            pos = np.clip(np.searchsorted(keys_sorted, cats), 0, n_cat - 1)
+            return np.where(keys_sorted[pos] == cats, key_to_k[pos], -1)
 
     g_k = cat_idx(gt_cat)
     d_k = cat_idx(dt_cat)
-    all_img = np.union1d(_sorted_unique(np.asarray(gt_image, np.int64)),
-                         _sorted_unique(np.asarray(dt_image, np.int64)))
-    g_img = np.searchsorted(all_img, np.asarray(gt_image, np.int64))
-    d_img = np.searchsorted(all_img, np.asarray(dt_image, np.int64))
+    gt_image = np.asarray(gt_image, np.int64)
+    dt_image = np.asarray(dt_image, np.int64)
+    all_img = np.union1d(_sorted_unique(gt_image), _sorted_unique(dt_image))
+    if len(all_img) and all_img[-1] - all_img[0] + 1 == len(all_img):  # contiguous ids (the protocol)
+        g_img, d_img = gt_image - all_img[0], dt_image - all_img[0]
+    else:
+        g_img, d_img = np.searchsorted(all_img, gt_image), np.searchsorted(all_img, dt_image)
     n_img = max(len(all_img), 1)
 
     # ground truth grouped by (category, image), annotation order kept

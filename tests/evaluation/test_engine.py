@@ -52,3 +52,17 @@ def test_summaries_of_known_arrays():
     assert stats[0] == np.mean(np.r_[np.full(1010, 0.5), np.tile(REC_THRS, 10)])
     assert stats[3] == -1 and stats[8] == 0.75
     assert per_class_ap(prec) == pytest.approx([0.5, 0.5], abs=1e-12)
+
+
+def test_image_and_category_ids_are_labels_only(rng):
+    args = _random_flat(rng)
+    p_ref, r_ref = coco_bbox_eval(**args)
+    # sparse image ids in the same order, and category ids given in another order / far apart
+    moved = dict(args, gt_image=args["gt_image"] * 7 + 3, dt_image=args["dt_image"] * 7 + 3,
+                 gt_cat=np.where(args["gt_cat"] == 1, 10**7, 5),
+                 dt_cat=np.where(args["dt_cat"] == 1, 10**7, 5),
+                 cat_ids=[5, 10**7])
+    p, r = coco_bbox_eval(**moved)
+    assert np.array_equal(p, p_ref[:, :, ::-1]) and np.array_equal(r, r_ref[:, ::-1])
+    with pytest.raises(ValueError, match="duplicate"):
+        coco_bbox_eval(**dict(args, cat_ids=[1, 1]))
