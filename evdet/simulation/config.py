@@ -178,7 +178,7 @@ PRESETS: dict[str, DatasetPreset] = {
         description="304x240 like the Gen1 ATIS sensor, 3 classes, 60 s recordings"),
     "tiny": DatasetPreset(
         simulation=SimulationConfig(
-            scene=SceneConfig(height=96, width=128, mean_objects=3.0, size_scale=1.0, speed_scale=1.6,
+            scene=SceneConfig(height=96, width=128, mean_objects=4.0, size_scale=1.0, speed_scale=1.6,
                               stop_rate_hz=0.08, stop_duration_s=(0.3, 1.0), ego_motion_prob=0.25,
                               ego_pan_px=4.0, ego_zoom=0.02, background_contrast=0.4),
             sensor=SensorConfig(noise_rate_hz=0.05),

@@ -168,7 +168,8 @@ def _speed_factor(t_s: np.ndarray, stops: list[tuple[float, float]], ramp: float
 def build_scene(config: SceneConfig, duration_us: int, rng: np.random.Generator) -> Scene:
     """Draw a scene: background, camera path and objects with their trajectories over ``duration_us``.
 
-    Objects present at t = 0 are placed anywhere in the frame; later ones arrive (Poisson, rate chosen
+    Objects present at t = 0 (Poisson, at least half of ``mean_objects``) are placed anywhere in the
+    frame; later ones arrive (Poisson, rate chosen
     so that about ``config.mean_objects`` are in view) just outside the left or right border and cross
     the frame, with random stops. Raises nothing for valid configs (they validate themselves).
     """
@@ -182,7 +183,7 @@ def build_scene(config: SceneConfig, duration_us: int, rng: np.random.Generator)
     mean_speed = np.mean([np.mean(CLASS_TEMPLATES[c].speed_frac) for c in config.classes])
     crossing_s = 1.3 / max(mean_speed * config.speed_scale, 1e-6)
     n0 = int(rng.poisson(config.mean_objects)) if config.mean_objects > 0 else 0
-    n0 = max(n0, 1) if config.mean_objects >= 1 else n0
+    n0 = max(n0, int(config.mean_objects // 2))  # never start (nearly) empty
     arrivals = [0.0] * n0
     rate = config.mean_objects / crossing_s
     t = 0.0
