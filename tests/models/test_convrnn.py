@@ -3,6 +3,7 @@ import torch
 
 from evdet.models import ConvGRU, ConvLSTM
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 @pytest.fixture(autouse=True)
 def _one_thread():
