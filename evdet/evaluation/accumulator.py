@@ -74,7 +74,8 @@ class DetectionAccumulator:
             raise KeyError(f"no boxes accumulated for video {video!r}")
 
         def cat(parts: list[np.ndarray]) -> np.ndarray:
-            arr = np.concatenate(parts) if parts else np.zeros(0, BBOX_DTYPE)
+            # dtype= keeps BBOX_DTYPE (a plain concatenate drops its trailing padding)
+            arr = np.concatenate(parts, dtype=BBOX_DTYPE) if parts else np.zeros(0, BBOX_DTYPE)
             return arr[np.argsort(arr["t"], kind="stable")]
 
         return cat(self._gt.get(video, [])), cat(self._dt.get(video, []))

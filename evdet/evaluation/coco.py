@@ -123,8 +123,8 @@ def pool_by_time(gt_boxes_list: Sequence[np.ndarray], dt_boxes_list: Sequence[np
                          f"recordings: they must be paired one to one")
     if time_tol < 0:
         raise ValueError(f"time_tol = {time_tol} µs must be >= 0")
-    gts, gt_imgs, dts, dt_imgs, img_ts, img_video = [], [], [], [], [], []
-    next_id = 1
+    gts, gt_imgs, dts, dt_idx, dt_imgs, img_ts, img_video = [], [], [], [], [], [], []
+    next_id, dt_offset = 1, 0
     for v, (gt, dt) in enumerate(zip(gt_boxes_list, dt_boxes_list, strict=True)):
         gt = _check_sorted_boxes(gt, "ground truth", v)
         dt = _check_sorted_boxes(dt, "detections", v)
@@ -136,16 +136,23 @@ def pool_by_time(gt_boxes_list: Sequence[np.ndarray], dt_boxes_list: Sequence[np
         lo = np.searchsorted(dt["t"], ts - time_tol, "left")
         hi = np.searchsorted(dt["t"], ts + time_tol, "right")
         idx, owner = _ranges_to_indices(lo, hi)
-        dts.append(dt[idx])
+        dts.append(dt)
+        dt_idx.append(idx + dt_offset)
+        dt_offset += len(dt)
         dt_imgs.append(ids[owner])
         img_ts.append(ts)
         img_video.append(np.full(len(ts), v, dtype=np.int64))
 
     def cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+        # dtype= matters: a plain np.concatenate drops BBOX_DTYPE's trailing padding (itemsize 40 -> 36)
+        return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype)
 
+    # one gather for all recordings, on a plain int64 view: fancy indexing of a structured dtype is slow
+    all_dt = cat(dts, BBOX_DTYPE)
+    rows = all_dt.view(np.dtype((np.int64, BBOX_DTYPE.itemsize // 8)))  # [n, 5]
+    pooled_dt = rows[cat(dt_idx, np.int64)].view(BBOX_DTYPE).reshape(-1)
     return PooledImages(next_id - 1, cat(img_ts, np.int64), cat(img_video, np.int64), cat(gts, BBOX_DTYPE),
-                        cat(gt_imgs, np.int64), cat(dts, BBOX_DTYPE), cat(dt_imgs, np.int64))
+                        cat(gt_imgs, np.int64), pooled_dt, cat(dt_imgs, np.int64))
 
 
 def _categories(classes: Sequence[str] | Mapping[int, str]) -> tuple[tuple[str, ...], tuple[int, ...]]:

@@ -32,7 +32,9 @@ def test_chunks_ranks_and_pickle_equal_one_call(rng):
     gathered = [pickle.loads(pickle.dumps(a)) for a in ranks]
     merged = DetectionAccumulator().merge(gathered)
     assert merged.videos == sorted(videos) and len(merged) == 3
-    assert np.array_equal(merged.boxes("rec1")[0]["t"], np.sort(videos["rec1"][0]["t"]))
+    gt1, dt1 = merged.boxes("rec1")
+    assert gt1.dtype == BBOX_DTYPE and dt1.dtype == BBOX_DTYPE
+    assert np.array_equal(gt1["t"], np.sort(videos["rec1"][0]["t"]))
     assert merged.evaluate(["car", "pedestrian"], 240, 304) == ref
 
 

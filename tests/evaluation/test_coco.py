@@ -118,6 +118,7 @@ def test_unsorted_input_is_sorted_not_modified():
     before = gt.copy()
     r = pool_by_time([gt], [gt], 0)
     assert r.image_ts.tolist() == [0, 100_000] and np.array_equal(gt, before)
+    assert r.gt.dtype == BBOX_DTYPE and r.dt.dtype == BBOX_DTYPE and r.dt_image.tolist() == [1, 2]
 
 
 # ---------------------------------------------------------------- independent pycocotools reference
