@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -72,6 +73,21 @@ class SequenceBatch:
     def batch_size(self) -> int:
         return int(self.inputs.shape[1])
 
+    def __reduce__(self):
+        """Compact pickling (DataLoader workers): labels travel as one packed array and the small tensors
+        as numpy arrays, so only ``inputs`` needs shared memory (hundreds of tiny shared-memory tensors
+        per batch would cost more than reading the data). Unpickled labels are views of one tensor."""
+        tensors = [self.inputs, self.mask_keep_memory, self.frame_is_labeled, self.padding]
+        flat = [lab for row in self.labels for lab in row]
+        if any(x.device.type != "cpu" for x in tensors + flat):
+            return (SequenceBatch, (self.inputs, self.labels, self.mask_keep_memory, self.frame_is_labeled,
+                                    self.video_infos, self.padding, self.extras))
+        counts = [int(x.shape[0]) for x in flat]
+        packed = torch.cat(flat).numpy() if flat else np.zeros((0, 5), dtype=np.float32)
+        return (_rebuild_batch, (self.inputs, packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
+                                 self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(),
+                                 self.extras))
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
         """A copy with every tensor (labels included) on ``device``."""
         return replace(
@@ -93,6 +109,16 @@ class SequenceBatch:
             frame_is_labeled=self.frame_is_labeled.pin_memory(),
             padding=self.padding.pin_memory(),
         )
+
+
+def _rebuild_batch(inputs: Tensor, packed: np.ndarray, counts: list[int], num_tbins: int,
+                   keep: np.ndarray, labeled: np.ndarray, infos: list[VideoInfo], padding: np.ndarray,
+                   extras: dict) -> SequenceBatch:
+    parts = torch.from_numpy(packed).split(counts) if counts else ()
+    width = len(counts) // num_tbins if num_tbins else 0
+    labels = [list(parts[k * width:(k + 1) * width]) for k in range(num_tbins)]
+    return SequenceBatch(inputs, labels, torch.from_numpy(keep), torch.from_numpy(labeled), infos,
+                         torch.from_numpy(padding), extras)
 
 
 def empty_labels(num_tbins: int, batch_size: int) -> list[list[Tensor]]:

@@ -117,7 +117,7 @@ class SequenceDataset(Dataset):
             storage = torch.UntypedStorage._new_shared(t * b * self.channels * h * w * 4)
             inputs = torch.empty(0, dtype=torch.float32).set_(storage, 0, shape)
         else:
-            inputs = torch.empty(shape, dtype=torch.float32)
+            inputs = torch.from_numpy(np.empty(shape, dtype=np.float32))  # numpy allocator: fewer page faults
         labels: list[list[torch.Tensor]] = [[torch.zeros((0, 5)) for _ in range(b)] for _ in range(t)]
         keep = torch.zeros(b, dtype=torch.float32)
         labeled = torch.zeros((t, b), dtype=torch.bool)
