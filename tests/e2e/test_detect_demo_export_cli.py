@@ -1,0 +1,86 @@
+"""End to end: evdet-detect -> evdet-eval, evdet-demo-video, evdet-export on a tiny synthetic recording."""
+
+import dataclasses
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from evdet.apps import demo_video as demo_app
+from evdet.apps import detect as detect_app
+from evdet.apps import export as export_app
+
+from evdet.io.boxes import load_boxes
+from evdet.io.dtypes import BBOX_DTYPE
+from evdet.simulation import make_synthetic_dataset
+from evdet.training.checkpoint import CheckpointInfo, save_detector_checkpoint
+from evdet.training.config import ModelConfig, build_detector
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    make_synthetic_dataset(root / "ds", preset="tiny", num_train=0, num_val=1, num_test=0, duration_s=0.6)
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="Vanilla_VGG", base=4, cout=8)
+    classes = ("car", "pedestrian", "two wheeler")
+    info = CheckpointInfo(classes=classes, label_map=dict(enumerate(classes)), representation="histo",
+                          representation_params={}, delta_t=50_000, num_tbins=2, in_channels=2,
+                          sensor_size=(96, 128), network_size=(96, 128), score_thresh=0.0, nms_thresh=0.5,
+                          max_detections=5, model_config=dataclasses.asdict(cfg))
+    save_detector_checkpoint(root / "model.ckpt", build_detector(cfg, 2, 3), info)
+    recs = sorted((root / "ds" / "val").glob("*_td.dat"))
+    assert len(recs) == 1
+    return root, recs[0]
+
+
+def test_detect_then_eval(setup, capsys):
+    root, rec = setup
+    assert detect_app.main([str(root / "model.ckpt"), str(rec.parent), "-o", str(root / "dt")]) == 0
+    out = load_boxes(root / "dt" / rec.name.replace("_td.dat", "_bbox.npy"))
+    assert out.dtype == BBOX_DTYPE and out.size > 0
+    assert np.all(out["t"] % 50_000 == 0) and out["t"].max() <= 600_000
+    assert np.all(out["x"] >= 0) and np.all(out["x"] + out["w"] <= 128 + 1e-3)
+    from evdet.apps import eval as eval_app
+
+    assert eval_app.main([str(root / "ds" / "val"), str(root / "dt"), "--skip-ts", "0"]) == 0
+    assert "AP" in capsys.readouterr().out
+
+
+def test_demo_video_mp4_and_png(setup):
+    root, rec = setup
+    ckpt = str(root / "model.ckpt")
+    assert demo_app.main([ckpt, str(rec), "-o", str(root / "demo.mp4"), "--max-duration", "0.3"]) == 0
+    cap = cv2.VideoCapture(str(root / "demo.mp4"))
+    n, ok = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.read()[0]
+    cap.release()
+    assert ok and n == 6  # one frame per 50 ms bin
+    assert demo_app.main([ckpt, str(rec), str(rec), "-o", str(root / "frames"), "--max-duration", "0.1",
+                          "--scale", "2"]) == 0
+    frames = sorted((root / "frames").glob("*.png"))
+    assert len(frames) == 2
+    img = cv2.imread(str(frames[0]))
+    assert img.shape[1] > 2 * 128 * 2  # two panels side by side at x2
+
+
+def test_export_cli(setup, capsys):
+    root, _ = setup
+    assert export_app.main([str(root / "model.ckpt"), str(root / "exp")]) == 0
+    meta = json.loads((root / "exp" / "model.json").read_text())
+    assert meta["classes"] == ["car", "pedestrian", "two wheeler"]
+    assert meta["preprocessing"]["delta_t"] == 50_000 and meta["preprocessing"]["num_tbins"] == 2
+    assert "checks passed" in capsys.readouterr().out
+    assert export_app.main([str(root / "exp" / "model.pt"), str(root / "exp2")]) == 2
+    assert "already" in capsys.readouterr().err
+
+
+def test_cli_errors(setup, capsys):
+    root, rec = setup
+    assert detect_app.main([str(root / "missing.ckpt"), str(rec), "-o", str(root / "x")]) == 2
+    assert "missing.ckpt" in capsys.readouterr().err
+    assert detect_app.main([str(root / "model.ckpt"), str(root / "nope.dat"), "-o", str(root / "x")]) == 2
+    assert "nope.dat" in capsys.readouterr().err
+    assert demo_app.main([str(root / "model.ckpt"), str(rec), "-o", str(root / "v.mp4"), "--fps", "0"]) == 2
