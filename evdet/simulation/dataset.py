@@ -160,7 +160,7 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
     old = _previous_outputs(out)
     if old and not overwrite:
         raise FileExistsError(f"{out} already holds {len(old)} recording/label/HDF5 files (e.g. {old[0]}); "
-                              f"choose another folder or overwrite them")
+                              f"choose another folder or overwrite them (overwrite=True, --overwrite)")
     for f in old:
         f.unlink()
     out.mkdir(parents=True, exist_ok=True)
