@@ -41,6 +41,8 @@ class ModelConfig:
         base: backbone base width b (channels of the first stages are multiples of it).
         cout: channels of every recurrent feature level.
         anchors: anchor list name (``"PSEE_ANCHORS"``, ``"COCO_ANCHORS"``) understood by the detector.
+        anchor_size: base anchor size of the first feature level in network pixels (level l: ·2^l); 32 as
+            in SPEC 5; use 16 for small inputs (e.g. 48×64) whose objects are smaller than 32 px.
         score_thresh: minimum class score kept when decoding (validation, detection, demo).
         nms_thresh: class-wise NMS IoU threshold (suppress when IoU > threshold).
         max_detections: at most this many detections per frame.
@@ -51,6 +53,7 @@ class ModelConfig:
     base: int = 16
     cout: int = 256
     anchors: str = "PSEE_ANCHORS"
+    anchor_size: float = 32.0
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
     max_detections: int = 100
@@ -182,6 +185,7 @@ def _build_anchor_detector(config: ModelConfig, in_channels: int, num_classes: i
         feature_channels_out=config.cout,
         anchor_list=config.anchors,
         backbone=config.backbone,
+        base_anchor_size=float(config.anchor_size),
     )
 
 

@@ -25,6 +25,7 @@ from evdet.training.checkpoint import CheckpointInfo
 from evdet.training.config import TrainConfig, build_detector, config_from_dict, config_to_dict
 from evdet.training.schedules import build_lr_scheduler, resolve_warmup_steps
 from evdet.training.validation import (
+    accumulate_all_detections,
     accumulate_batch,
     eval_preset_for,
     evaluate_accumulator,
@@ -87,6 +88,9 @@ class LightningDetectionModel(L.LightningModule):
         self.last_metrics: dict[str, dict[str, float]] = {}
         #: the merged accumulator of the last finished validation/test epoch (e.g. to write detections)
         self.last_accumulators: dict[str, DetectionAccumulator] = {}
+        #: test epochs also keep the detections of every bin (not only labelled ones), gathered over ranks
+        self.all_test_detections = DetectionAccumulator()
+        self._all_dets = DetectionAccumulator()
         self.nonfinite_steps = 0
 
     # ------------------------------------------------------------------ training
@@ -175,14 +179,20 @@ class LightningDetectionModel(L.LightningModule):
             max_detections=self.info.max_detections,
         )
         accumulate_batch(self.accumulators[split], batch, detections, self.info.sensor_size)
+        if split == "test":
+            accumulate_all_detections(self._all_dets, batch, detections, self.info.sensor_size)
         return detections
 
     def _eval_epoch_start(self, split: str) -> None:
         self.detector.reset_all()
         self.accumulators[split] = DetectionAccumulator()
+        if split == "test":
+            self._all_dets = DetectionAccumulator()
 
     def _eval_epoch_end(self, split: str) -> dict[str, float]:
         merged = gather_accumulator(self.accumulators[split])
+        if split == "test":
+            self.all_test_detections = gather_accumulator(self._all_dets)
         metrics = evaluate_accumulator(merged, self.info.classes, self.eval_preset)
         self.detector.reset_all()
         self.accumulators[split] = DetectionAccumulator()

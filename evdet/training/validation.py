@@ -8,7 +8,9 @@ accumulated per video (``video_infos[b].path``) and scored once, over all videos
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,10 +19,14 @@ from torch import Tensor
 from evdet.evaluation.accumulator import DetectionAccumulator
 from evdet.evaluation.detections import boxes_to_bbox_array
 from evdet.evaluation.presets import PRESETS, EvalPreset, get_preset
+from evdet.io.boxes import recording_stem, save_boxes
+from evdet.io.dtypes import BBOX_DTYPE
 
 __all__ = [
     "AUTO_SKIP_TS",
     "accumulate_batch",
+    "accumulate_all_detections",
+    "write_detections",
     "eval_preset_for",
     "evaluate_accumulator",
     "gather_accumulator",
@@ -136,6 +142,50 @@ def accumulate_batch(
             added += 1
         accumulator.add(str(vi.path), np.concatenate(gts), np.concatenate(dts))
     return added
+
+
+def accumulate_all_detections(
+    accumulator: DetectionAccumulator,
+    batch,
+    detections: Sequence[Sequence[Tensor]],
+    sensor_size: tuple[int, int] | None = None,
+) -> None:
+    """Add the detections of every bin holding data (labelled or not; padding columns and the zero tail
+    of a video excluded), stamped with the bin end time, in sensor pixels, with no ground truth.
+    Used by ``evdet-train --just-test`` to write ``<recording>_bbox.npy`` detection files."""
+    T, B = int(batch.inputs.shape[0]), int(batch.inputs.shape[1])
+    net_hw = (int(batch.inputs.shape[-2]), int(batch.inputs.shape[-1]))
+    padding = batch.padding.detach().cpu().numpy().astype(bool)  # [B]
+    empty = np.zeros(0, dtype=BBOX_DTYPE)
+    for b in range(B):
+        if padding[b]:
+            continue
+        vi = batch.video_infos[b]
+        valid = int(getattr(vi, "num_valid_bins", T) or T)
+        own = sensor_size if sensor_size is not None else tuple(getattr(vi, "sensor_size", (0, 0)))
+        scale = _scale_of(vi, net_hw, own)
+        dts = []
+        for k in range(min(T, valid)):
+            t_end = int(vi.start_ts) + (k + 1) * int(vi.delta_t)
+            dt = detections[k][b].detach().float().cpu()
+            dts.append(boxes_to_bbox_array(dt[:, :4].numpy(), dt[:, 5].numpy().astype(np.int64), t_end,
+                                           scores=dt[:, 4].numpy(), scale=scale))
+        if dts:
+            accumulator.add(str(vi.path), empty, np.concatenate(dts))
+
+
+def write_detections(accumulator: DetectionAccumulator, out_dir: str | os.PathLike) -> list[Path]:
+    """Write each video's detections as ``out_dir/<recording stem>_bbox.npy`` (``BBOX_DTYPE``, sorted
+    by ``t``, atomic); returns the written paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for video in accumulator.videos:
+        _, dt = accumulator.boxes(video)
+        path = out / f"{recording_stem(video)}_bbox.npy"
+        save_boxes(path, dt)
+        written.append(path)
+    return written
 
 
 def gather_accumulator(accumulator: DetectionAccumulator) -> DetectionAccumulator:

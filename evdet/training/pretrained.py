@@ -1,0 +1,114 @@
+"""Start from a trained checkpoint with another class list: ``load_pretrained(checkpoint_path, classes)``.
+
+Every weight whose name and shape match is copied; the class logits are remapped by class name through
+the detector's ``map_cls_weights`` (background and shared classes keep their trained weights, new classes
+keep the detector's initial prior, dropped classes disappear).
+
+Note on scores: the anchor head scores classes with a softmax over background + classes, so adding or
+dropping a class changes the normaliser: the shared classes' logits and boxes are identical, their
+scores are those of the source model renormalised over the new class set (with a new class at its
+low initial prior, the change is small).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from evdet.training.checkpoint import (
+    CheckpointInfo,
+    checkpoint_info,
+    detector_state_dict,
+    load_checkpoint_dict,
+)
+from evdet.training.config import build_detector
+
+__all__ = ["load_pretrained", "transfer_weights"]
+
+log = logging.getLogger(__name__)
+
+
+def transfer_weights(
+    detector: nn.Module,
+    src_state_dict: Mapping[str, torch.Tensor],
+    old_classes: Sequence[str],
+    new_classes: Sequence[str],
+) -> list[str]:
+    """Copy every weight of ``src_state_dict`` that ``detector`` has with the same shape, remapping the class
+    logits by name (``detector.map_cls_weights``).
+
+    Args:
+        detector: the target detector, built for ``new_classes``.
+        src_state_dict: the source detector's weights (classes ``old_classes``).
+
+    Returns:
+        the keys of the source that were not copied (absent here or of another shape), also logged.
+
+    Raises:
+        ValueError: the number of ``new_classes`` does not match the detector, or ``old_classes`` does not
+            match the source class logits (from ``map_cls_weights``).
+    """
+    if len(new_classes) != getattr(detector, "num_classes", len(new_classes)):
+        raise ValueError(f"transfer_weights: {len(new_classes)} new classes for a detector with "
+                         f"{detector.num_classes} classes")
+    own = detector.state_dict()
+    cls_keys = _class_logit_keys(own, len(new_classes), src_state_dict, len(old_classes))
+    kept, skipped = {}, []
+    for key, value in src_state_dict.items():
+        if key in own and (key in cls_keys or own[key].shape == value.shape):
+            kept[key] = value
+        else:
+            skipped.append(key)
+    if skipped:
+        log.warning("transfer_weights: %d source tensors not copied (absent or other shape): %s",
+                    len(skipped), ", ".join(skipped[:10]))
+    detector.map_cls_weights(kept, list(old_classes), list(new_classes))
+    return skipped
+
+
+def _class_logit_keys(own: Mapping[str, torch.Tensor], n_new: int, src: Mapping[str, torch.Tensor],
+                      n_old: int) -> set[str]:
+    """Keys whose first dimension scales with the number of classes (+1 background) on both sides."""
+    keys = set()
+    for key, value in src.items():
+        if key not in own or value.ndim == 0 or own[key].ndim == 0:
+            continue
+        a, b = value.shape[0], own[key].shape[0]
+        if a % (n_old + 1) == 0 and b % (n_new + 1) == 0 and a // (n_old + 1) == b // (n_new + 1) \
+                and value.shape[1:] == own[key].shape[1:] and a != b:
+            keys.add(key)
+    return keys
+
+
+def load_pretrained(
+    checkpoint_path: str | os.PathLike, classes: Sequence[str], map_location: Any = "cpu"
+) -> tuple[nn.Module, CheckpointInfo]:
+    """A detector with the architecture of ``checkpoint_path`` for ``classes``, initialised from its weights.
+
+    Args:
+        checkpoint_path: an evdet checkpoint (read with ``torch.load(weights_only=True)``).
+        classes: the new class names, in output order (subset, superset or reordering of the checkpoint's).
+
+    Returns:
+        ``(detector, info)``: the detector in train mode, and the checkpoint's :class:`CheckpointInfo` with
+        ``classes`` replaced by the new ones.
+
+    Raises:
+        FileNotFoundError / ValueError: missing or unreadable checkpoint; empty or repeated class names.
+    """
+    classes = [str(c) for c in classes]
+    if not classes:
+        raise ValueError("load_pretrained: classes is empty")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"load_pretrained: repeated class names in {classes}")
+    ckpt = load_checkpoint_dict(checkpoint_path, map_location)
+    info = checkpoint_info(ckpt, str(checkpoint_path))
+    detector = build_detector(info.config, info.in_channels, len(classes))
+    transfer_weights(detector, detector_state_dict(ckpt, str(checkpoint_path)), info.classes, classes)
+    new_info = CheckpointInfo.from_dict(dict(info.to_dict(), classes=classes))
+    return detector, new_info

@@ -1,0 +1,294 @@
+"""``train(dataset_dir, root_dir, ...)``: the library entry behind ``evdet-train`` and ``evdet-quickstart``.
+
+Layout of ``root_dir``::
+
+    root_dir/checkpoints/last.ckpt               every epoch (atomic writes)
+    root_dir/checkpoints/epoch=NNN.ckpt          the latest epoch
+    root_dir/checkpoints/best-epoch=NNN-AP=X.ckpt  best validation AP
+    root_dir/logs/tensorboard/version_N/         TensorBoard scalars and detection images
+    root_dir/logs/csv/version_N/metrics.csv      the same scalars as CSV
+    root_dir/metrics_val.json, metrics_test.json final metrics
+    root_dir/detections/test/<name>_bbox.npy      with just_test: detections of every test video
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from evdet.data.config import DataConfig
+from evdet.training.callbacks import DetectionImageLogger
+from evdet.training.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointInfo,
+    checkpoint_info,
+    detector_state_dict,
+    find_latest_checkpoint,
+    load_checkpoint_dict,
+)
+from evdet.training.config import ModelConfig, TrainConfig, config_to_dict
+from evdet.training.datamodule import EventDataModule
+from evdet.training.lightning_module import LightningDetectionModel
+from evdet.training.pretrained import transfer_weights
+from evdet.training.validation import write_detections
+
+__all__ = ["TrainResult", "build_trainer", "data_config_to_dict", "make_info", "train"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced.
+
+    Attributes:
+        metrics: ``{"val": {...}, "test": {...}}`` COCO metrics of the final evaluation(s).
+        best_checkpoint: best-by-``val/AP`` checkpoint (None when validation never ran).
+        last_checkpoint: ``checkpoints/last.ckpt`` (None when nothing was trained).
+        root_dir: the run folder. detections_dir: folder of ``_bbox.npy`` files (just_test).
+        is_global_zero: False on the other DDP ranks (their metrics are the same).
+    """
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    best_checkpoint: Path | None = None
+    last_checkpoint: Path | None = None
+    root_dir: Path | None = None
+    detections_dir: Path | None = None
+    is_global_zero: bool = True
+
+
+def data_config_to_dict(config: DataConfig) -> dict[str, Any]:
+    """Plain-types copy of a ``DataConfig`` (for checkpoints)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if isinstance(v, Mapping):
+            v = dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def data_config_from_dict(values: Mapping[str, Any]) -> DataConfig:
+    """Inverse of :func:`data_config_to_dict` (unknown keys ignored)."""
+    names = {f.name for f in dataclasses.fields(DataConfig)}
+    v = {k: val for k, val in values.items() if k in names}
+    if v.get("classes") is not None:
+        v["classes"] = tuple(v["classes"])
+    return DataConfig(**v)
+
+
+def make_info(dm: EventDataModule, model_config: ModelConfig) -> CheckpointInfo:
+    """The :class:`CheckpointInfo` of a model trained on ``dm`` with ``model_config``."""
+    return CheckpointInfo(
+        classes=tuple(dm.classes),
+        label_map=dict(dm.info.label_map),
+        representation=str(dm.info.representation),
+        representation_params=dict(dm.info.representation_params),
+        delta_t=int(dm.info.delta_t),
+        num_tbins=int(dm.config.num_tbins),
+        in_channels=int(dm.info.in_channels),
+        sensor_size=tuple(int(v) for v in dm.info.sensor_size),
+        network_size=tuple(int(v) for v in dm.network_size),
+        score_thresh=model_config.score_thresh,
+        nms_thresh=model_config.nms_thresh,
+        max_detections=model_config.max_detections,
+        model_config=config_to_dict(model_config),
+    )
+
+
+def _precision(name: str, accelerator: str) -> str:
+    if name != "auto":
+        return name
+    cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    return "16-mixed" if cuda else "32-true"
+
+
+def build_trainer(
+    root_dir: Path, tc: TrainConfig, *, progress: bool = True, monitor_val: bool = True
+) -> L.Trainer:
+    """The Lightning ``Trainer`` of a run: atomic checkpoints (last + best by ``val/AP``), TensorBoard and
+    CSV logs, the detection-image callback, ``use_distributed_sampler=False``."""
+    ckpt_dir = root_dir / "checkpoints"
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="epoch={epoch:03d}", auto_insert_metric_name=False,
+                        save_top_k=1, every_n_epochs=1, save_last=True),
+    ]
+    if monitor_val:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch={epoch:03d}-AP={val/AP:.4f}",
+                                         auto_insert_metric_name=False, monitor="val/AP", mode="max",
+                                         save_top_k=1))
+    if tc.log_images_every_n_steps > 0:
+        callbacks.append(DetectionImageLogger(tc.log_images_every_n_steps, tc.num_log_images))
+    loggers = [TensorBoardLogger(root_dir / "logs", name="tensorboard"),
+               CSVLogger(root_dir / "logs", name="csv")]
+    return L.Trainer(
+        default_root_dir=root_dir,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        strategy=tc.strategy,
+        precision=_precision(tc.precision, tc.accelerator),
+        max_epochs=tc.max_epochs,
+        max_steps=tc.max_steps,
+        limit_train_batches=tc.limit_train_batches,
+        limit_val_batches=tc.limit_val_batches,
+        limit_test_batches=tc.limit_test_batches,
+        gradient_clip_val=tc.gradient_clip_val or None,
+        check_val_every_n_epoch=tc.check_val_every_n_epoch,
+        log_every_n_steps=tc.log_every_n_steps,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+    )
+
+
+def _save_json(path: Path, values: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def train(
+    dataset_dir: str | os.PathLike,
+    root_dir: str | os.PathLike,
+    *,
+    model_config: ModelConfig | None = None,
+    data_config: DataConfig | None = None,
+    train_config: TrainConfig | None = None,
+    resume: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    finetune: bool = False,
+    just_val: bool = False,
+    just_test: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or only evaluate) a detector on ``dataset_dir``; everything is written under ``root_dir``.
+
+    Args:
+        dataset_dir: ``label_map_dictionary.json`` + ``train/``, ``val/`` (+ ``test/``) (SPEC 2.6). Channels,
+            ``delta_t``, representation and sensor size are read from the data; classes from the label map
+            (or ``data_config.classes``).
+        root_dir: run folder (checkpoints, logs, metrics; see the module docstring).
+        model_config, data_config, train_config: options (None: defaults).
+        resume: continue from the latest checkpoint under ``root_dir`` (model and optimisation settings
+            come from that checkpoint); starts from scratch when there is none.
+        checkpoint: with ``finetune``: weights to start from (every matching weight, class logits remapped
+            by name; the architecture comes from this checkpoint); with ``just_val``/``just_test``: the model
+            to evaluate (default: the latest checkpoint under ``root_dir``).
+        just_val / just_test: only evaluate the checkpoint on ``val`` / ``test``; ``just_test`` also writes
+            the detections of every bin as ``root_dir/detections/test/<name>_bbox.npy``.
+        progress: show progress bars and the model summary.
+
+    Returns:
+        a :class:`TrainResult`.
+
+    Raises:
+        FileNotFoundError / ValueError: bad dataset directory (missing label map, empty split, mismatched
+            files: reported before any training starts), missing or unreadable checkpoint, ``finetune``
+            without ``checkpoint``, both ``just_val`` and ``just_test``.
+        evdet.training.lightning_module.NonFiniteLossError: a NaN/inf loss (unless ``skip_nonfinite``).
+    """
+    mc = model_config or ModelConfig()
+    dc = data_config or DataConfig()
+    tc = train_config or TrainConfig()
+    root = Path(root_dir)
+    if just_val and just_test:
+        raise ValueError("give just_val or just_test, not both")
+    if finetune and checkpoint is None:
+        raise ValueError("finetune needs a checkpoint to start from")
+    dm = EventDataModule(dataset_dir, dc)  # validates the dataset before anything else happens
+    if "val" not in dm.info.splits and not just_test:
+        log.warning("%s has no val/ split: validating on train/", dataset_dir)
+    if just_test and "test" not in dm.info.splits:
+        raise ValueError(f"{dataset_dir}: no test/ split to evaluate (found {sorted(dm.info.splits)})")
+    root.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+
+    if just_val or just_test:
+        path = Path(checkpoint) if checkpoint is not None else find_latest_checkpoint(root / "checkpoints")
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint given and none found under {root / 'checkpoints'}")
+        module = _module_from_checkpoint(path, tc)
+        _check_compatible(module.info, dm, path)
+        trainer = build_trainer(root, tc, progress=progress, monitor_val=False)
+        split = "val" if just_val else "test"
+        (trainer.validate if just_val else trainer.test)(module, datamodule=dm, verbose=False)
+        result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
+        result.metrics[split] = dict(module.last_metrics.get(split, {}))
+        if trainer.is_global_zero:
+            _save_json(root / f"metrics_{split}.json", result.metrics[split])
+            if just_test:
+                result.detections_dir = root / "detections" / "test"
+                write_detections(module.all_test_detections, result.detections_dir)
+        return result
+
+    ckpt_path = None
+    if resume:
+        ckpt_path = find_latest_checkpoint(root / "checkpoints")
+        if ckpt_path is None:
+            log.warning("resume: no checkpoint under %s, starting from scratch", root / "checkpoints")
+    if ckpt_path is not None:
+        module = _module_from_checkpoint(ckpt_path, tc)
+        _check_compatible(module.info, dm, ckpt_path)
+    elif finetune:
+        src = load_checkpoint_dict(checkpoint)
+        src_info = checkpoint_info(src, str(checkpoint))
+        mc = dataclasses.replace(src_info.config, score_thresh=mc.score_thresh, nms_thresh=mc.nms_thresh,
+                                 max_detections=mc.max_detections)
+        if src_info.in_channels != dm.info.in_channels:
+            raise ValueError(f"finetune: {checkpoint} takes {src_info.in_channels} input channels but "
+                             f"{dataset_dir} holds {dm.info.in_channels}")
+        module = LightningDetectionModel(make_info(dm, mc), tc, data_config_to_dict(dc))
+        transfer_weights(module.detector, detector_state_dict(src, str(checkpoint)), src_info.classes,
+                         module.info.classes)
+    else:
+        module = LightningDetectionModel(make_info(dm, mc), tc, data_config_to_dict(dc))
+
+    trainer = build_trainer(root, module.train_config, progress=progress)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
+    result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
+    last = root / "checkpoints" / "last.ckpt"
+    result.last_checkpoint = last if last.exists() else None
+    best = [cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None) == "val/AP"]
+    if best and best[0].best_model_path:
+        result.best_checkpoint = Path(best[0].best_model_path)
+    if "val" in module.last_metrics:
+        result.metrics["val"] = dict(module.last_metrics["val"])
+    if trainer.is_global_zero and result.metrics.get("val"):
+        _save_json(root / "metrics_val.json", result.metrics["val"])
+    return result
+
+
+def _module_from_checkpoint(path: str | os.PathLike, tc: TrainConfig) -> LightningDetectionModel:
+    ckpt = load_checkpoint_dict(path)  # weights_only=True; clear errors for missing/corrupt files
+    hp = ckpt.get("hyper_parameters") or {}
+    info = checkpoint_info(ckpt, str(path))
+    # the model and its data settings come from the checkpoint, the training options from the caller
+    module = LightningDetectionModel(info, tc, hp.get("data_config") or {})
+    module.detector.load_state_dict(detector_state_dict(ckpt, str(path)))
+    return module
+
+
+def _check_compatible(info: CheckpointInfo, dm: EventDataModule, path: str | os.PathLike) -> None:
+    if info.in_channels != dm.info.in_channels:
+        raise ValueError(f"checkpoint {path} takes {info.in_channels} input channels but the dataset "
+                         f"{dm.dataset_dir} holds {dm.info.in_channels}")
+    if tuple(info.classes) != tuple(dm.classes):
+        raise ValueError(f"checkpoint {path} was trained on classes {list(info.classes)} but the data "
+                         f"gives {list(dm.classes)}; pass --classes {' '.join(info.classes)}")
