@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig, TrainConfig]:
     """The three configs described by parsed command-line arguments."""
     mc = ModelConfig(head=args.head, backbone=args.backbone, base=args.base, cout=args.cout,
-                     anchors=args.anchors, anchor_size=args.anchor_size, score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
+                     anchors=args.anchors, anchor_size=args.anchor_size,
+                     score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                      max_detections=args.max_detections)
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, delta_t=args.delta_t,
                     representation=args.representation, height=args.height, width=args.width,
@@ -128,7 +129,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
                      limit_train_batches=args.limit_train_batches,
                      limit_val_batches=args.limit_val_batches,
                      limit_test_batches=args.limit_test_batches, precision=args.precision,
-                     accelerator=args.accelerator, devices=args.devices, strategy=args.strategy, seed=args.seed,
+                     accelerator=args.accelerator, devices=args.devices, strategy=args.strategy,
+                     seed=args.seed,
                      skip_nonfinite=args.skip_nonfinite, eval_preset=args.eval_preset,
                      eval_skip_ts=args.eval_skip_ts, time_tol=args.time_tol,
                      log_every_n_steps=args.log_every_n_steps,
