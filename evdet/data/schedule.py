@@ -124,6 +124,22 @@ def random_clip(rng: np.random.Generator, video: int, num_frames: int, labeled_f
     return ChunkItem(video, max(0, end - num_tbins + 1), True, aug)
 
 
+def shuffled_epoch_length(num_chunks: Sequence[int], batch_size: int, world_size: int,
+                          max_consecutive: int | None = None) -> int:
+    """Batches per epoch of a shuffled stream schedule, the same for every epoch and rank: the bound of
+    greedy least-loaded dealing (max load ≤ total / bins + largest item · (1 − 1 / bins)) applied to the
+    rank shares, then to the B streams of a share. Training epochs are padded to it so that the number
+    of batches (Lightning's count, LR schedules) does not change when videos are reshuffled."""
+    items = [c for n in num_chunks if n > 0 for c in ([n] if max_consecutive is None else
+                                                      [min(max_consecutive, n - s)
+                                                       for s in range(0, n, max_consecutive)])]
+    if not items:
+        return 0
+    video_max = max(num_chunks)
+    share = sum(num_chunks) / world_size + video_max * (1 - 1 / world_size)
+    return math.ceil(share / batch_size + max(items) * (1 - 1 / batch_size) - 1e-9)
+
+
 def plan_epoch(num_frames: Sequence[int], num_tbins: int, batch_size: int, *, mode: str = "stream",
                epoch: int = 0, seed: int = 0, shuffle: bool = False, rank: int = 0, world_size: int = 1,
                max_consecutive: int | None = None, labeled_frames: Sequence[np.ndarray] | None = None,
@@ -140,7 +156,8 @@ def plan_epoch(num_frames: Sequence[int], num_tbins: int, batch_size: int, *, mo
         labeled_frames: per video, indices of labelled frames (needed by random clips).
         augmentation: drawn once per video per epoch (per clip for random clips); None: none.
     Returns:
-        Batches, each a list of B :class:`ChunkItem` (padding items where streams ran out).
+        Batches, each a list of B :class:`ChunkItem` (padding items where streams ran out). With
+        ``shuffle`` and stream columns, the epoch is padded to :func:`shuffled_epoch_length` batches.
     Raises:
         ValueError: unknown mode, bad rank/world size, or random sampling without ``labeled_frames``.
     """
@@ -157,18 +174,21 @@ def plan_epoch(num_frames: Sequence[int], num_tbins: int, batch_size: int, *, mo
     aug_params = augmentation or AugmentationParams()
     augs = {v: aug_params.draw(np.random.default_rng([seed + epoch, v, 11])) for v in range(len(num_frames))}
 
+    n_stream = {"stream": batch_size, "random": 0, "mixed": math.ceil(batch_size / 2)}[mode]
+    n_random = batch_size - n_stream
+    target = 0  # training: a fixed number of batches whatever the shuffle
+    if shuffle and n_stream:
+        target = shuffled_epoch_length(num_chunks, n_stream, world_size, max_consecutive)
     plans = []
     for r, share in enumerate(shares):
         share = [v for v in share if num_chunks[v] > 0]
         r_rng = np.random.default_rng([seed + epoch, r, 13])
-        n_stream = {"stream": batch_size, "random": 0, "mixed": math.ceil(batch_size / 2)}[mode]
-        n_random = batch_size - n_stream
         columns = stream_columns(share, num_chunks, num_tbins, n_stream, max_consecutive=max_consecutive,
                                  rng=r_rng if shuffle else None, augs=augs) if n_stream else []
         if mode == "random":
             n_batches = math.ceil(sum(num_chunks[v] for v in share) / batch_size)
         else:
-            n_batches = max((len(c) for c in columns), default=0)
+            n_batches = max(max((len(c) for c in columns), default=0), target)
         plan = [[col[i] if i < len(col) else PADDING_ITEM for col in columns] for i in range(n_batches)]
         if n_random and share:
             weights = np.array([num_chunks[v] for v in share], dtype=np.float64)

@@ -130,3 +130,13 @@ def test_bad_arguments():
         plan_epoch([1], 2, 1, mode="bogus")
     with pytest.raises(ValueError, match="rank 2"):
         plan_epoch([1], 2, 1, rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("max_consecutive", [None, 2])
+def test_shuffled_epochs_have_a_fixed_length(world_size, max_consecutive):
+    lengths = [5, 30, 12, 1, 47, 24, 13, 3, 60, 100, 7]
+    sizes = {len(plan_epoch(lengths, 12, 3, shuffle=True, epoch=e, rank=r, world_size=world_size,
+                            max_consecutive=max_consecutive))
+             for e in range(8) for r in range(world_size)}
+    assert len(sizes) == 1

@@ -75,3 +75,35 @@ def test_datamodule_epoch_from_trainer(dataset_dir):
 def test_datamodule_bad_class(dataset_dir):
     with pytest.raises(ValueError, match=r"valid names: \['car', 'pedestrian'\]"):
         EventDataModule(dataset_dir, DataConfig(classes=("bus",)))
+
+
+def test_datamodule_with_lightning_trainer_reshuffles_each_epoch(dataset_dir):
+    import lightning as L
+    import torch
+
+    class Recorder(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+            self.seen: dict[int, list] = {}
+
+        def training_step(self, batch, batch_idx):
+            self.seen.setdefault(self.current_epoch, []).append(
+                [(vi.path, vi.start_ts, vi.hflip) for vi in batch.video_infos])
+            return (self.w * batch.inputs.mean()) ** 2 + self.w ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = EventDataModule(dataset_dir, DataConfig(num_tbins=3, batch_size=2, seed=5))
+    model = Recorder()
+    trainer = L.Trainer(max_epochs=3, use_distributed_sampler=False, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0, accelerator="cpu", devices=1)
+    trainer.fit(model, datamodule=dm)
+    assert sorted(model.seen) == [0, 1, 2]
+    assert len({str(v) for v in model.seen.values()}) > 1  # epochs differ (reshuffled / re-augmented)
+    for epoch, batches in model.seen.items():  # each epoch still covers every training frame once
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        assert batches == [[(vi.path, vi.start_ts, vi.hflip) for vi in b.video_infos] for b in loader]
