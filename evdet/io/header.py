@@ -77,7 +77,8 @@ def parse_header(path: str | os.PathLike) -> Header:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the header is longer than 1 MiB or not ASCII text (names the file and byte offset).
+        ValueError: the header is longer than 1 MiB or a header line is not terminated (names the file and
+            byte offset).
     """
     path = Path(path)
     if not path.is_file():
@@ -94,10 +95,7 @@ def parse_header(path: str | os.PathLike) -> Header:
             if not line.endswith(b"\n"):
                 raise ValueError(f"{path}: header line at byte offset {offset} is not terminated "
                                  f"(truncated file or not an event file)")
-            try:
-                text = line[1:].decode("ascii").strip()
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}: header line at byte offset {offset} is not ASCII text") from exc
+            text = line[1:].decode("latin-1").strip()  # never fails: free-text lines may hold any byte
             offset += len(line)
             if offset > _MAX_HEADER_BYTES:
                 raise ValueError(f"{path}: header longer than {_MAX_HEADER_BYTES} bytes")

@@ -38,6 +38,11 @@ def test_parse_header_stops_at_end_line(tmp_path):
     assert "abc" not in header.fields
 
 
+def test_parse_header_non_ascii_free_text(tmp_path):
+    header = parse_header(_write(tmp_path, "a.dat", "% Comment caf\u00e9\n% Height 5\n".encode("utf-8")))
+    assert header.get("height") == "5" and header.lines[0].startswith("Comment caf")
+
+
 def test_parse_header_no_header(tmp_path):
     header = parse_header(_write(tmp_path, "a.dat", b"\x01\x02\x03\x04"))
     assert header.size == 0 and header.lines == () and header.evt_version is None
