@@ -142,12 +142,11 @@ class RawReader:
                           f"inexact, use load_all() to get sorted events", UserWarning, stacklevel=4)
         return events
 
-    def _append(self, events: np.ndarray) -> None:
-        if self._bpos >= self._buf.size:
-            self._buf, self._bpos = events, 0
-        elif events.size:
-            self._buf = concatenate_events([self._buf[self._bpos:], events])
-            self._bpos = 0
+    def _append(self, parts: list[np.ndarray]) -> None:
+        """Append decoded chunks to the pending events (one copy, however many chunks)."""
+        pending = self._buf[self._bpos:]
+        self._buf = concatenate_events([pending, *parts]) if pending.size else concatenate_events(parts)
+        self._bpos = 0
 
     @property
     def _eof(self) -> bool:
@@ -155,8 +154,16 @@ class RawReader:
 
     def _fill_until_time(self, t: int) -> None:
         """Decode until the buffer holds an event with time >= ``t`` or the file ends."""
-        while not self._eof and (self._bpos >= self._buf.size or int(self._buf["t"][-1]) < t):
-            self._append(self._decode_next())
+        if self._bpos < self._buf.size and int(self._buf["t"][-1]) >= t:
+            return
+        parts = []
+        while not self._eof:
+            events = self._decode_next()
+            parts.append(events)
+            if events.size and int(events["t"][-1]) >= t:
+                break
+        if parts:
+            self._append(parts)
 
     def _split_at_time(self, t: int) -> int:
         """Buffer index of the first pending event with time >= ``t``."""
@@ -169,7 +176,7 @@ class RawReader:
         if self._bpos < self._buf.size:
             return False
         while not self._eof and self._bpos >= self._buf.size:  # trailing words may hold no events
-            self._append(self._decode_next())
+            self._append([self._decode_next()])
         return self._bpos >= self._buf.size
 
     def reset(self) -> None:
@@ -189,8 +196,12 @@ class RawReader:
         n = int(n)
         if n < 0:
             raise ValueError(f"{self.path}: load_n_events needs n >= 0, got {n}")
-        while not self._eof and self._buf.size - self._bpos < n:
-            self._append(self._decode_next())
+        parts, have = [], self._buf.size - self._bpos
+        while not self._eof and have < n:
+            parts.append(self._decode_next())
+            have += parts[-1].size
+        if parts:
+            self._append(parts)
         stop = min(self._bpos + n, self._buf.size)
         events = self._buf[self._bpos:stop].copy()
         self._bpos = stop
@@ -223,7 +234,7 @@ class RawReader:
         while not self._eof:
             events = self._decode_next()
             if events.size and int(events["t"][-1]) >= t:
-                self._append(events)
+                self._append([events])
                 break
         self._bpos = self._split_at_time(t)
         self.current_time = t
