@@ -191,7 +191,9 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
                         done_parts[q] = final(q)
                     else:
                         writer = open_writer(q)
-                if writer is not None:
+                if writer is not None and not events.size:
+                    writer.resize(writer.num_frames + n)  # empty frames: unwritten chunks read as zeros
+                elif writer is not None:
                     writer.write(events_to_tensor(events, rep.name, n, height, width, dt, start_ts=k * dt,
                                                   downsampling_factor=d, **cfg.params))
                 k += n

@@ -147,3 +147,19 @@ def test_validation_errors(dataset, tmp_path):
     with pytest.raises(RuntimeError, match="power of two"):
         generate_hdf5(root, tmp_path / "o", height_width=(30, 40), progress=False)
     assert not list((tmp_path / "o").rglob("*.h5"))
+
+
+@pytest.mark.parametrize("name", ["sample_ncars.dat", "evt3_sample.raw"])
+def test_real_recordings(real_data, tmp_path, name):
+    from evdet.io.read import open_events, read_events
+
+    (path,) = generate_hdf5(real_data / name, tmp_path, delta_t=10_000, progress=False)
+    r = H5TensorReader(path)
+    with open_events(real_data / name) as reader:
+        assert r.sensor_size == (reader.height, reader.width)
+    events = read_events(real_data / name)
+    assert r.num_frames == -(-(int(events["t"][-1]) + 1) // 10_000)
+    k0 = int(events["t"][0]) // 10_000  # RAW clocks start late: frames before k0 are empty
+    ref = events_to_tensor(events, "histo", r.num_frames - k0, *r.sensor_size, 10_000, start_ts=k0 * 10_000)
+    np.testing.assert_array_equal(r.read(k0), ref)
+    assert ref[0].any() and not r.read(max(k0 - 3, 0), k0).any()
