@@ -46,6 +46,14 @@ class ModelConfig:
         score_thresh: minimum class score kept when decoding (validation, detection, demo).
         nms_thresh: class-wise NMS IoU threshold (suppress when IoU > threshold).
         max_detections: at most this many detections per frame.
+        num_queries, dec_layers, hidden_dim, nheads: set head (``head="set"``, SPEC 5): object queries per
+            frame, transformer decoder layers, decoder width, attention heads.
+        set_cls_loss: set-head classification loss, ``"ce"`` (DETR cross-entropy) or ``"focal"``.
+        set_loss_ce, set_loss_bbox, set_loss_giou: set-head loss weights (also the matching costs).
+        set_eos_coef: weight of the no-object class in the set-head cross-entropy.
+        head_lr_mult: learning rate of the set head relative to the backbone (optimizer parameter groups).
+        set_grad_clip: gradient-norm clip of the set head; training clips at the smaller of this and
+            ``TrainConfig.gradient_clip_val`` (0 disables this one).
     """
 
     head: str = "anchor"
@@ -57,6 +65,17 @@ class ModelConfig:
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
     max_detections: int = 100
+    num_queries: int = 100
+    dec_layers: int = 6
+    hidden_dim: int = 256
+    nheads: int = 8
+    set_cls_loss: str = "ce"
+    set_loss_ce: float = 1.0
+    set_loss_bbox: float = 5.0
+    set_loss_giou: float = 2.0
+    set_eos_coef: float = 0.1
+    head_lr_mult: float = 1.0
+    set_grad_clip: float = 0.1
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -69,6 +88,15 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.score_thresh must be in [0, 1], got {self.score_thresh}")
         if not 0.0 < self.nms_thresh <= 1.0:
             raise ValueError(f"ModelConfig.nms_thresh must be in (0, 1], got {self.nms_thresh}")
+        for name in ("num_queries", "dec_layers", "hidden_dim", "nheads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.set_cls_loss not in ("ce", "focal"):
+            raise ValueError(f"ModelConfig.set_cls_loss must be 'ce' or 'focal', got {self.set_cls_loss!r}")
+        if not self.head_lr_mult > 0 or self.set_grad_clip < 0:
+            raise ValueError(f"ModelConfig: head_lr_mult must be > 0 and set_grad_clip >= 0, got "
+                             f"{self.head_lr_mult} and {self.set_grad_clip}")
 
 
 @dataclass(frozen=True)
@@ -189,10 +217,40 @@ def _build_anchor_detector(config: ModelConfig, in_channels: int, num_classes: i
     )
 
 
-#: Head name → builder ``(model_config, in_channels, num_classes) -> detector``. The DETR-style set head
-#: (``"set"``) registers here when it lands; every detector follows the contract in docs/architecture.md.
+def _build_set_detector(config: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    from evdet.models import SetDetector
+
+    return SetDetector(
+        feature_extractor=None,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        feature_base=config.base,
+        feature_channels_out=config.cout,
+        backbone=config.backbone,
+        num_queries=config.num_queries,
+        dec_layers=config.dec_layers,
+        hidden_dim=config.hidden_dim,
+        nheads=config.nheads,
+        dim_feedforward=4 * config.hidden_dim,
+        cls_loss=config.set_cls_loss,
+        cost_class=config.set_loss_ce,
+        cost_bbox=config.set_loss_bbox,
+        cost_giou=config.set_loss_giou,
+        loss_ce=config.set_loss_ce,
+        loss_bbox=config.set_loss_bbox,
+        loss_giou=config.set_loss_giou,
+        eos_coef=config.set_eos_coef,
+        top_k=max(config.max_detections, 100),
+        grad_clip=config.set_grad_clip,
+        head_lr_mult=config.head_lr_mult,
+    )
+
+
+#: Head name → builder ``(model_config, in_channels, num_classes) -> detector``; every detector follows the
+#: contract in docs/architecture.md.
 HEADS: dict[str, Callable[[ModelConfig, int, int], nn.Module]] = {
     "anchor": _build_anchor_detector,
+    "set": _build_set_detector,
 }
 
 
