@@ -146,14 +146,18 @@ class LightningDetectionModel(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         tc = self.train_config
-        decay, no_decay = [], []
-        for p in self.detector.parameters():
-            if p.requires_grad:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=tc.lr,
-        )
+        if hasattr(self.detector, "param_groups"):  # the set head: separate backbone / head learning rates
+            groups = [{"params": g["params"], "lr": g["lr"],
+                       "weight_decay": 0.0 if g["no_decay"] else tc.weight_decay}
+                      for g in self.detector.param_groups(tc.lr)]
+        else:
+            decay, no_decay = [], []
+            for p in self.detector.parameters():
+                if p.requires_grad:
+                    (decay if p.ndim >= 2 else no_decay).append(p)
+            groups = [{"params": decay, "weight_decay": tc.weight_decay},
+                      {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=tc.lr)
         total = self.trainer.estimated_stepping_batches if self._has_trainer() else tc.max_steps
         if total is None or not math.isfinite(total) or total < 1:
             if tc.max_steps > 0:
@@ -167,6 +171,17 @@ class LightningDetectionModel(L.LightningModule):
         warmup = resolve_warmup_steps(total, tc.warmup_steps, tc.warmup_fraction)
         scheduler = build_lr_scheduler(optimizer, tc.lr_schedule, total, warmup, tc.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None) -> None:
+        """Clip at ``TrainConfig.gradient_clip_val``, or at the detector's own ``grad_clip`` when smaller (the
+        set head's default 0.1; 0 disables it)."""
+        head_clip = float(getattr(self.detector, "grad_clip", 0.0) or 0.0)
+        if head_clip > 0 and (not gradient_clip_val or head_clip < gradient_clip_val):
+            gradient_clip_val = head_clip
+            gradient_clip_algorithm = gradient_clip_algorithm or "norm"
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm)
 
     def on_train_epoch_start(self) -> None:
         self.detector.reset_all()
