@@ -28,6 +28,12 @@ def _devices(value: str) -> int | str:
         return value
 
 
+def _set_loss_weights(weights: list[float] | None) -> dict[str, float]:
+    if weights is None:
+        return {}
+    return {"set_loss_ce": weights[0], "set_loss_bbox": weights[1], "set_loss_giou": weights[2]}
+
+
 def build_parser() -> argparse.ArgumentParser:
     mc, tc, dc = ModelConfig(), TrainConfig(), DataConfig()
     p = argparse.ArgumentParser(
@@ -47,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--score-thresh", type=float, default=mc.score_thresh, help="decoding score threshold")
     g.add_argument("--nms-thresh", type=float, default=mc.nms_thresh, help="NMS IoU threshold")
     g.add_argument("--max-detections", type=int, default=mc.max_detections, help="detections per frame")
+    g.add_argument("--num-queries", type=int, default=mc.num_queries, help="set head: queries per frame")
+    g.add_argument("--dec-layers", type=int, default=mc.dec_layers, help="set head: decoder layers")
+    g.add_argument("--hidden-dim", type=int, default=mc.hidden_dim, help="set head: decoder width")
+    g.add_argument("--nheads", type=int, default=mc.nheads, help="set head: attention heads")
+    g.add_argument("--set-cls-loss", default=mc.set_cls_loss, choices=("ce", "focal"),
+                   help="set head: classification loss")
+    g.add_argument("--set-loss-weights", type=float, nargs=3, default=None, metavar=("CE", "L1", "GIOU"),
+                   help="set head: loss and matching-cost weights (default 1 5 2)")
+    g.add_argument("--set-eos-coef", type=float, default=mc.set_eos_coef, help="set head: no-object weight")
+    g.add_argument("--head-lr-mult", type=float, default=mc.head_lr_mult, help="set head LR / backbone LR")
+    g.add_argument("--set-grad-clip", type=float, default=mc.set_grad_clip,
+                   help="set head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
 
     g = p.add_argument_group("data")
     g.add_argument("--num-tbins", "-T", type=int, default=dc.num_tbins, help="time bins per batch step T")
@@ -112,7 +130,11 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
     mc = ModelConfig(head=args.head, backbone=args.backbone, base=args.base, cout=args.cout,
                      anchors=args.anchors, anchor_size=args.anchor_size,
                      score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
-                     max_detections=args.max_detections)
+                     max_detections=args.max_detections, num_queries=args.num_queries,
+                     dec_layers=args.dec_layers, hidden_dim=args.hidden_dim, nheads=args.nheads,
+                     set_cls_loss=args.set_cls_loss, set_eos_coef=args.set_eos_coef,
+                     head_lr_mult=args.head_lr_mult, set_grad_clip=args.set_grad_clip,
+                     **_set_loss_weights(args.set_loss_weights))
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, delta_t=args.delta_t,
                     representation=args.representation, height=args.height, width=args.width,
                     classes=tuple(args.classes) if args.classes else None, sampling=args.sampling,
