@@ -203,3 +203,26 @@ def test_stream_batches_raw_dat_matches_direct_conversion(tmp_path, rng):
     half = list(stream_batches([path], DataConfig(num_tbins=4, delta_t=DT, height=6, width=8)))
     ref_half = events_to_tensor(ev, "histo", 4, 12, 16, DT, downsampling_factor=1)
     np.testing.assert_allclose(half[0].inputs[:, 0].numpy(), ref_half)
+
+
+@pytest.mark.parametrize("name", ["sample_ncars.dat", "evt3_sample.raw"])
+def test_stream_batches_real_recordings(real_data, name):
+    from evdet.io.read import open_events, read_events
+    from evdet.preprocessing import events_to_tensor
+    path = real_data / name
+    with open_events(path) as reader:
+        height, width = reader.height, reader.width
+    d = 0 if name.endswith(".dat") else 2  # 1280x720 -> 320x180 (power-of-two downsampling)
+    config = DataConfig(num_tbins=12, delta_t=10_000 if d == 0 else 50_000, height=height >> d,
+                        width=width >> d)
+    batches = list(stream_batches([path], config))
+    got = torch.cat([b.inputs[:b.video_infos[0].num_valid_bins, 0] for b in batches]).numpy()
+    events = read_events(path)
+    assert got.shape[0] == int(events["t"].max()) // config.delta_t + 1
+    assert got.shape[1:] == (2, height >> d, width >> d)
+    ref = events_to_tensor(events, "histo", got.shape[0], height, width, config.delta_t,
+                           downsampling_factor=d)
+    np.testing.assert_allclose(got, ref)
+    assert got.sum() > 0
+    assert batches[0].mask_keep_memory.item() == 0
+    assert all(b.mask_keep_memory.item() == 1 for b in batches[1:])
