@@ -44,6 +44,12 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
     tu = num_t * num_utbins
     inv = tu / total
     inv_u = 1.0 / num_utbins
+    # micro-bin m of the previous event and its time range [lo, hi): sorted events (the usual case)
+    # reuse it, so the bin arithmetic runs once per micro-bin instead of once per event
+    lo = np.int64(0)
+    hi = np.int64(0)
+    k = np.int64(0)
+    u = np.int64(0)
     for i in range(x.shape[0]):
         tr = np.int64(t[i]) - t0
         if tr < 0 or tr >= total:
@@ -52,9 +58,12 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
         yi = np.int64(y[i]) >> d
         if xi >= width or yi >= height:
             continue
-        m = floor_div_scaled(tr, tu, total, inv)
-        k = floor_div_scaled(m, 1, num_utbins, inv_u)
-        u = m - k * num_utbins
+        if tr < lo or tr >= hi:
+            m = floor_div_scaled(tr, tu, total, inv)
+            k = floor_div_scaled(m, 1, num_utbins, inv_u)
+            u = m - k * num_utbins
+            lo = (m * total + tu - 1) // tu  # ceil(m * total / tu): first tr of micro-bin m
+            hi = ((m + 1) * total + tu - 1) // tu
         if signed:
             if p[i] > 0:
                 out[k, u, yi, xi] += 1.0

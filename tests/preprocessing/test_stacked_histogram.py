@@ -34,3 +34,14 @@ def test_stacked_histogram_counts_per_polarity_and_microbin():
 def test_stacked_histogram_rejects_bad_max_count():
     with pytest.raises(ValueError, match="max_count"):
         stacked_histogram(np.zeros(0, EVENT_DTYPE), np.zeros((1, 20, 2, 2), np.float32), 100, max_count=0)
+
+
+def test_sorted_events_on_fractional_bin_boundaries():
+    # one event per µs: every micro-bin boundary of 3 x 7 bins over 1001 µs is hit (the sorted fast path)
+    ev = np.zeros(1001 + 20, dtype=EVENT_DTYPE)
+    ev["t"] = np.concatenate([np.arange(1001), np.arange(20) * 50])  # then a few unsorted ones
+    ev["x"], ev["p"] = np.arange(ev.size) % 3, np.arange(ev.size) % 2
+    out = np.zeros((3, 14, 1, 3), np.float32)
+    stacked_histogram(ev, out, 1001, num_utbins=7, max_count=1000)
+    np.testing.assert_array_equal(out, stacked_histogram_ref(ev, out.shape, 1001, 0, 0, 7, 1000))
+    assert out.sum() == ev.size
