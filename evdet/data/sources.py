@@ -150,6 +150,26 @@ def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
     out.copy_(read_frames(spec, start, stop, tuple(out.shape[-2:])))
 
 
+_EVENT_READERS: dict[str, Any] = {}
+_EVENT_PID = [0]
+
+
+def _cached_event_reader(path: str):
+    """An open event reader for this process (at most 8), so that a stream of consecutive chunks reads
+    the file once instead of seeking from the start for every chunk."""
+    if _EVENT_PID[0] != os.getpid():
+        _EVENT_READERS.clear()
+        _EVENT_PID[0] = os.getpid()
+    reader = _EVENT_READERS.get(path)
+    if reader is None:
+        if len(_EVENT_READERS) >= 8:
+            old = _EVENT_READERS.pop(next(iter(_EVENT_READERS)))
+            if hasattr(old, "close"):
+                old.close()
+        reader = _EVENT_READERS[path] = _event_reader(path)
+    return reader
+
+
 def power_of_two_factor(src: tuple[int, int], dst: tuple[int, int]) -> int | None:
     """``d`` with ``dst == (src[0] >> d, src[1] >> d)`` and ``src`` divisible by ``2**d``, else None."""
     for d in range(0, 8):
@@ -190,13 +210,10 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
         from evdet.preprocessing import events_to_tensor
         d = power_of_two_factor(spec.sensor_size, network_size) or 0
         t0 = spec.start_ts + start * spec.delta_t
-        reader = _event_reader(spec.path)
-        try:
+        reader = _cached_event_reader(spec.path)
+        if reader.current_time != t0:  # sequential chunks continue where the last one ended
             reader.seek_time(t0)
-            events = reader.load_delta_t((stop - start) * spec.delta_t)
-        finally:
-            if hasattr(reader, "close"):
-                reader.close()
+        events = reader.load_delta_t((stop - start) * spec.delta_t)
         h, w = spec.sensor_size
         frames = events_to_tensor(events, spec.representation, stop - start, h, w, spec.delta_t, start_ts=t0,
                                   downsampling_factor=d, **dict(spec.params))
