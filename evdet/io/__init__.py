@@ -2,9 +2,10 @@
 
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem, save_boxes
 from evdet.io.dat import DatReader, DatWriter, write_dat
-from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE, as_boxes, as_events
+from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE, as_boxes, as_events, concatenate_events
 from evdet.io.evt2 import decode_evt2
 from evdet.io.evt3 import decode_evt3
+from evdet.io.h5 import H5TensorReader, H5TensorWriter
 from evdet.io.header import parse_header
 from evdet.io.label_map import (
     EMPTY_CLASS,
@@ -23,5 +24,5 @@ __all__ = [
     "as_boxes", "as_events", "class_names", "label_path_for", "load_boxes", "load_label_map",
     "recording_stem", "save_boxes", "save_label_map",
     "DatReader", "DatWriter", "RawReader", "decode_evt2", "decode_evt3", "detect_format", "open_events",
-    "parse_header", "read_events", "write_dat",
+    "parse_header", "read_events", "write_dat", "concatenate_events", "H5TensorReader", "H5TensorWriter",
 ]
