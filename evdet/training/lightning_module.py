@@ -5,7 +5,8 @@ carried from one batch to the next per column, zeroed where ``mask_keep_memory``
 start of every batch (truncated back-propagation through T bins). ``compute_loss`` always returns a loss
 connected to every parameter, so under DDP every rank runs the same collectives even when its batch has
 no labelled bin. A NaN/inf loss (or gradient) stops training with an error naming the global step, or,
-with ``TrainConfig.skip_nonfinite``, skips the update (decided on all ranks together).
+with ``TrainConfig.skip_nonfinite``, skips the update (decided on all ranks together): no weight update,
+the buffers (BatchNorm statistics) restored to their values before the step, the recurrent state reset.
 
 Validation/test stream whole videos, keep detections of labelled bins stamped with the bin end time,
 accumulate them per video and score once per epoch over all videos gathered from every rank.
@@ -105,6 +106,9 @@ class LightningDetectionModel(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> Tensor | None:
         self.detector.reset(batch.mask_keep_memory)
+        saved = None
+        if self.train_config.skip_nonfinite:  # buffers (BatchNorm statistics) change in the forward pass
+            saved = {name: b.detach().clone() for name, b in self.detector.named_buffers()}
         losses = self.detector.compute_loss(batch.inputs, batch.labels, batch.frame_is_labeled)
         loss = losses["loss"]
         if self._any_rank(not bool(torch.isfinite(loss.detach()).all())):
@@ -116,7 +120,10 @@ class LightningDetectionModel(L.LightningModule):
                     "Lower the learning rate, check the data, or pass --skip-nonfinite to skip such steps."
                 )
             self.nonfinite_steps += 1
-            self.detector.detach()
+            with torch.no_grad():  # undo the forward pass: buffers as before, recurrent state forgotten
+                for name, b in self.detector.named_buffers():
+                    b.copy_(saved[name])
+            self.detector.reset_all()
             self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch.batch_size)
             return None  # Lightning skips backward and the optimizer step (on every rank: decided jointly)
         bs = batch.batch_size

@@ -260,7 +260,8 @@ def train(
     else:
         module = LightningDetectionModel(make_info(dm, mc), tc, data_config_to_dict(dc))
 
-    trainer = build_trainer(root, module.train_config, progress=progress)
+    trainer = build_trainer(root, module.train_config, progress=progress,
+                            monitor_val=module.train_config.limit_val_batches != 0)
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
     result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
     last = root / "checkpoints" / "last.ckpt"

@@ -1,0 +1,34 @@
+"""A shortened ``evdet-quickstart`` run: simulate → convert → train → validate → demo video."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("evdet.simulation.dataset")
+pytest.importorskip("evdet.viz.demo")
+
+
+def test_quickstart_short_chain(tmp_path, capsys):
+    from evdet.apps.quickstart import main
+
+    code = main([str(tmp_path), "--num-train", "2", "--num-val", "1", "--duration-s", "1.0",
+                 "--max-epochs", "1", "--limit-train-batches", "3", "-T", "4", "-B", "2", "--height", "48",
+                 "--width", "64",
+                 "--base", "4", "--cout", "8", "--num-workers", "1", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    m = re.search(r"AP = (\d\.\d{4})\s+AP50 = (\d\.\d{4})", out)
+    assert m, out[-2000:]
+    assert 0.0 <= float(m.group(1)) <= float(m.group(2)) <= 1.0
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["label_map_dictionary.json", "train",
+                                                                        "val"]
+    assert len(list((tmp_path / "hdf5" / "train").glob("*.h5"))) == 2
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "run" / "metrics_val.json").is_file()
+    video = [p for p in tmp_path.iterdir() if p.name.startswith("demo")]
+    assert video, sorted(p.name for p in tmp_path.iterdir())
+    assert "demo video:" in out and "wall time:" in out

@@ -1,0 +1,163 @@
+"""Reliability tests of ``evdet-train`` on a tiny synthetic dataset with a very small model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("evdet.simulation.dataset")
+pytest.importorskip("evdet.preprocessing.convert")
+
+SMALL = ["--base", "4", "--cout", "8", "--anchor-size", "16", "-T", "4", "-B", "2", "--height", "48",
+         "--width", "64", "--no-progress", "--log-images-every-n-steps", "0", "--score-thresh", "0.01",
+         "--num-workers", "0"]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "evdet.apps.train", *args]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return e
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    from evdet.simulation.dataset import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("tinyds")
+    make_synthetic_dataset(root / "raw", preset="tiny", num_train=2, num_val=2, num_test=1, duration_s=1.0,
+                           seed=3, hdf5=True)
+    return root / "raw" / "hdf5"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_ddp_validation_equals_single_process(dataset, tmp_path):
+    root = tmp_path / "ddp"
+    r = subprocess.run(cli(str(dataset), "--root-dir", str(root), *SMALL, "--max-epochs", "1",
+                           "--limit-train-batches", "3", "--devices", "2", "--accelerator", "cpu",
+                           "--strategy", "ddp", "--score-thresh", "0.0"),
+                       env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ddp = read_json(root / "metrics_val.json")
+    single_root = tmp_path / "single"
+    r = subprocess.run(cli(str(dataset), "--root-dir", str(single_root), *SMALL, "--just-val", "--checkpoint",
+                           str(root / "checkpoints" / "last.ckpt"), "--score-thresh", "0.0"),
+                       env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    single = read_json(single_root / "metrics_val.json")
+    assert set(ddp) == set(single) and "AP_car" in ddp
+    assert any(v > 0 for v in single.values()), single  # not a trivial all-zero comparison
+    for k in ddp:
+        assert ddp[k] == pytest.approx(single[k], abs=1e-6), k
+
+
+def test_sigkill_mid_epoch_then_resume(dataset, tmp_path):
+    root = tmp_path / "kill"
+    args = cli(str(dataset), "--root-dir", str(root), *SMALL, "--limit-train-batches", "4",
+               "--max-epochs", "3")
+    proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = root / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 180
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert last.exists(), proc.stderr.read().decode()[-3000:] if proc.poll() is not None else "timeout"
+    os.kill(proc.pid, signal.SIGKILL)  # during epoch 1 (epoch 0's checkpoint just appeared)
+    proc.wait()
+    for ckpt in (root / "checkpoints").glob("*.ckpt"):  # every visible checkpoint is complete
+        torch.load(ckpt, weights_only=True)
+    before = torch.load(last, weights_only=True)
+    assert before["epoch"] == 0 and before["global_step"] == 4
+    args_resume = [a if a != "3" else "2" for a in args] + ["--resume"]
+    r = subprocess.run(args_resume, env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = torch.load(last, weights_only=True)
+    assert after["epoch"] == 1 and after["global_step"] == 8  # continued, did not restart from step 0
+    assert not [p for p in (root / "checkpoints").iterdir() if ".tmp-" in p.name and p.suffix == ".ckpt"]
+
+
+def test_nonfinite_loss_stops_with_the_step_or_is_skipped(dataset, tmp_path, capsys):
+    from evdet.apps.train import main
+
+    base = [str(dataset), *SMALL, "--lr", "1e30", "--max-steps", "4", "--limit-val-batches", "0",
+            "--warmup-steps", "0"]
+    code = main([*base, "--root-dir", str(tmp_path / "nan")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "global step 1" in err and "--skip-nonfinite" in err, err[-2000:]
+    code = main([*base, "--root-dir", str(tmp_path / "skip"), "--skip-nonfinite"])
+    assert code == 0
+    state = torch.load(tmp_path / "skip" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_bad_dataset_directories_fail_before_training(dataset, tmp_path, capsys):
+    from evdet.apps.train import main
+
+    def run(d: Path) -> str:
+        code = main([str(d), "--root-dir", str(tmp_path / "run"), *SMALL, "--max-steps", "1"])
+        assert code == 2
+        assert not (tmp_path / "run" / "checkpoints").exists()
+        return capsys.readouterr().err
+
+    no_map = tmp_path / "nomap"
+    shutil.copytree(dataset, no_map)
+    (no_map / "label_map_dictionary.json").unlink()
+    assert "label_map_dictionary.json" in run(no_map)
+
+    empty = tmp_path / "empty"
+    shutil.copytree(dataset, empty)
+    shutil.rmtree(empty / "val")
+    (empty / "val").mkdir()
+    err = run(empty)
+    assert "val" in err and "no recording" in err
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(dataset, mixed)
+    from evdet.preprocessing.convert import generate_hdf5
+
+    raw_val = sorted((dataset.parent / "val").glob("*_td.dat"))[0]
+    out = generate_hdf5([raw_val], tmp_path / "cube", representation="event_cube", progress=False)
+    target = sorted((mixed / "val").glob("*.h5"))[0]
+    shutil.copy(out[0], target)
+    err = run(mixed)
+    assert "channels" in err and target.name in err
+
+
+def test_just_test_writes_detections_per_video(dataset, tmp_path):
+    from evdet.data import DataConfig
+    from evdet.io import BBOX_DTYPE, load_boxes
+    from evdet.training.config import ModelConfig, TrainConfig
+    from evdet.training.run import train
+
+    mc = ModelConfig(base=4, cout=8, anchor_size=16.0, score_thresh=0.01)
+    dc = DataConfig(num_tbins=4, batch_size=2, height=48, width=64)
+    tc = TrainConfig(max_steps=2, limit_val_batches=0, log_images_every_n_steps=0)
+    train(dataset, tmp_path, model_config=mc, data_config=dc, train_config=tc, progress=False)
+    res = train(dataset, tmp_path, model_config=mc, data_config=dc, train_config=tc, just_test=True,
+                progress=False)
+    files = sorted(res.detections_dir.glob("*_bbox.npy"))
+    assert [f.name.replace("_bbox.npy", "") for f in files] == \
+        [p.stem for p in sorted((dataset / "test").glob("*.h5"))]
+    dets = load_boxes(files[0])
+    assert dets.dtype == BBOX_DTYPE and len(dets) > 0
+    assert np.all(dets["t"] % 50_000 == 0) and np.all(np.diff(dets["t"]) >= 0)
+    assert dets["x"].max() > 64  # scaled to sensor pixels (128 wide), not network pixels (64)
+    assert "AP" in res.metrics["test"]
