@@ -126,7 +126,7 @@ class SequenceDataset(Dataset):
         for col, item in enumerate(plan):
             if item.is_padding:
                 padding[col] = True
-                inputs[:, col] = 0.0
+                inputs[:, col].numpy().fill(0.0)  # numpy: no intra-op threads for a plain fill
                 infos.append(VideoInfo("", 0, self.delta_t, 0, num_valid_bins=0))
                 continue
             spec = self.videos[item.video]
@@ -136,7 +136,8 @@ class SequenceDataset(Dataset):
             else:
                 frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
                 inputs[:valid, col] = augment_tensor(frames, item.aug)
-            inputs[valid:, col] = 0.0
+            if valid < t:
+                inputs[valid:, col].numpy().fill(0.0)
             chunk_start = spec.start_ts + item.start_frame * spec.delta_t
             col_labels, col_labeled = self._column_labels(item, spec, chunk_start, valid)
             for k in range(t):
