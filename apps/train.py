@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("evaluation and logging")
     g.add_argument("--eval-preset", default=tc.eval_preset, help="auto, gen1, gen4, gen4-half, legacy")
     g.add_argument("--eval-skip-ts", type=int, default=None, help="µs of each recording not scored")
+    g.add_argument("--eval-score-thresh", type=float, default=tc.eval_score_thresh,
+                   help="score threshold of the detections scored in validation/test")
     g.add_argument("--time-tol", type=int, default=None, help="evaluation time tolerance in µs")
     g.add_argument("--check-val-every-n-epoch", type=int, default=tc.check_val_every_n_epoch)
     g.add_argument("--log-every-n-steps", type=int, default=tc.log_every_n_steps)
@@ -154,7 +156,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
                      accelerator=args.accelerator, devices=args.devices, strategy=args.strategy,
                      seed=args.seed,
                      skip_nonfinite=args.skip_nonfinite, eval_preset=args.eval_preset,
-                     eval_skip_ts=args.eval_skip_ts, time_tol=args.time_tol,
+                     eval_skip_ts=args.eval_skip_ts,
+                     eval_score_thresh=args.eval_score_thresh, time_tol=args.time_tol,
                      log_every_n_steps=args.log_every_n_steps,
                      log_images_every_n_steps=args.log_images_every_n_steps,
                      check_val_every_n_epoch=args.check_val_every_n_epoch)

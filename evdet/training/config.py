@@ -128,6 +128,9 @@ class TrainConfig:
         eval_skip_ts: override of the preset's ``skip_ts`` (µs; ignore boxes in the first part of each
             recording while the recurrent state warms up). None keeps the preset's value, except for
             ``"auto"`` on non-standard sensors where it is 200 000 µs (tiny recordings are a few seconds).
+        eval_score_thresh: score threshold of the detections kept for validation/test metrics (and the
+            ``--just-test`` detection files); None: the model's ``score_thresh``. Low values (0.01) give the
+            usual COCO AP; the model's threshold is the one used for deployment (detect, demo).
         time_tol: evaluation time tolerance (µs, inclusive); None: the preset's (``"auto"``: half a bin,
             see ``eval_preset_for``).
         log_every_n_steps: scalar logging period (steps).
@@ -156,6 +159,7 @@ class TrainConfig:
     skip_nonfinite: bool = False
     eval_preset: str = "auto"
     eval_skip_ts: int | None = None
+    eval_score_thresh: float | None = 0.01
     time_tol: int | None = None
     log_every_n_steps: int = 10
     log_images_every_n_steps: int = 200

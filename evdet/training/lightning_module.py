@@ -196,8 +196,10 @@ class LightningDetectionModel(L.LightningModule):
     # ------------------------------------------------------------------ validation / test
     def _eval_step(self, batch, split: str) -> list[list[Tensor]]:
         self.detector.reset(batch.mask_keep_memory)
+        thresh = self.train_config.eval_score_thresh
         detections = self.detector.get_boxes(
-            batch.inputs, score_thresh=self.info.score_thresh, nms_thresh=self.info.nms_thresh,
+            batch.inputs, score_thresh=self.info.score_thresh if thresh is None else thresh,
+            nms_thresh=self.info.nms_thresh,
             max_detections=self.info.max_detections,
         )
         accumulate_batch(self.accumulators[split], batch, detections, self.info.sensor_size)

@@ -53,13 +53,13 @@ def test_ddp_validation_equals_single_process(dataset, tmp_path):
     root = tmp_path / "ddp"
     r = subprocess.run(cli(str(dataset), "--root-dir", str(root), *SMALL, "--max-epochs", "1",
                            "--limit-train-batches", "3", "--devices", "2", "--accelerator", "cpu",
-                           "--strategy", "ddp", "--score-thresh", "0.0"),
+                           "--strategy", "ddp", "--eval-score-thresh", "0.0"),
                        env=env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     ddp = read_json(root / "metrics_val.json")
     single_root = tmp_path / "single"
     r = subprocess.run(cli(str(dataset), "--root-dir", str(single_root), *SMALL, "--just-val", "--checkpoint",
-                           str(root / "checkpoints" / "last.ckpt"), "--score-thresh", "0.0"),
+                           str(root / "checkpoints" / "last.ckpt"), "--eval-score-thresh", "0.0"),
                        env=env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     single = read_json(single_root / "metrics_val.json")
@@ -149,7 +149,7 @@ def test_just_test_writes_detections_per_video(dataset, tmp_path):
 
     mc = ModelConfig(base=4, cout=8, anchor_size=16.0, score_thresh=0.0)
     dc = DataConfig(num_tbins=4, batch_size=2, height=48, width=64)
-    tc = TrainConfig(max_steps=2, limit_val_batches=0, log_images_every_n_steps=0)
+    tc = TrainConfig(max_steps=2, limit_val_batches=0, log_images_every_n_steps=0, eval_score_thresh=0.0)
     train(dataset, tmp_path, model_config=mc, data_config=dc, train_config=tc, progress=False)
     res = train(dataset, tmp_path, model_config=mc, data_config=dc, train_config=tc, just_test=True,
                 progress=False)

@@ -101,7 +101,7 @@ def test_nonfinite_loss_is_skipped_when_asked():
 
 
 def test_validation_logs_coco_metrics_and_accumulates_every_labelled_bin():
-    lm = LightningDetectionModel(info(), TrainConfig(max_steps=1))
+    lm = LightningDetectionModel(info(), TrainConfig(max_steps=1, eval_score_thresh=None))
     batches = make_stream(3)
     t = trainer()
     t.validate(lm, loader(batches), verbose=False)
