@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
     p.add_argument("--num-workers", type=int, default=2, help="processes for simulation and conversion")
     p.add_argument("--no-video", action="store_true", help="skip the demo video")
+    p.add_argument("--video-score-thresh", type=float, default=0.3, help="detections drawn in the video")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
         val_files = sorted((out / "hdf5" / "val").glob("*.h5"))
         print(f"[5/5] rendering the demo video of {val_files[0].name}", flush=True)
-        video = render_demo_video(ckpt, val_files[:1], out / "demo.mp4")
+        video = render_demo_video(ckpt, val_files[:1], out / "demo.mp4", score_thresh=args.video_score_thresh)
         times["demo video"] = time.perf_counter() - t
     total = time.perf_counter() - t0
 
