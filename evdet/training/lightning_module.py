@@ -181,12 +181,15 @@ class LightningDetectionModel(L.LightningModule):
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:
-        """Clip at ``TrainConfig.gradient_clip_val``, or at the detector's own ``grad_clip`` when smaller (the
-        set head's default 0.1; 0 disables it)."""
+        """Clip at ``TrainConfig.gradient_clip_val``, or at the detector's own ``grad_clip`` norm when smaller
+        (the set head's default 0.1; 0 disables it)."""
         head_clip = float(getattr(self.detector, "grad_clip", 0.0) or 0.0)
-        if head_clip > 0 and (not gradient_clip_val or head_clip < gradient_clip_val):
-            gradient_clip_val = head_clip
-            gradient_clip_algorithm = gradient_clip_algorithm or "norm"
+        by_norm = gradient_clip_algorithm is None or gradient_clip_algorithm == "norm"
+        if head_clip > 0 and by_norm and (not gradient_clip_val or head_clip < gradient_clip_val):
+            # Lightning refuses a value other than the Trainer's in clip_gradients: clip here directly
+            # (gradients are already unscaled under mixed precision at this point)
+            torch.nn.utils.clip_grad_norm_([p for p in self.parameters() if p.grad is not None], head_clip)
+            return
         self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
                             gradient_clip_algorithm=gradient_clip_algorithm)
 
