@@ -123,7 +123,7 @@ def bench_training(data: Path, steps: int, t: int, b: int, height: int, width: i
     tc = TrainConfig(lr=2e-3, max_steps=steps, max_epochs=-1, check_val_every_n_epoch=10_000,
                      log_images_every_n_steps=0, accelerator="cpu", precision="32-true")
     rows = {}
-    for head in ("anchor", "set"):
+    for head in ("set", "anchor"):
         extra = dict(anchor_size=16.0) if head == "anchor" else dict(SET)
         mc = ModelConfig(head=head, score_thresh=0.01, **SMALL, **extra)
         with tempfile.TemporaryDirectory() as root:
