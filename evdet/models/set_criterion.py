@@ -98,7 +98,8 @@ class SetCriterion(nn.Module):
         logits = outputs["pred_logits"]  # [B, Q, C+1]
         target = self._target_classes(logits, targets, indices)  # [B, Q]
         if self.cls_loss == "ce":
-            loss = F.cross_entropy(logits.transpose(1, 2), target, self.empty_weight.to(logits.dtype))
+            # float32 whatever the autocast dtype (the weight must match the logits' dtype)
+            loss = F.cross_entropy(logits.transpose(1, 2).float(), target, self.empty_weight.float())
         else:
             # evdet's focal loss puts the background at index 0: rotate no-object (last) to the front
             rolled = torch.cat((logits[..., -1:], logits[..., :-1]), -1).flatten(0, 1)  # [B*Q, C+1]
