@@ -14,9 +14,9 @@ from typing import Union
 import torch
 from torch import Tensor, nn
 
+from evdet.models.decoding import nms_per_frame, top_candidates
 from evdet.ops.box_coder import decode_boxes, encode_boxes
 from evdet.ops.boxes import box_iou, clip_boxes_to_image
-from evdet.ops.nms import batched_nms
 
 _C1 = 2 ** (1 / 3)
 _C2 = 2 ** (2 / 3)
@@ -227,30 +227,7 @@ def batched_decode(loc: Tensor, cls_logits: Tensor, anchors: Tensor, image_heigh
     n_frames = loc.shape[0]
     num_classes = cls_logits.shape[2] - 1
     scores = torch.softmax(cls_logits.float(), dim=2)[:, :, 1:].reshape(n_frames, -1)  # [N, A*C]
-    k = min(top_k, scores.shape[1])
-    top_scores, top_idx = scores.topk(k, dim=1)  # [N, k]
-    anchor_idx = torch.div(top_idx, num_classes, rounding_mode="floor")  # [N, k]
-    class_idx = top_idx - anchor_idx * num_classes  # [N, k]
-    frame_idx = torch.arange(n_frames, device=loc.device).view(-1, 1).expand(n_frames, k)  # [N, k]
-    sel = top_scores > score_thresh  # [N, k]
-    anchor_idx = anchor_idx[sel]
-    class_idx = class_idx[sel]
-    frame_idx = frame_idx[sel]
-    sc = top_scores[sel]
+    frame_idx, anchor_idx, class_idx, sc = top_candidates(scores, num_classes, top_k, score_thresh)  # [K]
     deltas = loc[frame_idx, anchor_idx].float()  # [K, 4]
     boxes = clip_boxes_to_image(decode_boxes(deltas, anchors[anchor_idx]), image_height, image_width)
-    keep = batched_nms(boxes, sc, frame_idx * num_classes + class_idx, nms_thresh)  # by score, desc
-    fk = frame_idx[keep]
-    # stable sort by frame keeps the descending score order inside each frame
-    order = torch.sort(fk, stable=True)[1]
-    keep = keep[order]
-    fk = fk[order]
-    dets = torch.cat((boxes[keep], sc[keep].unsqueeze(1), class_idx[keep].unsqueeze(1).float()), 1)  # [K, 6]
-    counts: list[int] = torch.bincount(fk, minlength=n_frames).tolist()
-    out: list[Tensor] = []
-    start = 0
-    for i in range(n_frames):
-        c = counts[i]
-        out.append(dets[start : start + min(c, max_detections)])
-        start += c
-    return out
+    return nms_per_frame(boxes, sc, frame_idx, class_idx, n_frames, num_classes, nms_thresh, max_detections)

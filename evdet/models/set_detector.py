@@ -9,11 +9,12 @@ TorchScript export work unchanged. TorchScript-able: ``torch.jit.script(detector
 import torch
 from torch import Tensor, nn
 
-from evdet.models.backbones import build_backbone
+from evdet.models.decoding import nms_per_frame, top_candidates
+from evdet.models.detector import RecurrentDetector
 from evdet.models.matcher import HungarianMatcher
 from evdet.models.set_criterion import SetCriterion, slot_metrics
 from evdet.models.set_head import SetHead
-from evdet.ops import batched_nms, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, clip_boxes_to_image
+from evdet.ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, clip_boxes_to_image
 
 
 def decode_set_predictions(logits: Tensor, boxes: Tensor, image_height: int, image_width: int,
@@ -37,40 +38,15 @@ def decode_set_predictions(logits: Tensor, boxes: Tensor, image_height: int, ima
     n_frames, q = logits.shape[0], logits.shape[1]
     num_classes = logits.shape[2] - 1
     scores = torch.softmax(logits.float(), dim=2)[:, :, :num_classes].reshape(n_frames, q * num_classes)
-    k = min(top_k, q * num_classes)
-    top_scores, top_idx = scores.topk(k, dim=1)  # [N, k]
-    query_idx = torch.div(top_idx, num_classes, rounding_mode="floor")  # [N, k]
-    class_idx = top_idx - query_idx * num_classes  # [N, k]
-    frame_idx = torch.arange(n_frames, device=logits.device).view(-1, 1).expand(n_frames, k)  # [N, k]
-    sel = top_scores > score_thresh
-    query_idx = query_idx[sel]
-    class_idx = class_idx[sel]
-    frame_idx = frame_idx[sel]
-    sc = top_scores[sel]
+    frame_idx, query_idx, class_idx, sc = top_candidates(scores, num_classes, top_k, score_thresh)  # [K]
     scale = torch.tensor([image_width, image_height, image_width, image_height], dtype=torch.float32,
                          device=logits.device)
     xyxy = box_cxcywh_to_xyxy(boxes[frame_idx, query_idx].float() * scale)  # [K, 4]
     xyxy = clip_boxes_to_image(xyxy, image_height, image_width)
-    if nms_thresh < 1.0:
-        keep = batched_nms(xyxy, sc, frame_idx * num_classes + class_idx, nms_thresh)  # by score, desc
-    else:
-        keep = torch.sort(sc, descending=True, stable=True)[1]
-    fk = frame_idx[keep]
-    order = torch.sort(fk, stable=True)[1]  # by frame, keeping the score order inside each frame
-    keep = keep[order]
-    fk = fk[order]
-    dets = torch.cat((xyxy[keep], sc[keep].unsqueeze(1), class_idx[keep].unsqueeze(1).float()), 1)  # [K, 6]
-    counts: list[int] = torch.bincount(fk, minlength=n_frames).tolist()
-    out: list[Tensor] = []
-    start = 0
-    for i in range(n_frames):
-        c = counts[i]
-        out.append(dets[start : start + min(c, max_detections)])
-        start += c
-    return out
+    return nms_per_frame(xyxy, sc, frame_idx, class_idx, n_frames, num_classes, nms_thresh, max_detections)
 
 
-class SetDetector(nn.Module):
+class SetDetector(RecurrentDetector):
     """Recurrent detector with a DETR-style set-prediction head.
 
     Args:
@@ -100,15 +76,9 @@ class SetDetector(nn.Module):
                  cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0,
                  loss_ce: float = 1.0, loss_bbox: float = 5.0, loss_giou: float = 2.0, eos_coef: float = 0.1,
                  aux_loss: bool = True, top_k: int = 100, grad_clip: float = 0.1, head_lr_mult: float = 1.0):
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"SetDetector: num_classes must be >= 1, got {num_classes}")
-        if feature_extractor is None:
-            feature_extractor = build_backbone(backbone, in_channels, feature_base, feature_channels_out)
-        self.feature_extractor = feature_extractor
-        self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.head = SetHead(list(feature_extractor.channels), num_classes, num_queries, dec_layers,
+        super().__init__(feature_extractor, in_channels, num_classes, backbone, feature_base,
+                         feature_channels_out)
+        self.head = SetHead(list(self.feature_extractor.channels), num_classes, num_queries, dec_layers,
                             hidden_dim, nheads, dim_feedforward, dropout)
         matcher = HungarianMatcher(cost_class, cost_bbox, cost_giou)
         self.criterion = SetCriterion(num_classes, matcher, eos_coef, cls_loss=cls_loss)
@@ -118,11 +88,6 @@ class SetDetector(nn.Module):
         self.top_k = top_k
         self.grad_clip = float(grad_clip)
         self.head_lr_mult = float(head_lr_mult)
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(f"SetDetector: expected x of shape [T, B, {self.in_channels}, H, W], "
-                             f"got {list(x.shape)}")
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Run the backbone (updating its state) and the head on every bin.
@@ -151,16 +116,6 @@ class SetDetector(nn.Module):
         logits, boxes = self.forward(x)
         return decode_set_predictions(logits, boxes, x.shape[3], x.shape[4], score_thresh, nms_thresh,
                                       max_detections, self.top_k)
-
-    @torch.jit.ignore
-    def get_boxes(self, x: Tensor, score_thresh: float = 0.1, nms_thresh: float = 0.5,
-                  max_detections: int = 100) -> list[list[Tensor]]:
-        """Detections regrouped T × B: ``out[t][b]`` is a ``Tensor[n, 6]`` (see :meth:`detect`)."""
-        if max_detections < 0:
-            raise ValueError(f"get_boxes: max_detections must be >= 0, got {max_detections}")
-        flat = self.detect(x, score_thresh, nms_thresh, max_detections)
-        t, b = x.shape[0], x.shape[1]
-        return [[flat[i * b + j] for j in range(b)] for i in range(t)]
 
     @torch.jit.ignore
     def set_targets(self, targets: list[Tensor], height: int, width: int) -> list[dict[str, Tensor]]:
@@ -197,25 +152,15 @@ class SetDetector(nn.Module):
             ValueError: shapes of ``targets`` / ``frame_is_labeled`` disagree with x, or a bad box row
                 (its t, b and row index are given).
         """
-        self._check_input(x)
-        t, b, height, width = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
-        if list(frame_is_labeled.shape) != [t, b]:
-            raise ValueError(f"compute_loss: frame_is_labeled must have shape [{t}, {b}], got "
-                             f"{list(frame_is_labeled.shape)}")
-        if len(targets) != t or any(len(row) != b for row in targets):
-            raise ValueError(f"compute_loss: targets must be a {t} x {b} nested list")
+        self._check_loss_inputs(x, targets, frame_is_labeled)
+        b, height, width = x.shape[1], x.shape[3], x.shape[4]
         feats = [f.flatten(0, 1) for f in self.feature_extractor(x)]  # each [T*B, C_l, H_l, W_l]
         idx = frame_is_labeled.flatten().to(torch.bool).nonzero().view(-1).to(x.device)  # t-major frames
         if idx.numel() == 0:
             zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
             return {"loss": zero, "loss_ce": zero.detach(), "loss_bbox": zero.detach(),
                     "loss_giou": zero.detach()}
-        frame_targets = []
-        for i in idx.tolist():
-            ti, bi = divmod(i, b)
-            tg = targets[ti][bi]
-            self._check_target(tg, ti, bi)
-            frame_targets.append(tg.to(x.device))
+        frame_targets = [tg.to(x.device) for tg in self._labeled_targets(targets, idx, b)]
         set_targets = self.set_targets(frame_targets, height, width)
         logits, boxes = self.head([f[idx] for f in feats])  # [L, N, Q, C+1], [L, N, Q, 4]
         outputs: dict = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
@@ -235,25 +180,6 @@ class SetDetector(nn.Module):
         return out
 
     @torch.jit.ignore
-    def _check_target(self, tg: Tensor, ti: int, bi: int) -> None:
-        if not isinstance(tg, torch.Tensor) or tg.dim() != 2 or tg.shape[1] != 5:
-            shape = list(tg.shape) if isinstance(tg, torch.Tensor) else type(tg).__name__
-            raise ValueError(f"compute_loss: targets[{ti}][{bi}] must be a Tensor[n, 5], got {shape}")
-        if tg.shape[0] == 0:
-            return
-        cls = tg[:, 4]
-        bad = ((cls < 0) | (cls > self.num_classes - 1) | (cls != cls.round())).nonzero()
-        if bad.shape[0] > 0:
-            r = int(bad[0, 0])
-            raise ValueError(f"compute_loss: targets[{ti}][{bi}] box {r} has class_idx {float(cls[r])}, "
-                             f"expected an integer in 0..{self.num_classes - 1}")
-        bad = ((tg[:, 2] <= tg[:, 0]) | (tg[:, 3] <= tg[:, 1]) | ~torch.isfinite(tg[:, :4]).all(1)).nonzero()
-        if bad.shape[0] > 0:
-            r = int(bad[0, 0])
-            raise ValueError(f"compute_loss: targets[{ti}][{bi}] box {r} is not a valid xyxy box: "
-                             f"{tg[r, :4].tolist()}")
-
-    @torch.jit.ignore
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups: backbone at ``lr``, head at ``lr · head_lr_mult``; each split into
         weights (decay) and 1-D parameters (no decay, flagged ``"no_decay": True``)."""
@@ -263,21 +189,6 @@ class SetDetector(nn.Module):
             groups.append({"params": [p for p in params if p.ndim >= 2], "lr": group_lr, "no_decay": False})
             groups.append({"params": [p for p in params if p.ndim < 2], "lr": group_lr, "no_decay": True})
         return [g for g in groups if g["params"]]
-
-    @torch.jit.export
-    def reset(self, mask_keep_memory: Tensor) -> None:
-        """Zero the recurrent state of columns where ``mask_keep_memory [B]`` is 0; detach all state."""
-        self.feature_extractor.reset(mask_keep_memory)
-
-    @torch.jit.export
-    def reset_all(self) -> None:
-        """Forget all recurrent state."""
-        self.feature_extractor.reset_all()
-
-    @torch.jit.export
-    def detach(self) -> None:
-        """Detach the recurrent state from the graph of previous calls."""
-        self.feature_extractor.detach()
 
     @torch.jit.ignore
     def map_cls_weights(self, src_state_dict: dict[str, Tensor], old_classes: list[str],

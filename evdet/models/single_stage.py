@@ -10,12 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from evdet.models.anchors import Anchors, batched_decode, encode
-from evdet.models.backbones import build_backbone
 from evdet.models.box_head import BoxHead
+from evdet.models.detector import RecurrentDetector
 from evdet.models.focal_loss import smooth_l1_loss, softmax_focal_loss
 
 
-class SingleStageDetector(nn.Module):
+class SingleStageDetector(RecurrentDetector):
     """Recurrent anchor-based detector.
 
     Args:
@@ -44,18 +44,12 @@ class SingleStageDetector(nn.Module):
                  base_anchor_size: float = 32.0, fg_iou_threshold: float = 0.5, bg_iou_threshold: float = 0.3,
                  allow_low_quality_matches: bool = True, focal_gamma: float = 2.0,
                  focal_alpha: float | None = None, head_layers: int = 1, top_k: int = 500):
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"SingleStageDetector: num_classes must be >= 1, got {num_classes}")
-        if feature_extractor is None:
-            feature_extractor = build_backbone(backbone, in_channels, feature_base, feature_channels_out)
-        channels = list(feature_extractor.channels)
+        super().__init__(feature_extractor, in_channels, num_classes, backbone, feature_base,
+                         feature_channels_out)
+        channels = list(self.feature_extractor.channels)
         if len(set(channels)) != 1:
             raise ValueError(f"SingleStageDetector: the shared head needs equal channels on every level, got "
                              f"{channels}")
-        self.feature_extractor = feature_extractor
-        self.in_channels = in_channels
-        self.num_classes = num_classes
         self.anchors = Anchors(len(channels), anchor_list, base_anchor_size)
         self.box_head = BoxHead(channels[0], self.anchors.num_anchors, num_classes, head_layers)
         self.fg_iou_threshold = fg_iou_threshold
@@ -64,11 +58,6 @@ class SingleStageDetector(nn.Module):
         self.focal_gamma = focal_gamma
         self.focal_alpha = focal_alpha
         self.top_k = top_k
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(f"SingleStageDetector: expected x of shape [T, B, {self.in_channels}, H, W], "
-                             f"got {list(x.shape)}")
 
     def _anchors_for(self, feats: list[Tensor], height: int, width: int) -> Tensor:
         sizes = [[f.shape[-2], f.shape[-1]] for f in feats]
@@ -103,16 +92,6 @@ class SingleStageDetector(nn.Module):
                               max_detections, self.top_k)
 
     @torch.jit.ignore
-    def get_boxes(self, x: Tensor, score_thresh: float = 0.1, nms_thresh: float = 0.5,
-                  max_detections: int = 100) -> list[list[Tensor]]:
-        """Detections regrouped T × B: ``out[t][b]`` is a ``Tensor[n, 6]`` (see :meth:`detect`)."""
-        if max_detections < 0:
-            raise ValueError(f"get_boxes: max_detections must be >= 0, got {max_detections}")
-        flat = self.detect(x, score_thresh, nms_thresh, max_detections)
-        t, b = x.shape[0], x.shape[1]
-        return [[flat[i * b + j] for j in range(b)] for i in range(t)]
-
-    @torch.jit.ignore
     def compute_loss(self, x: Tensor, targets: list[list[Tensor]],
                      frame_is_labeled: Tensor) -> dict[str, Tensor]:
         """Losses of a chunk: the backbone runs on every bin, head and losses only on labelled bins.
@@ -132,25 +111,15 @@ class SingleStageDetector(nn.Module):
             ValueError: shapes of ``targets`` / ``frame_is_labeled`` disagree with x, or a bad box row
                 (its t, b and row index are given).
         """
-        self._check_input(x)
-        t, b, height, width = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
-        if list(frame_is_labeled.shape) != [t, b]:
-            raise ValueError(f"compute_loss: frame_is_labeled must have shape [{t}, {b}], got "
-                             f"{list(frame_is_labeled.shape)}")
-        if len(targets) != t or any(len(row) != b for row in targets):
-            raise ValueError(f"compute_loss: targets must be a {t} x {b} nested list")
+        self._check_loss_inputs(x, targets, frame_is_labeled)
+        b, height, width = x.shape[1], x.shape[3], x.shape[4]
         feats = [f.flatten(0, 1) for f in self.feature_extractor(x)]  # each [T*B, C_l, H_l, W_l]
         labeled = frame_is_labeled.flatten().to(torch.bool)  # [T*B], t-major
         idx = labeled.nonzero().view(-1).to(x.device)
         if idx.numel() == 0:
             zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
             return {"loss": zero, "loss_cls": zero.detach(), "loss_box": zero.detach()}
-        frame_targets = []
-        for i in idx.tolist():
-            ti, bi = divmod(i, b)
-            tg = targets[ti][bi]
-            self._check_target(tg, ti, bi)
-            frame_targets.append(tg)
+        frame_targets = self._labeled_targets(targets, idx, b)
         loc, cls = self.box_head([f[idx] for f in feats])  # [N, A, 4], [N, A, C+1]
         anchors = self._anchors_for(feats, height, width)
         loc_t, cls_t = encode(anchors, frame_targets, self.fg_iou_threshold, self.bg_iou_threshold,
@@ -161,40 +130,6 @@ class SingleStageDetector(nn.Module):
                                       self.focal_alpha) / norm
         loss_box = smooth_l1_loss(loc[pos], loc_t[pos]) / norm
         return {"loss": loss_cls + loss_box, "loss_cls": loss_cls, "loss_box": loss_box}
-
-    @torch.jit.ignore
-    def _check_target(self, tg: Tensor, ti: int, bi: int) -> None:
-        if not isinstance(tg, torch.Tensor) or tg.dim() != 2 or tg.shape[1] != 5:
-            shape = list(tg.shape) if isinstance(tg, torch.Tensor) else type(tg).__name__
-            raise ValueError(f"compute_loss: targets[{ti}][{bi}] must be a Tensor[n, 5], got {shape}")
-        if tg.shape[0] == 0:
-            return
-        cls = tg[:, 4]
-        bad = ((cls < 0) | (cls > self.num_classes - 1) | (cls != cls.round())).nonzero()
-        if bad.shape[0] > 0:
-            r = int(bad[0, 0])
-            raise ValueError(f"compute_loss: targets[{ti}][{bi}] box {r} has class_idx {float(cls[r])}, "
-                             f"expected an integer in 0..{self.num_classes - 1}")
-        bad = ((tg[:, 2] <= tg[:, 0]) | (tg[:, 3] <= tg[:, 1]) | ~torch.isfinite(tg[:, :4]).all(1)).nonzero()
-        if bad.shape[0] > 0:
-            r = int(bad[0, 0])
-            raise ValueError(f"compute_loss: targets[{ti}][{bi}] box {r} is not a valid xyxy box: "
-                             f"{tg[r, :4].tolist()}")
-
-    @torch.jit.export
-    def reset(self, mask_keep_memory: Tensor) -> None:
-        """Zero the recurrent state of columns where ``mask_keep_memory [B]`` is 0; detach all state."""
-        self.feature_extractor.reset(mask_keep_memory)
-
-    @torch.jit.export
-    def reset_all(self) -> None:
-        """Forget all recurrent state."""
-        self.feature_extractor.reset_all()
-
-    @torch.jit.export
-    def detach(self) -> None:
-        """Detach the recurrent state from the graph of previous calls."""
-        self.feature_extractor.detach()
 
     @torch.jit.ignore
     def map_cls_weights(self, src_state_dict: dict[str, Tensor], old_classes: list[str],
