@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numba
@@ -21,6 +20,7 @@ import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, as_events
 from evdet.io.header import Header, parse_header, resolve_geometry
+from evdet.io.reader import EventReader, sort_events_with_warning
 
 DAT_EVENT_TYPES = {0: "Event2D", 12: "EventCD"}
 """Event types accepted in a DAT header (both are the 8-byte CD record)."""
@@ -91,7 +91,7 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None) -> 
     return out, int(backward)
 
 
-class DatReader:
+class DatReader(EventReader):
     """Memory-mapped reader of a DAT file; nothing is read until asked.
 
     Attributes:
@@ -285,9 +285,7 @@ class DatReader:
         Raises:
             ValueError: ``n < 0``.
         """
-        if int(n) < 0:
-            raise ValueError(f"{self.path}: load_n_events needs n >= 0, got {n}")
-        events = self._read(self._pos + int(n))
+        events = self._read(self._pos + self._check_n(n))
         if events.size:
             self.current_time = int(events["t"][-1])
         return events
@@ -299,9 +297,7 @@ class DatReader:
         Raises:
             ValueError: ``delta_t <= 0``.
         """
-        if int(delta_t) <= 0:
-            raise ValueError(f"{self.path}: load_delta_t needs delta_t > 0 µs, got {delta_t}")
-        end = self.current_time + int(delta_t)
+        end = self.current_time + self._check_delta_t(delta_t)
         events = self._read(self._search(end))
         self.current_time = end
         return events
@@ -338,20 +334,10 @@ class DatReader:
         """
         events, backward = decode_dat_records(self._records)
         if backward:
-            first = int(np.flatnonzero(np.diff(events["t"]) < 0)[0]) + 1
-            warnings.warn(f"{self.path}: timestamps not sorted (record {first} at byte offset "
-                          f"{self.data_offset + first * DAT_RECORD_SIZE} has t = {events['t'][first]} < "
-                          f"previous); sorting them", UserWarning, stacklevel=2)
-            events = events[np.argsort(events["t"], kind="stable")]
+            events = sort_events_with_warning(
+                events, f"{self.path}: timestamps",
+                lambda i: f"record {i} at byte offset {self.data_offset + i * DAT_RECORD_SIZE}")
         return events
-
-    def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(t0, events)`` for consecutive windows ``[t0, t0 + delta_t)`` from ``start_ts`` until
-        the last event (the last window is included even if partial). Moves the read position."""
-        self.seek_time(start_ts)
-        while not self.done:
-            t0 = self.current_time
-            yield t0, self.load_delta_t(delta_t)
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
@@ -359,12 +345,6 @@ class DatReader:
         self._records = np.zeros((0, 2), dtype=np.uint32)
         self.event_count = 0
         self._pos = 0
-
-    def __enter__(self) -> DatReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"DatReader({str(self.path)!r}, events={self.event_count}, position={self._pos})"
@@ -430,10 +410,8 @@ class DatWriter:
             raise ValueError(f"{src}: event {self.count + bad[0]} has negative t = {events['t'][bad[0]]}")
         steps = np.diff(events["t"])
         if np.any(steps < 0):
-            first = int(np.flatnonzero(steps < 0)[0]) + 1
-            warnings.warn(f"{src}: events to write are not sorted (event {self.count + first} has t = "
-                          f"{events['t'][first]} < previous); sorting them", UserWarning, stacklevel=2)
-            events = events[np.argsort(events["t"], kind="stable")]
+            events = sort_events_with_warning(events, f"{src}: events to write are",
+                                              lambda i: f"event {self.count + i}")
             steps = np.diff(events["t"])
         if self._last_t is not None and int(events["t"][0]) < self._last_t:
             raise ValueError(f"{src}: event {self.count} has t = {events['t'][0]} earlier than the last "

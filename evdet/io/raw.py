@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,14 @@ from evdet.io.evt2 import decode_evt2, new_evt2_state
 from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, new_evt3_state
 from evdet.io.evt3 import backward_steps as evt3_backward_steps
 from evdet.io.header import Header, parse_header, resolve_geometry
+from evdet.io.reader import EventReader, sort_events_with_warning
 
 RAW_FORMATS = {"2": ("evt2", 4), "3": ("evt3", 2)}
 """EVT major version -> (format name, word size in bytes)."""
 DEFAULT_CHUNK_WORDS = 1 << 20
 
 
-class RawReader:
+class RawReader(EventReader):
     """Streaming reader of a Prophesee RAW file (EVT 2.0 or EVT 3.0, from the ``% evt`` or ``% format``
     header line).
 
@@ -193,9 +193,7 @@ class RawReader:
         Raises:
             ValueError: ``n < 0``.
         """
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"{self.path}: load_n_events needs n >= 0, got {n}")
+        n = self._check_n(n)
         parts, have = [], self._buf.size - self._bpos
         while not self._eof and have < n:
             parts.append(self._decode_next())
@@ -216,9 +214,7 @@ class RawReader:
         Raises:
             ValueError: ``delta_t <= 0``.
         """
-        if int(delta_t) <= 0:
-            raise ValueError(f"{self.path}: load_delta_t needs delta_t > 0 µs, got {delta_t}")
-        end = self.current_time + int(delta_t)
+        end = self.current_time + self._check_delta_t(delta_t)
         self._fill_until_time(end)
         stop = self._split_at_time(end)
         events = self._buf[self._bpos:stop].copy()
@@ -249,19 +245,9 @@ class RawReader:
         parts = [self._decode(start, state) for start in range(0, self.word_count, self.chunk_words)]
         events = concatenate_events(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
         if self._backward_steps(state):
-            first = int(np.flatnonzero(np.diff(events["t"]) < 0)[0]) + 1
-            warnings.warn(f"{self.path}: decoded timestamps not sorted (event {first} has t = "
-                          f"{events['t'][first]} < previous); sorting them", UserWarning, stacklevel=2)
-            events = events[np.argsort(events["t"], kind="stable")]
+            events = sort_events_with_warning(events, f"{self.path}: decoded timestamps",
+                                              lambda i: f"event {i}")
         return events
-
-    def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(t0, events)`` for consecutive windows ``[t0, t0 + delta_t)`` from ``start_ts`` until
-        the last event (the last window is included even if partial). Moves the read position."""
-        self.seek_time(start_ts)
-        while not self.done:
-            t0 = self.current_time
-            yield t0, self.load_delta_t(delta_t)
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
@@ -269,12 +255,6 @@ class RawReader:
         self._words = self._words[:0].copy()
         self.word_count = 0
         self.reset()
-
-    def __enter__(self) -> RawReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"RawReader({str(self.path)!r}, format={self.format}, words={self.word_count})"

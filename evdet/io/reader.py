@@ -1,0 +1,82 @@
+"""What the streaming event readers share (:class:`evdet.io.DatReader`, :class:`evdet.io.RawReader`).
+
+:class:`EventReader` is a small base class: windows over the stream (``iter_windows``) built on the
+reader's ``seek_time`` / ``done`` / ``current_time`` / ``load_delta_t``, the argument checks of
+``load_n_events`` / ``load_delta_t``, and context-manager methods that call ``close()``.
+:func:`sort_events_with_warning` is the "sort by time, warn once naming the first offending event" step
+of ``load_all`` (and of ``DatWriter.write``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+
+def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[int], str],
+                             stacklevel: int = 3) -> np.ndarray:
+    """``events`` sorted by ``t`` (stable, a new array), after a ``UserWarning``
+    ``"{what} not sorted ({locate(i)} has t = … < previous); sorting them"`` naming the first event ``i``
+    whose time is below its predecessor's.
+
+    Args:
+        events: ``EVENT_DTYPE ndarray[N]`` known to hold at least one backward step in ``t``.
+        what: start of the message, e.g. ``"foo.dat: timestamps"``.
+        locate: index -> where that event is, e.g. ``"record 17 at byte offset 180"``.
+        stacklevel: of the warning, counted from this function (3: the caller of the caller).
+    """
+    first = int(np.flatnonzero(np.diff(events["t"]) < 0)[0]) + 1
+    warnings.warn(f"{what} not sorted ({locate(first)} has t = {events['t'][first]} < previous); "
+                  f"sorting them", UserWarning, stacklevel=stacklevel)
+    return events[np.argsort(events["t"], kind="stable")]
+
+
+class EventReader:
+    """Base of the streaming readers: subclasses define ``path``, ``current_time`` (µs), ``done``,
+    ``seek_time(t)``, ``load_delta_t(delta_t)`` and ``close()``."""
+
+    path: Path
+    current_time: int
+
+    @property
+    def done(self) -> bool:
+        raise NotImplementedError
+
+    def seek_time(self, t: int) -> None:
+        raise NotImplementedError
+
+    def load_delta_t(self, delta_t: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _check_n(self, n: int) -> int:
+        """``int(n)`` for ``load_n_events``; raises ValueError naming the file when ``n < 0``."""
+        if int(n) < 0:
+            raise ValueError(f"{self.path}: load_n_events needs n >= 0, got {n}")
+        return int(n)
+
+    def _check_delta_t(self, delta_t: int) -> int:
+        """``int(delta_t)`` (µs) for ``load_delta_t``; raises ValueError naming the file when it is <= 0."""
+        if int(delta_t) <= 0:
+            raise ValueError(f"{self.path}: load_delta_t needs delta_t > 0 µs, got {delta_t}")
+        return int(delta_t)
+
+    def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(t0, events)`` for consecutive windows ``[t0, t0 + delta_t)`` from ``start_ts`` until
+        the last event (the last window is included even if partial). Moves the read position."""
+        self.seek_time(start_ts)
+        while not self.done:
+            t0 = self.current_time
+            yield t0, self.load_delta_t(delta_t)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
