@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from evdet.preprocessing.histo import floor_div_scaled
-from evdet.preprocessing.registry import check_out, check_window, event_fields
+from evdet.preprocessing.registry import check_max_incr, prepare_kernel_call
 
 
 @numba.njit(cache=True, nogil=True)
@@ -77,18 +77,10 @@ def event_cube(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_f
         ValueError: ``num_utbins < 1``, ``max_incr_per_pixel <= 0``, bad ``delta_t``, wrong channel count.
         TypeError: ``out`` not float32.
     """
-    out = check_out(out)
-    total = check_window(delta_t, out.shape[0], downsampling_factor)
-    if int(num_utbins) != num_utbins or num_utbins < 1:
-        raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
-    if not np.isfinite(max_incr_per_pixel) or max_incr_per_pixel <= 0:
-        raise ValueError(f"max_incr_per_pixel must be a finite number > 0, got {max_incr_per_pixel!r}")
-    expected = int(num_utbins) * (2 if split_polarity else 1)
-    if out.shape[1] != expected:
-        raise ValueError(f"out has {out.shape[1]} channels, expected {expected} "
-                         f"(num_utbins={num_utbins}, split_polarity={split_polarity})")
-    x, y, p, t = event_fields(events)
-    out[...] = 0.0
+    check_max_incr(max_incr_per_pixel)
+    out, total, x, y, p, t = prepare_kernel_call(
+        events, out, delta_t, downsampling_factor, num_utbins, 2 if split_polarity else 1,
+        f" (num_utbins={num_utbins}, split_polarity={split_polarity})")
     _event_cube_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                        np.int64(num_utbins), bool(split_polarity))
     np.multiply(out, np.float32(1.0 / (max_incr_per_pixel * 4.0 ** downsampling_factor)), out=out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.preprocessing.registry import check_out, check_window, event_fields
+from evdet.preprocessing.registry import check_max_incr, prepare_kernel_call
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -82,23 +82,10 @@ def count_events(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling
         ValueError / TypeError: bad ``delta_t``, ``out`` or ``num_utbins``; the channel count of ``out``
             does not match.
     """
-    out = check_out(out)
-    total = check_window(delta_t, out.shape[0], downsampling_factor)
-    if int(num_utbins) != num_utbins or num_utbins < 1:
-        raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
-    expected = int(num_utbins) * (1 if signed else 2)
-    if out.shape[1] != expected:
-        raise ValueError(f"out has {out.shape[1]} channels, expected {expected}")
-    x, y, p, t = event_fields(events)
-    out[...] = 0.0
+    out, total, x, y, p, t = prepare_kernel_call(events, out, delta_t, downsampling_factor, num_utbins,
+                                                 1 if signed else 2)
     _count_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                   np.int64(num_utbins), bool(signed))
-
-
-def _check_max_incr(max_incr_per_pixel: float) -> float:
-    if not np.isfinite(max_incr_per_pixel) or max_incr_per_pixel <= 0:
-        raise ValueError(f"max_incr_per_pixel must be a finite number > 0, got {max_incr_per_pixel!r}")
-    return float(max_incr_per_pixel)
 
 
 def histo(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
@@ -120,7 +107,7 @@ def histo(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor
         ValueError: ``max_incr_per_pixel <= 0``, bad ``delta_t``, ``out`` without 2 channels.
         TypeError: ``out`` not float32.
     """
-    scale = 1.0 / (_check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
+    scale = 1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
     count_events(events, out, delta_t, downsampling_factor, start_ts, 1, False)
     np.multiply(out, np.float32(scale), out=out)
     np.minimum(out, np.float32(1.0), out=out)
@@ -140,7 +127,7 @@ def diff(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor:
         ValueError: ``max_incr_per_pixel <= 0``, bad ``delta_t``, ``out`` without 1 channel.
         TypeError: ``out`` not float32.
     """
-    scale = 1.0 / (_check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
+    scale = 1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
     count_events(events, out, delta_t, downsampling_factor, start_ts, 1, True)
     np.multiply(out, np.float32(scale), out=out)
     np.clip(out, np.float32(-1.0), np.float32(1.0), out=out)

@@ -178,6 +178,50 @@ def event_fields(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return events["x"], events["y"], events["p"], events["t"]
 
 
+def check_max_incr(max_incr_per_pixel: float) -> float:
+    """``max_incr_per_pixel`` as a float.
+
+    Raises:
+        ValueError: not a finite number > 0.
+    """
+    if not np.isfinite(max_incr_per_pixel) or max_incr_per_pixel <= 0:
+        raise ValueError(f"max_incr_per_pixel must be a finite number > 0, got {max_incr_per_pixel!r}")
+    return float(max_incr_per_pixel)
+
+
+def prepare_kernel_call(events: np.ndarray, out: Any, delta_t: Any, downsampling_factor: int, num_utbins: int,
+                        channels_per_utbin: int, detail: str = "",
+                        ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The common prologue of the micro-bin kernels: validate, zero ``out``, get the event fields.
+
+    Args:
+        events: structured events ``x, y, p, t`` (``EVENT_DTYPE`` or convertible).
+        out: ``float32 ndarray[T, C, H, W]`` with ``C = num_utbins · channels_per_utbin``.
+        delta_t: whole window (µs); ``downsampling_factor``: ``d`` (see :func:`check_window`).
+        num_utbins: ``U`` micro-bins per time bin.
+        channels_per_utbin: 2 for per-polarity channels, 1 for signed ones.
+        detail: appended to the channel-count error (e.g. ``" (num_utbins=3)"``).
+
+    Returns:
+        ``(out, delta_t as int, x, y, p, t)`` with ``out`` zeroed.
+
+    Raises:
+        TypeError: ``out`` not a float32 ndarray.
+        ValueError: bad ``out``, ``delta_t``, ``downsampling_factor``, ``num_utbins`` not an integer >= 1, or
+            ``out`` with the wrong channel count.
+    """
+    out = check_out(out)
+    total = check_window(delta_t, out.shape[0], downsampling_factor)
+    if int(num_utbins) != num_utbins or num_utbins < 1:
+        raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
+    expected = int(num_utbins) * channels_per_utbin
+    if out.shape[1] != expected:
+        raise ValueError(f"out has {out.shape[1]} channels, expected {expected}{detail}")
+    x, y, p, t = event_fields(events)
+    out[...] = 0.0
+    return out, total, x, y, p, t
+
+
 def events_to_tensor(events: np.ndarray, name: str, num_tbins: int, height: int, width: int, delta_t: int,
                      start_ts: int = 0, downsampling_factor: int = 0, **params: Any) -> np.ndarray:
     """Turn events into a tensor of ``num_tbins`` time bins of ``delta_t`` µs each.

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from evdet.preprocessing.histo import floor_div_scaled
-from evdet.preprocessing.registry import check_out, check_window, event_fields
+from evdet.preprocessing.registry import prepare_kernel_call
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,15 +45,8 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
 
 def _timesurface(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int, num_utbins: int,
                  start_ts: int) -> None:
-    out = check_out(out)
-    total = check_window(delta_t, out.shape[0], downsampling_factor)
-    if int(num_utbins) != num_utbins or num_utbins < 1:
-        raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
-    if out.shape[1] != 2 * num_utbins:
-        raise ValueError(f"out has {out.shape[1]} channels, expected {2 * num_utbins} "
-                         f"(num_utbins={num_utbins})")
-    x, y, p, t = event_fields(events)
-    out[...] = 0.0
+    out, total, x, y, p, t = prepare_kernel_call(events, out, delta_t, downsampling_factor, num_utbins, 2,
+                                                 f" (num_utbins={num_utbins})")
     _timesurface_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                         np.int64(num_utbins))
 
