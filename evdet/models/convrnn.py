@@ -28,7 +28,32 @@ def _masked_state(state: Tensor | None, mask: Tensor) -> Tensor | None:
     return state.detach() * keep
 
 
-class ConvLSTM(nn.Module):
+class _ConvRecurrent(nn.Module):
+    """What ConvLSTM and ConvGRU share: sizes and the input-to-hidden convolution of all bins at once.
+
+    Args:
+        in_channels, hidden_channels, kernel_size, stride: see :class:`ConvLSTM`.
+        num_gates: the input-to-hidden convolution outputs ``num_gates · hidden_channels`` channels.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int, stride: int, num_gates: int):
+        super().__init__()
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.conv_x2h = nn.Conv2d(in_channels, num_gates * hidden_channels, kernel_size, stride,
+                                  kernel_size // 2)
+
+    def _input_gates(self, x: Tensor, name: str) -> tuple[Tensor, list[int]]:
+        """Check ``x [T, B, C, H, W]`` and convolve every bin: ``Tensor[T, B, G·hidden, H', W']`` and the
+        state shape ``[B, hidden, H', W']``."""
+        _check_input(x, self.in_channels, name)
+        t, b = x.shape[0], x.shape[1]
+        xh = self.conv_x2h(x.flatten(0, 1))  # [T*B, G*hidden, H', W']
+        xh = xh.view(t, b, xh.shape[1], xh.shape[2], xh.shape[3])  # [T, B, G*hidden, H', W']
+        return xh, [b, self.hidden_channels, xh.shape[3], xh.shape[4]]
+
+
+class ConvLSTM(_ConvRecurrent):
     """ConvLSTM layer: gates i, f, o, g; ``c = f·c + i·g``; ``h = o·tanh(c)``.
 
     Args:
@@ -42,22 +67,16 @@ class ConvLSTM(nn.Module):
     prev_c: Tensor | None
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, stride: int = 1):
-        super().__init__()
-        self.in_channels = in_channels
-        self.hidden_channels = hidden_channels
+        super().__init__(in_channels, hidden_channels, kernel_size, stride, 4)
         pad = kernel_size // 2
-        self.conv_x2h = nn.Conv2d(in_channels, 4 * hidden_channels, kernel_size, stride, pad)
         self.conv_h2h = nn.Conv2d(hidden_channels, 4 * hidden_channels, kernel_size, 1, pad, bias=False)
         self.prev_h = None
         self.prev_c = None
 
     def forward(self, x: Tensor) -> Tensor:
         """``Tensor[T, B, C, H, W]`` -> hidden states ``Tensor[T, B, hidden, H', W']``; updates the state."""
-        _check_input(x, self.in_channels, "ConvLSTM")
-        t, b = x.shape[0], x.shape[1]
-        xh = self.conv_x2h(x.flatten(0, 1))  # [T*B, 4*hidden, H', W']
-        xh = xh.view(t, b, xh.shape[1], xh.shape[2], xh.shape[3])  # [T, B, 4*hidden, H', W']
-        state_shape = [b, self.hidden_channels, xh.shape[3], xh.shape[4]]
+        xh, state_shape = self._input_gates(x, "ConvLSTM")  # [T, B, 4*hidden, H', W'], [B, hidden, H', W']
+        t = x.shape[0]
         h = self.prev_h
         c = self.prev_c
         if h is None or c is None or list(h.shape) != state_shape or h.device != x.device:
@@ -97,7 +116,7 @@ class ConvLSTM(nn.Module):
             self.prev_c = c.detach()
 
 
-class ConvGRU(nn.Module):
+class ConvGRU(_ConvRecurrent):
     """ConvGRU layer: ``z, r = σ(Wx + Uh)``; ``n = tanh(Wn x + Un (r·h))``; ``h = (1 − z)·h + z·n``.
 
     Same arguments and state management as :class:`ConvLSTM`.
@@ -106,22 +125,16 @@ class ConvGRU(nn.Module):
     prev_h: Tensor | None
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, stride: int = 1):
-        super().__init__()
-        self.in_channels = in_channels
-        self.hidden_channels = hidden_channels
+        super().__init__(in_channels, hidden_channels, kernel_size, stride, 3)
         pad = kernel_size // 2
-        self.conv_x2h = nn.Conv2d(in_channels, 3 * hidden_channels, kernel_size, stride, pad)
         self.conv_h2zr = nn.Conv2d(hidden_channels, 2 * hidden_channels, kernel_size, 1, pad, bias=False)
         self.conv_h2n = nn.Conv2d(hidden_channels, hidden_channels, kernel_size, 1, pad, bias=False)
         self.prev_h = None
 
     def forward(self, x: Tensor) -> Tensor:
         """``Tensor[T, B, C, H, W]`` -> hidden states ``Tensor[T, B, hidden, H', W']``; updates the state."""
-        _check_input(x, self.in_channels, "ConvGRU")
-        t, b = x.shape[0], x.shape[1]
-        xh = self.conv_x2h(x.flatten(0, 1))  # [T*B, 3*hidden, H', W']
-        xh = xh.view(t, b, xh.shape[1], xh.shape[2], xh.shape[3])  # [T, B, 3*hidden, H', W']
-        state_shape = [b, self.hidden_channels, xh.shape[3], xh.shape[4]]
+        xh, state_shape = self._input_gates(x, "ConvGRU")  # [T, B, 3*hidden, H', W'], [B, hidden, H', W']
+        t = x.shape[0]
         h = self.prev_h
         if h is None or list(h.shape) != state_shape or h.device != x.device:
             h = torch.zeros(state_shape, dtype=xh.dtype, device=xh.device)
