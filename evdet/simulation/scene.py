@@ -378,14 +378,22 @@ def _object_sample(params, tex, k, px, py):
 
 
 @njit(cache=True)
+def _object_window(params, k, hgt, wid):
+    """Pixel window ``[x0, x1) × [y0, y1)`` that can hold object ``k`` (its box plus one pixel), clipped
+    to the ``hgt × wid`` frame."""
+    hw, hh = 0.5 * params[k, W] + 1.0, 0.5 * params[k, H] + 1.0
+    x0, x1 = max(0, int(params[k, CX] - hw)), min(wid, int(params[k, CX] + hw) + 1)
+    y0, y1 = max(0, int(params[k, CY] - hh)), min(hgt, int(params[k, CY] + hh) + 1)
+    return x0, x1, y0, y1
+
+
+@njit(cache=True)
 def _composite_objects_kernel(params, tex, out):
     hgt, wid = out.shape
     for k in range(params.shape[0]):
         if params[k, ALIVE] == 0.0:
             continue
-        hw, hh = 0.5 * params[k, W] + 1.0, 0.5 * params[k, H] + 1.0
-        x0, x1 = max(0, int(params[k, CX] - hw)), min(wid, int(params[k, CX] + hw) + 1)
-        y0, y1 = max(0, int(params[k, CY] - hh)), min(hgt, int(params[k, CY] + hh) + 1)
+        x0, x1, y0, y1 = _object_window(params, k, hgt, wid)
         for y in range(y0, y1):
             for x in range(x0, x1):
                 alpha, val = _object_sample(params, tex, k, x + 0.5, y + 0.5)
@@ -399,9 +407,7 @@ def _coverage_kernel(params, tex, ids, counts):
     for k in range(params.shape[0]):
         if params[k, ALIVE] == 0.0:
             continue
-        hw, hh = 0.5 * params[k, W] + 1.0, 0.5 * params[k, H] + 1.0
-        x0, x1 = max(0, int(params[k, CX] - hw)), min(wid, int(params[k, CX] + hw) + 1)
-        y0, y1 = max(0, int(params[k, CY] - hh)), min(hgt, int(params[k, CY] + hh) + 1)
+        x0, x1, y0, y1 = _object_window(params, k, hgt, wid)
         for y in range(y0, y1):
             for x in range(x0, x1):
                 alpha, _ = _object_sample(params, tex, k, x + 0.5, y + 0.5)
