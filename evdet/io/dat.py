@@ -187,16 +187,6 @@ class DatReader(EventReader):
                 self._geometry = (int(max_y) + 1, int(max_x) + 1)
         return self._geometry
 
-    @property
-    def height(self) -> int:
-        """Sensor height in pixels (see class docstring for where it comes from)."""
-        return self._infer_geometry()[0]
-
-    @property
-    def width(self) -> int:
-        """Sensor width in pixels."""
-        return self._infer_geometry()[1]
-
     # ----------------------------------------------------------------- time index
     def _build_index(self) -> None:
         """Coarse index: unwrapped t of every ``_INDEX_STRIDE``-th record and of the last one."""

@@ -107,16 +107,6 @@ class RawReader(EventReader):
             self._geometry = (max_y + 1, max_x + 1)
         return self._geometry
 
-    @property
-    def height(self) -> int:
-        """Sensor height in pixels."""
-        return self._infer_geometry()[0]
-
-    @property
-    def width(self) -> int:
-        """Sensor width in pixels."""
-        return self._infer_geometry()[1]
-
     # ----------------------------------------------------------------- decoding
     def _new_state(self) -> np.ndarray:
         return new_evt2_state() if self.format == "evt2" else new_evt3_state()

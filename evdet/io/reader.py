@@ -37,10 +37,24 @@ def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[in
 
 class EventReader:
     """Base of the streaming readers: subclasses define ``path``, ``current_time`` (µs), ``done``,
-    ``seek_time(t)``, ``load_delta_t(delta_t)`` and ``close()``."""
+    ``seek_time(t)``, ``load_delta_t(delta_t)``, ``close()`` and ``_infer_geometry() -> (height, width)``
+    (from the caller, the header, or inferred from the events: see the subclass)."""
 
     path: Path
     current_time: int
+
+    def _infer_geometry(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    @property
+    def height(self) -> int:
+        """Sensor height in pixels (see the reader's class docstring for where it comes from)."""
+        return self._infer_geometry()[0]
+
+    @property
+    def width(self) -> int:
+        """Sensor width in pixels."""
+        return self._infer_geometry()[1]
 
     @property
     def done(self) -> bool:
