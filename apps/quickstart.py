@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
     p.add_argument("--num-workers", type=int, default=2, help="processes for simulation and conversion")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (1 is fastest on a small, shared CPU; 0: torch's default)")
     p.add_argument("--no-video", action="store_true", help="skip the demo video")
     p.add_argument("--video-score-thresh", type=float, default=0.3, help="detections drawn in the video")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     from evdet.training.config import ModelConfig, TrainConfig
     from evdet.training.run import train
 
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
