@@ -82,11 +82,15 @@ class SequenceBatch:
         if any(x.device.type != "cpu" for x in tensors + flat):
             return (SequenceBatch, (self.inputs, self.labels, self.mask_keep_memory, self.frame_is_labeled,
                                     self.video_infos, self.padding, self.extras))
+        return (_rebuild_batch, (self.inputs, *self._pack_rest()))
+
+    def _pack_rest(self) -> tuple:
+        """Everything but ``inputs``, packed for :func:`_rebuild_batch` (labels as one array)."""
+        flat = [lab for row in self.labels for lab in row]
         counts = [int(x.shape[0]) for x in flat]
         packed = torch.cat(flat).numpy() if flat else np.zeros((0, 5), dtype=np.float32)
-        return (_rebuild_batch, (self.inputs, packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
-                                 self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(),
-                                 self.extras))
+        return (packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
+                self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(), self.extras)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
         """A copy with every tensor (labels included) on ``device``."""
@@ -119,6 +123,45 @@ def _rebuild_batch(inputs: Tensor, packed: np.ndarray, counts: list[int], num_tb
     labels = [list(parts[k * width:(k + 1) * width]) for k in range(num_tbins)]
     return SequenceBatch(inputs, labels, torch.from_numpy(keep), torch.from_numpy(labeled), infos,
                          torch.from_numpy(padding), extras)
+
+
+class Uint8Batch:
+    """A :class:`SequenceBatch` on its way from a DataLoader worker to the main process, its inputs still
+    in storage form: ``raw: ndarray[B, T, C, H, W]`` uint8 (a quarter of the bytes of float32), to be
+    divided by ``scale``. Never seen by consumers: unpickling it (in the main process) gives the
+    ``SequenceBatch`` with ``inputs = float32(raw) / scale`` as ``Tensor[T, B, C, H, W]`` float32, the
+    same values as a batch built in the main process. ``batch`` holds everything else (its ``inputs``
+    are ignored).
+    """
+
+    __slots__ = ("raw", "scale", "batch")
+
+    def __init__(self, raw: np.ndarray, scale: float, batch: SequenceBatch):
+        if raw.dtype != np.uint8 or raw.ndim != 5:
+            raise ValueError(f"Uint8Batch: raw must be uint8 [B, T, C, H, W], got {raw.dtype} {raw.shape}")
+        self.raw, self.scale, self.batch = raw, float(scale), batch
+
+    def to_batch(self) -> SequenceBatch:
+        """The float32 :class:`SequenceBatch` (what unpickling gives)."""
+        return replace(self.batch, inputs=uint8_to_inputs(self.raw, self.scale))
+
+    def __reduce__(self):
+        # raw travels pickled through the worker's pipe (one 14 MB copy is cheaper than a fresh
+        # shared-memory segment); the conversion runs in the receiving process.
+        return (_rebuild_from_uint8, (self.raw, self.scale, *self.batch._pack_rest()))
+
+
+def uint8_to_inputs(raw: np.ndarray, scale: float) -> Tensor:
+    """``raw: ndarray[B, T, C, H, W]`` uint8 -> ``Tensor[T, B, C, H, W]`` float32 ``float32(raw) / scale``
+    (one pass, into fresh memory)."""
+    b, t = raw.shape[:2]
+    out = np.empty((t, b, *raw.shape[2:]), dtype=np.float32)  # numpy allocator: fewer page faults
+    np.divide(raw.transpose(1, 0, *range(2, raw.ndim)), np.float32(scale), out=out, dtype=np.float32)
+    return torch.from_numpy(out)
+
+
+def _rebuild_from_uint8(raw: np.ndarray, scale: float, *rest) -> SequenceBatch:
+    return _rebuild_batch(uint8_to_inputs(raw, scale), *rest)
 
 
 def empty_labels(num_tbins: int, batch_size: int) -> list[list[Tensor]]:

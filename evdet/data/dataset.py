@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from evdet.data.augment import augment_boxes, augment_tensor
-from evdet.data.batch import SequenceBatch, VideoInfo
+from evdet.data.batch import SequenceBatch, Uint8Batch, VideoInfo
 from evdet.data.labels import (
     assign_boxes_flat,
     detect_label_period,
@@ -21,7 +21,7 @@ from evdet.data.labels import (
     has_real_track_ids,
 )
 from evdet.data.schedule import AugmentationParams, ChunkItem, plan_epoch
-from evdet.data.sources import VideoSpec, read_frames, read_frames_into
+from evdet.data.sources import VideoSpec, read_frames, read_frames_into, read_uint8_into, stored_as_uint8
 
 
 @dataclass(frozen=True)
@@ -109,15 +109,38 @@ class SequenceDataset(Dataset):
         out = [torch.from_numpy(augment_boxes(part, item.aug, h, w)) for part in np.split(targets, bounds)]
         return out, labeled
 
-    def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch:
+    def _uint8_scale(self, plan: Sequence[ChunkItem]) -> float | None:
+        """The common ``uint8_scale`` when every data column of ``plan`` can be handed over as stored
+        uint8 bytes (see ``stored_as_uint8``; no augmentation), else None."""
+        scale = None
+        for item in plan:
+            if item.is_padding:
+                continue
+            spec = self.videos[item.video]
+            if not item.aug.is_identity or not stored_as_uint8(spec, self.network_size):
+                return None
+            if scale is not None and scale != spec.uint8_scale:
+                return None
+            scale = spec.uint8_scale
+        return scale
+
+    def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch | Uint8Batch:
         t, b = self.num_tbins, len(plan)
         h, w = self.network_size
-        shape = (t, b, self.channels, h, w)  # [T, B, C, H, W]
-        if get_worker_info() is not None:  # in shared memory: sent to the main process without a copy
+        info = get_worker_info()
+        # In a DataLoader worker, uint8-stored inputs travel as uint8 (4x fewer bytes than float32) and
+        # are converted when the main process unpickles the batch (Uint8Batch): same values.
+        scale = self._uint8_scale(plan) if info is not None and info.dataset is self else None
+        if scale is not None:
+            raw = np.empty((b, t, self.channels, h, w), dtype=np.uint8)  # [B, T, C, H, W]
+            inputs = torch.empty(0)
+        elif info is not None:  # float32 in shared memory: sent to the main process without a copy
+            raw = None
             storage = torch.UntypedStorage._new_shared(t * b * self.channels * h * w * 4)
-            inputs = torch.empty(0, dtype=torch.float32).set_(storage, 0, shape)
+            inputs = torch.empty(0, dtype=torch.float32).set_(storage, 0, (t, b, self.channels, h, w))
         else:
-            inputs = torch.from_numpy(np.empty(shape, dtype=np.float32))  # numpy allocator: fewer page faults
+            raw = None
+            inputs = torch.from_numpy(np.empty((t, b, self.channels, h, w), dtype=np.float32))  # [T, B, ...]
         labels: list[list[torch.Tensor]] = [[torch.zeros((0, 5)) for _ in range(b)] for _ in range(t)]
         keep = torch.zeros(b, dtype=torch.float32)
         labeled = torch.zeros((t, b), dtype=torch.bool)
@@ -126,18 +149,25 @@ class SequenceDataset(Dataset):
         for col, item in enumerate(plan):
             if item.is_padding:
                 padding[col] = True
-                inputs[:, col].numpy().fill(0.0)  # numpy: no intra-op threads for a plain fill
+                if raw is not None:
+                    raw[col].fill(0)
+                else:
+                    inputs[:, col].numpy().fill(0.0)  # numpy: no intra-op threads for a plain fill
                 infos.append(VideoInfo("", 0, self.delta_t, 0, num_valid_bins=0))
                 continue
             spec = self.videos[item.video]
             valid = min(t, spec.num_frames - item.start_frame)
-            if item.aug.is_identity:
-                read_frames_into(spec, item.start_frame, inputs[:valid, col])
+            if raw is not None:
+                read_uint8_into(spec, item.start_frame, raw[col, :valid])
+                raw[col, valid:].fill(0)
             else:
-                frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
-                inputs[:valid, col] = augment_tensor(frames, item.aug)
-            if valid < t:
-                inputs[valid:, col].numpy().fill(0.0)
+                if item.aug.is_identity:
+                    read_frames_into(spec, item.start_frame, inputs[:valid, col])
+                else:
+                    frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
+                    inputs[:valid, col] = augment_tensor(frames, item.aug)
+                if valid < t:
+                    inputs[valid:, col].numpy().fill(0.0)
             chunk_start = spec.start_ts + item.start_frame * spec.delta_t
             col_labels, col_labeled = self._column_labels(item, spec, chunk_start, valid)
             for k in range(t):
@@ -148,7 +178,8 @@ class SequenceDataset(Dataset):
             infos.append(VideoInfo(spec.path, chunk_start, spec.delta_t, spec.duration, spec.sensor_size,
                                    (sh / h, sw / w), item.first_chunk, valid, item.aug.hflip,
                                    (item.aug.zoom, item.aug.pos_y, item.aug.pos_x), item.video))
-        return SequenceBatch(inputs, labels, keep, labeled, infos, padding)
+        batch = SequenceBatch(inputs, labels, keep, labeled, infos, padding)
+        return batch if raw is None else Uint8Batch(raw, scale, batch)
 
 
 class EpochSampler(Sampler):

@@ -113,8 +113,11 @@ def build_dataloader(dataset_dir: str | os.PathLike, split: str, config: DataCon
                            seed=config.seed, shuffle=train, rank=rank, world_size=world_size,
                            max_consecutive=config.max_consecutive_batches if train else None,
                            labeled_frames=labeled, augmentation=aug, epoch=epoch)
+    # Persistent workers: the sampler (and its epoch) lives in the main process and items are
+    # stateless, so keeping workers (and their open files) across epochs changes no batch.
     return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=config.num_workers,
-                      collate_fn=_no_collate, pin_memory=config.pin_memory)
+                      collate_fn=_no_collate, pin_memory=config.pin_memory,
+                      persistent_workers=config.num_workers > 0)
 
 
 def stream_batches(paths: Sequence[str | os.PathLike], config: DataConfig, *, batch_size: int = 1,

@@ -113,24 +113,30 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
     raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)})")
 
 
-_H5_FILES: dict[str, Any] = {}
+_H5_FILES: dict[str, Any] = {}  # path -> (h5py.File, its "data" dataset), least recently used first
 _H5_PID = [0]
+_H5_MAX_OPEN = 128
 
 
 def _h5_data(path: str):
     """The ``data`` dataset of an HDF5 file, kept open per process (h5py handles must not cross a fork;
-    at most 32 files open). Attributes were validated by ``H5TensorReader`` in :func:`probe_video`."""
+    at most 128 files open, least recently used closed first). Attributes were validated by
+    ``H5TensorReader`` in :func:`probe_video`."""
     import h5py
 
     if _H5_PID[0] != os.getpid():
         _H5_FILES.clear()
         _H5_PID[0] = os.getpid()
-    f = _H5_FILES.get(path)
-    if f is None:
-        if len(_H5_FILES) >= 32:
-            _H5_FILES.pop(next(iter(_H5_FILES))).close()
-        f = _H5_FILES[path] = h5py.File(path, "r")
-    return f["data"]
+    entry = _H5_FILES.pop(path, None)
+    if entry is None:
+        if len(_H5_FILES) >= _H5_MAX_OPEN:
+            _H5_FILES.pop(next(iter(_H5_FILES)))[0].close()
+        # no chunk cache: every chunk is read once per epoch (a cache would only add a copy, and make
+        # benchmarks on small datasets look faster than a real epoch)
+        f = h5py.File(path, "r", rdcc_nbytes=0)
+        entry = (f, f["data"])
+    _H5_FILES[path] = entry  # re-inserted: most recently used last
+    return entry[1]
 
 
 def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
@@ -148,6 +154,28 @@ def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
             np.copyto(dst, raw, casting="unsafe")
         return
     out.copy_(read_frames(spec, start, stop, tuple(out.shape[-2:])))
+
+
+def stored_as_uint8(spec: VideoSpec, network_size: tuple[int, int]) -> bool:
+    """True when frames of ``spec`` at ``network_size`` are exactly ``float32(stored uint8) / uint8_scale``
+    (HDF5, uint8 storage, no resize), so that :func:`read_uint8_into` can hand the stored bytes over."""
+    return (spec.kind == "h5" and spec.uint8_scale is not None and tuple(network_size) == spec.stored_size
+            and _h5_data(spec.path).dtype == np.uint8)
+
+
+def read_uint8_into(spec: VideoSpec, start: int, out: np.ndarray) -> None:
+    """Read the stored uint8 frames ``start .. start + len(out) - 1`` straight into
+    ``out: ndarray[n, C, H, W]`` uint8, C-contiguous (one h5py read, no intermediate array). Only for
+    videos where :func:`stored_as_uint8` holds.
+
+    Raises:
+        ValueError: the range is outside the video.
+    """
+    stop = start + out.shape[0]
+    if not 0 <= start < stop <= spec.num_frames:
+        raise ValueError(f"{spec.path}: frames [{start}, {stop}) outside the video of "
+                         f"{spec.num_frames} frames")
+    _h5_data(spec.path).read_direct(out, np.s_[start:stop])
 
 
 _EVENT_READERS: dict[str, Any] = {}

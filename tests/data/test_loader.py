@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import h5py
 import numpy as np
 import pytest
@@ -226,3 +228,25 @@ def test_stream_batches_real_recordings(real_data, name):
     assert got.sum() > 0
     assert batches[0].mask_keep_memory.item() == 0
     assert all(b.mask_keep_memory.item() == 1 for b in batches[1:])
+
+
+def test_workers_send_uint8_and_give_identical_float_batches(dataset_dir, monkeypatch):
+    """No augmentation: every batch takes the uint8 worker-to-main path; values equal the in-process ones."""
+    config = DataConfig(num_tbins=4, batch_size=2, hflip_prob=0.0, num_workers=0, seed=1)
+    a = list(build_dataloader(dataset_dir, "train", config, train=True))
+    loader = build_dataloader(dataset_dir, "train", DataConfig(**{**config.__dict__, "num_workers": 2}),
+                              train=True)
+    b = list(loader)
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b, strict=True):
+        assert y.inputs.dtype == torch.float32 and y.inputs.shape == x.inputs.shape
+        assert torch.equal(x.inputs, y.inputs) and x.video_infos == y.video_infos
+        assert torch.equal(x.padding, y.padding) and torch.equal(x.frame_is_labeled, y.frame_is_labeled)
+    assert list(loader) and loader.persistent_workers  # a second epoch with the same workers
+    plan = next(iter(loader.sampler))
+    dataset = loader.dataset
+    expected = dataset[plan].inputs
+    monkeypatch.setattr("evdet.data.dataset.get_worker_info", lambda: SimpleNamespace(dataset=dataset))
+    packed = dataset[plan]  # what a worker sends
+    assert type(packed).__name__ == "Uint8Batch" and packed.raw.dtype == np.uint8
+    assert torch.equal(packed.to_batch().inputs, expected)
