@@ -132,7 +132,7 @@ class SequenceDataset(Dataset):
         # are converted when the main process unpickles the batch (Uint8Batch): same values.
         scale = self._uint8_scale(plan) if info is not None and info.dataset is self else None
         if scale is not None:
-            raw = np.empty((b, t, self.channels, h, w), dtype=np.uint8)  # [B, T, C, H, W]
+            raw = np.zeros((b, t, self.channels, h, w), dtype=np.uint8)  # [B, T, C, H, W]; calloc: no fill
             inputs = torch.empty(0)
         elif info is not None:  # float32 in shared memory: sent to the main process without a copy
             raw = None
@@ -149,17 +149,14 @@ class SequenceDataset(Dataset):
         for col, item in enumerate(plan):
             if item.is_padding:
                 padding[col] = True
-                if raw is not None:
-                    raw[col].fill(0)
-                else:
+                if raw is None:  # (raw is already zero)
                     inputs[:, col].numpy().fill(0.0)  # numpy: no intra-op threads for a plain fill
                 infos.append(VideoInfo("", 0, self.delta_t, 0, num_valid_bins=0))
                 continue
             spec = self.videos[item.video]
             valid = min(t, spec.num_frames - item.start_frame)
             if raw is not None:
-                read_uint8_into(spec, item.start_frame, raw[col, :valid])
-                raw[col, valid:].fill(0)
+                read_uint8_into(spec, item.start_frame, raw[col, :valid])  # the tail stays zero
             else:
                 if item.aug.is_identity:
                     read_frames_into(spec, item.start_frame, inputs[:valid, col])
