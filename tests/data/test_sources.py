@@ -1,0 +1,156 @@
+"""evdet.data.sources: probing recordings and reading frame windows from HDF5, raw and in-memory videos."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from evdet.data.sources import (
+    VideoSpec,
+    num_chunks,
+    power_of_two_factor,
+    probe_video,
+    read_frames,
+    read_frames_into,
+    read_uint8_into,
+    resize_frames,
+    stored_as_uint8,
+)
+from evdet.io.dat import DatWriter
+from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.h5 import H5TensorWriter
+from evdet.preprocessing import events_to_tensor
+
+N, C, H, W = 7, 2, 8, 12
+
+
+def _h5(path, rng, *, uint8: bool, start_ts: int = 0):
+    data = rng.random((N, C, H, W)).astype(np.float32)
+    with H5TensorWriter(path, (C, H, W), representation="histo", delta_t=5000, sensor_size=(16, 24),
+                        start_ts=start_ts, downsampling_factor=1, store_as_uint8=uint8) as w:
+        w.write(data)
+    return path
+
+
+def _direct(path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["data"][:]
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_probe_h5(tmp_path, rng, uint8):
+    spec = probe_video(_h5(tmp_path / "a.h5", rng, uint8=uint8, start_ts=10_000))
+    assert (spec.kind, spec.num_frames, spec.start_ts) == ("h5", N, 10_000)
+    assert (spec.delta_t, spec.channels) == (5000, C)
+    assert spec.sensor_size == (16, 24) and spec.stored_size == (H, W) and spec.representation == "histo"
+    assert spec.duration == N * 5000
+    assert (spec.uint8_scale is not None) == uint8
+    assert probe_video(tmp_path / "a.h5", delta_t=5000) == spec
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_h5_window_reads_equal_direct_reads(tmp_path, rng, uint8):
+    path = _h5(tmp_path / f"w{uint8}.h5", rng, uint8=uint8)
+    spec = probe_video(path)
+    raw = _direct(path)
+    full = raw.astype(np.float32) / np.float32(spec.uint8_scale) if uint8 else raw
+    windows = [read_frames(spec, s, s + 3, (H, W)) for s in range(0, N, 3)]
+    assert [w.shape[0] for w in windows] == [3, 3, 1]  # last window clipped to the video
+    assert all(w.dtype == torch.float32 for w in windows)
+    np.testing.assert_array_equal(torch.cat(windows).numpy(), full)
+    # read_frames_into: fast path (network size == stored size) into a strided view of a batch
+    batch = torch.full((4, 2, C, H, W), -1.0)
+    read_frames_into(spec, 2, batch[:, 1])
+    np.testing.assert_array_equal(batch[:, 1].numpy(), full[2:6])
+    assert torch.all(batch[:, 0] == -1)
+    # resize path: same values as read_frames at that size, which is an area resize of the full frames
+    small = torch.empty((2, C, H // 2, W // 2))
+    read_frames_into(spec, 1, small)
+    torch.testing.assert_close(small, read_frames(spec, 1, 3, (H // 2, W // 2)))
+    torch.testing.assert_close(small, torch.nn.functional.avg_pool2d(torch.from_numpy(full[1:3]), 2))
+
+
+def test_uint8_handover(tmp_path, rng):
+    path = _h5(tmp_path / "u.h5", rng, uint8=True)
+    spec = probe_video(path)
+    assert stored_as_uint8(spec, (H, W)) and not stored_as_uint8(spec, (H // 2, W // 2))
+    out = np.empty((3, C, H, W), np.uint8)
+    read_uint8_into(spec, 4, out)
+    np.testing.assert_array_equal(out, _direct(path)[4:7])
+    with pytest.raises(ValueError, match=r"u.h5: frames \[5, 8\) outside the video of 7 frames"):
+        read_uint8_into(spec, 5, out)
+    fspec = probe_video(_h5(tmp_path / "f.h5", rng, uint8=False))
+    assert not stored_as_uint8(fspec, (H, W))
+
+
+def test_read_frames_range_errors_name_the_file(tmp_path, rng):
+    spec = probe_video(_h5(tmp_path / "r.h5", rng, uint8=False))
+    with pytest.raises(ValueError, match=r"r.h5: frames \[7, 7\) outside the video of 7 frames"):
+        read_frames(spec, N, N + 2, (H, W))
+    with pytest.raises(ValueError, match=r"frames \[-1, 2\)"):
+        read_frames(spec, -1, 2, (H, W))
+    bad = VideoSpec("x.bin", "other", 3, 0, 1, 1, (2, 2), (2, 2), "histo")
+    with pytest.raises(ValueError, match="x.bin: unknown video kind 'other'"):
+        read_frames(bad, 0, 1, (2, 2))
+
+
+def test_probe_errors(tmp_path, rng):
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        probe_video(tmp_path / "missing.h5")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="notes.txt: not a recording"):
+        probe_video(tmp_path / "notes.txt")
+    path = _h5(tmp_path / "d.h5", rng, uint8=False)
+    with pytest.raises(ValueError, match=r"d.h5: stored delta_t = 5000 µs but the config asks 1000 µs"):
+        probe_video(path, delta_t=1000)
+    bad = _h5(tmp_path / "noattr.h5", rng, uint8=False)
+    with h5py.File(bad, "a") as f:
+        del f["data"].attrs["delta_t"]
+    with pytest.raises(ValueError, match="noattr.h5.*delta_t"):
+        probe_video(bad)
+    bad = _h5(tmp_path / "shape.h5", rng, uint8=False)
+    with h5py.File(bad, "a") as f:
+        f["data"].attrs["shape"] = np.array([C, H + 1, W], np.int64)
+    with pytest.raises(ValueError, match="shape.h5: attribute 'shape'"):
+        probe_video(bad)
+
+
+def test_raw_recording_windows_equal_one_conversion(tmp_path, rng):
+    n = 400
+    ev = np.zeros(n, EVENT_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 34_000, n))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 24, n), rng.integers(0, 16, n), rng.integers(0, 2, n)
+    path = tmp_path / "rec.dat"
+    w = DatWriter(path, 16, 24)
+    w.write(ev)
+    w.close()
+    spec = probe_video(path, delta_t=5000)
+    assert (spec.kind, spec.delta_t, spec.start_ts, spec.sensor_size) == ("raw", 5000, 0, (16, 24))
+    assert spec.num_frames == int(ev["t"][-1]) // 5000 + 1
+    nf = spec.num_frames
+    ref = events_to_tensor(ev, "histo", nf, 16, 24, 5000, **dict(spec.params))
+    assert spec.channels == ref.shape[1]
+    windows = [read_frames(spec, s, s + 2, (16, 24)) for s in range(0, nf, 2)]
+    np.testing.assert_array_equal(torch.cat(windows).numpy(), ref)
+    # out of order (seek back) and downsampled by 2: the same as converting with downsampling
+    half = read_frames(spec, 1, 3, (8, 12))
+    ref_half = events_to_tensor(ev, "histo", nf, 16, 24, 5000, downsampling_factor=1, **dict(spec.params))
+    np.testing.assert_array_equal(half.numpy(), ref_half[1:3])
+
+
+def test_array_kind_resize_and_helpers(rng):
+    data = rng.random((5, 1, 4, 6)).astype(np.float32)
+    spec = VideoSpec("mem", "array", 5, 0, 1000, 1, (4, 6), (4, 6), "histo", data=data)
+    np.testing.assert_array_equal(read_frames(spec, 1, 4, (4, 6)).numpy(), data[1:4])
+    out = torch.empty((2, 1, 2, 3))
+    read_frames_into(spec, 3, out)
+    torch.testing.assert_close(out, torch.nn.functional.avg_pool2d(torch.from_numpy(data[3:5]), 2))
+    frames = torch.from_numpy(data)
+    assert resize_frames(frames, (4, 6)) is frames
+    assert power_of_two_factor((16, 24), (16, 24)) == 0
+    assert power_of_two_factor((16, 24), (4, 6)) == 2
+    assert power_of_two_factor((16, 24), (5, 6)) is None
+    assert power_of_two_factor((6, 10), (3, 5)) == 1 and power_of_two_factor((6, 10), (1, 2)) is None
+    assert [num_chunks(spec, k) for k in (1, 2, 5, 6)] == [5, 3, 1, 1]
