@@ -1,0 +1,111 @@
+"""evdet.training.run: the ``train`` library entry on a tiny dataset, its argument checks and helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from evdet.data import DataConfig
+from evdet.io.boxes import save_boxes
+from evdet.io.dtypes import BBOX_DTYPE
+from evdet.io.h5 import H5TensorWriter
+from evdet.io.label_map import save_label_map
+from evdet.training.config import ModelConfig, TrainConfig
+from evdet.training.datamodule import EventDataModule
+from evdet.training.run import TrainResult, data_config_from_dict, data_config_to_dict, make_info, train
+
+MC = ModelConfig(base=4, cout=8, anchor_size=8.0)
+DC = DataConfig(num_tbins=2, batch_size=1, hflip_prob=0.0)
+TC = TrainConfig(max_epochs=1, max_steps=2, limit_val_batches=1, log_every_n_steps=1,
+                 log_images_every_n_steps=0, accelerator="cpu", eval_skip_ts=0)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("runds")
+    save_label_map(root, {0: "car", 1: "pedestrian"})
+    for split in ("train", "val", "test"):
+        (root / split).mkdir()
+        n = 4
+        with H5TensorWriter(root / split / "r0.h5", (2, 32, 32), representation="histo", delta_t=5000,
+                            sensor_size=(32, 32), downsampling_factor=0) as w:
+            w.write(rng.random((n, 2, 32, 32)).astype(np.float32))
+        boxes = np.zeros(n, dtype=BBOX_DTYPE)
+        boxes["t"], boxes["x"], boxes["y"], boxes["w"], boxes["h"] = (np.arange(n) + 1) * 5000, 4, 6, 12, 10
+        boxes["class_id"] = np.arange(n) % 2
+        save_boxes(root / split / "r0_bbox.npy", boxes)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_train_two_steps_then_just_val_and_just_test(dataset_dir, tmp_path):
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    root = tmp_path / "run"
+    result = train(dataset_dir, root, model_config=MC, data_config=DC, train_config=TC, progress=False)
+    assert isinstance(result, TrainResult) and result.root_dir == root and result.is_global_zero
+    assert result.last_checkpoint == root / "checkpoints" / "last.ckpt" and result.last_checkpoint.exists()
+    assert "AP" in result.metrics["val"] and 0.0 <= result.metrics["val"]["AP"] <= 1.0
+    assert json.loads((root / "metrics_val.json").read_text()) == pytest.approx(result.metrics["val"])
+    assert list((root / "logs" / "csv").glob("version_*/metrics.csv"))
+
+    res_val = train(dataset_dir, root, model_config=MC, data_config=DC, train_config=TC, just_val=True,
+                    progress=False)
+    assert res_val.metrics["val"]["AP"] == pytest.approx(result.metrics["val"]["AP"])  # same weights
+
+    res_test = train(dataset_dir, root, model_config=MC, data_config=DC, train_config=TC, just_test=True,
+                     checkpoint=result.last_checkpoint, progress=False)
+    assert "AP" in res_test.metrics["test"] and (root / "metrics_test.json").exists()
+    assert res_test.detections_dir == root / "detections" / "test"
+    assert [p.name for p in res_test.detections_dir.iterdir()] == ["r0_bbox.npy"]
+
+
+def test_argument_errors_come_before_any_work(dataset_dir, tmp_path):
+    root = tmp_path / "run"
+    with pytest.raises(ValueError, match="give just_val or just_test, not both"):
+        train(dataset_dir, root, just_val=True, just_test=True)
+    with pytest.raises(ValueError, match="finetune needs a checkpoint"):
+        train(dataset_dir, root, finetune=True)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train(tmp_path / "nowhere", root)
+    assert not root.exists()  # nothing written before the checks
+
+
+def test_just_val_without_checkpoint_and_missing_test_split(dataset_dir, tmp_path):
+    root = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="no checkpoint given and none found under .*checkpoints"):
+        train(dataset_dir, root, data_config=DC, just_val=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        train(dataset_dir, root, data_config=DC, just_val=True, checkpoint=tmp_path / "missing.ckpt",
+              progress=False)
+    no_test = tmp_path / "notest"
+    no_test.mkdir()
+    for item in ("label_map_dictionary.json", "train"):
+        (no_test / item).symlink_to(dataset_dir / item)
+    with pytest.raises(ValueError, match=r"no test/ split to evaluate \(found \['train'\]\)"):
+        train(no_test, root, data_config=DC, just_test=True, progress=False)
+
+
+def test_data_config_round_trip_and_make_info(dataset_dir):
+    dc = DataConfig(num_tbins=3, classes=("pedestrian",), representation_params={"a": 1})
+    d = data_config_to_dict(dc)
+    assert d["classes"] == ["pedestrian"] and d["representation_params"] == {"a": 1}
+    json.dumps(d)  # plain types
+    assert data_config_from_dict({**d, "unknown_key": 5}) == dc
+    dm = EventDataModule(dataset_dir, DataConfig(num_tbins=2, classes=("pedestrian",)))
+    info = make_info(dm, MC)
+    assert info.classes == ("pedestrian",) and info.in_channels == 2 and info.delta_t == 5000
+    assert info.num_tbins == 2 and info.network_size == (32, 32) and info.sensor_size == (32, 32)
+    assert info.label_map == {0: "car", 1: "pedestrian"} and info.representation == "histo"
+    assert (info.score_thresh, info.nms_thresh, info.max_detections) == (0.05, 0.5, 100)
