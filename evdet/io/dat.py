@@ -28,6 +28,27 @@ DAT_RECORD_SIZE = 8
 _WRAP = 1 << 32
 _HALF_WRAP = 1 << 31
 _INDEX_STRIDE = 1 << 14  # records between two entries of the coarse time index used by seek_time
+PARALLEL_MIN_RECORDS = 1 << 21
+"""Reads of at least this many records decode on all numba threads (``NUMBA_NUM_THREADS`` limits them)."""
+PARALLEL_BLOCK = 1 << 18
+"""Records per block of the parallel decoder."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _unwrap_step(t32, prev, offset, backward):  # pragma: no cover - compiled
+    """One step of the 32-bit time unwrapping: returns the new (offset, backward)."""
+    if t32 < prev:
+        if prev - t32 > _HALF_WRAP:
+            offset += _WRAP
+        else:
+            backward += 1
+    return offset, backward
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pack_xyp(w):  # pragma: no cover - compiled
+    """Packed DAT word -> int64 word ``x | y << 16 | p << 32`` (first 8 bytes of an EVENT_DTYPE record)."""
+    return (w & 0x3FFF) | (((w >> 14) & 0x3FFF) << 16) | (((w >> 28) & 1) << 32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -41,18 +62,58 @@ def _decode_dat_kernel(records, out64, state):  # pragma: no cover - compiled
     backward = 0
     for i in range(records.shape[0]):
         t32 = np.int64(records[i, 0])
-        w = np.int64(records[i, 1])
-        if t32 < prev:
-            if prev - t32 > _HALF_WRAP:
-                offset += _WRAP
-            else:
-                backward += 1
+        offset, backward = _unwrap_step(t32, prev, offset, backward)
         prev = t32
-        out64[2 * i] = (w & 0x3FFF) | (((w >> 14) & 0x3FFF) << 16) | (((w >> 28) & 1) << 32)
+        out64[2 * i] = _pack_xyp(np.int64(records[i, 1]))
         out64[2 * i + 1] = t32 + offset
     state[0] = offset
     state[1] = prev
     return backward
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _decode_dat_kernel_parallel(records, out64, state, block):  # pragma: no cover - compiled
+    """Same result as ``_decode_dat_kernel``, over blocks of ``block`` records on all numba threads.
+
+    Pass 1 counts, per block, the wraps and backward steps (each block starts from the last time word of
+    the block before it); a prefix sum gives every block's starting wrap offset; pass 2 decodes the blocks
+    independently."""
+    n = records.shape[0]
+    nblocks = (n + block - 1) // block
+    wraps = np.zeros(nblocks, dtype=np.int64)
+    backs = np.zeros(nblocks, dtype=np.int64)
+    for b in numba.prange(nblocks):
+        start = b * block
+        stop = min(start + block, n)
+        prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
+        offset = np.int64(0)
+        backward = np.int64(0)
+        for i in range(start, stop):
+            t32 = np.int64(records[i, 0])
+            offset, backward = _unwrap_step(t32, prev, offset, backward)
+            prev = t32
+        wraps[b] = offset
+        backs[b] = backward
+    starts = np.empty(nblocks, dtype=np.int64)
+    acc = state[0]
+    for b in range(nblocks):
+        starts[b] = acc
+        acc += wraps[b]
+    for b in numba.prange(nblocks):
+        start = b * block
+        stop = min(start + block, n)
+        offset = starts[b]
+        prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
+        backward = np.int64(0)
+        for i in range(start, stop):
+            t32 = np.int64(records[i, 0])
+            offset, backward = _unwrap_step(t32, prev, offset, backward)
+            prev = t32
+            out64[2 * i] = _pack_xyp(np.int64(records[i, 1]))
+            out64[2 * i + 1] = t32 + offset
+    state[0] = acc
+    state[1] = np.int64(records[n - 1, 0])
+    return backs.sum()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -81,13 +142,19 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None) -> 
     Returns:
         ``(events, backward)``: ``EVENT_DTYPE ndarray[N]`` with unwrapped ``t`` (µs), and the number of
         times ``t`` decreased without being a wrap (0 for sorted data).
+
+    Reads of at least ``PARALLEL_MIN_RECORDS`` records run the two-pass block-parallel kernel on all
+    numba threads; its output is identical to the sequential kernel's.
     """
     if state is None:
         state = np.array([0, -1], dtype=np.int64)
     out = np.empty(records.shape[0], dtype=EVENT_DTYPE)
     if records.shape[0] == 0:
         return out, 0
-    backward = _decode_dat_kernel(records, out.view(np.int64), state)
+    if records.shape[0] >= PARALLEL_MIN_RECORDS and numba.get_num_threads() > 1:
+        backward = _decode_dat_kernel_parallel(records, out.view(np.int64), state, PARALLEL_BLOCK)
+    else:
+        backward = _decode_dat_kernel(records, out.view(np.int64), state)
     return out, int(backward)
 
 

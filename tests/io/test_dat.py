@@ -57,6 +57,28 @@ def test_kernel_matches_numpy_reference_with_wraps(rng):
     np.testing.assert_array_equal(np.concatenate([a, b]), ref)
 
 
+@pytest.mark.parametrize("block", [1, 7, 256, 5000])
+def test_parallel_kernel_equals_sequential(rng, block):
+    from evdet.io.dat import _decode_dat_kernel, _decode_dat_kernel_parallel
+
+    n = 3000
+    records = np.zeros((n, 2), dtype=np.uint32)
+    t = np.sort(rng.integers(0, 4 * WRAP, n))
+    t[100:110] = t[100:110][::-1]  # a few backward steps that are not wraps
+    records[:, 0] = t % WRAP
+    records[:, 1] = rng.integers(0, 1 << 29, n).astype(np.uint32)
+    for first_state in ([0, -1], [WRAP, int(records[0, 0]) + 5]):
+        s_seq = np.array(first_state, dtype=np.int64)
+        s_par = s_seq.copy()
+        out_seq = np.empty(2 * n, dtype=np.int64)
+        out_par = np.empty(2 * n, dtype=np.int64)
+        back_seq = _decode_dat_kernel(records, out_seq, s_seq)
+        back_par = _decode_dat_kernel_parallel(records, out_par, s_par, block)
+        np.testing.assert_array_equal(out_par, out_seq)
+        np.testing.assert_array_equal(s_par, s_seq)
+        assert back_par == back_seq > 0
+
+
 def test_kernel_counts_backward_steps():
     records = np.array([[10, 0], [5, 0], [7, 0]], dtype=np.uint32)
     events, backward = decode_dat_records(records)
