@@ -7,7 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from evdet.evaluation import PRESETS, evaluate_recordings, filter_boxes, format_metrics, get_preset
+import numpy as np
+
+from evdet.evaluation import (
+    PRESETS,
+    eval_preset_for,
+    evaluate_recordings,
+    filter_boxes,
+    format_metrics,
+    get_preset,
+)
 from evdet.io import EMPTY_CLASS, LABEL_MAP_FILENAME, load_boxes, load_label_map
 
 
@@ -59,12 +68,20 @@ def _find_classes(gt_dir: Path) -> dict[int, str]:
     raise FileNotFoundError(f"no {LABEL_MAP_FILENAME} in {gt_dir} or {gt_dir.parent}: pass --classes")
 
 
+def _label_period(gts: list) -> int | None:
+    """Median spacing (µs) of consecutive ground-truth timestamps over all recordings, None if undefined."""
+    gaps = [np.diff(np.unique(gt["t"])) for gt in gts if gt.size > 1]
+    gaps = np.concatenate(gaps) if gaps else np.zeros(0)
+    return int(np.median(gaps)) if gaps.size else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-eval", description=__doc__)
     p.add_argument("gt_dir", type=Path, help="folder of ground-truth <name>_bbox.npy files (recursive)")
     p.add_argument("dt_dir", type=Path, help="folder of detection <name>_bbox.npy files (recursive)")
-    p.add_argument("--preset", default="gen1", choices=sorted(PRESETS),
-                   help="protocol settings (default gen1)")
+    p.add_argument("--preset", default="gen1", choices=["auto", *sorted(PRESETS)],
+                   help="protocol settings (default gen1); 'auto' (needs --height and --width, the sensor "
+                   "size) picks gen1/gen4/gen4-half by size, else Gen1's filter scaled to the width")
     p.add_argument("--skip-ts", type=int, help="µs: boxes at t <= this are not scored (overrides preset)")
     p.add_argument("--min-box-diag", type=float, help="pixels (overrides preset)")
     p.add_argument("--min-box-side", type=float, help="pixels (overrides preset)")
@@ -83,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        preset = get_preset(args.preset).with_overrides(
+        if args.preset == "auto":
+            if args.height is None or args.width is None:
+                raise ValueError("--preset auto needs the sensor size: pass --height and --width")
+            base = eval_preset_for("auto", (args.height, args.width))
+        else:
+            base = get_preset(args.preset)
+        preset = base.with_overrides(
             skip_ts=args.skip_ts, min_box_diag=args.min_box_diag, min_box_side=args.min_box_side,
             height=args.height, width=args.width, time_tol=args.time_tol)
         pairs = pair_files(args.gt_dir, args.dt_dir)
@@ -99,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as exc:
         print(f"evdet-eval: error: {exc}", file=sys.stderr)
         return 2
+    period = _label_period(gts)
+    if period is not None and period <= preset.time_tol:
+        print(f"evdet-eval: warning: ground truth is labelled every {period} µs, within the time tolerance "
+              f"({preset.time_tol} µs): the detections of neighbouring label instants are pooled into each "
+              f"instant and count as false positives. Pass --time-tol below {period // 2 + 1} µs to score "
+              "each instant alone (as evdet-train's validation does for such datasets).", file=sys.stderr)
     metrics = result.metrics()
     print(f"{len(pairs)} recordings, {result.num_images} scored timestamps, {result.num_gt} ground-truth "
           f"boxes, {result.num_dt} pooled detections; preset {preset}")

@@ -12,11 +12,11 @@ from evdet.evaluation.coco import (
 )
 from evdet.evaluation.detections import boxes_to_bbox_array
 from evdet.evaluation.filters import filter_boxes
-from evdet.evaluation.presets import PRESETS, EvalPreset, get_preset
+from evdet.evaluation.presets import AUTO_SKIP_TS, PRESETS, EvalPreset, eval_preset_for, get_preset
 from evdet.evaluation.report import format_metrics
 
 __all__ = [
-    "METRIC_NAMES", "PRESETS", "CocoEvaluation", "DetectionAccumulator", "EvalPreset", "PooledImages",
-    "boxes_to_bbox_array", "evaluate_detection", "evaluate_pooled", "evaluate_recordings", "filter_boxes",
-    "format_metrics", "get_preset", "pool_by_time",
+    "AUTO_SKIP_TS", "METRIC_NAMES", "PRESETS", "CocoEvaluation", "DetectionAccumulator", "EvalPreset",
+    "PooledImages", "boxes_to_bbox_array", "eval_preset_for", "evaluate_detection", "evaluate_pooled",
+    "evaluate_recordings", "filter_boxes", "format_metrics", "get_preset", "pool_by_time",
 ]

@@ -124,7 +124,7 @@ class TrainConfig:
             global step; when True that step is skipped (no weight update) and counted in the logs.
         eval_preset: box filter of the evaluation (``evdet.evaluation`` presets) or ``"auto"``: the gen1 /
             gen4 presets for their sensor sizes, otherwise the gen1 thresholds scaled by the sensor width
-            over 304 (see ``evdet.training.validation.eval_preset_for``).
+            over 304 (see ``evdet.evaluation.presets.eval_preset_for``).
         eval_skip_ts: override of the preset's ``skip_ts`` (µs; ignore boxes in the first part of each
             recording while the recurrent state warms up). None keeps the preset's value, except for
             ``"auto"`` on non-standard sensors where it is 200 000 µs (tiny recordings are a few seconds).

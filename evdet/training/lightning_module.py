@@ -22,13 +22,13 @@ import torch
 from torch import Tensor, nn
 
 from evdet.evaluation.accumulator import DetectionAccumulator
+from evdet.evaluation.presets import eval_preset_for
 from evdet.training.checkpoint import CheckpointInfo
 from evdet.training.config import TrainConfig, build_detector, config_from_dict, config_to_dict
 from evdet.training.schedules import build_lr_scheduler, resolve_warmup_steps
 from evdet.training.validation import (
     accumulate_all_detections,
     accumulate_batch,
-    eval_preset_for,
     evaluate_accumulator,
     gather_accumulator,
 )

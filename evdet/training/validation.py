@@ -18,69 +18,17 @@ from torch import Tensor
 
 from evdet.evaluation.accumulator import DetectionAccumulator
 from evdet.evaluation.detections import boxes_to_bbox_array
-from evdet.evaluation.presets import PRESETS, EvalPreset, get_preset
+from evdet.evaluation.presets import EvalPreset
 from evdet.io.boxes import recording_stem, save_boxes
 from evdet.io.dtypes import BBOX_DTYPE
 
 __all__ = [
-    "AUTO_SKIP_TS",
     "accumulate_batch",
     "accumulate_all_detections",
     "write_detections",
-    "eval_preset_for",
     "evaluate_accumulator",
     "gather_accumulator",
 ]
-
-#: ``skip_ts`` (µs) of the ``"auto"`` preset on sensors that are not Gen1/Gen4 (e.g. the synthetic
-#: 128×96 dataset, whose recordings are a few seconds long): long enough for the recurrent state to warm
-#: up, short enough to keep most labels.
-AUTO_SKIP_TS = 200_000
-
-
-def eval_preset_for(
-    name: str,
-    sensor_size: tuple[int, int],
-    skip_ts: int | None = None,
-    time_tol: int | None = None,
-    delta_t: int | None = None,
-) -> EvalPreset:
-    """The evaluation preset for a dataset of sensor size ``(height, width)``.
-
-    ``name`` is a preset of ``evdet.evaluation.PRESETS`` or ``"auto"``: the ``gen1`` preset at 240×304,
-    ``gen4`` at 720×1280, ``gen4-half`` at 360×640; any other sensor gets Gen1's box filter scaled by
-    ``width / 304`` (diagonal 30·s, side 10·s pixels) and ``skip_ts`` = :data:`AUTO_SKIP_TS`. The image
-    size is always the sensor size. ``skip_ts`` / ``time_tol`` (µs) override the preset's when given.
-
-    Time tolerance of ``"auto"``: ``delta_t // 2`` when the bin length ``delta_t`` (µs) is given and
-    ≤ 100 ms, else the preset's 50 ms. Validation keeps detections of labelled bins only, stamped exactly
-    at the bin end; with labels in every bin (e.g. 20 Hz labels and 50 ms bins, as in the synthetic
-    dataset) the inclusive ±50 ms pooling of the published protocol would count the detections of the two
-    neighbouring bins as false positives of each label instant (AP at most about 1/3), while with the
-    sparse labels of Gen1/1Mpx both tolerances give the same numbers.
-
-    Raises:
-        ValueError: unknown preset name (listing the valid ones) or a non-positive sensor size.
-    """
-    height, width = int(sensor_size[0]), int(sensor_size[1])
-    if height <= 0 or width <= 0:
-        raise ValueError(f"eval_preset_for: sensor_size must be (height, width) > 0, got {sensor_size!r}")
-    if name == "auto":
-        by_size = {(p.height, p.width): p for k, p in PRESETS.items() if k != "legacy"}
-        if (height, width) in by_size:
-            preset = by_size[(height, width)]
-        else:
-            s = width / 304.0
-            preset = EvalPreset("auto", skip_ts=AUTO_SKIP_TS, min_box_diag=30.0 * s, min_box_side=10.0 * s,
-                                height=height, width=width)
-        if time_tol is None and delta_t is not None and 0 < delta_t <= 100_000:
-            time_tol = int(delta_t) // 2
-    else:
-        if name not in PRESETS:
-            raise ValueError(f"unknown evaluation preset {name!r}; choose 'auto' or one of {sorted(PRESETS)}")
-        preset = get_preset(name)
-    return preset.with_overrides(height=height, width=width, skip_ts=skip_ts, time_tol=time_tol)
-
 
 def _scale_of(
     info, network_size: tuple[int, int], sensor_size: tuple[int, int] | None

@@ -99,3 +99,30 @@ def test_real_command_line(folders):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "AR_100" in proc.stdout
+
+
+def test_auto_preset_needs_size_and_dense_labels_warn(folders, tmp_path, rng, capsys):
+    gt_dir, dt_dir, recs = folders
+    assert main([str(gt_dir), str(dt_dir), "--preset", "auto"]) == 2
+    assert "--height and --width" in capsys.readouterr().err
+    # at 240x304, auto is gen1: the same numbers as --preset gen1; labels 100 ms apart > 50 ms: no warning
+    out_json = tmp_path / "auto.json"
+    assert main([str(gt_dir), str(dt_dir), "--preset", "auto", "--height", "240", "--width", "304",
+                 "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["metrics"] == _expected(recs, ["a_rec", "b_rec"])
+    assert "warning" not in capsys.readouterr().err
+    # labels every 50 ms: neighbouring instants pool into each other under the ±50 ms tolerance
+    dense_gt, dense_dt = tmp_path / "dense_gt", tmp_path / "dense_dt"
+    dense_gt.mkdir()
+    dense_dt.mkdir()
+    save_label_map(dense_gt, GEN1_LABEL_MAP)
+    g = np.zeros(40, BBOX_DTYPE)
+    g["t"] = 600_000 + 50_000 * np.arange(40)
+    g["x"], g["y"], g["w"], g["h"] = 10.0, 10.0, 40.0, 40.0
+    save_boxes(dense_gt / "r_bbox.npy", g)
+    save_boxes(dense_dt / "r_bbox.npy", g)
+    assert main([str(dense_gt), str(dense_dt)]) == 0
+    err = capsys.readouterr().err
+    assert "labelled every 50000 µs" in err and "--time-tol below 25001" in err
+    assert main([str(dense_gt), str(dense_dt), "--time-tol", "25000"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -1,6 +1,7 @@
 import pytest
 
 from evdet.evaluation import PRESETS, EvalPreset, get_preset
+from evdet.evaluation.presets import AUTO_SKIP_TS, eval_preset_for
 
 
 def test_preset_values_follow_spec():
@@ -27,3 +28,14 @@ def test_overrides_and_frozen():
     with pytest.raises(ValueError, match="height"):
         EvalPreset("x", 0, 0, 0, height=0, width=10)
     assert get_preset(p) is p
+
+
+def test_eval_preset_for_sizes():
+    assert eval_preset_for("auto", (240, 304)).name == "gen1"
+    assert eval_preset_for("auto", (720, 1280)).min_box_diag == 60
+    p = eval_preset_for("auto", (96, 128))
+    assert p.skip_ts == AUTO_SKIP_TS and p.min_box_diag == pytest.approx(30 * 128 / 304)
+    assert (p.height, p.width) == (96, 128)
+    assert eval_preset_for("gen1", (96, 128), skip_ts=7, time_tol=3).skip_ts == 7
+    with pytest.raises(ValueError, match="unknown evaluation preset 'bogus'"):
+        eval_preset_for("bogus", (96, 128))

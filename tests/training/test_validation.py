@@ -5,13 +5,8 @@ import torch
 from batches import make_batch
 
 from evdet.evaluation.accumulator import DetectionAccumulator
-from evdet.training.validation import (
-    AUTO_SKIP_TS,
-    accumulate_batch,
-    eval_preset_for,
-    evaluate_accumulator,
-    gather_accumulator,
-)
+from evdet.evaluation.presets import eval_preset_for
+from evdet.training.validation import accumulate_batch, evaluate_accumulator, gather_accumulator
 
 
 def oracle(batch, score: float = 0.9):
@@ -74,14 +69,3 @@ def test_oracle_detections_score_ap_one_and_gather_is_identity_without_ddp():
 def test_empty_accumulator_gives_zero_metrics():
     preset = eval_preset_for("gen1", (240, 304))
     assert evaluate_accumulator(DetectionAccumulator(), ["car"], preset)["AP"] == 0.0
-
-
-def test_eval_preset_for_sizes():
-    assert eval_preset_for("auto", (240, 304)).name == "gen1"
-    assert eval_preset_for("auto", (720, 1280)).min_box_diag == 60
-    p = eval_preset_for("auto", (96, 128))
-    assert p.skip_ts == AUTO_SKIP_TS and p.min_box_diag == pytest.approx(30 * 128 / 304)
-    assert (p.height, p.width) == (96, 128)
-    assert eval_preset_for("gen1", (96, 128), skip_ts=7, time_tol=3).skip_ts == 7
-    with pytest.raises(ValueError, match="unknown evaluation preset 'bogus'"):
-        eval_preset_for("bogus", (96, 128))
