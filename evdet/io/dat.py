@@ -1,11 +1,8 @@
 """Prophesee DAT event files (SPEC 2.2): memory-mapped ``DatReader``, ``DatWriter``, ``write_dat``.
 
-Record layout (8 bytes, little-endian): ``uint32 t`` (µs), ``uint32 w`` with ``x = w & 0x3FFF``,
-``y = (w >> 14) & 0x3FFF``, ``p = (w >> 28) & 1``.
-
-Timestamps are stored on 32 bits and wrap after 2^32 µs (~71.6 min). Unwrapping rule: while decoding
-in file order, whenever the stored time *decreases by more than 2^31* from the previous record, 2^32
-is added to all following times. Smaller decreases are treated as unsorted data, not wraps.
+Header: ``% key value`` text lines, then the event type and size bytes (none in legacy header-less
+files), then 8-byte records; the record layout and the 32-bit time unwrapping rule are in
+``evdet.io.dat_records``.
 """
 
 from __future__ import annotations
@@ -15,147 +12,23 @@ import os
 import warnings
 from pathlib import Path
 
-import numba
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE, as_events
+from evdet.io.dat_records import (
+    DAT_RECORD_SIZE,
+    HALF_TIME_WRAP,
+    TIME_WRAP,
+    decode_dat_records,
+    encode_dat_records,
+    max_xy,
+)
+from evdet.io.dtypes import as_events
 from evdet.io.header import Header, parse_header, resolve_geometry
 from evdet.io.reader import EventReader, sort_events_with_warning
 
 DAT_EVENT_TYPES = {0: "Event2D", 12: "EventCD"}
 """Event types accepted in a DAT header (both are the 8-byte CD record)."""
-DAT_RECORD_SIZE = 8
-_WRAP = 1 << 32
-_HALF_WRAP = 1 << 31
 _INDEX_STRIDE = 1 << 14  # records between two entries of the coarse time index used by seek_time
-PARALLEL_MIN_RECORDS = 1 << 21
-"""Reads of at least this many records decode on all numba threads (``NUMBA_NUM_THREADS`` limits them)."""
-PARALLEL_BLOCK = 1 << 18
-"""Records per block of the parallel decoder."""
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _unwrap_step(t32, prev, offset, backward):  # pragma: no cover - compiled
-    """One step of the 32-bit time unwrapping: returns the new (offset, backward)."""
-    if t32 < prev:
-        if prev - t32 > _HALF_WRAP:
-            offset += _WRAP
-        else:
-            backward += 1
-    return offset, backward
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _pack_xyp(w):  # pragma: no cover - compiled
-    """Packed DAT word -> int64 word ``x | y << 16 | p << 32`` (first 8 bytes of an EVENT_DTYPE record)."""
-    return (w & 0x3FFF) | (((w >> 14) & 0x3FFF) << 16) | (((w >> 28) & 1) << 32)
-
-
-@numba.njit(cache=True, nogil=True)
-def _decode_dat_kernel(records, out64, state):  # pragma: no cover - compiled
-    """records uint32[N, 2] -> out64 int64[2N] (the EVENT_DTYPE[N] buffer seen as int64, little-endian:
-    word 2i = x | y << 16 | p << 32, word 2i+1 = t); state int64[2] = (wrap offset, previous t32 or -1).
-
-    Returns the number of backward time steps that were not wraps (unsorted data)."""
-    offset = state[0]
-    prev = state[1]
-    backward = 0
-    for i in range(records.shape[0]):
-        t32 = np.int64(records[i, 0])
-        offset, backward = _unwrap_step(t32, prev, offset, backward)
-        prev = t32
-        out64[2 * i] = _pack_xyp(np.int64(records[i, 1]))
-        out64[2 * i + 1] = t32 + offset
-    state[0] = offset
-    state[1] = prev
-    return backward
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _decode_dat_kernel_parallel(records, out64, state, block):  # pragma: no cover - compiled
-    """Same result as ``_decode_dat_kernel``, over blocks of ``block`` records on all numba threads.
-
-    Pass 1 counts, per block, the wraps and backward steps (each block starts from the last time word of
-    the block before it); a prefix sum gives every block's starting wrap offset; pass 2 decodes the blocks
-    independently."""
-    n = records.shape[0]
-    nblocks = (n + block - 1) // block
-    wraps = np.zeros(nblocks, dtype=np.int64)
-    backs = np.zeros(nblocks, dtype=np.int64)
-    for b in numba.prange(nblocks):
-        start = b * block
-        stop = min(start + block, n)
-        prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
-        offset = np.int64(0)
-        backward = np.int64(0)
-        for i in range(start, stop):
-            t32 = np.int64(records[i, 0])
-            offset, backward = _unwrap_step(t32, prev, offset, backward)
-            prev = t32
-        wraps[b] = offset
-        backs[b] = backward
-    starts = np.empty(nblocks, dtype=np.int64)
-    acc = state[0]
-    for b in range(nblocks):
-        starts[b] = acc
-        acc += wraps[b]
-    for b in numba.prange(nblocks):
-        start = b * block
-        stop = min(start + block, n)
-        offset = starts[b]
-        prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
-        backward = np.int64(0)
-        for i in range(start, stop):
-            t32 = np.int64(records[i, 0])
-            offset, backward = _unwrap_step(t32, prev, offset, backward)
-            prev = t32
-            out64[2 * i] = _pack_xyp(np.int64(records[i, 1]))
-            out64[2 * i + 1] = t32 + offset
-    state[0] = acc
-    state[1] = np.int64(records[n - 1, 0])
-    return backs.sum()
-
-
-@numba.njit(cache=True, nogil=True)
-def _max_xy_kernel(records):  # pragma: no cover - compiled
-    max_x = -1
-    max_y = -1
-    for i in range(records.shape[0]):
-        w = records[i, 1]
-        x = np.int64(w & 0x3FFF)
-        y = np.int64((w >> 14) & 0x3FFF)
-        if x > max_x:
-            max_x = x
-        if y > max_y:
-            max_y = y
-    return max_x, max_y
-
-
-def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Decode DAT records into events (numba kernel).
-
-    Args:
-        records: ``uint32 ndarray[N, 2]`` (time word, packed x/y/p word), e.g. a memory map.
-        state: ``int64 ndarray[2]`` (wrap offset in µs, previous 32-bit time or -1), updated in place so
-            consecutive calls continue the unwrapping; None starts fresh.
-
-    Returns:
-        ``(events, backward)``: ``EVENT_DTYPE ndarray[N]`` with unwrapped ``t`` (µs), and the number of
-        times ``t`` decreased without being a wrap (0 for sorted data).
-
-    Reads of at least ``PARALLEL_MIN_RECORDS`` records run the two-pass block-parallel kernel on all
-    numba threads; its output is identical to the sequential kernel's.
-    """
-    if state is None:
-        state = np.array([0, -1], dtype=np.int64)
-    out = np.empty(records.shape[0], dtype=EVENT_DTYPE)
-    if records.shape[0] == 0:
-        return out, 0
-    if records.shape[0] >= PARALLEL_MIN_RECORDS and numba.get_num_threads() > 1:
-        backward = _decode_dat_kernel_parallel(records, out.view(np.int64), state, PARALLEL_BLOCK)
-    else:
-        backward = _decode_dat_kernel(records, out.view(np.int64), state)
-    return out, int(backward)
 
 
 class DatReader(EventReader):
@@ -250,7 +123,7 @@ class DatReader(EventReader):
             if self.event_count == 0:
                 self._geometry = (0, 0)
             else:
-                max_x, max_y = _max_xy_kernel(self._records)
+                max_x, max_y = max_xy(self._records)
                 self._geometry = (int(max_y) + 1, int(max_x) + 1)
         return self._geometry
 
@@ -263,9 +136,9 @@ class DatReader(EventReader):
         if self.event_count and pos[-1] != self.event_count - 1:
             pos = np.append(pos, self.event_count - 1)
         t32 = np.asarray(self._records[pos, 0]).astype(np.int64)
-        wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -_HALF_WRAP)]) if t32.size else t32
+        wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -HALF_TIME_WRAP)]) if t32.size else t32
         self._index_pos = pos
-        self._index_t = t32 + wraps * _WRAP
+        self._index_t = t32 + wraps * TIME_WRAP
 
     def _decode_from_index(self, k: int, stop: int) -> np.ndarray:
         """Decode records ``[index_pos[k], stop)`` with the wrap state known at entry ``k``."""
@@ -407,15 +280,6 @@ class DatReader(EventReader):
         return f"DatReader({str(self.path)!r}, events={self.event_count}, position={self._pos})"
 
 
-def encode_dat_records(events: np.ndarray) -> np.ndarray:
-    """``EVENT_DTYPE ndarray[N]`` -> ``uint32 ndarray[N, 2]`` DAT records (time wrapped to 32 bits)."""
-    records = np.empty((events.shape[0], 2), dtype=np.uint32)
-    records[:, 0] = (events["t"] & 0xFFFFFFFF).astype(np.uint32)
-    records[:, 1] = (events["x"].astype(np.uint32) | (events["y"].astype(np.uint32) << 14)
-                     | (events["p"].astype(np.uint32) << 28))
-    return records
-
-
 class DatWriter:
     """Appendable DAT writer (type 12 EventCD, size 8).
 
@@ -474,7 +338,7 @@ class DatWriter:
             raise ValueError(f"{src}: event {self.count} has t = {events['t'][0]} earlier than the last "
                              f"written t = {self._last_t}")
         gaps = np.concatenate([[0 if self._last_t is None else int(events["t"][0]) - self._last_t], steps])
-        bad = np.flatnonzero(gaps >= _HALF_WRAP)
+        bad = np.flatnonzero(gaps >= HALF_TIME_WRAP)
         if bad.size:
             raise ValueError(f"{src}: event {self.count + bad[0]} follows a gap of {gaps[bad[0]]} µs >= "
                              f"2^31 µs, which the 32-bit DAT time cannot represent")
