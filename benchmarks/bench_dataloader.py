@@ -2,7 +2,7 @@
 and 2 DataLoader workers, against a plain h5py loop reading the same frames in the same order (the
 floor set by the storage format).
 
-Run: python benchmarks/bench_dataloader.py [--videos 64] [--frames 24] [--repeats 3]
+Run: python benchmarks/bench_dataloader.py [--videos 64] [--frames 24] [--repeats 3] [--hflip-prob 0.5]
 Training epochs have a fixed length (see docs/data.md), so their last batches hold padding columns: their
 cost is included, only delivered (non-padding) bins are counted.
 "steady" rows exclude the first batch; the others time the whole epoch. Workers are persistent
@@ -101,11 +101,13 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=64)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=3, help="best of N interleaved runs (contention)")
+    parser.add_argument("--hflip-prob", type=float, default=0.0,
+                        help="training flip augmentation (DataConfig's default is 0.5)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_dataset(root, args.videos, args.frames)
-        cfg = dict(num_tbins=12, batch_size=8, hflip_prob=0.0)
+        cfg = dict(num_tbins=12, batch_size=8, hflip_prob=args.hflip_prob)
         loaders = {w: build_dataloader(root, "train", DataConfig(**cfg, num_workers=w), train=True)
                    for w in (0, 1, 2)}
         runs = {

@@ -111,13 +111,14 @@ class SequenceDataset(Dataset):
 
     def _uint8_scale(self, plan: Sequence[ChunkItem]) -> float | None:
         """The common ``uint8_scale`` when every data column of ``plan`` can be handed over as stored
-        uint8 bytes (see ``stored_as_uint8``; no augmentation), else None."""
+        uint8 bytes (see ``stored_as_uint8``; no zoom augmentation: a flip is applied to the bytes), else
+        None."""
         scale = None
         for item in plan:
             if item.is_padding:
                 continue
             spec = self.videos[item.video]
-            if not item.aug.is_identity or not stored_as_uint8(spec, self.network_size):
+            if item.aug.zoom != 1.0 or not stored_as_uint8(spec, self.network_size):
                 return None
             if scale is not None and scale != spec.uint8_scale:
                 return None
@@ -157,6 +158,8 @@ class SequenceDataset(Dataset):
             valid = min(t, spec.num_frames - item.start_frame)
             if raw is not None:
                 read_uint8_into(spec, item.start_frame, raw[col, :valid])  # the tail stays zero
+                if item.aug.hflip:  # the same values as augment_tensor's flip of the converted frames
+                    raw[col, :valid] = raw[col, :valid, ..., ::-1]
             else:
                 if item.aug.is_identity:
                     read_frames_into(spec, item.start_frame, inputs[:valid, col])

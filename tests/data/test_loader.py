@@ -230,9 +230,11 @@ def test_stream_batches_real_recordings(real_data, name):
     assert all(b.mask_keep_memory.item() == 1 for b in batches[1:])
 
 
-def test_workers_send_uint8_and_give_identical_float_batches(dataset_dir, monkeypatch):
-    """No augmentation: every batch takes the uint8 worker-to-main path; values equal the in-process ones."""
-    config = DataConfig(num_tbins=4, batch_size=2, hflip_prob=0.0, num_workers=0, seed=1)
+@pytest.mark.parametrize("hflip_prob", [0.0, 1.0])
+def test_workers_send_uint8_and_give_identical_float_batches(dataset_dir, monkeypatch, hflip_prob):
+    """No zoom: every batch takes the uint8 worker-to-main path (a flip is applied to the bytes); values
+    equal the in-process ones."""
+    config = DataConfig(num_tbins=4, batch_size=2, hflip_prob=hflip_prob, num_workers=0, seed=1)
     a = list(build_dataloader(dataset_dir, "train", config, train=True))
     loader = build_dataloader(dataset_dir, "train", DataConfig(**{**config.__dict__, "num_workers": 2}),
                               train=True)
@@ -250,3 +252,4 @@ def test_workers_send_uint8_and_give_identical_float_batches(dataset_dir, monkey
     packed = dataset[plan]  # what a worker sends
     assert type(packed).__name__ == "Uint8Batch" and packed.raw.dtype == np.uint8
     assert torch.equal(packed.to_batch().inputs, expected)
+    assert all(info.hflip == (hflip_prob == 1.0) for info in packed.batch.video_infos if info.path)
