@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem, save_boxes
 from evdet.io.h5 import H5TensorWriter
-from evdet.io.label_map import LABEL_MAP_FILENAME
+from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map, save_label_map
 from evdet.io.read import open_events
 from evdet.preprocessing.registry import events_to_tensor, get_representation
 
@@ -287,9 +286,7 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
     jobs, label_maps = find_jobs(list(inputs), output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for lm in label_maps:
-        tmp = output_dir / (LABEL_MAP_FILENAME + ".tmp")
-        shutil.copyfile(lm, tmp)
-        os.replace(tmp, output_dir / LABEL_MAP_FILENAME)
+        save_label_map(output_dir, load_label_map(lm))  # validated, written atomically
 
     results: dict[int, list[Path]] = {}
     failures: list[str] = []
