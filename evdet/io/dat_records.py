@@ -63,6 +63,15 @@ def _decode_dat_kernel(records, out64, state):  # pragma: no cover - compiled
     return backward
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _block_bounds(records, state, block, b):  # pragma: no cover - compiled
+    """Records ``[start, stop)`` of block ``b`` and the time word before it (``state[1]`` for block 0)."""
+    start = b * block
+    stop = min(start + block, records.shape[0])
+    prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
+    return start, stop, prev
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _decode_dat_kernel_parallel(records, out64, state, block):  # pragma: no cover - compiled
     """Same result as ``_decode_dat_kernel``, over blocks of ``block`` records on all numba threads.
@@ -75,9 +84,7 @@ def _decode_dat_kernel_parallel(records, out64, state, block):  # pragma: no cov
     wraps = np.zeros(nblocks, dtype=np.int64)
     backs = np.zeros(nblocks, dtype=np.int64)
     for b in numba.prange(nblocks):
-        start = b * block
-        stop = min(start + block, n)
-        prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
+        start, stop, prev = _block_bounds(records, state, block, b)
         offset = np.int64(0)
         backward = np.int64(0)
         for i in range(start, stop):
@@ -92,14 +99,11 @@ def _decode_dat_kernel_parallel(records, out64, state, block):  # pragma: no cov
         starts[b] = acc
         acc += wraps[b]
     for b in numba.prange(nblocks):
-        start = b * block
-        stop = min(start + block, n)
+        start, stop, prev = _block_bounds(records, state, block, b)
         offset = starts[b]
-        prev = state[1] if b == 0 else np.int64(records[start - 1, 0])
-        backward = np.int64(0)
         for i in range(start, stop):
             t32 = np.int64(records[i, 0])
-            offset, backward = _unwrap_step(t32, prev, offset, backward)
+            offset, _ = _unwrap_step(t32, prev, offset, 0)  # backward steps were counted in pass 1
             prev = t32
             out64[2 * i] = _pack_xyp(np.int64(records[i, 1]))
             out64[2 * i + 1] = t32 + offset
