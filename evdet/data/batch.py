@@ -47,7 +47,11 @@ class SequenceBatch:
     """A batch of B stream columns over T bins.
 
     Attributes:
-        inputs: ``Tensor[T, B, C, H, W]`` float32, network resolution.
+        inputs: ``Tensor[T, B, C, H, W]`` at network resolution: float32, or, for videos stored as uint8
+            (see ``DataConfig.uint8_inputs``), the stored bytes: uint8 whose values are
+            ``inputs / input_scale`` (a quarter of the bytes to load, send between processes and copy to
+            the accelerator; a uint8 tensor may be a transposed view of ``[B, T, C, H, W]`` memory).
+            :meth:`float_inputs` and :meth:`to` give the float32 values.
         labels: T × B list of ``Tensor[n, 5]`` float32 rows ``(x1, y1, x2, y2, class_idx)``: xyxy in
             network pixels (0 ≤ x1 < x2 ≤ W), ``class_idx`` in 0..C−1 (order of ``DataConfig.classes``).
         mask_keep_memory: ``Tensor[B]`` float32: 0 at the first chunk of a video and for padding
@@ -55,6 +59,7 @@ class SequenceBatch:
         frame_is_labeled: ``Tensor[T, B]`` bool: the bin has an annotation instant (or an interpolated one).
         video_infos: B × :class:`VideoInfo`.
         padding: ``Tensor[B]`` bool: the column is padding (its stream ran out); all-zero, unlabelled.
+        input_scale: divisor of uint8 ``inputs`` (1.0 for float32 inputs).
     """
 
     inputs: Tensor
@@ -63,6 +68,7 @@ class SequenceBatch:
     frame_is_labeled: Tensor
     video_infos: list[VideoInfo]
     padding: Tensor
+    input_scale: float = 1.0
     extras: dict = field(default_factory=dict)
 
     @property
@@ -73,6 +79,20 @@ class SequenceBatch:
     def batch_size(self) -> int:
         return int(self.inputs.shape[1])
 
+    def float_inputs(self) -> Tensor:
+        """``Tensor[T, B, C, H, W]`` float32 (contiguous) on the device of ``inputs``: ``inputs`` itself
+        when float32, else ``float32(inputs) / input_scale`` in one pass (bit-identical on CPU and GPU)."""
+        if self.inputs.dtype == torch.float32:
+            return self.inputs
+        if self.inputs.dtype != torch.uint8:
+            raise TypeError(f"SequenceBatch.inputs must be float32 or uint8, got {self.inputs.dtype}")
+        if self.inputs.device.type == "cpu":  # numpy: 3x faster than torch's CPU uint8 division
+            out = np.empty(tuple(self.inputs.shape), dtype=np.float32)
+            np.divide(self.inputs.numpy(), np.float32(self.input_scale), out=out, dtype=np.float32)
+            return torch.from_numpy(out)
+        out = torch.empty(self.inputs.shape, dtype=torch.float32, device=self.inputs.device)
+        return torch.div(self.inputs, self.input_scale, out=out)
+
     def __reduce__(self):
         """Compact pickling (DataLoader workers): labels travel as one packed array and the small tensors
         as numpy arrays, so only ``inputs`` needs shared memory (hundreds of tiny shared-memory tensors
@@ -81,20 +101,17 @@ class SequenceBatch:
         flat = [lab for row in self.labels for lab in row]
         if any(x.device.type != "cpu" for x in tensors + flat):
             return (SequenceBatch, (self.inputs, self.labels, self.mask_keep_memory, self.frame_is_labeled,
-                                    self.video_infos, self.padding, self.extras))
-        return (_rebuild_batch, (self.inputs, *self._pack_rest()))
-
-    def _pack_rest(self) -> tuple:
-        """Everything but ``inputs``, packed for :func:`_rebuild_batch` (labels as one array)."""
-        flat = [lab for row in self.labels for lab in row]
+                                    self.video_infos, self.padding, self.input_scale, self.extras))
         counts = [int(x.shape[0]) for x in flat]
         packed = torch.cat(flat).numpy() if flat else np.zeros((0, 5), dtype=np.float32)
-        return (packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
-                self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(), self.extras)
+        return (_rebuild_batch, (self.inputs, packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
+                                 self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(),
+                                 self.input_scale, self.extras))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
-        """A copy with every tensor (labels included) on ``device``."""
-        return replace(
+        """A copy with every tensor (labels included) on ``device`` and float32 inputs: uint8 inputs are
+        converted after the transfer (on the accelerator, with a quarter of the bytes to copy)."""
+        moved = replace(
             self,
             inputs=self.inputs.to(device, non_blocking=non_blocking),
             labels=[[b.to(device, non_blocking=non_blocking) for b in row] for row in self.labels],
@@ -102,9 +119,11 @@ class SequenceBatch:
             frame_is_labeled=self.frame_is_labeled.to(device, non_blocking=non_blocking),
             padding=self.padding.to(device, non_blocking=non_blocking),
         )
+        return replace(moved, inputs=moved.float_inputs(), input_scale=1.0)
 
     def pin_memory(self) -> SequenceBatch:
-        """A copy in page-locked memory (called by ``DataLoader(pin_memory=True)``)."""
+        """A copy in page-locked memory (called by ``DataLoader(pin_memory=True)``); inputs keep their
+        dtype."""
         return replace(
             self,
             inputs=self.inputs.pin_memory(),
@@ -117,51 +136,12 @@ class SequenceBatch:
 
 def _rebuild_batch(inputs: Tensor, packed: np.ndarray, counts: list[int], num_tbins: int,
                    keep: np.ndarray, labeled: np.ndarray, infos: list[VideoInfo], padding: np.ndarray,
-                   extras: dict) -> SequenceBatch:
+                   input_scale: float, extras: dict) -> SequenceBatch:
     parts = torch.from_numpy(packed).split(counts) if counts else ()
     width = len(counts) // num_tbins if num_tbins else 0
     labels = [list(parts[k * width:(k + 1) * width]) for k in range(num_tbins)]
     return SequenceBatch(inputs, labels, torch.from_numpy(keep), torch.from_numpy(labeled), infos,
-                         torch.from_numpy(padding), extras)
-
-
-class Uint8Batch:
-    """A :class:`SequenceBatch` on its way from a DataLoader worker to the main process, its inputs still
-    in storage form: ``raw: ndarray[B, T, C, H, W]`` uint8 (a quarter of the bytes of float32), to be
-    divided by ``scale``. Never seen by consumers: unpickling it (in the main process) gives the
-    ``SequenceBatch`` with ``inputs = float32(raw) / scale`` as ``Tensor[T, B, C, H, W]`` float32, the
-    same values as a batch built in the main process. ``batch`` holds everything else (its ``inputs``
-    are ignored).
-    """
-
-    __slots__ = ("raw", "scale", "batch")
-
-    def __init__(self, raw: np.ndarray, scale: float, batch: SequenceBatch):
-        if raw.dtype != np.uint8 or raw.ndim != 5:
-            raise ValueError(f"Uint8Batch: raw must be uint8 [B, T, C, H, W], got {raw.dtype} {raw.shape}")
-        self.raw, self.scale, self.batch = raw, float(scale), batch
-
-    def to_batch(self) -> SequenceBatch:
-        """The float32 :class:`SequenceBatch` (what unpickling gives)."""
-        return replace(self.batch, inputs=uint8_to_inputs(self.raw, self.scale))
-
-    def __reduce__(self):
-        # raw travels pickled through the worker's pipe (one 14 MB copy is cheaper than a fresh
-        # shared-memory segment); the conversion runs in the receiving process.
-        return (_rebuild_from_uint8, (self.raw, self.scale, *self.batch._pack_rest()))
-
-
-def uint8_to_inputs(raw: np.ndarray, scale: float) -> Tensor:
-    """``raw: ndarray[B, T, C, H, W]`` uint8 -> ``Tensor[T, B, C, H, W]`` float32 ``float32(raw) / scale``
-    (one pass, into fresh memory)."""
-    b, t = raw.shape[:2]
-    out = np.empty((t, b, *raw.shape[2:]), dtype=np.float32)  # numpy allocator: fewer page faults
-    np.divide(raw.transpose(1, 0, *range(2, raw.ndim)), np.float32(scale), out=out, dtype=np.float32)
-    return torch.from_numpy(out)
-
-
-def _rebuild_from_uint8(raw: np.ndarray, scale: float, *rest) -> SequenceBatch:
-    return _rebuild_batch(uint8_to_inputs(raw, scale), *rest)
+                         torch.from_numpy(padding), input_scale, extras)
 
 
 def empty_labels(num_tbins: int, batch_size: int) -> list[list[Tensor]]:

@@ -47,6 +47,11 @@ class DataConfig:
             (each starts with a state reset). None: whole videos.
         num_workers: DataLoader worker processes. Never changes the batches, only the speed.
         pin_memory: pin batches in page-locked memory (for GPU training).
+        uint8_inputs: HDF5 videos stored as uint8 at the network size are delivered as stored: batches
+            whose videos all are (and that are not zoomed) have uint8 ``inputs`` with their
+            ``input_scale``, converted to float32 by ``SequenceBatch.to(device)`` (on the accelerator) or
+            ``float_inputs()``. Same values; a quarter of the bytes to read, pass between processes and
+            copy to the GPU. False: always float32.
         seed: base seed of every random decision (video order, augmentation, random clips); epoch e
             uses ``seed + e``.
         require_labels: True: a recording without a ``_bbox.npy`` file raises ``FileNotFoundError``;
@@ -74,6 +79,7 @@ class DataConfig:
     max_consecutive_batches: int | None = None
     num_workers: int = 0
     pin_memory: bool = False
+    uint8_inputs: bool = True
     seed: int = 0
     require_labels: bool = True
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from evdet.data.augment import augment_boxes, augment_tensor
-from evdet.data.batch import SequenceBatch, Uint8Batch, VideoInfo
+from evdet.data.batch import SequenceBatch, VideoInfo
 from evdet.data.labels import (
     assign_boxes_flat,
     detect_label_period,
@@ -72,10 +72,13 @@ class SequenceDataset(Dataset):
     Args:
         videos: the split's videos. labels: per video, its :class:`VideoLabels` or None (unlabelled).
         num_tbins: T. network_size: ``(height, width)`` of the inputs. options: label settings.
+        uint8_inputs: when every video is stored as uint8 at the network size (same ``uint8_scale``),
+            batches without zoomed columns keep their inputs as the stored bytes
+            (``SequenceBatch.input_scale``); else float32.
     """
 
     def __init__(self, videos: Sequence[VideoSpec], labels: Sequence[VideoLabels | None], num_tbins: int,
-                 network_size: tuple[int, int], options: LabelOptions):
+                 network_size: tuple[int, int], options: LabelOptions, uint8_inputs: bool = True):
         if len(videos) != len(labels):
             raise ValueError(f"{len(videos)} videos but {len(labels)} label entries")
         self.videos = list(videos)
@@ -83,9 +86,11 @@ class SequenceDataset(Dataset):
         self.num_tbins = int(num_tbins)
         self.network_size = (int(network_size[0]), int(network_size[1]))
         self.options = options
+        self.uint8_inputs = bool(uint8_inputs)
         channels = {v.channels for v in self.videos}
         self.channels = channels.pop() if len(channels) == 1 else 0
         self.delta_t = self.videos[0].delta_t if self.videos else 0
+        self.uint8_scale = self._common_uint8_scale()
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -109,39 +114,26 @@ class SequenceDataset(Dataset):
         out = [torch.from_numpy(augment_boxes(part, item.aug, h, w)) for part in np.split(targets, bounds)]
         return out, labeled
 
-    def _uint8_scale(self, plan: Sequence[ChunkItem]) -> float | None:
-        """The common ``uint8_scale`` when every data column of ``plan`` can be handed over as stored
-        uint8 bytes (see ``stored_as_uint8``; no zoom augmentation: a flip is applied to the bytes), else
-        None."""
-        scale = None
-        for item in plan:
-            if item.is_padding:
-                continue
-            spec = self.videos[item.video]
-            if item.aug.zoom != 1.0 or not stored_as_uint8(spec, self.network_size):
-                return None
-            if scale is not None and scale != spec.uint8_scale:
-                return None
-            scale = spec.uint8_scale
-        return scale
+    def _common_uint8_scale(self) -> float | None:
+        """The ``uint8_scale`` of every video when ``uint8_inputs`` is set and all of them are stored as
+        uint8 at the network size with the same scale (see ``stored_as_uint8``), else None."""
+        scales = {v.uint8_scale if stored_as_uint8(v, self.network_size) else None for v in self.videos}
+        return scales.pop() if self.uint8_inputs and len(scales) == 1 else None
 
-    def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch | Uint8Batch:
+    def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch:
         t, b = self.num_tbins, len(plan)
         h, w = self.network_size
-        info = get_worker_info()
-        # In a DataLoader worker, uint8-stored inputs travel as uint8 (4x fewer bytes than float32) and
-        # are converted when the main process unpickles the batch (Uint8Batch): same values.
-        scale = self._uint8_scale(plan) if info is not None and info.dataset is self else None
+        # zoomed columns are resized (not integers any more); a flip is applied to the stored bytes
+        scale = self.uint8_scale if all(item.aug.zoom == 1.0 for item in plan) else None
+        # Inputs: uint8 [B, T, C, H, W] memory (each column's frames contiguous: one h5py read_direct each)
+        # seen as [T, B, ...], or float32 [T, B, ...]. In a DataLoader worker they live in shared memory, so
+        # the batch reaches the main process without a copy.
+        dtype = torch.float32 if scale is None else torch.uint8
+        shape = (t, b, self.channels, h, w) if scale is None else (b, t, self.channels, h, w)
+        in_worker = get_worker_info() is not None
+        inputs = _new_tensor(shape, dtype, shared=in_worker)
         if scale is not None:
-            raw = np.zeros((b, t, self.channels, h, w), dtype=np.uint8)  # [B, T, C, H, W]; calloc: no fill
-            inputs = torch.empty(0)
-        elif info is not None:  # float32 in shared memory: sent to the main process without a copy
-            raw = None
-            storage = torch.UntypedStorage._new_shared(t * b * self.channels * h * w * 4)
-            inputs = torch.empty(0, dtype=torch.float32).set_(storage, 0, (t, b, self.channels, h, w))
-        else:
-            raw = None
-            inputs = torch.from_numpy(np.empty((t, b, self.channels, h, w), dtype=np.float32))  # [T, B, ...]
+            inputs = inputs.transpose(0, 1)
         labels: list[list[torch.Tensor]] = [[torch.zeros((0, 5)) for _ in range(b)] for _ in range(t)]
         keep = torch.zeros(b, dtype=torch.float32)
         labeled = torch.zeros((t, b), dtype=torch.bool)
@@ -150,24 +142,23 @@ class SequenceDataset(Dataset):
         for col, item in enumerate(plan):
             if item.is_padding:
                 padding[col] = True
-                if raw is None:  # (raw is already zero)
-                    inputs[:, col].numpy().fill(0.0)  # numpy: no intra-op threads for a plain fill
+                inputs[:, col].numpy().fill(0)  # numpy: no intra-op threads for a plain fill
                 infos.append(VideoInfo("", 0, self.delta_t, 0, num_valid_bins=0))
                 continue
             spec = self.videos[item.video]
             valid = min(t, spec.num_frames - item.start_frame)
-            if raw is not None:
-                read_uint8_into(spec, item.start_frame, raw[col, :valid])  # the tail stays zero
+            if scale is not None:
+                raw = inputs[:valid, col].numpy()  # C-contiguous [valid, C, H, W] in the [B, T] memory
+                read_uint8_into(spec, item.start_frame, raw)
                 if item.aug.hflip:  # the same values as augment_tensor's flip of the converted frames
-                    raw[col, :valid] = raw[col, :valid, ..., ::-1]
+                    raw[...] = raw[..., ::-1]
+            elif item.aug.is_identity:
+                read_frames_into(spec, item.start_frame, inputs[:valid, col])
             else:
-                if item.aug.is_identity:
-                    read_frames_into(spec, item.start_frame, inputs[:valid, col])
-                else:
-                    frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
-                    inputs[:valid, col] = augment_tensor(frames, item.aug)
-                if valid < t:
-                    inputs[valid:, col].numpy().fill(0.0)
+                frames = read_frames(spec, item.start_frame, item.start_frame + valid, self.network_size)
+                inputs[:valid, col] = augment_tensor(frames, item.aug)
+            if valid < t:
+                inputs[valid:, col].numpy().fill(0)
             chunk_start = spec.start_ts + item.start_frame * spec.delta_t
             col_labels, col_labeled = self._column_labels(item, spec, chunk_start, valid)
             for k in range(t):
@@ -178,8 +169,17 @@ class SequenceDataset(Dataset):
             infos.append(VideoInfo(spec.path, chunk_start, spec.delta_t, spec.duration, spec.sensor_size,
                                    (sh / h, sw / w), item.first_chunk, valid, item.aug.hflip,
                                    (item.aug.zoom, item.aug.pos_y, item.aug.pos_x), item.video))
-        batch = SequenceBatch(inputs, labels, keep, labeled, infos, padding)
-        return batch if raw is None else Uint8Batch(raw, scale, batch)
+        return SequenceBatch(inputs, labels, keep, labeled, infos, padding, 1.0 if scale is None else scale)
+
+
+def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch.Tensor:
+    """An uninitialised contiguous tensor, in shared memory when ``shared`` (a DataLoader worker: the
+    tensor is then passed to the main process as a file descriptor, not copied), else from numpy's
+    allocator (fewer page faults than torch's for large short-lived buffers)."""
+    if not shared:
+        return torch.from_numpy(np.empty(shape, dtype=np.uint8 if dtype == torch.uint8 else np.float32))
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
 class EpochSampler(Sampler):

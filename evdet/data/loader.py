@@ -71,7 +71,8 @@ def make_dataset(videos: Sequence[VideoSpec], config: DataConfig, label_map: Map
                            clip=config.clip_boxes, min_box_side=config.min_box_side,
                            min_box_diag_network=config.min_box_diag_network)
     stored = videos[0].stored_size if videos else (1, 1)
-    return SequenceDataset(videos, labels, config.num_tbins, network_size_of(config, stored), options)
+    return SequenceDataset(videos, labels, config.num_tbins, network_size_of(config, stored), options,
+                           uint8_inputs=config.uint8_inputs)
 
 
 def build_dataloader(dataset_dir: str | os.PathLike, split: str, config: DataConfig, *, train: bool,

@@ -76,8 +76,9 @@ def render_detection_frames(
     H = int(batch.inputs.shape[-2])
     factor = max(1, int(round(upscale_to / max(1, H))))
     images = []
+    inputs = batch.float_inputs()
     for t, b in picks:
-        img = upscale(events_to_image(batch.inputs[t, b].detach().float().cpu(), representation), factor)
+        img = upscale(events_to_image(inputs[t, b].detach().float().cpu(), representation), factor)
         img = draw_ground_truth(img, batch.labels[t][b].detach().cpu(), scale=factor)
         if detections is not None:
             img = draw_detections(img, detections[t][b].detach().float().cpu(), classes=classes, scale=factor)
@@ -147,7 +148,7 @@ class DetectionImageLogger(L.Callback):
         shadow.eval()
         with torch.no_grad():
             shadow.reset(batch.mask_keep_memory)
-            detections = shadow.get_boxes(batch.inputs, **decode)
+            detections = shadow.get_boxes(batch.float_inputs(), **decode)
         del shadow
         self._log(trainer, "train/detections",
                   render_detection_frames(batch, detections, classes, representation, self.num_frames))

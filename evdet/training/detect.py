@@ -93,9 +93,9 @@ def iter_detections(detector: nn.Module, info: CheckpointInfo, paths: Sequence[s
     detector.reset_all()
     for batch in stream_batches([str(p) for p in paths], data_config_for(info, num_tbins),
                                 batch_size=batch_size, label_map=info.label_map):
-        x = batch.inputs.to(device)
-        detector.reset(batch.mask_keep_memory.to(device))
-        dets = detector.get_boxes(x, score_thresh=score, nms_thresh=nms, max_detections=max_det)
+        moved = batch.to(device)  # float32 inputs (uint8-stored ones converted on the device)
+        detector.reset(moved.mask_keep_memory)
+        dets = detector.get_boxes(moved.inputs, score_thresh=score, nms_thresh=nms, max_detections=max_det)
         yield batch, dets
 
 

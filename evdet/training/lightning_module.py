@@ -109,7 +109,7 @@ class LightningDetectionModel(L.LightningModule):
         saved = None
         if self.train_config.skip_nonfinite:  # buffers (BatchNorm statistics) change in the forward pass
             saved = {name: b.detach().clone() for name, b in self.detector.named_buffers()}
-        losses = self.detector.compute_loss(batch.inputs, batch.labels, batch.frame_is_labeled)
+        losses = self.detector.compute_loss(batch.float_inputs(), batch.labels, batch.frame_is_labeled)
         loss = losses["loss"]
         if self._any_rank(not bool(torch.isfinite(loss.detach()).all())):
             step = self.global_step
@@ -201,7 +201,7 @@ class LightningDetectionModel(L.LightningModule):
         self.detector.reset(batch.mask_keep_memory)
         thresh = self.train_config.eval_score_thresh
         detections = self.detector.get_boxes(
-            batch.inputs, score_thresh=self.info.score_thresh if thresh is None else thresh,
+            batch.float_inputs(), score_thresh=self.info.score_thresh if thresh is None else thresh,
             nms_thresh=self.info.nms_thresh,
             max_detections=self.info.max_detections,
         )

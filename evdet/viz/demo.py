@@ -49,7 +49,8 @@ def batch_frames(batch, detections: Sequence[Sequence[Tensor]], classes: Sequenc
     Returns:
         ``T`` BGR ``uint8`` images (bins of the zero-padded tail of every column are left out).
     """
-    t_count = int(batch.inputs.shape[0])
+    inputs = batch.float_inputs()
+    t_count = int(inputs.shape[0])
     valid = max((int(v.num_valid_bins) or t_count) if not bool(batch.padding[b]) else 0
                 for b, v in enumerate(batch.video_infos))
     frames = []
@@ -60,7 +61,7 @@ def batch_frames(batch, detections: Sequence[Sequence[Tensor]], classes: Sequenc
             title = names[b] if names is not None else (recording_stem(vinfo.path) if vinfo.path else "")
             labelled = bool(batch.frame_is_labeled[t, b])
             panels.append(render_panel(
-                batch.inputs[t, b], representation=representation,
+                inputs[t, b], representation=representation,
                 gt=batch.labels[t][b].cpu().numpy() if (show_gt and labelled and not ended) else None,
                 detections=None if ended else detections[t][b].detach().cpu().numpy(),
                 classes=classes, scale=scale,

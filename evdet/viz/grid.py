@@ -170,7 +170,7 @@ def show_batch(batch: SequenceBatch, detections: Sequence[Sequence] | None = Non
     Raises:
         ValueError: ``inputs`` is not 5-D, or ``detections``/``labels`` are not ``T × B``.
     """
-    inputs = batch.inputs
+    inputs = batch.float_inputs()
     if len(inputs.shape) != 5:
         raise ValueError(f"show_batch: batch.inputs must be [T, B, C, H, W], got shape {tuple(inputs.shape)}")
     t_count, b_count = int(inputs.shape[0]), int(inputs.shape[1])

@@ -44,7 +44,7 @@ def reconstruct(batches, videos):
                 continue
             f0 = (info.start_ts - 0) // info.delta_t
             n = info.num_valid_bins
-            got[info.path][f0:f0 + n] = batch.inputs[:n, b].numpy()
+            got[info.path][f0:f0 + n] = batch.float_inputs()[:n, b].numpy()
             count[info.path][f0:f0 + n] += 1
             assert (batch.inputs[n:, b] == 0).all() and not batch.frame_is_labeled[n:, b].any()
     return got, count
@@ -111,7 +111,7 @@ def test_hflip_moves_tensor_and_boxes_together(rng):
         batch = ds[[ChunkItem(0, 0, True, aug)]]
         box = batch.labels[0][0][0]
         x1, y1, x2, y2 = (float(v) for v in box[:4])
-        img = batch.inputs[0, 0, 0].numpy()
+        img = batch.float_inputs()[0, 0, 0].numpy()
         ys, xs = np.mgrid[0:6, 0:8] + 0.5
         cy, cx = (img * ys).sum() / img.sum(), (img * xs).sum() / img.sum()
         assert x1 < cx < x2 and y1 < cy < y2  # the blob's centre stays inside the transformed box
@@ -125,7 +125,7 @@ def test_resize_to_network_size_scales_boxes(rng):
     batch = ds[[ChunkItem(0, 0, True)]]
     assert batch.inputs.shape == (4, 1, 2, 4, 8)
     expected = videos[0].data.reshape(4, 2, 4, 2, 8, 2).mean((3, 5))  # 2x2 area average
-    np.testing.assert_allclose(batch.inputs[:, 0].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(batch.float_inputs()[:, 0].numpy(), expected, rtol=1e-5)
     assert batch.video_infos[0].scale == (2.0, 2.0)
     np.testing.assert_allclose(batch.labels[1][0][0, :4].numpy(), [0.5, 0.5, 2.0, 2.0])
 

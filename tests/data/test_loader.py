@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -72,7 +72,7 @@ def test_validation_covers_every_frame_once_across_ranks(dataset_dir, world_size
                     continue
                 with H5TensorReader(vi.path) as r:
                     f0 = (vi.start_ts - r.start_ts) // DT
-                    np.testing.assert_array_equal(batch.inputs[:vi.num_valid_bins, b].numpy(),
+                    np.testing.assert_array_equal(batch.float_inputs()[:vi.num_valid_bins, b].numpy(),
                                                   r.read(f0, f0 + vi.num_valid_bins))
                 for f in range(f0, f0 + vi.num_valid_bins):
                     seen[(vi.path, f)] = seen.get((vi.path, f), 0) + 1
@@ -198,13 +198,13 @@ def test_stream_batches_raw_dat_matches_direct_conversion(tmp_path, rng):
     write_dat(path, ev, 12, 16)
     config = DataConfig(num_tbins=4, delta_t=DT)
     batches = list(stream_batches([path], config))
-    got = torch.cat([b.inputs[:b.video_infos[0].num_valid_bins, 0] for b in batches]).numpy()
+    got = torch.cat([b.float_inputs()[:b.video_infos[0].num_valid_bins, 0] for b in batches]).numpy()
     ref = events_to_tensor(ev, "histo", got.shape[0], 12, 16, DT)
     assert got.shape[0] == 95_000 // DT + 1
     np.testing.assert_allclose(got, ref)
     half = list(stream_batches([path], DataConfig(num_tbins=4, delta_t=DT, height=6, width=8)))
     ref_half = events_to_tensor(ev, "histo", 4, 12, 16, DT, downsampling_factor=1)
-    np.testing.assert_allclose(half[0].inputs[:, 0].numpy(), ref_half)
+    np.testing.assert_allclose(half[0].float_inputs()[:, 0].numpy(), ref_half)
 
 
 @pytest.mark.parametrize("name", ["sample_ncars.dat", "evt3_sample.raw"])
@@ -218,7 +218,7 @@ def test_stream_batches_real_recordings(real_data, name):
     config = DataConfig(num_tbins=12, delta_t=10_000 if d == 0 else 50_000, height=height >> d,
                         width=width >> d)
     batches = list(stream_batches([path], config))
-    got = torch.cat([b.inputs[:b.video_infos[0].num_valid_bins, 0] for b in batches]).numpy()
+    got = torch.cat([b.float_inputs()[:b.video_infos[0].num_valid_bins, 0] for b in batches]).numpy()
     events = read_events(path)
     assert got.shape[0] == int(events["t"].max()) // config.delta_t + 1
     assert got.shape[1:] == (2, height >> d, width >> d)
@@ -231,25 +231,28 @@ def test_stream_batches_real_recordings(real_data, name):
 
 
 @pytest.mark.parametrize("hflip_prob", [0.0, 1.0])
-def test_workers_send_uint8_and_give_identical_float_batches(dataset_dir, monkeypatch, hflip_prob):
-    """No zoom: every batch takes the uint8 worker-to-main path (a flip is applied to the bytes); values
-    equal the in-process ones."""
+def test_uint8_inputs_equal_float_path_and_workers_change_nothing(dataset_dir, hflip_prob):
+    """No zoom: every batch of the uint8-stored dataset keeps its stored bytes (a flip is applied to the
+    bytes), in process and from workers (through shared memory); the values equal the float32 path's."""
     config = DataConfig(num_tbins=4, batch_size=2, hflip_prob=hflip_prob, num_workers=0, seed=1)
+    floats = list(build_dataloader(dataset_dir, "train", replace(config, uint8_inputs=False), train=True))
     a = list(build_dataloader(dataset_dir, "train", config, train=True))
-    loader = build_dataloader(dataset_dir, "train", DataConfig(**{**config.__dict__, "num_workers": 2}),
-                              train=True)
+    loader = build_dataloader(dataset_dir, "train", replace(config, num_workers=2), train=True)
     b = list(loader)
-    assert len(a) == len(b) > 0
-    for x, y in zip(a, b, strict=True):
-        assert y.inputs.dtype == torch.float32 and y.inputs.shape == x.inputs.shape
+    assert len(floats) == len(a) == len(b) > 0
+    for f, x, y in zip(floats, a, b, strict=True):
+        assert f.inputs.dtype == torch.float32 and f.input_scale == 1.0
+        assert x.inputs.dtype == y.inputs.dtype == torch.uint8 and x.input_scale == y.input_scale == 255.0
         assert torch.equal(x.inputs, y.inputs) and x.video_infos == y.video_infos
+        assert torch.equal(f.inputs, x.float_inputs()) and torch.equal(f.inputs, y.to("cpu").inputs)
         assert torch.equal(x.padding, y.padding) and torch.equal(x.frame_is_labeled, y.frame_is_labeled)
+        assert f.video_infos == x.video_infos
     assert list(loader) and loader.persistent_workers  # a second epoch with the same workers
-    plan = next(iter(loader.sampler))
-    dataset = loader.dataset
-    expected = dataset[plan].inputs
-    monkeypatch.setattr("evdet.data.dataset.get_worker_info", lambda: SimpleNamespace(dataset=dataset))
-    packed = dataset[plan]  # what a worker sends
-    assert type(packed).__name__ == "Uint8Batch" and packed.raw.dtype == np.uint8
-    assert torch.equal(packed.to_batch().inputs, expected)
-    assert all(info.hflip == (hflip_prob == 1.0) for info in packed.batch.video_infos if info.path)
+    assert any(info.hflip == (hflip_prob == 1.0) for batch in a for info in batch.video_infos if info.path)
+
+
+def test_zoomed_batches_are_float32(dataset_dir):
+    config = DataConfig(num_tbins=4, batch_size=2, hflip_prob=0.0, zoom_in_prob=1.0, seed=1)
+    batches = list(build_dataloader(dataset_dir, "train", config, train=True))
+    data = [b for b in batches if not b.padding.all()]  # (all-padding batches stay uint8: no column zoomed)
+    assert data and all(b.inputs.dtype == torch.float32 and b.input_scale == 1.0 for b in data)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from evdet.data import DataConfig, SequenceBatch
 from evdet.io.boxes import save_boxes
@@ -39,6 +40,7 @@ def test_datamodule_loaders(dataset_dir):
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert isinstance(batch, SequenceBatch) and batch.inputs.shape == (3, 2, 2, 8, 10)
+    assert batch.inputs.dtype == torch.uint8 and batch.input_scale == 255.0  # stored bytes, converted by to()
     # boxes of 8x8 sensor px -> 4x4 network px (stored downsampled by 2), class "pedestrian" -> 0
     labelled = [lab for row in batch.labels for lab in row if lab.shape[0]]
     assert labelled
@@ -79,7 +81,6 @@ def test_datamodule_bad_class(dataset_dir):
 
 def test_datamodule_with_lightning_trainer_reshuffles_each_epoch(dataset_dir):
     import lightning as L
-    import torch
 
     class Recorder(L.LightningModule):
         def __init__(self):
@@ -88,6 +89,7 @@ def test_datamodule_with_lightning_trainer_reshuffles_each_epoch(dataset_dir):
             self.seen: dict[int, list] = {}
 
         def training_step(self, batch, batch_idx):
+            assert batch.inputs.dtype == torch.float32  # uint8-stored data, converted on transfer
             self.seen.setdefault(self.current_epoch, []).append(
                 [(vi.path, vi.start_ts, vi.hflip) for vi in batch.video_infos])
             return (self.w * batch.inputs.mean()) ** 2 + self.w ** 2

@@ -1,8 +1,7 @@
-from types import SimpleNamespace
-
 import numpy as np
 import torch
 
+from evdet.data.batch import SequenceBatch, VideoInfo
 from evdet.viz.demo import batch_frames, default_scale
 from evdet.viz.draw import GT_BGR
 
@@ -12,10 +11,9 @@ def _batch(t=3, b=2, h=24, w=32):
     labels = [[torch.tensor([[4.0, 4.0, 12.0, 12.0, 0.0]]) for _ in range(b)] for _ in range(t)]
     labeled = torch.zeros(t, b, dtype=torch.bool)
     labeled[1, 0] = True
-    infos = [SimpleNamespace(path="a_td.dat", start_ts=0, delta_t=50_000, num_valid_bins=2),
-             SimpleNamespace(path="", start_ts=0, delta_t=50_000, num_valid_bins=0)]
-    return SimpleNamespace(inputs=inputs, labels=labels, frame_is_labeled=labeled, video_infos=infos,
-                           padding=torch.tensor([False, True]))
+    infos = [VideoInfo(path="a_td.dat", start_ts=0, delta_t=50_000, duration=0, num_valid_bins=2),
+             VideoInfo(path="", start_ts=0, delta_t=50_000, duration=0, num_valid_bins=0)]
+    return SequenceBatch(inputs, labels, torch.ones(b), labeled, infos, torch.tensor([False, True]))
 
 
 def test_batch_frames_one_per_valid_bin_gt_only_when_labelled():

@@ -1,9 +1,8 @@
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
+from evdet.data.batch import SequenceBatch, VideoInfo
 from evdet.viz.draw import GT_BGR, class_color
 from evdet.viz.grid import render_panel, show_batch, tile_images
 
@@ -18,14 +17,13 @@ def test_tile_images_layout_and_padding():
 
 
 def _batch(t=2, b=3, h=24, w=32):
-    inputs = torch.zeros(t, b, 2, h, w)
-    inputs[:, :, 1, 5:10, 5:10] = 1.0
+    inputs = torch.zeros(t, b, 2, h, w, dtype=torch.uint8)  # stored bytes: shown as inputs / 255
+    inputs[:, :, 1, 5:10, 5:10] = 255
     labels = [[torch.zeros(0, 5) for _ in range(b)] for _ in range(t)]
     labels[1][0] = torch.tensor([[4.0, 4.0, 12.0, 12.0, 0.0]])
-    infos = [SimpleNamespace(path=f"v{i}.h5", start_ts=1_000_000 * i, delta_t=50_000, duration=0)
-             for i in range(b)]
-    return SimpleNamespace(inputs=inputs, labels=labels, video_infos=infos,
-                           padding=torch.tensor([False] * (b - 1) + [True]))
+    infos = [VideoInfo(path=f"v{i}.h5", start_ts=1_000_000 * i, delta_t=50_000, duration=0) for i in range(b)]
+    return SequenceBatch(inputs, labels, torch.ones(b), torch.ones(t, b, dtype=torch.bool), infos,
+                         torch.tensor([False] * (b - 1) + [True]), input_scale=255.0)
 
 
 def test_show_batch_is_t_rows_by_b_columns_with_boxes():
