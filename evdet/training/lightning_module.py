@@ -127,10 +127,11 @@ class LightningDetectionModel(L.LightningModule):
             self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch.batch_size)
             return None  # Lightning skips backward and the optimizer step (on every rank: decided jointly)
         bs = batch.batch_size
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
-        for name, value in losses.items():
-            if name != "loss":
-                self.log(f"train/{name}", value.detach(), batch_size=bs)
+        if bool(batch.frame_is_labeled.any()):  # a batch without labels has a placeholder zero loss
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+            for name, value in losses.items():
+                if name != "loss":
+                    self.log(f"train/{name}", value.detach(), batch_size=bs)
         self.log("train/lr", float(self.optimizers().param_groups[0]["lr"]), batch_size=bs)
         return loss
 

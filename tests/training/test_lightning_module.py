@@ -77,6 +77,21 @@ def test_unlabelled_batch_still_gives_every_parameter_a_gradient():
     assert seen == [True, True]
 
 
+def test_train_loss_is_logged_only_for_batches_with_labels():
+    """An unlabelled batch's loss is a placeholder zero: it must not show as the training loss."""
+    labeled = torch.zeros(2, 2, dtype=torch.bool)
+    batches = make_stream(2, labeled=labeled) + make_stream(1)
+    logged = []
+
+    class Grabber(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            logged.append("train/loss" in trainer.callback_metrics)
+
+    lm = LightningDetectionModel(info(), TrainConfig(max_steps=3))
+    trainer(max_steps=3, callbacks=[Grabber()]).fit(lm, loader(batches))
+    assert logged == [False, False, True]
+
+
 def test_nonfinite_loss_raises_naming_the_step():
     lm = LightningDetectionModel(info(), TrainConfig(max_steps=4), detector=NaNAt(2))
     with pytest.raises(NonFiniteLossError, match="global step 2"):
