@@ -251,8 +251,3 @@ class LightningDetectionModel(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
-
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        return batch.to(device) if hasattr(batch, "video_infos") else super().transfer_batch_to_device(
-            batch, device, dataloader_idx
-        )

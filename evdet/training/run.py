@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,11 +117,27 @@ def _precision(name: str, accelerator: str) -> str:
     return "16-mixed" if cuda else "32-true"
 
 
+def _quiet_lightning() -> None:
+    """Silence two messages Lightning prints on every run that an evdet user cannot act on: its LitLogger
+    advert, and torch's FutureWarning about Lightning's own use of ``LeafSpec``."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTip) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLightningTip())
+
+
+class _DropLightningTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
 def build_trainer(
     root_dir: Path, tc: TrainConfig, *, progress: bool = True, monitor_val: bool = True
 ) -> L.Trainer:
     """The Lightning ``Trainer`` of a run: atomic checkpoints (last + best by ``val/AP``), TensorBoard and
     CSV logs, the detection-image callback, ``use_distributed_sampler=False``."""
+    _quiet_lightning()
     ckpt_dir = root_dir / "checkpoints"
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch={epoch:03d}", auto_insert_metric_name=False,
@@ -134,6 +151,9 @@ def build_trainer(
         callbacks.append(DetectionImageLogger(tc.log_images_every_n_steps, tc.num_log_images))
     loggers = [TensorBoardLogger(root_dir / "logs", name="tensorboard"),
                CSVLogger(root_dir / "logs", name="csv")]
+    names = ("limit_train_batches", "limit_val_batches", "limit_test_batches")
+    # (Lightning announces every explicit 1.0, its default, in the output)
+    limits = {name: getattr(tc, name) for name in names if getattr(tc, name) != 1.0}
     return L.Trainer(
         default_root_dir=root_dir,
         accelerator=tc.accelerator,
@@ -142,9 +162,7 @@ def build_trainer(
         precision=_precision(tc.precision, tc.accelerator),
         max_epochs=tc.max_epochs,
         max_steps=tc.max_steps,
-        limit_train_batches=tc.limit_train_batches,
-        limit_val_batches=tc.limit_val_batches,
-        limit_test_batches=tc.limit_test_batches,
+        **limits,
         gradient_clip_val=tc.gradient_clip_val or None,
         check_val_every_n_epoch=tc.check_val_every_n_epoch,
         log_every_n_steps=tc.log_every_n_steps,
