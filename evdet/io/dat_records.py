@@ -76,38 +76,38 @@ def _block_bounds(records, state, block, b):  # pragma: no cover - compiled
 def _decode_dat_kernel_parallel(records, out64, state, block):  # pragma: no cover - compiled
     """Same result as ``_decode_dat_kernel``, over blocks of ``block`` records on all numba threads.
 
-    Pass 1 counts, per block, the wraps and backward steps (each block starts from the last time word of
-    the block before it); a prefix sum gives every block's starting wrap offset; pass 2 decodes the blocks
-    independently."""
+    One pass decodes every block independently from the starting offset ``state[0]`` (each block starts
+    from the last time word of the block before it) and counts its wraps and backward steps. A block
+    after a wrap is then shifted by the wraps of the blocks before it: a second pass over those blocks
+    only (none in a recording shorter than 71.6 min), so the records are read once."""
     n = records.shape[0]
     nblocks = (n + block - 1) // block
+    base = state[0]
     wraps = np.zeros(nblocks, dtype=np.int64)
     backs = np.zeros(nblocks, dtype=np.int64)
     for b in numba.prange(nblocks):
         start, stop, prev = _block_bounds(records, state, block, b)
-        offset = np.int64(0)
+        offset = base
         backward = np.int64(0)
         for i in range(start, stop):
             t32 = np.int64(records[i, 0])
             offset, backward = _unwrap_step(t32, prev, offset, backward)
             prev = t32
-        wraps[b] = offset
-        backs[b] = backward
-    starts = np.empty(nblocks, dtype=np.int64)
-    acc = state[0]
-    for b in range(nblocks):
-        starts[b] = acc
-        acc += wraps[b]
-    for b in numba.prange(nblocks):
-        start, stop, prev = _block_bounds(records, state, block, b)
-        offset = starts[b]
-        for i in range(start, stop):
-            t32 = np.int64(records[i, 0])
-            offset, _ = _unwrap_step(t32, prev, offset, 0)  # backward steps were counted in pass 1
-            prev = t32
             out64[2 * i] = _pack_xyp(np.int64(records[i, 1]))
             out64[2 * i + 1] = t32 + offset
-    state[0] = acc
+        wraps[b] = offset - base
+        backs[b] = backward
+    shift = np.zeros(nblocks, dtype=np.int64)  # wraps of the blocks before b (µs)
+    acc = np.int64(0)
+    for b in range(nblocks):
+        shift[b] = acc
+        acc += wraps[b]
+    if acc != 0:
+        for b in numba.prange(nblocks):
+            if shift[b] != 0:
+                for i in range(b * block, min((b + 1) * block, n)):
+                    out64[2 * i + 1] += shift[b]
+    state[0] = base + acc
     state[1] = np.int64(records[n - 1, 0])
     return backs.sum()
 
@@ -140,7 +140,7 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None) -> 
         ``(events, backward)``: ``EVENT_DTYPE ndarray[N]`` with unwrapped ``t`` (µs), and the number of
         times ``t`` decreased without being a wrap (0 for sorted data).
 
-    Reads of at least ``PARALLEL_MIN_RECORDS`` records run the two-pass block-parallel kernel on all
+    Reads of at least ``PARALLEL_MIN_RECORDS`` records run the one-pass block-parallel kernel on all
     numba threads; its output is identical to the sequential kernel's.
     """
     if state is None:

@@ -51,11 +51,12 @@ def test_kernel_matches_numpy_reference_with_wraps(rng):
     np.testing.assert_array_equal(np.concatenate([a, b]), ref)
 
 
+@pytest.mark.parametrize("span", [4 * WRAP, WRAP // 2])  # many wraps (shifted blocks) / none
 @pytest.mark.parametrize("block", [1, 7, 256, 5000])
-def test_parallel_kernel_equals_sequential(rng, block):
+def test_parallel_kernel_equals_sequential(rng, block, span):
     n = 3000
     records = np.zeros((n, 2), dtype=np.uint32)
-    t = np.sort(rng.integers(0, 4 * WRAP, n))
+    t = np.sort(rng.integers(0, span, n))
     t[100:110] = t[100:110][::-1]  # a few backward steps that are not wraps
     records[:, 0] = t % WRAP
     records[:, 1] = rng.integers(0, 1 << 29, n).astype(np.uint32)
