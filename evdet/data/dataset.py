@@ -86,11 +86,10 @@ class SequenceDataset(Dataset):
         self.num_tbins = int(num_tbins)
         self.network_size = (int(network_size[0]), int(network_size[1]))
         self.options = options
-        self.uint8_inputs = bool(uint8_inputs)
         channels = {v.channels for v in self.videos}
         self.channels = channels.pop() if len(channels) == 1 else 0
         self.delta_t = self.videos[0].delta_t if self.videos else 0
-        self.uint8_scale = self._common_uint8_scale()
+        self.uint8_scale = self._common_uint8_scale() if uint8_inputs else None
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -115,10 +114,10 @@ class SequenceDataset(Dataset):
         return out, labeled
 
     def _common_uint8_scale(self) -> float | None:
-        """The ``uint8_scale`` of every video when ``uint8_inputs`` is set and all of them are stored as
-        uint8 at the network size with the same scale (see ``stored_as_uint8``), else None."""
+        """The ``uint8_scale`` of every video when all of them are stored as uint8 at the network size with
+        the same scale (see ``stored_as_uint8``), else None."""
         scales = {v.uint8_scale if stored_as_uint8(v, self.network_size) else None for v in self.videos}
-        return scales.pop() if self.uint8_inputs and len(scales) == 1 else None
+        return scales.pop() if len(scales) == 1 else None
 
     def __getitem__(self, plan: Sequence[ChunkItem]) -> SequenceBatch:
         t, b = self.num_tbins, len(plan)

@@ -59,6 +59,30 @@ class RecurrentDetector(nn.Module):
             raise ValueError(f"compute_loss: targets must be a {t} x {b} nested list")
 
     @torch.jit.ignore
+    def _labeled_frames(self, x: Tensor, targets: list[list[Tensor]], frame_is_labeled: Tensor
+                        ) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+        """The first steps of every ``compute_loss``: check the inputs, run the feature extractor on every
+        bin (the recurrent state sees them all) and pick the labelled frames.
+
+        Returns:
+            ``(feats, idx, frame_targets)``: per level ``Tensor[T·B, C_l, H_l, W_l]``; ``Tensor[N]`` t-major
+            indices ``t·B + b`` of the labelled frames (empty: no labelled bin); their N validated targets
+            ``Tensor[n, 5]`` on the device of ``x``.
+        """
+        self._check_loss_inputs(x, targets, frame_is_labeled)
+        feats = [f.flatten(0, 1) for f in self.feature_extractor(x)]
+        idx = frame_is_labeled.flatten().to(torch.bool).nonzero().view(-1).to(x.device)
+        frame_targets = [tg.to(x.device) for tg in self._labeled_targets(targets, idx, x.shape[1])]
+        return feats, idx, frame_targets
+
+    @torch.jit.ignore
+    def _zero_losses(self, names: tuple[str, ...]) -> dict[str, Tensor]:
+        """The losses of a chunk without a labelled bin: ``names[0]`` a zero connected to every trainable
+        parameter (each still gets a gradient, as DDP requires), the others detached zeros."""
+        zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        return {name: zero if k == 0 else zero.detach() for k, name in enumerate(names)}
+
+    @torch.jit.ignore
     def _labeled_targets(self, targets: list[list[Tensor]], idx: Tensor, b: int) -> list[Tensor]:
         """The validated targets of the labelled frames ``idx`` (t-major frame indices t·B + b)."""
         frame_targets = []

@@ -152,15 +152,10 @@ class SetDetector(RecurrentDetector):
             ValueError: shapes of ``targets`` / ``frame_is_labeled`` disagree with x, or a bad box row
                 (its t, b and row index are given).
         """
-        self._check_loss_inputs(x, targets, frame_is_labeled)
-        b, height, width = x.shape[1], x.shape[3], x.shape[4]
-        feats = [f.flatten(0, 1) for f in self.feature_extractor(x)]  # each [T*B, C_l, H_l, W_l]
-        idx = frame_is_labeled.flatten().to(torch.bool).nonzero().view(-1).to(x.device)  # t-major frames
+        height, width = x.shape[3], x.shape[4]
+        feats, idx, frame_targets = self._labeled_frames(x, targets, frame_is_labeled)
         if idx.numel() == 0:
-            zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
-            return {"loss": zero, "loss_ce": zero.detach(), "loss_bbox": zero.detach(),
-                    "loss_giou": zero.detach()}
-        frame_targets = [tg.to(x.device) for tg in self._labeled_targets(targets, idx, b)]
+            return self._zero_losses(("loss", "loss_ce", "loss_bbox", "loss_giou"))
         set_targets = self.set_targets(frame_targets, height, width)
         logits, boxes = self.head([f[idx] for f in feats])  # [L, N, Q, C+1], [L, N, Q, 4]
         outputs: dict = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}

@@ -111,15 +111,10 @@ class SingleStageDetector(RecurrentDetector):
             ValueError: shapes of ``targets`` / ``frame_is_labeled`` disagree with x, or a bad box row
                 (its t, b and row index are given).
         """
-        self._check_loss_inputs(x, targets, frame_is_labeled)
-        b, height, width = x.shape[1], x.shape[3], x.shape[4]
-        feats = [f.flatten(0, 1) for f in self.feature_extractor(x)]  # each [T*B, C_l, H_l, W_l]
-        labeled = frame_is_labeled.flatten().to(torch.bool)  # [T*B], t-major
-        idx = labeled.nonzero().view(-1).to(x.device)
+        height, width = x.shape[3], x.shape[4]
+        feats, idx, frame_targets = self._labeled_frames(x, targets, frame_is_labeled)
         if idx.numel() == 0:
-            zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
-            return {"loss": zero, "loss_cls": zero.detach(), "loss_box": zero.detach()}
-        frame_targets = self._labeled_targets(targets, idx, b)
+            return self._zero_losses(("loss", "loss_cls", "loss_box"))
         loc, cls = self.box_head([f[idx] for f in feats])  # [N, A, 4], [N, A, C+1]
         anchors = self._anchors_for(feats, height, width)
         loc_t, cls_t = encode(anchors, frame_targets, self.fg_iou_threshold, self.bg_iou_threshold,
