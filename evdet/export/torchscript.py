@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 import evdet
+from evdet.io.atomic import AtomicTarget
 
 EXPORT_FORMAT = "evdet-torchscript"
 EXPORT_VERSION = 1
@@ -274,8 +275,8 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
     scripted = script_detector(detector, info.nms_thresh, info.max_detections)
     scripted.reset_all()
     pt_path, json_path = out_dir / f"{name}.pt", out_dir / f"{name}.json"
-    tmp_pt = out_dir / f".{name}.tmp{os.getpid()}.pt"
-    tmp_json = out_dir / f".{name}.tmp{os.getpid()}.json"
+    pt_target, json_target = AtomicTarget(pt_path), AtomicTarget(json_path)
+    tmp_pt, tmp_json = pt_target.tmp, json_target.tmp
     try:
         with _torchscript_ok():
             torch.jit.save(scripted, str(tmp_pt))
@@ -303,11 +304,11 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
             "evdet_version": evdet.__version__,
         }
         tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp_pt, pt_path)
-        os.replace(tmp_json, json_path)
+        pt_target.commit()
+        json_target.commit()
     finally:
-        for tmp in (tmp_pt, tmp_json):
-            tmp.unlink(missing_ok=True)
+        pt_target.abort()
+        json_target.abort()
     return pt_path, json_path
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evdet.io.atomic import atomic_open
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
 
 _RECORDING_SUFFIXES = ("_td.dat", ".dat", ".raw", ".h5", ".hdf5")
@@ -82,6 +83,5 @@ def save_boxes(path: str | os.PathLike, boxes: np.ndarray) -> None:
     """
     path = Path(path)
     boxes = validate_boxes(as_boxes(np.asarray(boxes).reshape(-1), source=str(path)), str(path))
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, np.ascontiguousarray(boxes, dtype=BBOX_DTYPE))
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(boxes, dtype=BBOX_DTYPE))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evdet.io.atomic import AtomicTarget
 from evdet.io.dat_records import (
     DAT_RECORD_SIZE,
     HALF_TIME_WRAP,
@@ -283,8 +284,8 @@ class DatReader(EventReader):
 class DatWriter:
     """Appendable DAT writer (type 12 EventCD, size 8).
 
-    Data go to ``<path>.tmp``, renamed to ``path`` by ``close()``; leaving a ``with`` block by an
-    exception removes the temporary file, so an interrupted write never looks complete.
+    Data go to a temporary name, renamed to ``path`` by ``close()`` (:mod:`evdet.io.atomic`); leaving a
+    ``with`` block by an exception removes the temporary file, so an interrupted write never looks complete.
 
     Args:
         path: destination ``.dat`` file.
@@ -301,8 +302,8 @@ class DatWriter:
         if not (0 < int(height) <= 1 << 14 and 0 < int(width) <= 1 << 14):
             raise ValueError(f"{self.path}: DAT geometry must be within 1..16384, got {height}x{width}")
         self.height, self.width = int(height), int(width)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._file = open(self._tmp, "wb")
+        self._target = AtomicTarget(self.path)
+        self._file = open(self._target.tmp, "wb")
         now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         text = f"% Date {now}\n% Version 2\n% Height {self.height}\n% Width {self.width}\n"
         self._file.write(text.encode("ascii") + bytes([12, DAT_RECORD_SIZE]))
@@ -352,7 +353,7 @@ class DatWriter:
             return
         self._file.close()
         self._file = None
-        os.replace(self._tmp, self.path)
+        self._target.commit()
 
     def abort(self) -> None:
         """Discard everything written (removes the temporary file)."""
@@ -360,7 +361,7 @@ class DatWriter:
             return
         self._file.close()
         self._file = None
-        self._tmp.unlink(missing_ok=True)
+        self._target.abort()
 
     def __enter__(self) -> DatWriter:
         return self

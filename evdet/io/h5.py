@@ -20,19 +20,16 @@ from typing import Any
 import h5py
 import numpy as np
 
+from evdet.io.atomic import AtomicTarget
+
 _REQUIRED = ("events_to_tensor", "delta_t", "event_input_width", "event_input_height", "shape")
 _RESERVED = set(_REQUIRED) | {"mode", "start_ts", "store_as_uint8", "uint8_scale", "downsampling_factor"}
 
 
-def temporary_path(path: str | os.PathLike) -> Path:
-    """Name a file is written under until it is complete: ``foo.h5`` -> ``foo.h5.tmp``."""
-    path = Path(path)
-    return path.with_name(path.name + ".tmp")
-
-
 class H5TensorWriter:
     """Append frames ``[n, C, H, W]`` to a new HDF5 tensor file; the file appears under ``path`` only
-    when :meth:`close` is called after a successful write (it is written as ``<path>.tmp`` and renamed).
+    when :meth:`close` is called after a successful write (written under a temporary name and renamed,
+    :mod:`evdet.io.atomic`).
 
     Args:
         path: final file name (``.h5``); an existing file there is replaced on ``close()``.
@@ -75,9 +72,8 @@ class H5TensorWriter:
         self.store_as_uint8 = bool(store_as_uint8)
         self.uint8_scale = float(uint8_scale)
         self.num_frames = 0
-        self.tmp_path = temporary_path(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: h5py.File | None = h5py.File(self.tmp_path, "w")
+        self._target = AtomicTarget(self.path)
+        self._file: h5py.File | None = h5py.File(self._target.tmp, "w")
         try:
             self._data = self._file.create_dataset(
                 "data", shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape),
@@ -142,7 +138,7 @@ class H5TensorWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
-            os.replace(self.tmp_path, self.path)
+            self._target.commit()
         return self.path
 
     def abort(self) -> None:
@@ -152,7 +148,7 @@ class H5TensorWriter:
                 self._file.close()
             finally:
                 self._file = None
-                self.tmp_path.unlink(missing_ok=True)
+                self._target.abort()
 
     def __enter__(self) -> H5TensorWriter:
         return self

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from evdet.io.atomic import atomic_open
+
 EMPTY_CLASS = "empty"
 """Reserved class name: a box of this class marks a frame as labelled with no objects."""
 
@@ -51,9 +53,8 @@ def save_label_map(path: str | os.PathLike, label_map: dict[int, str]) -> None:
     path = Path(path)
     if path.is_dir():
         path = path / LABEL_MAP_FILENAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({str(k): v for k, v in sorted(label_map.items())}, indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps({str(k): v for k, v in sorted(label_map.items())}, indent=1) + "\n")
 
 
 def class_names(label_map: dict[int, str]) -> list[str]:

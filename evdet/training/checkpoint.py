@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from evdet.io.atomic import atomic_open, is_temporary
 from evdet.training.config import ModelConfig, build_detector, config_from_dict
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
 
 #: Prefix of the detector's weights in a checkpoint's ``state_dict``.
 DETECTOR_PREFIX = "detector."
-_TMP_MARK = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -140,20 +139,10 @@ class CheckpointInfo:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then rename over ``path`` (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + _TMP_MARK, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through :func:`evdet.io.atomic.atomic_open` (temporary file beside ``path``, fsync,
+    rename)."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -252,13 +241,13 @@ def save_detector_checkpoint(
 def find_latest_checkpoint(root_dir: str | os.PathLike) -> Path | None:
     """The most recently written complete ``.ckpt`` under ``root_dir`` (recursive), or None.
 
-    Temporary files of interrupted writes (``*.ckpt.tmp-*``) are ignored. Ties in modification time
-    prefer ``last.ckpt`` (written last at the end of an epoch).
+    Temporary files of interrupted writes (:func:`evdet.io.atomic.is_temporary`) are ignored. Ties in
+    modification time prefer ``last.ckpt`` (written last at the end of an epoch).
     """
     root = Path(root_dir)
     if not root.is_dir():
         return None
-    candidates = [p for p in root.rglob("*.ckpt") if p.is_file() and _TMP_MARK not in p.name]
+    candidates = [p for p in root.rglob("*.ckpt") if p.is_file() and not is_temporary(p)]
     if not candidates:
         return None
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")))

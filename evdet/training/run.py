@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from evdet.data.config import DataConfig
+from evdet.io.atomic import atomic_open
 from evdet.training.callbacks import DetectionImageLogger
 from evdet.training.checkpoint import (
     AtomicCheckpointIO,
@@ -177,9 +178,8 @@ def build_trainer(
 
 
 def _save_json(path: Path, values: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(values, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(values, indent=2, sort_keys=True))
 
 
 def train(

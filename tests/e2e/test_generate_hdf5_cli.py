@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from evdet.apps.generate_hdf5 import main
 
+from evdet.io.atomic import is_temporary
 from evdet.io.boxes import load_boxes, save_boxes
 from evdet.io.dat import write_dat
 from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
@@ -20,6 +21,10 @@ from evdet.preprocessing.convert import generate_hdf5
 
 pytestmark = pytest.mark.slow
 H, W = 120, 152
+
+
+def _temporaries(folder):
+    return [p for p in folder.rglob("*") if is_temporary(p)]
 
 
 def _make_dataset(root, rng, duration_us, n_events):
@@ -71,14 +76,14 @@ def test_killed_run_leaves_no_complete_looking_file_and_resumes(tmp_path, rng):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     try:
-        while not list(out.rglob("*.h5.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        while not _temporaries(out) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         assert proc.poll() is None, "conversion ended before it could be interrupted"
         os.kill(proc.pid, signal.SIGKILL)  # a file is being written (its .tmp exists)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    leftovers = list(out.rglob("*.tmp"))
+    leftovers = _temporaries(out)
     assert leftovers, "the killed run should have been mid-file"
     for h5 in out.rglob("*.h5"):  # whatever has the final name must be complete and readable
         assert H5TensorReader(h5).num_frames == 300
@@ -87,6 +92,6 @@ def test_killed_run_leaves_no_complete_looking_file_and_resumes(tmp_path, rng):
     assert rerun.returncode == 0, rerun.stderr
     for p, mtime in done_before.items():
         assert p.stat().st_mtime_ns == mtime  # finished files are skipped
-    assert not list(out.rglob("*.tmp"))
+    assert not _temporaries(out)
     generate_hdf5(root, ref, delta_t=10_000, progress=False)
     _assert_same_outputs(out, ref)

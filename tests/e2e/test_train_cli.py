@@ -90,7 +90,9 @@ def test_sigkill_mid_epoch_then_resume(dataset, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     after = torch.load(last, weights_only=True)
     assert after["epoch"] == 1 and after["global_step"] == 8  # continued, did not restart from step 0
-    assert not [p for p in (root / "checkpoints").iterdir() if ".tmp-" in p.name and p.suffix == ".ckpt"]
+    from evdet.io.atomic import is_temporary
+
+    assert not [p for p in (root / "checkpoints").iterdir() if is_temporary(p)]
 
 
 def test_nonfinite_loss_stops_with_the_step_or_is_skipped(dataset, tmp_path, capsys):

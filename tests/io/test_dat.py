@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import evdet.io.dat as dat_module
+from evdet.io.atomic import is_temporary
 from evdet.io.dat import DatReader, DatWriter, write_dat
 from evdet.io.dat_records import encode_dat_records
 from evdet.io.dtypes import EVENT_DTYPE
@@ -53,7 +54,7 @@ def test_write_read_roundtrip(tmp_path, rng):
     events = random_events(rng, 5000)
     path = tmp_path / "rec_td.dat"
     write_dat(path, events, 480, 640)
-    assert not (tmp_path / "rec_td.dat.tmp").exists()
+    assert not [p for p in tmp_path.iterdir() if is_temporary(p)]
     with DatReader(path) as r:
         assert (r.height, r.width) == (480, 640) and not r.geometry_inferred
         assert r.event_type == 12
@@ -109,7 +110,7 @@ def test_32bit_wrap_roundtrip(tmp_path, rng, monkeypatch):
     # gap of ~2^32 between the blocks is too large: writer must refuse it
     with pytest.raises(ValueError, match="2\\^31"):
         write_dat(path, events, 480, 640)
-    assert not path.exists() and not (tmp_path / "wrap.dat.tmp").exists()
+    assert not path.exists() and not [p for p in tmp_path.iterdir() if is_temporary(p)]
     # a steady stream crossing two wraps
     t = np.linspace(WRAP - 10**6, 2 * WRAP + 10**6, 600).astype(np.int64)
     events = random_events(rng, 600)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from evdet.io.atomic import TMP_MARK, is_temporary
 from evdet.io.boxes import load_boxes, save_boxes
 from evdet.io.dat import write_dat
 from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
@@ -64,7 +65,7 @@ def test_dataset_round_trip(dataset, tmp_path):
     for reader, name in ((a, "a"), (b, "b")):
         ref = events_to_tensor(events[name], "histo", reader.num_frames, H, W, 50_000)
         np.testing.assert_array_equal(reader.read(), ref)
-    assert not list(out.rglob("*.tmp"))
+    assert not [p for p in out.rglob("*") if is_temporary(p)]
 
 
 def test_representation_params_downsampling_uint8(dataset, tmp_path):
@@ -102,11 +103,13 @@ def test_resume_skips_finished_outputs(dataset, tmp_path):
     paths = generate_hdf5(root, out, progress=False)
     mtimes = {p: p.stat().st_mtime_ns for p in paths}
     paths[1].unlink()
-    (out / "train" / "a.h5.tmp").write_bytes(b"junk from a killed run")
+    stale = paths[1].with_name(f".{paths[1].name}{TMP_MARK}999999999-dead")
+    stale.write_bytes(b"junk from a killed run")
     again = generate_hdf5(root, out, progress=False)
     assert again == paths
     assert paths[0].stat().st_mtime_ns == mtimes[paths[0]]  # finished: untouched
     assert paths[1].exists() and H5TensorReader(paths[1]).num_frames == 9
+    assert not stale.exists()  # the killed run's temporary is cleaned up
 
 
 def test_parts_resume(dataset, tmp_path):

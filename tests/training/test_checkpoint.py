@@ -124,5 +124,5 @@ def test_find_latest_checkpoint(tmp_path):
     old = time.time() - 100
     os.utime(ck / "epoch=0.ckpt", (old, old))
     atomic_torch_save({}, ck / "last.ckpt")
-    (ck / "last.ckpt.tmp-abc").write_bytes(b"partial")
+    (ck / ".last.ckpt.evdet-tmp-1-abc.ckpt").write_bytes(b"partial")
     assert find_latest_checkpoint(tmp_path) == ck / "last.ckpt"
