@@ -15,7 +15,7 @@ class VideoInfo:
 
     Attributes:
         path: the recording or HDF5 file; ``""`` for a padding column.
-        start_ts: start of the chunk (µs, recording clock). Bin k ends at ``start_ts + (k + 1) * delta_t``.
+        start_ts: start of the chunk (µs, recording clock).
         delta_t: bin length (µs).
         duration: duration of the whole video (µs): number of frames × ``delta_t``.
         sensor_size: ``(height, width)`` of the sensor (pixels of the label files).
@@ -27,6 +27,11 @@ class VideoInfo:
         zoom: ``(z, y0, x0)``: zoom factor (1 = none, > 1 zoom in, < 1 zoom out) and the network-pixel
             offset of the zoomed window; ``(1.0, 0.0, 0.0)`` when not zoomed.
         video_index: index of the video in its split (-1 for padding).
+        bin_end_ts: end time (µs) of each bin of the chunk when the bins are not contiguous (datasets that
+            store a time stamp per bin, e.g. RVT's preprocessed folders); None: bins are contiguous.
+
+    Bin k ends at :meth:`bin_end` (``start_ts + (k + 1) * delta_t`` for contiguous bins): labels,
+    detections and displays of bin k are stamped with that time.
     """
 
     path: str
@@ -40,6 +45,13 @@ class VideoInfo:
     hflip: bool = False
     zoom: tuple[float, float, float] = (1.0, 0.0, 0.0)
     video_index: int = -1
+    bin_end_ts: tuple[int, ...] | None = None
+
+    def bin_end(self, k: int) -> int:
+        """End time (µs) of bin ``k`` of the chunk."""
+        if self.bin_end_ts is not None:
+            return int(self.bin_end_ts[k])
+        return int(self.start_ts) + (int(k) + 1) * int(self.delta_t)
 
 
 @dataclass

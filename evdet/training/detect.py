@@ -104,7 +104,7 @@ def batch_to_bbox_arrays(batch: SequenceBatch, detections: list[list[Tensor]],
     """Detections of one batch as ``{recording path: BBOX_DTYPE array}`` in sensor pixels.
 
     Bins of the zero-padded tail of a recording and padding columns are skipped; bin ``k`` is stamped
-    with its end time ``start_ts + (k + 1) * delta_t`` (µs). ``class_ids`` maps class indices to the
+    with its end time ``VideoInfo.bin_end(k)`` (µs). ``class_ids`` maps class indices to the
     ``class_id`` written (default: the index itself).
     """
     out: dict[str, list[np.ndarray]] = {}
@@ -119,7 +119,7 @@ def batch_to_bbox_arrays(batch: SequenceBatch, detections: list[list[Tensor]],
             cls = det[:, 5].long().numpy()
             if class_ids is not None and cls.size:
                 cls = class_ids[cls]
-            t_end = int(vinfo.start_ts) + (k + 1) * int(vinfo.delta_t)
+            t_end = vinfo.bin_end(k)
             parts.append(boxes_to_bbox_array(det[:, :4].numpy(), cls, t_end, scores=det[:, 4].numpy(),
                                              scale=(float(sx), float(sy))))
     # as_boxes: np.concatenate packs structured dtypes (numpy 2); restore the BBOX_DTYPE layout

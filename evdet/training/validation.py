@@ -2,7 +2,7 @@
 
 Semantics (SPEC 6, docs/architecture.md): only bins with ``frame_is_labeled`` in non-padding columns are
 kept; ground truth and detections of bin ``k`` are stamped with the bin end time
-``video_infos[b].start_ts + (k + 1) · delta_t`` (µs) and scaled from network to sensor pixels; they are
+``video_infos[b].bin_end(k)`` (µs) and scaled from network to sensor pixels; they are
 accumulated per video (``video_infos[b].path``) and scored once, over all videos, at epoch end.
 """
 
@@ -80,7 +80,7 @@ def accumulate_batch(
         scale = _scale_of(vi, net_hw, own)
         gts, dts = [], []
         for k in np.flatnonzero(labeled[:, b]):
-            t_end = int(vi.start_ts) + (int(k) + 1) * int(vi.delta_t)
+            t_end = vi.bin_end(int(k))
             gt = batch.labels[k][b].detach().float().cpu()
             dt = detections[k][b].detach().float().cpu()
             gts.append(boxes_to_bbox_array(gt[:, :4].numpy(), gt[:, 4].numpy().astype(np.int64), t_end,
@@ -114,7 +114,7 @@ def accumulate_all_detections(
         scale = _scale_of(vi, net_hw, own)
         dts = []
         for k in range(min(T, valid)):
-            t_end = int(vi.start_ts) + (k + 1) * int(vi.delta_t)
+            t_end = vi.bin_end(k)
             dt = detections[k][b].detach().float().cpu()
             dts.append(boxes_to_bbox_array(dt[:, :4].numpy(), dt[:, 5].numpy().astype(np.int64), t_end,
                                            scores=dt[:, 4].numpy(), scale=scale))

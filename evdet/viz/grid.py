@@ -150,7 +150,7 @@ def show_batch(batch: SequenceBatch, detections: Sequence[Sequence] | None = Non
 
     Each panel shows the events of ``batch.inputs[t, b]``, the ground truth ``batch.labels[t][b]``
     (thin white), the detections ``detections[t][b]`` when given (class colours, "name score") and the
-    bin end time ``video_infos[b].start_ts + (t + 1) * delta_t``; padding columns are darkened. A
+    bin end time ``video_infos[b].bin_end(t)``; padding columns are darkened. A
     legend strip is added under the grid when ``classes`` is given.
 
     Args:
@@ -186,7 +186,7 @@ def show_batch(batch: SequenceBatch, detections: Sequence[Sequence] | None = Non
     for t in range(shown):
         for b in range(b_count):
             info = batch.video_infos[b] if batch.video_infos is not None else None
-            t_end = None if info is None else int(info.start_ts) + (t + 1) * int(info.delta_t)
+            t_end = None if info is None else info.bin_end(t)
             is_pad = bool(padding[b]) if padding is not None else False
             panels.append(render_panel(
                 inputs[t, b], representation=representation,

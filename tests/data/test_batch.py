@@ -74,3 +74,12 @@ def test_sequence_batch_pickles_float_inputs():
     out = pickle.loads(pickle.dumps(make_batch(inputs=x)))
     assert torch.equal(out.inputs, x) and torch.equal(out.labels[1][0][:, 4], torch.tensor([1.0]))
     assert out.input_scale == 1.0
+
+
+def test_video_info_bin_end_contiguous_and_stored():
+    from evdet.data.batch import VideoInfo
+
+    contiguous = VideoInfo("a.h5", 1_000_000, 50_000, 5_000_000)
+    assert [contiguous.bin_end(k) for k in range(3)] == [1_050_000, 1_100_000, 1_150_000]
+    stored = VideoInfo("seq", 0, 50_000, 5_000_000, bin_end_ts=(100_000, 225_000, 350_000))
+    assert [stored.bin_end(k) for k in range(3)] == [100_000, 225_000, 350_000]
