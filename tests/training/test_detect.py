@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from evdet.data.batch import VideoInfo
 from evdet.io.boxes import load_boxes
 from evdet.io.dat import write_dat
 from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
@@ -90,9 +91,9 @@ def test_batched_equals_one_by_one_and_files_written(tmp_path, rng, detector):
 def test_batch_to_bbox_arrays_scales_and_skips_padding():
     det = [[torch.tensor([[2.0, 4.0, 6.0, 10.0, 0.8, 1.0]]), torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.9, 0.0]])],
            [torch.tensor([[1.0, 1.0, 3.0, 3.0, 0.7, 0.0]]), torch.zeros(0, 6)]]
-    infos = [SimpleNamespace(path="r.dat", start_ts=1_000_000, delta_t=DT, scale=(2.0, 4.0),
-                             num_valid_bins=1),
-             SimpleNamespace(path="", start_ts=0, delta_t=DT, scale=(1.0, 1.0), num_valid_bins=0)]
+    infos = [VideoInfo(path="r.dat", start_ts=1_000_000, delta_t=DT, duration=0, scale=(2.0, 4.0),
+                       num_valid_bins=1),
+             VideoInfo(path="", start_ts=0, delta_t=DT, duration=0, scale=(1.0, 1.0), num_valid_bins=0)]
     batch = SimpleNamespace(video_infos=infos, padding=torch.tensor([False, True]))
     out = batch_to_bbox_arrays(batch, det, class_ids=np.array([5, 7]))
     assert list(out) == ["r.dat"]
