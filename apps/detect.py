@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from evdet.training.checkpoint import load_detector
-    from evdet.training.detect import detect_recordings
+    from evdet.inference.checkpoint import load_detector
+    from evdet.inference.streaming import detect_recordings
 
     try:
         if args.batch_size < 1:

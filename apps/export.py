@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.export import export_torchscript
-    from evdet.training.checkpoint import load_detector
+    from evdet.inference.checkpoint import load_detector
 
     try:
         if args.checkpoint.suffix in (".pt", ".pth") and args.checkpoint.with_suffix(".json").exists():

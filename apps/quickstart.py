@@ -49,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.data.config import DataConfig
     from evdet.evaluation.report import format_metrics
+    from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig
     from evdet.preprocessing.convert import generate_hdf5
     from evdet.simulation.dataset import make_synthetic_dataset
-    from evdet.training.config import ModelConfig, TrainConfig
+    from evdet.training.config import TrainConfig
     from evdet.training.run import train
 
     if args.threads > 0:
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     print(f"[3/5] training into {out / 'run'}", flush=True)
     limit = int(args.limit_train_batches) if args.limit_train_batches > 1 else args.limit_train_batches
-    mc = ModelConfig(base=args.base, cout=args.cout, anchor_size=args.anchor_size)
+    mc = ModelConfig(vanilla=VanillaConfig(base=args.base, cout=args.cout),
+                     anchor=AnchorHeadConfig(anchor_size=args.anchor_size))
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, height=args.height,
                     width=args.width, seed=args.seed)
     tc = TrainConfig(lr=args.lr, max_epochs=args.max_epochs, limit_train_batches=limit, seed=args.seed,

@@ -10,7 +10,8 @@ import argparse
 import sys
 
 from evdet.data.config import SAMPLING_MODES, DataConfig
-from evdet.training.config import HEADS, LR_SCHEDULES, ModelConfig, TrainConfig
+from evdet.inference.model_config import HEADS, AnchorHeadConfig, DetrHeadConfig, ModelConfig, VanillaConfig
+from evdet.training.config import LR_SCHEDULES, TrainConfig
 
 
 def _limit(value: str) -> float | int:
@@ -31,11 +32,13 @@ def _devices(value: str) -> int | str:
 def _set_loss_weights(weights: list[float] | None) -> dict[str, float]:
     if weights is None:
         return {}
-    return {"set_loss_ce": weights[0], "set_loss_bbox": weights[1], "set_loss_giou": weights[2]}
+    return {"loss_ce": weights[0], "loss_bbox": weights[1], "loss_giou": weights[2],
+            "cost_class": weights[0], "cost_bbox": weights[1], "cost_giou": weights[2]}
 
 
 def build_parser() -> argparse.ArgumentParser:
     mc, tc, dc = ModelConfig(), TrainConfig(), DataConfig()
+    van, anc, st = mc.vanilla, mc.anchor, mc.set
     p = argparse.ArgumentParser(
         prog="evdet-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -45,25 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--head", default=mc.head, choices=sorted(HEADS), help="detection head")
     g.add_argument("--backbone", default=mc.backbone, help="Vanilla, Vanilla_VGG or Vanilla_VGGRU")
-    g.add_argument("--base", type=int, default=mc.base, help="backbone base width")
-    g.add_argument("--cout", type=int, default=mc.cout, help="channels of the recurrent feature levels")
-    g.add_argument("--anchors", default=mc.anchors, help="anchor list name (PSEE_ANCHORS, COCO_ANCHORS)")
-    g.add_argument("--anchor-size", type=float, default=mc.anchor_size,
+    g.add_argument("--base", type=int, default=van.base, help="backbone base width")
+    g.add_argument("--cout", type=int, default=van.cout, help="channels of the recurrent feature levels")
+    g.add_argument("--anchors", default=anc.anchors, help="anchor list name (PSEE_ANCHORS, COCO_ANCHORS)")
+    g.add_argument("--anchor-size", type=float, default=anc.anchor_size,
                    help="anchor size of the first level (network pixels)")
     g.add_argument("--score-thresh", type=float, default=mc.score_thresh, help="decoding score threshold")
     g.add_argument("--nms-thresh", type=float, default=mc.nms_thresh, help="NMS IoU threshold")
     g.add_argument("--max-detections", type=int, default=mc.max_detections, help="detections per frame")
-    g.add_argument("--num-queries", type=int, default=mc.num_queries, help="set head: queries per frame")
-    g.add_argument("--dec-layers", type=int, default=mc.dec_layers, help="set head: decoder layers")
-    g.add_argument("--hidden-dim", type=int, default=mc.hidden_dim, help="set head: decoder width")
-    g.add_argument("--nheads", type=int, default=mc.nheads, help="set head: attention heads")
-    g.add_argument("--set-cls-loss", default=mc.set_cls_loss, choices=("ce", "focal"),
+    g.add_argument("--num-queries", type=int, default=st.num_queries, help="set head: queries per frame")
+    g.add_argument("--dec-layers", type=int, default=st.dec_layers, help="set head: decoder layers")
+    g.add_argument("--hidden-dim", type=int, default=st.hidden_dim, help="set head: decoder width")
+    g.add_argument("--nheads", type=int, default=st.nheads, help="set head: attention heads")
+    g.add_argument("--set-cls-loss", default=st.cls_loss, choices=("ce", "focal"),
                    help="set head: classification loss")
     g.add_argument("--set-loss-weights", type=float, nargs=3, default=None, metavar=("CE", "L1", "GIOU"),
                    help="set head: loss and matching-cost weights (default 1 5 2)")
-    g.add_argument("--set-eos-coef", type=float, default=mc.set_eos_coef, help="set head: no-object weight")
-    g.add_argument("--head-lr-mult", type=float, default=mc.head_lr_mult, help="set head LR / backbone LR")
-    g.add_argument("--set-grad-clip", type=float, default=mc.set_grad_clip,
+    g.add_argument("--set-eos-coef", type=float, default=st.eos_coef, help="set head: no-object weight")
+    g.add_argument("--head-lr-mult", type=float, default=st.lr_mult, help="set head LR / backbone LR")
+    g.add_argument("--set-grad-clip", type=float, default=st.grad_clip,
                    help="set head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
 
     g = p.add_argument_group("data")
@@ -129,14 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig, TrainConfig]:
     """The three configs described by parsed command-line arguments."""
-    mc = ModelConfig(head=args.head, backbone=args.backbone, base=args.base, cout=args.cout,
-                     anchors=args.anchors, anchor_size=args.anchor_size,
+    mc = ModelConfig(head=args.head, backbone=args.backbone,
+                     vanilla=VanillaConfig(base=args.base, cout=args.cout),
+                     anchor=AnchorHeadConfig(anchors=args.anchors, anchor_size=args.anchor_size),
+                     set=DetrHeadConfig(num_queries=args.num_queries, dec_layers=args.dec_layers,
+                                        hidden_dim=args.hidden_dim, nheads=args.nheads,
+                                        dim_feedforward=4 * args.hidden_dim, cls_loss=args.set_cls_loss,
+                                        eos_coef=args.set_eos_coef, lr_mult=args.head_lr_mult,
+                                        grad_clip=args.set_grad_clip, top_k=max(args.max_detections, 100),
+                                        **_set_loss_weights(args.set_loss_weights)),
                      score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
-                     max_detections=args.max_detections, num_queries=args.num_queries,
-                     dec_layers=args.dec_layers, hidden_dim=args.hidden_dim, nheads=args.nheads,
-                     set_cls_loss=args.set_cls_loss, set_eos_coef=args.set_eos_coef,
-                     head_lr_mult=args.head_lr_mult, set_grad_clip=args.set_grad_clip,
-                     **_set_loss_weights(args.set_loss_weights))
+                     max_detections=args.max_detections)
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, delta_t=args.delta_t,
                     representation=args.representation, height=args.height, width=args.width,
                     classes=tuple(args.classes) if args.classes else None, sampling=args.sampling,

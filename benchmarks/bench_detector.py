@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from evdet.models import SingleStageDetector, batched_decode
+from evdet.inference.model_config import ModelConfig, build_detector
+from evdet.models import batched_decode
 
 
 def best_of(fn, repeat):
@@ -29,7 +30,7 @@ def best_of(fn, repeat):
 
 def decode_fraction(args) -> None:
     torch.manual_seed(0)
-    det = SingleStageDetector(None, in_channels=2, num_classes=2).eval()  # Vanilla, base 16, cout 256
+    det = build_detector(ModelConfig(), in_channels=2, num_classes=2).eval()  # Vanilla, base 16, cout 256
     h, w = 240, 304
     x = torch.rand(args.t, args.b, 2, h, w)
     with torch.no_grad():
@@ -38,9 +39,9 @@ def decode_fraction(args) -> None:
         t_fwd = best_of(lambda: (det.reset_all(), det(x)), 1)
         det.reset_all()
         loc, cls = det(x)
-        feats = det.feature_extractor(x[:1, :1])
+        feats = det.backbone(x[:1, :1])
         det.reset_all()
-        anchors = det._anchors_for([f.flatten(0, 1) for f in feats], h, w)
+        anchors = det.head._anchors_for([f.flatten(0, 1) for f in feats], h, w)
         print(f"[decode] Vanilla (base 16, cout 256), T={args.t}, B={args.b}, {h}x{w}, "
               f"{anchors.shape[0]} anchors/frame; forward {t_fwd * 1e3:.0f} ms")
         for thr in (0.1, 0.0):
@@ -53,7 +54,7 @@ def decode_fraction(args) -> None:
 def streaming(args) -> None:
     torch.manual_seed(0)
     for h, w in ((240, 304), (360, 640)):
-        det = SingleStageDetector(None, in_channels=2, num_classes=2).eval()
+        det = build_detector(ModelConfig(), in_channels=2, num_classes=2).eval()
         scripted = torch.jit.script(det)
         x = torch.rand(args.bins + 2, 1, 1, 2, h, w)
         for name, model in (("eager", det), ("scripted", scripted)):

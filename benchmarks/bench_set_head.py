@@ -27,7 +27,14 @@ from pathlib import Path
 
 import torch
 
-from evdet.models import HungarianMatcher, SetDetector, SingleStageDetector
+from evdet.inference.model_config import (
+    AnchorHeadConfig,
+    DetrHeadConfig,
+    ModelConfig,
+    VanillaConfig,
+    build_detector,
+)
+from evdet.models import HungarianMatcher
 
 
 def _median_time(fn, repeat: int) -> float:
@@ -51,8 +58,9 @@ def bench_matching(repeat: int) -> None:
 
     torch.manual_seed(0)
     dec_layers = 6
-    det = SetDetector(None, in_channels=2, num_classes=c, feature_base=8, feature_channels_out=64,
-                      num_queries=q, dec_layers=dec_layers, hidden_dim=128, nheads=8, dim_feedforward=512)
+    det = build_detector(ModelConfig(head="set", vanilla=VanillaConfig(base=8, cout=64),
+                                     set=DetrHeadConfig(num_queries=q, dec_layers=dec_layers, hidden_dim=128,
+                                                        nheads=8, dim_feedforward=512)), 2, c)
     opt = torch.optim.AdamW(det.parameters(), lr=1e-4)
     x = torch.rand(1, b, 2, 96, 128)  # T = 1, the tiny preset's size
     scale = torch.tensor([128.0, 96.0, 128.0, 96.0])
@@ -81,14 +89,19 @@ def bench_matching(repeat: int) -> None:
 
 
 SMALL = dict(base=8, cout=32)
-SET = dict(num_queries=20, dec_layers=3, hidden_dim=64, nheads=4)
+SET = dict(num_queries=20, dec_layers=3, hidden_dim=64, nheads=4, dim_feedforward=256)
+
+
+def _config(head: str, **kw) -> ModelConfig:
+    return ModelConfig(head=head, vanilla=VanillaConfig(**SMALL), anchor=AnchorHeadConfig(anchor_size=16.0),
+                       set=DetrHeadConfig(**SET), **kw)
 
 
 def _detectors(c: int):
     torch.manual_seed(0)
-    anchor = SingleStageDetector(None, 2, c, SMALL["base"], SMALL["cout"], base_anchor_size=16.0)
+    anchor = build_detector(_config("anchor"), 2, c)
     torch.manual_seed(0)
-    sett = SetDetector(None, 2, c, SMALL["base"], SMALL["cout"], dim_feedforward=4 * SET["hidden_dim"], **SET)
+    sett = build_detector(_config("set"), 2, c)
     return {"anchor": anchor, "set": sett}
 
 
@@ -116,7 +129,7 @@ def bench_step_speed(t: int, b: int, height: int, width: int, repeat: int) -> No
 
 def bench_training(data: Path, steps: int, t: int, b: int, height: int, width: int) -> None:
     from evdet.data.config import DataConfig
-    from evdet.training.config import ModelConfig, TrainConfig
+    from evdet.training.config import TrainConfig
     from evdet.training.run import train
 
     dc = DataConfig(num_tbins=t, batch_size=b, height=height, width=width, num_workers=0)
@@ -124,8 +137,7 @@ def bench_training(data: Path, steps: int, t: int, b: int, height: int, width: i
                      log_images_every_n_steps=0, accelerator="cpu", precision="32-true")
     rows = {}
     for head in ("set", "anchor"):
-        extra = dict(anchor_size=16.0) if head == "anchor" else dict(SET)
-        mc = ModelConfig(head=head, score_thresh=0.01, **SMALL, **extra)
+        mc = _config(head, score_thresh=0.01)
         with tempfile.TemporaryDirectory() as root:
             t0 = time.perf_counter()
             result = train(data, root, model_config=mc, data_config=dc, train_config=tc, progress=False)

@@ -26,8 +26,8 @@ def boxes_to_bbox_array(xyxy: np.ndarray, class_idx: np.ndarray, t: int | np.nda
         class_idx: ``[n]`` class index (0..C−1), stored as ``class_id``.
         t: timestamp in µs, one for all boxes or ``[n]``.
         scores: ``[n]`` confidences stored as ``class_confidence``; None gives 1.0 (ground truth).
-        scale: ``(sx, sy)``: sensor pixels per network pixel; x and w are multiplied by ``sx``, y and h by
-            ``sy``.
+        scale: ``(sy, sx)``: sensor pixels per network pixel, in ``(height, width)`` order (the convention of
+            ``evdet.data.VideoInfo.scale``); y and h are multiplied by ``sy``, x and w by ``sx``.
 
     Returns:
         ``BBOX_DTYPE [n]`` with top-left ``x, y`` and ``w = (x2 − x1)·sx``, ``h = (y2 − y1)·sy``, and
@@ -56,7 +56,7 @@ def boxes_to_bbox_array(xyxy: np.ndarray, class_idx: np.ndarray, t: int | np.nda
         sc = _to_numpy(scores, "scores").reshape(-1)
         if sc.shape[0] != n:
             raise ValueError(f"boxes_to_bbox_array: {n} boxes but {sc.shape[0]} scores")
-    sx, sy = float(scale[0]), float(scale[1])
+    sy, sx = float(scale[0]), float(scale[1])
     if not (sx > 0 and sy > 0 and np.isfinite(sx) and np.isfinite(sy)):
         raise ValueError(f"boxes_to_bbox_array: scale = {scale} must be positive and finite")
     bad = np.flatnonzero(~np.all(np.isfinite(boxes), axis=1))

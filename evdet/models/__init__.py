@@ -1,29 +1,39 @@
-"""Detectors: recurrent backbones, anchors, box head, losses, single-stage and set-prediction detectors."""
+"""Detectors: recurrent backbones and detection heads composed into one :class:`RecurrentDetector`.
 
+Backbones (``BACKBONES``) declare their feature levels (``channels``, ``strides``) and recurrent state;
+heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`) are built from those levels, so any
+backbone combines with any head.
+"""
+
+from evdet.models.anchor_head import AnchorHead
 from evdet.models.anchors import ANCHOR_LISTS, AnchorLayer, Anchors, batched_decode, decode, encode
 from evdet.models.backbones import BACKBONES, Vanilla, Vanilla_VGG, Vanilla_VGGRU, build_backbone
 from evdet.models.box_head import BoxHead
 from evdet.models.convrnn import ConvGRU, ConvLSTM
+from evdet.models.detector import RecurrentDetector
+from evdet.models.detr_head import DetrHead, decode_set_predictions
 from evdet.models.focal_loss import smooth_l1_loss, softmax_focal_loss
+from evdet.models.head import ClassLogitLayer, DetectionHead
 from evdet.models.matcher import HungarianMatcher
 from evdet.models.set_criterion import SetCriterion, slot_metrics
-from evdet.models.set_detector import SetDetector, decode_set_predictions
-from evdet.models.set_head import SetHead, sine_position_encoding
-from evdet.models.single_stage import SingleStageDetector
+from evdet.models.set_head import SetTransformer, sine_position_encoding
 
 __all__ = [
     "ANCHOR_LISTS",
+    "AnchorHead",
     "AnchorLayer",
     "Anchors",
     "BACKBONES",
     "BoxHead",
+    "ClassLogitLayer",
     "ConvGRU",
     "ConvLSTM",
+    "DetectionHead",
+    "DetrHead",
     "HungarianMatcher",
+    "RecurrentDetector",
     "SetCriterion",
-    "SetDetector",
-    "SetHead",
-    "SingleStageDetector",
+    "SetTransformer",
     "Vanilla",
     "Vanilla_VGG",
     "Vanilla_VGGRU",

@@ -150,13 +150,14 @@ def _pad_targets(targets: list[Tensor], device: torch.device) -> tuple[Tensor, T
     return padded, valid
 
 
-def encode(anchors: Tensor, targets: list[Tensor], fg_iou_threshold: float = 0.5,
+def encode(anchors: Tensor, targets: list[Tensor], num_classes: int, fg_iou_threshold: float = 0.5,
            bg_iou_threshold: float = 0.3, allow_low_quality_matches: bool = True) -> tuple[Tensor, Tensor]:
     """Match ground truth to anchors for N frames at once (GT padded to the largest count).
 
     Args:
         anchors: ``Tensor[A, 4]`` xyxy pixels.
         targets: N tensors ``[n_i, 5]`` rows ``(x1, y1, x2, y2, class_idx)``, class_idx in 0..C−1.
+        num_classes: C (the background label).
         fg_iou_threshold: IoU ≥ this: positive.
         bg_iou_threshold: IoU < this: background; in between: ignored.
         allow_low_quality_matches: every GT also gets the anchor(s) with its highest IoU (> 0), whatever
@@ -164,7 +165,7 @@ def encode(anchors: Tensor, targets: list[Tensor], fg_iou_threshold: float = 0.5
 
     Returns:
         ``loc_targets Tensor[N, A, 4]`` (SSD encoding of the matched GT; zeros where not positive) and
-        ``cls_targets Tensor[N, A]`` int64: −1 ignored, 0 background, ``class_idx + 1`` positive.
+        ``cls_targets Tensor[N, A]`` int64: −1 ignored, C background, ``class_idx`` positive.
 
     Raises:
         ValueError: a target that is not ``[n, 5]`` (its frame index is given).
@@ -182,7 +183,7 @@ def encode(anchors: Tensor, targets: list[Tensor], fg_iou_threshold: float = 0.5
     iou = torch.where(valid.unsqueeze(1), iou.nan_to_num(0.0), torch.full_like(iou, -1.0))
     best_iou, best_gt = iou.max(dim=2)  # [N, A]
     labels = torch.full((n_frames, n_anchors), -1, dtype=torch.int64, device=device)
-    labels[best_iou < bg_iou_threshold] = 0
+    labels[best_iou < bg_iou_threshold] = num_classes
     positive = best_iou >= fg_iou_threshold
     if allow_low_quality_matches:
         gt_best = iou.max(dim=1, keepdim=True)[0]  # [N, 1, M]
@@ -192,7 +193,7 @@ def encode(anchors: Tensor, targets: list[Tensor], fg_iou_threshold: float = 0.5
         best_gt = torch.where(lq_any & ~positive, lq_gt, best_gt)
         positive = positive | lq_any
     matched = torch.gather(gt, 1, best_gt.unsqueeze(-1).expand(-1, -1, 5))  # [N, A, 5]
-    labels = torch.where(positive, matched[..., 4].long() + 1, labels)
+    labels = torch.where(positive, matched[..., 4].long(), labels)
     loc = encode_boxes(matched[..., :4], anchors.unsqueeze(0))  # [N, A, 4]
     loc = torch.where(positive.unsqueeze(-1), loc, torch.zeros_like(loc))
     return loc, labels
@@ -217,7 +218,7 @@ def batched_decode(loc: Tensor, cls_logits: Tensor, anchors: Tensor, image_heigh
 
     Args:
         loc: ``Tensor[N, A, 4]`` box deltas.
-        cls_logits: ``Tensor[N, A, C+1]``, background at index 0.
+        cls_logits: ``Tensor[N, A, C+1]``, background last (index C).
         anchors: ``Tensor[A, 4]`` xyxy pixels.
 
     Returns:
@@ -226,7 +227,7 @@ def batched_decode(loc: Tensor, cls_logits: Tensor, anchors: Tensor, image_heigh
     """
     n_frames = loc.shape[0]
     num_classes = cls_logits.shape[2] - 1
-    scores = torch.softmax(cls_logits.float(), dim=2)[:, :, 1:].reshape(n_frames, -1)  # [N, A*C]
+    scores = torch.softmax(cls_logits.float(), dim=2)[:, :, :num_classes].reshape(n_frames, -1)  # [N, A*C]
     frame_idx, anchor_idx, class_idx, sc = top_candidates(scores, num_classes, top_k, score_thresh)  # [K]
     deltas = loc[frame_idx, anchor_idx].float()  # [K, 4]
     boxes = clip_boxes_to_image(decode_boxes(deltas, anchors[anchor_idx]), image_height, image_width)

@@ -1,9 +1,17 @@
 """Recurrent feature extractors (SPEC 5): ``Vanilla``, ``Vanilla_VGG``, ``Vanilla_VGGRU``.
 
-A backbone maps ``Tensor[T, B, C, H, W]`` to a list of feature levels ``Tensor[T, B, C_l, H_l, W_l]``
-and reports ``channels`` (C_l) and ``strides`` (nominal stride of each level: ``H_l = ceil(H / stride)``
-as each stride-2 convolution rounds up). The recurrent levels keep state between calls; ``reset``,
-``reset_all`` and ``detach`` forward to every recurrent level. TorchScript-able.
+The backbone contract (every backbone, these and any other, follows it; docs/architecture.md):
+
+- ``forward(x: Tensor[T, B, C, H, W]) -> list[Tensor[T, B, C_l, H_l, W_l]]``, one entry per feature level,
+  updating the recurrent state;
+- attributes ``in_channels`` (C), ``channels`` (C_l per level) and ``strides`` (nominal stride per level:
+  ``H_l = ceil(H / stride)`` as each stride-2 convolution rounds up), from which heads are sized;
+- the stateful API ``reset(mask_keep_memory: Tensor[B])``, ``reset_all()``, ``detach()`` and the explicit
+  one ``get_state() -> list[Tensor]`` / ``set_state(list[Tensor])``: the state as a flat, ordered list
+  (level by level, each level's tensors in its own order), ``[]`` before the first call. Zeroing a
+  column's slice of every state tensor is the same as ``reset`` of that column.
+
+TorchScript-able.
 """
 
 from collections.abc import Callable
@@ -110,6 +118,38 @@ class RecurrentBackbone(nn.Module):
     def detach(self) -> None:
         for level in self.levels:
             level.detach()
+
+    @torch.jit.export
+    def get_state(self) -> list[Tensor]:
+        """Every level's state tensors, level by level (``[]`` when some level has none yet)."""
+        out: list[Tensor] = []
+        for level in self.levels:
+            s = level.get_state()
+            if len(s) == 0:
+                return []
+            out.extend(s)
+        return out
+
+    @torch.jit.export
+    def set_state(self, state: list[Tensor]) -> None:
+        """Set every level's state from a list in :meth:`get_state`'s order (``[]``: forget all state).
+
+        Raises:
+            ValueError: the list does not have the backbone's number of state tensors.
+        """
+        if len(state) == 0:
+            self.reset_all()
+            return
+        expected = 0
+        for level in self.levels:
+            expected += level.num_state_tensors
+        if len(state) != expected:
+            raise ValueError(f"set_state: expected {expected} state tensors, got {len(state)}")
+        i = 0
+        for level in self.levels:
+            n = level.num_state_tensors
+            level.set_state(state[i:i + n])
+            i += n
 
 
 def Vanilla(in_channels: int, base: int = 16, cout: int = 256) -> RecurrentBackbone:  # noqa: N802

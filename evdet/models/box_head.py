@@ -19,7 +19,7 @@ class BoxHead(nn.Module):
     Args:
         in_channels: channels of every feature level (the levels must share them).
         num_anchors: anchors per feature cell A.
-        num_classes: foreground classes C; class logits are C+1 with background at index 0.
+        num_classes: foreground classes C; class logits are C+1 with background last (index C).
         num_layers: conv layers per tower.
         background_prior: P(background) of every anchor at initialisation (bias of the last class layer).
     """
@@ -42,7 +42,7 @@ class BoxHead(nn.Module):
                 nn.init.zeros_(m.bias)
         self.background_bias = self.background_logit(num_classes, background_prior)
         with torch.no_grad():
-            self.cls_pred.bias.view(num_anchors, num_classes + 1)[:, 0] = self.background_bias
+            self.cls_pred.bias.view(num_anchors, num_classes + 1)[:, num_classes] = self.background_bias
 
     @staticmethod
     def background_logit(num_classes: int, background_prior: float = 0.99) -> float:

@@ -3,9 +3,10 @@
 Each layer takes a whole chunk ``Tensor[T, B, C, H, W]``: the input-to-hidden convolution (which
 also carries the layer's spatial stride) runs on all T bins at once, the hidden-to-hidden recurrence
 runs bin by bin. The last hidden state is kept in the module between calls so that consecutive
-chunks of a stream continue each other; ``reset(mask)``, ``reset_all()`` and ``detach()`` manage it.
-The state is re-created (zeros) whenever the batch size or the spatial size changes.
-TorchScript-able.
+chunks of a stream continue each other; ``reset(mask)``, ``reset_all()`` and ``detach()`` manage it, and
+``get_state()`` / ``set_state(tensors)`` read and write it explicitly (ConvLSTM: ``[h, c]``, ConvGRU:
+``[h]``, each ``Tensor[B, hidden, H', W']``; an empty list means "no state yet", i.e. zeros). The state is
+re-created (zeros) whenever the batch size or the spatial size changes. TorchScript-able.
 """
 
 
@@ -70,6 +71,7 @@ class ConvLSTM(_ConvRecurrent):
         super().__init__(in_channels, hidden_channels, kernel_size, stride, 4)
         pad = kernel_size // 2
         self.conv_h2h = nn.Conv2d(hidden_channels, 4 * hidden_channels, kernel_size, 1, pad, bias=False)
+        self.num_state_tensors = 2
         self.prev_h = None
         self.prev_c = None
 
@@ -115,6 +117,28 @@ class ConvLSTM(_ConvRecurrent):
         if c is not None:
             self.prev_c = c.detach()
 
+    @torch.jit.export
+    def get_state(self) -> list[Tensor]:
+        """``[h, c]`` (each ``Tensor[B, hidden, H', W']``), or ``[]`` before the first call / after
+        ``reset_all``."""
+        h = self.prev_h
+        c = self.prev_c
+        if h is None or c is None:
+            return []
+        return [h, c]
+
+    @torch.jit.export
+    def set_state(self, state: list[Tensor]) -> None:
+        """Set the state to ``[h, c]`` (as returned by :meth:`get_state`; ``[]`` forgets it)."""
+        if len(state) == 0:
+            self.prev_h = None
+            self.prev_c = None
+            return
+        if len(state) != 2:
+            raise ValueError(f"ConvLSTM.set_state: expected [h, c], got {len(state)} tensors")
+        self.prev_h = state[0]
+        self.prev_c = state[1]
+
 
 class ConvGRU(_ConvRecurrent):
     """ConvGRU layer: ``z, r = σ(Wx + Uh)``; ``n = tanh(Wn x + Un (r·h))``; ``h = (1 − z)·h + z·n``.
@@ -129,6 +153,7 @@ class ConvGRU(_ConvRecurrent):
         pad = kernel_size // 2
         self.conv_h2zr = nn.Conv2d(hidden_channels, 2 * hidden_channels, kernel_size, 1, pad, bias=False)
         self.conv_h2n = nn.Conv2d(hidden_channels, hidden_channels, kernel_size, 1, pad, bias=False)
+        self.num_state_tensors = 1
         self.prev_h = None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -167,3 +192,21 @@ class ConvGRU(_ConvRecurrent):
         h = self.prev_h
         if h is not None:
             self.prev_h = h.detach()
+
+    @torch.jit.export
+    def get_state(self) -> list[Tensor]:
+        """``[h]`` (``Tensor[B, hidden, H', W']``), or ``[]`` before the first call / after ``reset_all``."""
+        h = self.prev_h
+        if h is None:
+            return []
+        return [h]
+
+    @torch.jit.export
+    def set_state(self, state: list[Tensor]) -> None:
+        """Set the state to ``[h]`` (as returned by :meth:`get_state`; ``[]`` forgets it)."""
+        if len(state) == 0:
+            self.prev_h = None
+            return
+        if len(state) != 1:
+            raise ValueError(f"ConvGRU.set_state: expected [h], got {len(state)} tensors")
+        self.prev_h = state[0]

@@ -1,7 +1,7 @@
 """Shared tail of detection decoding: top-k candidate selection and per-frame NMS regrouping.
 
 Used by :func:`evdet.models.anchors.batched_decode` (anchor head) and
-:func:`evdet.models.set_detector.decode_set_predictions` (set head); pure functions, TorchScript-able.
+:func:`evdet.models.detr_head.decode_set_predictions` (set head); pure functions, TorchScript-able.
 """
 
 import torch

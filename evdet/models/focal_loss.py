@@ -11,10 +11,10 @@ def softmax_focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alph
     """Summed softmax focal loss ``−α_t (1 − p_t)^γ log p_t`` (Lin et al. 2017) over non-ignored rows.
 
     Args:
-        logits: ``Tensor[N, K]`` (K = C+1, background at 0), any leading dims flattened by the caller.
+        logits: ``Tensor[N, K]`` (K = C+1, background last at K−1), leading dims flattened by the caller.
         targets: ``Tensor[N]`` int64 in ``0..K−1``, or ``ignore_index`` (no contribution).
         gamma: focusing parameter γ ≥ 0.
-        alpha: None (no weighting), or the weight of foreground rows (target > 0); background rows get
+        alpha: None (no weighting), or the weight of foreground rows (target < K−1); background rows get
             ``1 − alpha``.
 
     Returns:
@@ -36,7 +36,8 @@ def softmax_focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alph
     logp = F.log_softmax(logits.float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)  # [N]
     loss = -((1.0 - logp.exp()) ** gamma) * logp
     if alpha is not None:
-        loss = loss * torch.where(safe > 0, torch.full_like(loss, alpha), torch.full_like(loss, 1.0 - alpha))
+        fg = safe < logits.shape[1] - 1
+        loss = loss * torch.where(fg, torch.full_like(loss, alpha), torch.full_like(loss, 1.0 - alpha))
     return (loss * valid.to(loss.dtype)).sum()
 
 

@@ -101,10 +101,9 @@ class SetCriterion(nn.Module):
             # float32 whatever the autocast dtype (the weight must match the logits' dtype)
             loss = F.cross_entropy(logits.transpose(1, 2).float(), target, self.empty_weight.float())
         else:
-            # evdet's focal loss puts the background at index 0: rotate no-object (last) to the front
-            rolled = torch.cat((logits[..., -1:], logits[..., :-1]), -1).flatten(0, 1)  # [B*Q, C+1]
-            rolled_t = (target + 1) % (self.num_classes + 1)  # [B, Q]
-            loss = softmax_focal_loss(rolled, rolled_t.flatten(), self.focal_gamma, self.focal_alpha)
+            # no-object is the last class, as the focal loss's background
+            loss = softmax_focal_loss(logits.flatten(0, 1), target.flatten(), self.focal_gamma,
+                                      self.focal_alpha)  # logits [B*Q, C+1]
             loss = loss / num_boxes
         return {"loss_ce": loss}
 

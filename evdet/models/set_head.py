@@ -72,7 +72,7 @@ class DecoderLayer(nn.Module):
         return self.norm3(tgt + self.dropout(ff))
 
 
-class SetHead(nn.Module):
+class SetTransformer(nn.Module):
     """Transformer-decoder object queries over flattened feature levels.
 
     Args:
@@ -97,10 +97,10 @@ class SetHead(nn.Module):
                         ("dim_feedforward", dim_feedforward),
                         ("feature levels", len(in_channels))):
             if v < 1:
-                raise ValueError(f"SetHead: {name} must be >= 1, got {v}")
+                raise ValueError(f"SetTransformer: {name} must be >= 1, got {v}")
         if hidden_dim % 4 != 0 or hidden_dim % nheads != 0:
-            raise ValueError(f"SetHead: hidden_dim ({hidden_dim}) must be a multiple of 4 and of nheads "
-                             f"({nheads})")
+            raise ValueError(f"SetTransformer: hidden_dim ({hidden_dim}) must be a multiple of 4 and of "
+                             f"nheads ({nheads})")
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.hidden_dim = hidden_dim
@@ -149,7 +149,8 @@ class SetHead(nn.Module):
             cx, cy, w, h in (0, 1)), layer L−1 being the final prediction.
         """
         if len(features) != len(self.input_proj):
-            raise ValueError(f"SetHead: expected {len(self.input_proj)} feature levels, got {len(features)}")
+            raise ValueError(f"SetTransformer: expected {len(self.input_proj)} feature levels, got "
+                             f"{len(features)}")
         memory, pos = self.memory(features)  # [N, S, D], [1, S, D]
         n = memory.shape[0]
         pos = pos.expand(n, pos.shape[1], pos.shape[2])  # [N, S, D]

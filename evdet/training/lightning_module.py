@@ -23,8 +23,10 @@ from torch import Tensor, nn
 
 from evdet.evaluation.accumulator import DetectionAccumulator
 from evdet.evaluation.presets import eval_preset_for
-from evdet.training.checkpoint import CheckpointInfo
-from evdet.training.config import TrainConfig, build_detector, config_from_dict, config_to_dict
+from evdet.inference.checkpoint import CheckpointInfo
+from evdet.inference.config_dict import config_from_dict, config_to_dict
+from evdet.inference.model_config import build_detector
+from evdet.training.config import TrainConfig
 from evdet.training.schedules import build_lr_scheduler, resolve_warmup_steps
 from evdet.training.validation import (
     accumulate_all_detections,
@@ -154,18 +156,7 @@ class LightningDetectionModel(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         tc = self.train_config
-        if hasattr(self.detector, "param_groups"):  # the set head: separate backbone / head learning rates
-            groups = [{"params": g["params"], "lr": g["lr"],
-                       "weight_decay": 0.0 if g["no_decay"] else tc.weight_decay}
-                      for g in self.detector.param_groups(tc.lr)]
-        else:
-            decay, no_decay = [], []
-            for p in self.detector.parameters():
-                if p.requires_grad:
-                    (decay if p.ndim >= 2 else no_decay).append(p)
-            groups = [{"params": decay, "weight_decay": tc.weight_decay},
-                      {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=tc.lr)
+        optimizer = torch.optim.AdamW(self.detector.param_groups(tc.lr, tc.weight_decay), lr=tc.lr)
         total = self.trainer.estimated_stepping_batches if self._has_trainer() else tc.max_steps
         if total is None or not math.isfinite(total) or total < 1:
             if tc.max_steps > 0:
@@ -184,7 +175,7 @@ class LightningDetectionModel(L.LightningModule):
                                     gradient_clip_algorithm=None) -> None:
         """Clip at ``TrainConfig.gradient_clip_val``, or at the detector's own ``grad_clip`` norm when smaller
         (the set head's default 0.1; 0 disables it)."""
-        head_clip = float(getattr(self.detector, "grad_clip", 0.0) or 0.0)
+        head_clip = self.detector.grad_clip
         by_norm = gradient_clip_algorithm is None or gradient_clip_algorithm == "norm"
         if head_clip > 0 and by_norm and (not gradient_clip_val or head_clip < gradient_clip_val):
             # Lightning refuses a value other than the Trainer's in clip_gradients: clip here directly
@@ -206,9 +197,9 @@ class LightningDetectionModel(L.LightningModule):
             nms_thresh=self.info.nms_thresh,
             max_detections=self.info.max_detections,
         )
-        accumulate_batch(self.accumulators[split], batch, detections, self.info.sensor_size)
+        accumulate_batch(self.accumulators[split], batch, detections)
         if split == "test":
-            accumulate_all_detections(self._all_dets, batch, detections, self.info.sensor_size)
+            accumulate_all_detections(self._all_dets, batch, detections)
         return detections
 
     def _eval_epoch_start(self, split: str) -> None:

@@ -29,20 +29,22 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from evdet.data.config import DataConfig
-from evdet.io.atomic import atomic_open
-from evdet.training.callbacks import DetectionImageLogger
-from evdet.training.checkpoint import (
-    AtomicCheckpointIO,
+from evdet.inference.checkpoint import (
     CheckpointInfo,
     checkpoint_info,
     detector_state_dict,
     find_latest_checkpoint,
     load_checkpoint_dict,
 )
-from evdet.training.config import ModelConfig, TrainConfig, config_to_dict
+from evdet.inference.config_dict import config_to_dict
+from evdet.inference.model_config import ModelConfig
+from evdet.inference.pretrained import transfer_weights
+from evdet.io.atomic import atomic_open
+from evdet.training.callbacks import DetectionImageLogger
+from evdet.training.checkpoint_io import AtomicCheckpointIO
+from evdet.training.config import TrainConfig
 from evdet.training.datamodule import EventDataModule
 from evdet.training.lightning_module import LightningDetectionModel
-from evdet.training.pretrained import transfer_weights
 from evdet.training.validation import write_detections
 
 __all__ = ["TrainResult", "build_trainer", "data_config_to_dict", "make_info", "train"]

@@ -1,9 +1,9 @@
 """Validation bookkeeping: batches + detections → per-video ``BBOX_DTYPE`` arrays, DDP gathering, scoring.
 
 Semantics (SPEC 6, docs/architecture.md): only bins with ``frame_is_labeled`` in non-padding columns are
-kept; ground truth and detections of bin ``k`` are stamped with the bin end time
-``video_infos[b].bin_end(k)`` (µs) and scaled from network to sensor pixels; they are
-accumulated per video (``video_infos[b].path``) and scored once, over all videos, at epoch end.
+kept, converted by :func:`evdet.inference.label_rows.batch_label_rows` (stamped with the bin end time,
+in sensor pixels); they are accumulated per video (``video_infos[b].path``) and scored once, over all
+videos, at epoch end.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from evdet.evaluation.accumulator import DetectionAccumulator
-from evdet.evaluation.detections import boxes_to_bbox_array
 from evdet.evaluation.presets import EvalPreset
+from evdet.inference.label_rows import batch_label_rows
 from evdet.io.boxes import recording_stem, save_boxes
 from evdet.io.dtypes import BBOX_DTYPE
 
@@ -30,33 +30,14 @@ __all__ = [
     "gather_accumulator",
 ]
 
-def _scale_of(
-    info, network_size: tuple[int, int], sensor_size: tuple[int, int] | None
-) -> tuple[float, float]:
-    """``(sx, sy)`` sensor pixels per network pixel for one column."""
-    if sensor_size is None or min(sensor_size) <= 0:
-        sensor_size = tuple(getattr(info, "sensor_size", (0, 0)) or (0, 0))
-    if min(sensor_size) <= 0:
-        return (1.0, 1.0)
-    return (sensor_size[1] / network_size[1], sensor_size[0] / network_size[0])
-
-
-def accumulate_batch(
-    accumulator: DetectionAccumulator,
-    batch,
-    detections: Sequence[Sequence[Tensor]],
-    sensor_size: tuple[int, int] | None = None,
-) -> int:
-    """Add the labelled bins of one streamed batch to ``accumulator``.
+def accumulate_batch(accumulator: DetectionAccumulator, batch, detections: Sequence[Sequence[Tensor]]) -> int:
+    """Add the labelled bins of one streamed batch (ground truth and detections) to ``accumulator``.
 
     Args:
         accumulator: per-video store (``evdet.evaluation.DetectionAccumulator``).
-        batch: a ``SequenceBatch`` (inputs ``Tensor[T, B, C, H, W]``; labels T × B ``Tensor[n, 5]`` xyxy
-            network pixels + class_idx).
+        batch: a ``SequenceBatch``.
         detections: T × B ``Tensor[m, 6]`` ``(x1, y1, x2, y2, score, class_idx)`` in network pixels, as
             returned by the detector's ``get_boxes``.
-        sensor_size: ``(height, width)`` of the recordings (pixels); None uses ``video_infos[b].sensor_size``.
-            Boxes are scaled by sensor / network size.
 
     Returns:
         the number of labelled bins added.
@@ -64,62 +45,21 @@ def accumulate_batch(
     Raises:
         ValueError: ``detections`` is not T × B.
     """
-    T, B = int(batch.inputs.shape[0]), int(batch.inputs.shape[1])
-    net_hw = (int(batch.inputs.shape[-2]), int(batch.inputs.shape[-1]))
-    if len(detections) != T or any(len(row) != B for row in detections):
-        raise ValueError(f"accumulate_batch: detections must be T × B = {T} × {B} lists, got "
-                         f"{len(detections)} × {[len(r) for r in detections]}")
-    labeled = batch.frame_is_labeled.detach().cpu().numpy().astype(bool)  # [T, B]
-    padding = batch.padding.detach().cpu().numpy().astype(bool)  # [B]
     added = 0
-    for b in range(B):
-        if padding[b] or not labeled[:, b].any():
-            continue
-        vi = batch.video_infos[b]
-        own = sensor_size if sensor_size is not None else tuple(getattr(vi, "sensor_size", (0, 0)))
-        scale = _scale_of(vi, net_hw, own)
-        gts, dts = [], []
-        for k in np.flatnonzero(labeled[:, b]):
-            t_end = vi.bin_end(int(k))
-            gt = batch.labels[k][b].detach().float().cpu()
-            dt = detections[k][b].detach().float().cpu()
-            gts.append(boxes_to_bbox_array(gt[:, :4].numpy(), gt[:, 4].numpy().astype(np.int64), t_end,
-                                           scale=scale))
-            dts.append(boxes_to_bbox_array(dt[:, :4].numpy(), dt[:, 5].numpy().astype(np.int64), t_end,
-                                           scores=dt[:, 4].numpy(), scale=scale))
-            added += 1
-        accumulator.add(str(vi.path), np.concatenate(gts), np.concatenate(dts))
+    for rows in batch_label_rows(batch, detections, labeled_only=True):
+        accumulator.add(rows.path, rows.ground_truth, rows.detections)
+        added += rows.bins
     return added
 
 
-def accumulate_all_detections(
-    accumulator: DetectionAccumulator,
-    batch,
-    detections: Sequence[Sequence[Tensor]],
-    sensor_size: tuple[int, int] | None = None,
-) -> None:
+def accumulate_all_detections(accumulator: DetectionAccumulator, batch,
+                              detections: Sequence[Sequence[Tensor]]) -> None:
     """Add the detections of every bin holding data (labelled or not; padding columns and the zero tail
-    of a video excluded), stamped with the bin end time, in sensor pixels, with no ground truth.
-    Used by ``evdet-train --just-test`` to write ``<recording>_bbox.npy`` detection files."""
-    T, B = int(batch.inputs.shape[0]), int(batch.inputs.shape[1])
-    net_hw = (int(batch.inputs.shape[-2]), int(batch.inputs.shape[-1]))
-    padding = batch.padding.detach().cpu().numpy().astype(bool)  # [B]
+    of a video excluded), with no ground truth. Used by ``evdet-train --just-test`` to write
+    ``<recording>_bbox.npy`` detection files."""
     empty = np.zeros(0, dtype=BBOX_DTYPE)
-    for b in range(B):
-        if padding[b]:
-            continue
-        vi = batch.video_infos[b]
-        valid = int(getattr(vi, "num_valid_bins", T) or T)
-        own = sensor_size if sensor_size is not None else tuple(getattr(vi, "sensor_size", (0, 0)))
-        scale = _scale_of(vi, net_hw, own)
-        dts = []
-        for k in range(min(T, valid)):
-            t_end = vi.bin_end(k)
-            dt = detections[k][b].detach().float().cpu()
-            dts.append(boxes_to_bbox_array(dt[:, :4].numpy(), dt[:, 5].numpy().astype(np.int64), t_end,
-                                           scores=dt[:, 4].numpy(), scale=scale))
-        if dts:
-            accumulator.add(str(vi.path), empty, np.concatenate(dts))
+    for rows in batch_label_rows(batch, detections, labeled_only=False):
+        accumulator.add(rows.path, empty, rows.detections)
 
 
 def write_detections(accumulator: DetectionAccumulator, out_dir: str | os.PathLike) -> list[Path]:

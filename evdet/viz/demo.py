@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor, nn
 
+from evdet.inference.checkpoint import CheckpointInfo, load_detector
+from evdet.inference.streaming import iter_detections
 from evdet.io.boxes import recording_stem
-from evdet.training.checkpoint import CheckpointInfo, load_detector
-from evdet.training.detect import iter_detections
 from evdet.viz.grid import add_legend_strip, render_panel, tile_images
 from evdet.viz.video import VideoWriter
 

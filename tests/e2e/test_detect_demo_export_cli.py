@@ -11,11 +11,11 @@ from evdet.apps import demo_video as demo_app
 from evdet.apps import detect as detect_app
 from evdet.apps import export as export_app
 
+from evdet.inference.checkpoint import CheckpointInfo, save_detector_checkpoint
+from evdet.inference.model_config import ModelConfig, VanillaConfig, build_detector
 from evdet.io.boxes import load_boxes
 from evdet.io.dtypes import BBOX_DTYPE
 from evdet.simulation import make_synthetic_dataset
-from evdet.training.checkpoint import CheckpointInfo, save_detector_checkpoint
-from evdet.training.config import ModelConfig, build_detector
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     make_synthetic_dataset(root / "ds", preset="tiny", num_train=0, num_val=1, num_test=0, duration_s=0.6)
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone="Vanilla_VGG", base=4, cout=8)
+    cfg = ModelConfig(backbone="Vanilla_VGG", vanilla=VanillaConfig(base=4, cout=8))
     classes = ("car", "pedestrian", "two wheeler")
     info = CheckpointInfo(classes=classes, label_map=dict(enumerate(classes)), representation="histo",
                           representation_params={}, delta_t=50_000, num_tbins=2, in_channels=2,

@@ -145,11 +145,13 @@ def test_bad_dataset_directories_fail_before_training(dataset, tmp_path, capsys)
 
 def test_just_test_writes_detections_per_video(dataset, tmp_path):
     from evdet.data import DataConfig
+    from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig
     from evdet.io import BBOX_DTYPE, load_boxes
-    from evdet.training.config import ModelConfig, TrainConfig
+    from evdet.training.config import TrainConfig
     from evdet.training.run import train
 
-    mc = ModelConfig(base=4, cout=8, anchor_size=16.0, score_thresh=0.0)
+    mc = ModelConfig(vanilla=VanillaConfig(base=4, cout=8), anchor=AnchorHeadConfig(anchor_size=16.0),
+                     score_thresh=0.0)
     dc = DataConfig(num_tbins=4, batch_size=2, height=48, width=64)
     tc = TrainConfig(max_steps=2, limit_val_batches=0, log_images_every_n_steps=0, eval_score_thresh=0.0)
     train(dataset, tmp_path, model_config=mc, data_config=dc, train_config=tc, progress=False)

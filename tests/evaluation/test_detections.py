@@ -8,7 +8,8 @@ from evdet.io import BBOX_DTYPE
 
 def test_scale_and_format():
     xyxy = np.array([[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 1.0, 2.0]])
-    out = boxes_to_bbox_array(xyxy, np.array([1, 0]), 123_000, np.array([0.9, 0.4]), scale=(2.0, 0.5))
+    # scale (sy, sx)
+    out = boxes_to_bbox_array(xyxy, np.array([1, 0]), 123_000, np.array([0.9, 0.4]), scale=(0.5, 2.0))
     assert out.dtype == BBOX_DTYPE
     assert out["x"].tolist() == [20, 0] and out["y"].tolist() == [10, 0]
     assert out["w"].tolist() == [40, 2] and out["h"].tolist() == [20, 1]

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from evdet.export.torchscript import export_torchscript, load_exported, preprocessing_json
-from evdet.training.checkpoint import CheckpointInfo
+from evdet.inference.checkpoint import CheckpointInfo
 
 
 class TinyRecurrentDetector(nn.Module):
@@ -118,10 +118,10 @@ def test_preprocessing_json_keeps_custom_representation():
 
 @pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU"])
 def test_export_real_detectors_all_backbones(tmp_path, backbone):
-    from evdet.training.config import ModelConfig, build_detector
+    from evdet.inference.model_config import ModelConfig, VanillaConfig, build_detector
 
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone=backbone, base=4, cout=8)
+    cfg = ModelConfig(backbone=backbone, vanilla=VanillaConfig(base=4, cout=8))
     det = build_detector(cfg, in_channels=2, num_classes=2)
     info = _info(num_tbins=2, network_size=(64, 64), sensor_size=(64, 64), score_thresh=0.05,
                  model_config={"backbone": backbone, "base": 4, "cout": 8})

@@ -80,28 +80,31 @@ def test_encode_round_trip_and_low_quality_matches(rng):
     h, w = 120, 152
     anchors = Anchors(4, "PSEE_ANCHORS", base_size=16)(_sizes(h, w, [8, 16, 32, 64]), h, w)
     targets = _gen_targets(rng, 6, h, w)
-    loc, cls = encode(anchors, targets)
+    c = 3  # classes 0..2; background label C = 3
+    loc, cls = encode(anchors, targets, c)
     assert loc.shape == (6, anchors.shape[0], 4) and cls.shape == (6, anchors.shape[0])
-    assert (cls[0] <= 0).all()
+    pos_all = (cls >= 0) & (cls < c)
+    assert not pos_all[0].any()
     for f, tg in enumerate(targets):
-        pos = cls[f] > 0
+        pos = pos_all[f]
         dec = decode_boxes(loc[f][pos], anchors[pos])
         iou = box_iou(dec, tg[:, :4]) if tg.shape[0] else torch.zeros(0, 0)
         if pos.any():
             # every positive anchor decodes exactly to a GT box of its class
             best, j = iou.max(1)
             torch.testing.assert_close(best, torch.ones_like(best), rtol=1e-4, atol=1e-4)
-            assert torch.equal(tg[j, 4].long() + 1, cls[f][pos])
+            assert torch.equal(tg[j, 4].long(), cls[f][pos])
         # every GT has at least one positive anchor
         matched = iou.max(0)[0] if pos.any() else torch.zeros(tg.shape[0])
         assert (matched > 0.999).all()
     # ignore band exists and is between the thresholds
     iou_all = box_iou(anchors, torch.cat(targets)[:, :4])
     assert (cls == -1).any()
-    assert loc[cls <= 0].abs().sum() == 0
+    assert loc[~pos_all].abs().sum() == 0
+    assert ((cls == -1) | (cls == c) | pos_all).all()
     # without low-quality matching some small GT gets no positive at all
-    _, cls_strict = encode(anchors, targets, allow_low_quality_matches=False)
-    assert (cls_strict > 0).sum() < (cls > 0).sum()
+    _, cls_strict = encode(anchors, targets, c, allow_low_quality_matches=False)
+    assert ((cls_strict >= 0) & (cls_strict < c)).sum() < pos_all.sum()
     assert (iou_all.max(0)[0] < 0.5).any()
 
 
@@ -110,25 +113,25 @@ def test_encode_batched_equals_per_frame_and_keeps_targets(rng):
     anchors = Anchors(3, "PSEE_ANCHORS")(_sizes(h, w, [8, 16, 32]), h, w)
     targets = _gen_targets(rng, 4, h - 20, w - 20)
     copies = [t.clone() for t in targets]
-    loc, cls = encode(anchors, targets, 0.6, 0.2)
+    loc, cls = encode(anchors, targets, 3, 0.6, 0.2)
     for f, tg in enumerate(targets):
-        lf, cf = encode(anchors, [tg], 0.6, 0.2)
+        lf, cf = encode(anchors, [tg], 3, 0.6, 0.2)
         torch.testing.assert_close(lf[0], loc[f])
         assert torch.equal(cf[0], cls[f])
         assert torch.equal(tg, copies[f])
     with pytest.raises(ValueError, match=r"targets\[1\]"):
-        encode(anchors, [torch.zeros(0, 5), torch.zeros(3, 4)])
+        encode(anchors, [torch.zeros(0, 5), torch.zeros(3, 4)], 3)
 
 
 def test_decode_nms_topk_threshold_and_max_detections():
     anchors = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [50, 50, 60, 60]])
     loc = torch.zeros(1, 4, 4)
     logits = torch.full((1, 4, 3), -10.0)
-    logits[0, 0, 1] = 5  # class 0, best
-    logits[0, 1, 1] = 4  # class 0, overlaps anchor 0 (IoU 0.82): suppressed
-    logits[0, 2, 2] = 3  # class 1, same box as anchor 0: kept (class-wise NMS)
-    logits[0, 3, 0] = 5  # background
-    logits[0, 3, 2] = 4.9  # class 1, ~0.48 score: below 0.5 threshold
+    logits[0, 0, 0] = 5  # class 0, best
+    logits[0, 1, 0] = 4  # class 0, overlaps anchor 0 (IoU 0.82): suppressed
+    logits[0, 2, 1] = 3  # class 1, same box as anchor 0: kept (class-wise NMS)
+    logits[0, 3, 2] = 5  # background (last)
+    logits[0, 3, 1] = 4.9  # class 1, ~0.48 score: below 0.5 threshold
     det = decode(loc[0], logits[0], anchors, 40, 40, score_thresh=0.5, nms_thresh=0.5)[0]
     assert det.shape == (2, 6)
     assert det[:, 5].tolist() == [0.0, 1.0]

@@ -11,11 +11,11 @@ def test_shapes_and_background_prior():
     n_anchors = (35 + 12) * 6
     assert loc.shape == (2, n_anchors, 4)
     assert cls.shape == (2, n_anchors, 4)
-    p_bg = torch.softmax(cls, -1)[..., 0]
+    p_bg = torch.softmax(cls, -1)[..., -1]  # background last
     torch.testing.assert_close(p_bg, torch.full_like(p_bg, 0.99), atol=2e-3, rtol=0)
     # exactly 0.99 from the bias alone
     bias = head.cls_pred.bias.view(6, 4)
-    torch.testing.assert_close(torch.softmax(bias, -1)[:, 0], torch.full((6,), 0.99))
+    torch.testing.assert_close(torch.softmax(bias, -1)[:, -1], torch.full((6,), 0.99))
 
 
 def test_layout_matches_anchor_order():

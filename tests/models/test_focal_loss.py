@@ -12,7 +12,7 @@ def _focal_np(logits, targets, gamma, alpha=None):
             continue
         p = np.exp(row - row.max())
         p = p / p.sum()
-        w = 1.0 if alpha is None else (alpha if t > 0 else 1 - alpha)
+        w = 1.0 if alpha is None else (alpha if t < len(row) - 1 else 1 - alpha)  # background last
         total += -w * (1 - p[t]) ** gamma * np.log(p[t])
     return total
 

@@ -106,9 +106,9 @@ def test_focal_option_uses_softmax_focal_loss_with_no_object_as_background():
     out = _outputs([[[2.0, 0.0, 0.5], [0.5, 0.2, 1.5]]], [[[0.5, 0.5, 0.2, 0.2], [0.9, 0.1, 0.1, 0.1]]])
     targets = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])}]
     losses = SetCriterion(2, cls_loss="focal", focal_alpha=0.25)(out, targets)
-    # query 0 -> class 1, query 1 -> no-object; the focal loss wants background at index 0
-    rolled = torch.tensor([[0.5, 2.0, 0.0], [1.5, 0.5, 0.2]])
-    ref = softmax_focal_loss(rolled, torch.tensor([2, 0]), 2.0, 0.25) / 1.0
+    # query 0 -> class 1, query 1 -> no-object (the last class, as the focal loss's background)
+    logits = torch.tensor([[2.0, 0.0, 0.5], [0.5, 0.2, 1.5]])
+    ref = softmax_focal_loss(logits, torch.tensor([1, 2]), 2.0, 0.25) / 1.0
     assert float(losses["loss_ce"]) == pytest.approx(float(ref), rel=1e-6)
     p = math.exp(_logsoftmax([2.0, 0.0, 0.5])[1])
     q = math.exp(_logsoftmax([0.5, 0.2, 1.5])[2])

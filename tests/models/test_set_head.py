@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from evdet.models import SetHead, sine_position_encoding
+from evdet.models import SetTransformer, sine_position_encoding
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -36,7 +36,7 @@ def _head(**kw):
     torch.manual_seed(0)
     args = dict(num_queries=5, dec_layers=3, hidden_dim=16, nheads=2, dim_feedforward=32, dropout=0.0)
     args.update(kw)
-    return SetHead([8, 8, 6], num_classes=3, **args)
+    return SetTransformer([8, 8, 6], num_classes=3, **args)
 
 
 def _feats(n=2):

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 from batches import make_batch, make_stream
-from fake_detector import build_fake
+from fake_detector import fake_config, register_fake
 from lightning.pytorch.loggers import CSVLogger
 
-from evdet.training import config as config_mod
+from evdet.inference.checkpoint import CheckpointInfo
+from evdet.inference.config_dict import config_to_dict
 from evdet.training.callbacks import DetectionImageLogger, render_detection_frames, select_frames
-from evdet.training.checkpoint import CheckpointInfo
-from evdet.training.config import ModelConfig, TrainConfig, config_to_dict
+from evdet.training.config import TrainConfig
 from evdet.training.lightning_module import LightningDetectionModel
 
 pytest.importorskip("evdet.viz.draw")
@@ -44,8 +44,8 @@ def test_render_draws_ground_truth_and_detections():
 
 
 def test_callback_logs_train_and_val_images_without_touching_training_state(monkeypatch, tmp_path):
-    monkeypatch.setitem(config_mod.HEADS, "fake", build_fake)
-    mc = ModelConfig(head="fake", base=4, score_thresh=0.0)
+    register_fake(monkeypatch)
+    mc = fake_config(4, score_thresh=0.0)
     info = CheckpointInfo(classes=("car", "pedestrian"), label_map={0: "car", 1: "pedestrian"},
                           representation="histo", representation_params={}, delta_t=50_000, num_tbins=2,
                           in_channels=2, sensor_size=(16, 32), network_size=(8, 8), score_thresh=0.0,
@@ -63,4 +63,4 @@ def test_callback_logs_train_and_val_images_without_touching_training_state(monk
     pngs = sorted(p.name for p in (tmp_path / "lightning_logs" / "version_0" / "images").iterdir())
     assert "train_detections_0000000.png" in pngs and "val_detections_0000004.png" in pngs
     # the shadow copy did not add reset calls to the trained detector: one per training/validation batch
-    assert len(lm.detector.reset_calls) == 4 + 4
+    assert len(lm.detector.backbone.reset_calls) == 4 + 4

@@ -4,21 +4,21 @@ import lightning as L
 import pytest
 import torch
 from batches import make_stream
-from fake_detector import FakeDetector, build_fake
+from fake_detector import FakeDetector, fake_config, register_fake
 
-from evdet.training import config as config_mod
-from evdet.training.checkpoint import CheckpointInfo, load_checkpoint_dict
-from evdet.training.config import ModelConfig, TrainConfig, config_to_dict
+from evdet.inference.checkpoint import CheckpointInfo, load_checkpoint_dict
+from evdet.inference.config_dict import config_to_dict
+from evdet.training.config import TrainConfig
 from evdet.training.lightning_module import LightningDetectionModel, NonFiniteLossError
 
 
 @pytest.fixture(autouse=True)
 def fake_head(monkeypatch):
-    monkeypatch.setitem(config_mod.HEADS, "fake", build_fake)
+    register_fake(monkeypatch)
 
 
 def info() -> CheckpointInfo:
-    mc = ModelConfig(head="fake", base=4, score_thresh=0.0)
+    mc = fake_config(4, score_thresh=0.0)
     return CheckpointInfo(
         classes=("car", "pedestrian"), label_map={0: "car", 1: "pedestrian"}, representation="histo",
         representation_params={}, delta_t=50_000, num_tbins=2, in_channels=2, sensor_size=(16, 32),
@@ -59,7 +59,7 @@ def test_training_resets_state_with_batch_mask_and_updates_weights():
     before = {k: v.clone() for k, v in lm.detector.state_dict().items()}
     trainer(max_steps=4).fit(lm, loader(batches))
     assert lm.global_step == 4
-    masks = [m.tolist() for m in lm.detector.reset_calls]
+    masks = [m.tolist() for m in lm.detector.backbone.reset_calls]
     assert masks == [b.mask_keep_memory.tolist() for b in batches]
     assert any(not torch.equal(before[k], v) for k, v in lm.detector.state_dict().items())
 

@@ -10,15 +10,16 @@ import pytest
 import torch
 
 from evdet.data import DataConfig
+from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig
 from evdet.io.boxes import save_boxes
 from evdet.io.dtypes import BBOX_DTYPE
 from evdet.io.h5 import H5TensorWriter
 from evdet.io.label_map import save_label_map
-from evdet.training.config import ModelConfig, TrainConfig
+from evdet.training.config import TrainConfig
 from evdet.training.datamodule import EventDataModule
 from evdet.training.run import TrainResult, data_config_from_dict, data_config_to_dict, make_info, train
 
-MC = ModelConfig(base=4, cout=8, anchor_size=8.0)
+MC = ModelConfig(vanilla=VanillaConfig(base=4, cout=8), anchor=AnchorHeadConfig(anchor_size=8.0))
 DC = DataConfig(num_tbins=2, batch_size=1, hflip_prob=0.0)
 TC = TrainConfig(max_epochs=1, max_steps=2, limit_val_batches=1, log_every_n_steps=1,
                  log_images_every_n_steps=0, accelerator="cpu", eval_skip_ts=0)

@@ -21,7 +21,7 @@ def test_stamps_bin_end_and_scales_to_sensor_pixels():
     labeled = torch.tensor([[False, True], [True, True]])
     batch = make_batch(T=2, B=2, start_ts=1_000_000, delta_t=50_000, labeled=labeled, sensor_size=(16, 32))
     acc = DetectionAccumulator()
-    n = accumulate_batch(acc, batch, oracle(batch), sensor_size=(16, 32))
+    n = accumulate_batch(acc, batch, oracle(batch))  # VideoInfo.scale: sensor (16, 32) / network (8, 8)
     assert n == 3
     assert acc.videos == ["/data/video0.h5", "/data/video1.h5"]
     gt0, dt0 = acc.boxes("/data/video0.h5")

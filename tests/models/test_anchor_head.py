@@ -1,7 +1,7 @@
 import pytest
 import torch
+from detectors import anchor_detector
 
-from evdet.models import SingleStageDetector
 from evdet.ops import box_iou
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -16,8 +16,7 @@ def _one_thread():
 
 def _small(backbone="Vanilla", num_classes=3, **kw):
     torch.manual_seed(0)
-    return SingleStageDetector(None, in_channels=2, num_classes=num_classes, feature_base=4,
-                               feature_channels_out=8, backbone=backbone, **kw)
+    return anchor_detector(2, num_classes, 4, 8, backbone, **kw)
 
 
 def _targets(t, b):
@@ -114,7 +113,7 @@ def test_state_detached_between_batches_no_graph_growth():
         opt.step()
     assert sizes[1] == sizes[-1]
     det.reset(torch.ones(2))
-    assert all(level.prev_h.grad_fn is None for level in det.feature_extractor.levels)
+    assert all(level.prev_h.grad_fn is None for level in det.backbone.levels)
 
 
 def _graph_size(t):
@@ -163,22 +162,22 @@ def test_scripted_detect_equals_eager(backbone):
 def test_map_cls_weights_copies_shared_classes_for_every_anchor():
     src = _small(num_classes=3)
     with torch.no_grad():
-        src.box_head.cls_pred.weight.normal_()
-        src.box_head.cls_pred.bias.normal_()
+        src.head.box_head.cls_pred.weight.normal_()
+        src.head.box_head.cls_pred.bias.normal_()
     dst = _small(num_classes=2)
-    fresh_w = dst.box_head.cls_pred.weight.detach().clone()
-    fresh_b = dst.box_head.cls_pred.bias.detach().clone()
+    fresh_w = dst.head.box_head.cls_pred.weight.detach().clone()
+    fresh_b = dst.head.box_head.cls_pred.bias.detach().clone()
     dst.map_cls_weights(src.state_dict(), ["car", "pedestrian", "bus"], ["bus", "truck"])
-    a = dst.anchors.num_anchors
-    sw = src.box_head.cls_pred.weight.view(a, 4, -1)
-    sb = src.box_head.cls_pred.bias.view(a, 4)
-    dw = dst.box_head.cls_pred.weight.view(a, 3, -1)
-    db = dst.box_head.cls_pred.bias.view(a, 3)
-    assert torch.equal(dw[:, 0], sw[:, 0]) and torch.equal(db[:, 0], sb[:, 0])  # background
-    assert torch.equal(dw[:, 1], sw[:, 3]) and torch.equal(db[:, 1], sb[:, 3])  # bus, every anchor
-    assert torch.equal(dw[:, 2], fresh_w.view(a, 3, -1)[:, 2])  # truck keeps the prior init
-    assert torch.equal(db[:, 2], fresh_b.view(a, 3)[:, 2])
-    assert torch.equal(dst.box_head.box_pred.weight, src.box_head.box_pred.weight)
+    a = dst.head.anchors.num_anchors
+    sw = src.head.box_head.cls_pred.weight.view(a, 4, -1)
+    sb = src.head.box_head.cls_pred.bias.view(a, 4)
+    dw = dst.head.box_head.cls_pred.weight.view(a, 3, -1)
+    db = dst.head.box_head.cls_pred.bias.view(a, 3)
+    assert torch.equal(dw[:, 2], sw[:, 3]) and torch.equal(db[:, 2], sb[:, 3])  # background (last)
+    assert torch.equal(dw[:, 0], sw[:, 2]) and torch.equal(db[:, 0], sb[:, 2])  # bus, every anchor
+    assert torch.equal(dw[:, 1], fresh_w.view(a, 3, -1)[:, 1])  # truck keeps the prior init
+    assert torch.equal(db[:, 1], fresh_b.view(a, 3)[:, 1])
+    assert torch.equal(dst.head.box_head.box_pred.weight, src.head.box_head.box_pred.weight)
     with pytest.raises(ValueError, match="new_classes"):
         dst.map_cls_weights(src.state_dict(), ["car", "pedestrian", "bus"], ["bus"])
 
@@ -192,7 +191,7 @@ def test_overfit_tiny_sequence():
         x1, y1, x2, y2, c = (int(v) for v in g[0].tolist())
         x[:, j, c, y1:y2, x1:x2] = 1.0
     targets = [[gt[j] for j in range(b)] for _ in range(t)]
-    det = SingleStageDetector(None, 2, num_classes=2, feature_base=4, feature_channels_out=16)
+    det = anchor_detector(2, 2, 4, 16)
     opt = torch.optim.Adam(det.parameters(), lr=3e-3)
     labeled = torch.ones(t, b, dtype=torch.bool)
     losses = []

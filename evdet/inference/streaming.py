@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from evdet.data import DataConfig, SequenceBatch, stream_batches
-from evdet.evaluation.detections import boxes_to_bbox_array
+from evdet.inference.checkpoint import CheckpointInfo
+from evdet.inference.label_rows import batch_label_rows
 from evdet.io.boxes import recording_stem, save_boxes
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
-from evdet.training.checkpoint import CheckpointInfo
 
 
 def data_config_for(info: CheckpointInfo, num_tbins: int | None = None) -> DataConfig:
@@ -99,33 +99,6 @@ def iter_detections(detector: nn.Module, info: CheckpointInfo, paths: Sequence[s
         yield batch, dets
 
 
-def batch_to_bbox_arrays(batch: SequenceBatch, detections: list[list[Tensor]],
-                         class_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Detections of one batch as ``{recording path: BBOX_DTYPE array}`` in sensor pixels.
-
-    Bins of the zero-padded tail of a recording and padding columns are skipped; bin ``k`` is stamped
-    with its end time ``VideoInfo.bin_end(k)`` (µs). ``class_ids`` maps class indices to the
-    ``class_id`` written (default: the index itself).
-    """
-    out: dict[str, list[np.ndarray]] = {}
-    for b, vinfo in enumerate(batch.video_infos):
-        if bool(batch.padding[b]) or not vinfo.path:
-            continue
-        sy, sx = vinfo.scale  # VideoInfo.scale is (sy, sx)
-        valid = int(vinfo.num_valid_bins) if vinfo.num_valid_bins else len(detections)
-        parts = out.setdefault(vinfo.path, [])
-        for k in range(min(valid, len(detections))):
-            det = detections[k][b].detach().cpu()
-            cls = det[:, 5].long().numpy()
-            if class_ids is not None and cls.size:
-                cls = class_ids[cls]
-            t_end = vinfo.bin_end(k)
-            parts.append(boxes_to_bbox_array(det[:, :4].numpy(), cls, t_end, scores=det[:, 4].numpy(),
-                                             scale=(float(sx), float(sy))))
-    # as_boxes: np.concatenate packs structured dtypes (numpy 2); restore the BBOX_DTYPE layout
-    return {p: as_boxes(np.concatenate(v)) if v else np.zeros(0, BBOX_DTYPE) for p, v in out.items()}
-
-
 def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence[str | os.PathLike],
                       out_dir: str | os.PathLike | None = None, *, batch_size: int = 1,
                       score_thresh: float | None = None, nms_thresh: float | None = None,
@@ -161,8 +134,8 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
     for i, (batch, dets) in enumerate(iter_detections(detector, info, paths, batch_size=batch_size,
                                                       score_thresh=score_thresh, nms_thresh=nms_thresh,
                                                       max_detections=max_detections)):
-        for path, arr in batch_to_bbox_arrays(batch, dets, class_ids).items():
-            parts.setdefault(path, []).append(arr)
+        for rows in batch_label_rows(batch, dets, labeled_only=False, class_ids=class_ids):
+            parts.setdefault(rows.path, []).append(rows.detections)
         if progress:
             import sys
             print(f"evdet-detect: batch {i + 1}", file=sys.stderr, flush=True)

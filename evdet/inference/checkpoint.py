@@ -1,6 +1,7 @@
 """Checkpoint format: what a checkpoint holds, how it is written atomically and read back as code-free data.
 
-A training checkpoint is a Lightning ``.ckpt`` (a ``torch.save`` of a dict). evdet's part of it:
+A training checkpoint is a Lightning ``.ckpt`` (a ``torch.save`` of a dict); reading one needs no
+Lightning. evdet's part of it:
 
 - ``state_dict``: the detector's weights under the prefix ``"detector."``;
 - ``hyper_parameters``: ``{"info": CheckpointInfo.to_dict(), "train_config": {...}, "data_config": {...}}``
@@ -8,10 +9,9 @@ A training checkpoint is a Lightning ``.ckpt`` (a ``torch.save`` of a dict). evd
 
 So every checkpoint loads with ``torch.load(weights_only=True)``: no pickled classes, no code.
 
-Writes go to a temporary file in the destination folder, are flushed to disk (``fsync``) and then renamed
-over the final name (``os.replace``, atomic on POSIX): a killed process never leaves a half-written
-``.ckpt``. Lightning's own writer stages the file in the system temp folder and moves it, which is a copy
-(not atomic) when that folder is on another filesystem; :class:`AtomicCheckpointIO` replaces it.
+Writes go through :mod:`evdet.io.atomic` (a temporary file in the destination folder, ``fsync``, rename):
+a killed process never leaves a half-written ``.ckpt``. During training Lightning writes through
+:class:`evdet.training.checkpoint_io.AtomicCheckpointIO`, which calls :func:`atomic_torch_save`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from evdet.inference.config_dict import config_from_dict
+from evdet.inference.model_config import ModelConfig, build_detector
 from evdet.io.atomic import atomic_open, is_temporary
-from evdet.training.config import ModelConfig, build_detector, config_from_dict
 
 __all__ = [
     "DETECTOR_PREFIX",
-    "AtomicCheckpointIO",
     "CheckpointInfo",
     "atomic_torch_save",
     "checkpoint_info",
@@ -97,11 +96,6 @@ class CheckpointInfo:
         """The ``ModelConfig`` the detector was built with."""
         return config_from_dict(ModelConfig, self.model_config)
 
-    @property
-    def scale(self) -> tuple[float, float]:
-        """``(sx, sy)``: multiply network-pixel x (resp. y) by these to get sensor pixels."""
-        return (self.sensor_size[1] / self.network_size[1], self.sensor_size[0] / self.network_size[0])
-
     def to_dict(self) -> dict[str, Any]:
         """Plain-types copy (tuples become lists), safe for ``torch.load(weights_only=True)``."""
         out = dataclasses.asdict(self)
@@ -143,17 +137,6 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     rename)."""
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O writing with :func:`atomic_torch_save` (temp file in the same folder)."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
-    ) -> None:
-        if storage_options is not None:
-            raise TypeError("AtomicCheckpointIO does not take storage_options")
-        atomic_torch_save(checkpoint, path)
 
 
 def load_checkpoint_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -222,8 +205,7 @@ def load_detector(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[n
         raise ValueError(f"checkpoint {path}: weights do not match its model config: {exc}") from exc
     detector.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     detector.eval()
-    if hasattr(detector, "reset_all"):
-        detector.reset_all()
+    detector.reset_all()
     return detector, info
 
 

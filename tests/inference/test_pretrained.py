@@ -3,11 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evdet.training.checkpoint import CheckpointInfo, save_detector_checkpoint
-from evdet.training.config import ModelConfig, build_detector, config_to_dict
-from evdet.training.pretrained import load_pretrained, transfer_weights
-
-pytest.importorskip("evdet.models.single_stage")
+from evdet.inference.checkpoint import CheckpointInfo, save_detector_checkpoint
+from evdet.inference.config_dict import config_to_dict
+from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig, build_detector
+from evdet.inference.pretrained import load_pretrained, transfer_weights
 
 SRC = ("car", "pedestrian", "two wheeler")
 
@@ -15,7 +14,7 @@ SRC = ("car", "pedestrian", "two wheeler")
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     torch.manual_seed(0)
-    mc = ModelConfig(base=4, cout=8, anchor_size=16.0)
+    mc = ModelConfig(vanilla=VanillaConfig(base=4, cout=8), anchor=AnchorHeadConfig(anchor_size=16.0))
     det = build_detector(mc, 2, len(SRC))
     with torch.no_grad():  # make the class logits distinct per class (not just the prior)
         for p in det.parameters():
@@ -61,31 +60,32 @@ def test_subset_and_superset_keep_shared_logits_and_boxes(source, classes):
     loc_a, cls_a = outputs(src, x)
     loc_b, cls_b = outputs(new, x)
     assert torch.equal(loc_a, loc_b)  # every non-class weight transferred: identical boxes
-    assert torch.equal(cls_a[..., 0], cls_b[..., 0])  # background logit
+    assert torch.equal(cls_a[..., -1], cls_b[..., -1])  # background logit (last)
     for j, name in enumerate(classes):
         if name in SRC:
-            assert torch.equal(cls_b[..., j + 1], cls_a[..., SRC.index(name) + 1]), name
+            assert torch.equal(cls_b[..., j], cls_a[..., SRC.index(name)]), name
     # shared-class scores are the source's renormalised over the new class set (softmax head)
     shared = [c for c in classes if c in SRC]
-    idx_b = [classes.index(c) + 1 for c in shared]
+    idx_b = [classes.index(c) for c in shared]
     probs_b = cls_b.softmax(-1)[..., idx_b]
-    logits_new_set = torch.cat([cls_a[..., :1], cls_a[..., [SRC.index(c) + 1 for c in shared]]], -1)
-    extra = [classes.index(c) + 1 for c in classes if c not in SRC]
+    logits_new_set = torch.cat([cls_a[..., [SRC.index(c) for c in shared]], cls_a[..., -1:]], -1)
+    extra = [classes.index(c) for c in classes if c not in SRC]
     if extra:
         logits_new_set = torch.cat([logits_new_set, cls_b[..., extra]], -1)
-    expected = logits_new_set.softmax(-1)[..., 1:1 + len(shared)]
+    expected = logits_new_set.softmax(-1)[..., :len(shared)]
     torch.testing.assert_close(probs_b, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_new_class_keeps_the_prior(source):
     _, path = source
-    fresh = build_detector(ModelConfig(base=4, cout=8, anchor_size=16.0), 2, 4)
+    mc = ModelConfig(vanilla=VanillaConfig(base=4, cout=8), anchor=AnchorHeadConfig(anchor_size=16.0))
+    fresh = build_detector(mc, 2, 4)
     new, _ = load_pretrained(path, ["car", "pedestrian", "two wheeler", "bus"])
     keys = [k for k, v in new.state_dict().items() if "cls" in k and v.shape[0] % 5 == 0]
     assert keys
     for k in keys:
-        a = new.state_dict()[k].view(-1, 5, *new.state_dict()[k].shape[1:])[:, 4]
-        b = fresh.state_dict()[k].view(-1, 5, *fresh.state_dict()[k].shape[1:])[:, 4]
+        a = new.state_dict()[k].view(-1, 5, *new.state_dict()[k].shape[1:])[:, 3]  # "bus": new class
+        b = fresh.state_dict()[k].view(-1, 5, *fresh.state_dict()[k].shape[1:])[:, 3]
         if k.endswith("bias"):
             assert torch.equal(a, b)
 
@@ -98,6 +98,6 @@ def test_bad_arguments(source, tmp_path):
         load_pretrained(path, ["car", "car"])
     with pytest.raises(FileNotFoundError):
         load_pretrained(tmp_path / "none.ckpt", ["car"])
-    det = build_detector(ModelConfig(base=4, cout=8), 2, 2)
+    det = build_detector(ModelConfig(vanilla=VanillaConfig(base=4, cout=8)), 2, 2)
     with pytest.raises(ValueError, match="2 new classes|new classes"):
         transfer_weights(det, {}, ["a"], ["a", "b", "c"])

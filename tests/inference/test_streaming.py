@@ -1,22 +1,18 @@
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
-from evdet.data.batch import VideoInfo
-from evdet.io.boxes import load_boxes
-from evdet.io.dat import write_dat
-from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
-from evdet.preprocessing import events_to_tensor
-from evdet.training.checkpoint import CheckpointInfo
-from evdet.training.config import ModelConfig, build_detector
-from evdet.training.detect import (
-    batch_to_bbox_arrays,
+from evdet.inference.checkpoint import CheckpointInfo
+from evdet.inference.model_config import ModelConfig, VanillaConfig, build_detector
+from evdet.inference.streaming import (
     class_ids_for,
     detect_recording,
     detect_recordings,
 )
+from evdet.io.boxes import load_boxes
+from evdet.io.dat import write_dat
+from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE
+from evdet.preprocessing import events_to_tensor
 
 H, W, DT = 64, 64, 50_000
 
@@ -44,7 +40,8 @@ def _info(**kw):
 @pytest.fixture(scope="module")
 def detector():
     torch.manual_seed(0)
-    return build_detector(ModelConfig(backbone="Vanilla_VGG", base=4, cout=8), 2, 2).eval()
+    mc = ModelConfig(backbone="Vanilla_VGG", vanilla=VanillaConfig(base=4, cout=8))
+    return build_detector(mc, 2, 2).eval()
 
 
 def _reference(detector, events, info):
@@ -86,21 +83,6 @@ def test_batched_equals_one_by_one_and_files_written(tmp_path, rng, detector):
     for p in paths:
         np.testing.assert_array_equal(load_boxes(tmp_path / "out" / f"{p.stem}_bbox.npy"), together[str(p)])
     assert together[str(paths[0])]["t"].max() == 6 * DT
-
-
-def test_batch_to_bbox_arrays_scales_and_skips_padding():
-    det = [[torch.tensor([[2.0, 4.0, 6.0, 10.0, 0.8, 1.0]]), torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.9, 0.0]])],
-           [torch.tensor([[1.0, 1.0, 3.0, 3.0, 0.7, 0.0]]), torch.zeros(0, 6)]]
-    infos = [VideoInfo(path="r.dat", start_ts=1_000_000, delta_t=DT, duration=0, scale=(2.0, 4.0),
-                       num_valid_bins=1),
-             VideoInfo(path="", start_ts=0, delta_t=DT, duration=0, scale=(1.0, 1.0), num_valid_bins=0)]
-    batch = SimpleNamespace(video_infos=infos, padding=torch.tensor([False, True]))
-    out = batch_to_bbox_arrays(batch, det, class_ids=np.array([5, 7]))
-    assert list(out) == ["r.dat"]
-    box = out["r.dat"]
-    assert box.size == 1  # bin 1 is past num_valid_bins
-    assert box["t"][0] == 1_000_000 + DT and box["class_id"][0] == 7
-    assert (box["x"][0], box["y"][0], box["w"][0], box["h"][0]) == (8.0, 8.0, 16.0, 12.0)  # sx = 4, sy = 2
 
 
 def test_errors(tmp_path, rng, detector):

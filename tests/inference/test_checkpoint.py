@@ -5,10 +5,9 @@ import time
 
 import pytest
 import torch
-from fake_detector import FakeDetector, build_fake
+from fake_detector import FakeDetector, fake_config, register_fake
 
-from evdet.training import config as config_mod
-from evdet.training.checkpoint import (
+from evdet.inference.checkpoint import (
     CheckpointInfo,
     atomic_torch_save,
     find_latest_checkpoint,
@@ -16,17 +15,17 @@ from evdet.training.checkpoint import (
     load_detector,
     save_detector_checkpoint,
 )
-from evdet.training.config import ModelConfig, config_to_dict
+from evdet.inference.config_dict import config_to_dict
+from evdet.inference.model_config import ModelConfig, VanillaConfig
 
 
 @pytest.fixture
 def fake_head(monkeypatch):
-    monkeypatch.setitem(config_mod.HEADS, "fake", build_fake)
-    return "fake"
+    return register_fake(monkeypatch)
 
 
 def make_info(head: str = "anchor", classes=("car", "pedestrian")) -> CheckpointInfo:
-    mc = ModelConfig(head=head, base=4)
+    mc = fake_config(4) if head == "fake" else ModelConfig(head=head, vanilla=VanillaConfig(base=4))
     return CheckpointInfo(
         classes=tuple(classes),
         label_map={0: "car", 1: "pedestrian", 2: "two wheeler"},
@@ -51,8 +50,7 @@ def test_info_round_trip_through_weights_only_load(tmp_path):
     loaded = torch.load(path, weights_only=True)
     back = CheckpointInfo.from_dict(loaded["info"])
     assert back == info
-    assert back.scale == (2.0, 2.0)
-    assert back.config == ModelConfig(base=4)
+    assert back.config == ModelConfig(vanilla=VanillaConfig(base=4))
 
 
 def test_info_rejects_missing_field_and_bad_sizes():

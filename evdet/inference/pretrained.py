@@ -1,8 +1,9 @@
 """Start from a trained checkpoint with another class list: ``load_pretrained(checkpoint_path, classes)``.
 
-Every weight whose name and shape match is copied; the class logits are remapped by class name through
-the detector's ``map_cls_weights`` (background and shared classes keep their trained weights, new classes
-keep the detector's initial prior, dropped classes disappear).
+Every weight whose name and shape match is copied; the head's declared class-logit layers
+(``DetectionHead.class_logit_layers``) are remapped by class name through the detector's
+``map_cls_weights`` (background and shared classes keep their trained weights, new classes keep the
+detector's initial prior, dropped classes disappear).
 
 Note on scores: the anchor head scores classes with a softmax over background + classes, so adding or
 dropping a class changes the normaliser: the shared classes' logits and boxes are identical, their
@@ -20,13 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from evdet.training.checkpoint import (
+from evdet.inference.checkpoint import (
     CheckpointInfo,
     checkpoint_info,
     detector_state_dict,
     load_checkpoint_dict,
 )
-from evdet.training.config import build_detector
+from evdet.inference.model_config import build_detector
 
 __all__ = ["load_pretrained", "transfer_weights"]
 
@@ -43,7 +44,7 @@ def transfer_weights(
     logits by name (``detector.map_cls_weights``).
 
     Args:
-        detector: the target detector, built for ``new_classes``.
+        detector: the target :class:`evdet.models.RecurrentDetector`, built for ``new_classes``.
         src_state_dict: the source detector's weights (classes ``old_classes``).
 
     Returns:
@@ -53,11 +54,11 @@ def transfer_weights(
         ValueError: the number of ``new_classes`` does not match the detector, or ``old_classes`` does not
             match the source class logits (from ``map_cls_weights``).
     """
-    if len(new_classes) != getattr(detector, "num_classes", len(new_classes)):
+    if len(new_classes) != detector.num_classes:
         raise ValueError(f"transfer_weights: {len(new_classes)} new classes for a detector with "
                          f"{detector.num_classes} classes")
     own = detector.state_dict()
-    cls_keys = _class_logit_keys(own, len(new_classes), src_state_dict, len(old_classes))
+    cls_keys = {"head." + key for layer in detector.head.class_logit_layers() for key in layer.keys}
     kept, skipped = {}, []
     for key, value in src_state_dict.items():
         if key in own and (key in cls_keys or own[key].shape == value.shape):
@@ -69,20 +70,6 @@ def transfer_weights(
                     len(skipped), ", ".join(skipped[:10]))
     detector.map_cls_weights(kept, list(old_classes), list(new_classes))
     return skipped
-
-
-def _class_logit_keys(own: Mapping[str, torch.Tensor], n_new: int, src: Mapping[str, torch.Tensor],
-                      n_old: int) -> set[str]:
-    """Keys whose first dimension scales with the number of classes (+1 background) on both sides."""
-    keys = set()
-    for key, value in src.items():
-        if key not in own or value.ndim == 0 or own[key].ndim == 0:
-            continue
-        a, b = value.shape[0], own[key].shape[0]
-        if a % (n_old + 1) == 0 and b % (n_new + 1) == 0 and a // (n_old + 1) == b // (n_new + 1) \
-                and value.shape[1:] == own[key].shape[1:] and a != b:
-            keys.add(key)
-    return keys
 
 
 def load_pretrained(

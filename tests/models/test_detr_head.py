@@ -1,7 +1,8 @@
 import pytest
 import torch
+from detectors import detr_detector
 
-from evdet.models import SetDetector, decode_set_predictions
+from evdet.models import decode_set_predictions
 from evdet.ops import box_iou
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.[a-z]+` is deprecated:DeprecationWarning")
@@ -17,10 +18,9 @@ def _one_thread():
 
 def _small(num_classes=3, **kw):
     torch.manual_seed(0)
-    args = dict(feature_base=4, feature_channels_out=8, num_queries=6, dec_layers=2, hidden_dim=16, nheads=2,
-                dim_feedforward=32, dropout=0.0)
+    args = dict(num_queries=6, dec_layers=2, hidden_dim=16, nheads=2, dim_feedforward=32, dropout=0.0)
     args.update(kw)
-    return SetDetector(None, in_channels=2, num_classes=num_classes, **args)
+    return detr_detector(2, num_classes, 4, 8, **args)
 
 
 def _targets(t, b):
@@ -48,7 +48,7 @@ def test_loss_keys_and_every_parameter_gets_a_gradient():
 
 def test_targets_are_normalised_cxcywh():
     det = _small()
-    (t,) = det.set_targets([torch.tensor([[8.0, 16, 24, 48, 2]])], height=64, width=32)
+    (t,) = det.head.set_targets([torch.tensor([[8.0, 16, 24, 48, 2]])], height=64, width=32)
     torch.testing.assert_close(t["boxes"], torch.tensor([[0.5, 0.5, 0.5, 0.5]]))
     assert t["labels"].tolist() == [2] and t["labels"].dtype == torch.int64
 
@@ -120,14 +120,14 @@ def test_export_torchscript_round_trip(tmp_path):
 def test_map_cls_weights_by_name():
     src = _small(num_classes=3)
     dst = _small(num_classes=2)
-    torch.nn.init.normal_(dst.head.class_embed.weight)
-    before = dst.head.class_embed.weight.detach().clone()
+    torch.nn.init.normal_(dst.head.transformer.class_embed.weight)
+    before = dst.head.transformer.class_embed.weight.detach().clone()
     dst.map_cls_weights(src.state_dict(), ["car", "pedestrian", "truck"], ["truck", "bus"])
-    w = dst.head.class_embed.weight
-    torch.testing.assert_close(w[0], src.head.class_embed.weight[2])  # truck
-    torch.testing.assert_close(w[2], src.head.class_embed.weight[3])  # no-object
+    w = dst.head.transformer.class_embed.weight
+    torch.testing.assert_close(w[0], src.head.transformer.class_embed.weight[2])  # truck
+    torch.testing.assert_close(w[2], src.head.transformer.class_embed.weight[3])  # no-object
     torch.testing.assert_close(w[1], before[1])  # bus: unknown in the source, kept
-    torch.testing.assert_close(dst.head.query_pos.weight, src.head.query_pos.weight)
+    torch.testing.assert_close(dst.head.transformer.query_pos.weight, src.head.transformer.query_pos.weight)
     with pytest.raises(ValueError, match="new_classes has 1 names"):
         dst.map_cls_weights(src.state_dict(), ["a", "b", "c"], ["x"])
 

@@ -1,0 +1,259 @@
+"""What detector to build: ``ModelConfig`` (one dataclass per backbone family and per head) and
+:func:`build_detector`, the one function that turns it into a :class:`evdet.models.RecurrentDetector`.
+
+A checkpoint stores its ``ModelConfig`` as a plain dict, so this module sits in the inference layer
+(loading a model needs no Lightning). Every option is declared once, as a documented dataclass field;
+``evdet-train``'s command line and YAML configs are generated from these fields. Values derived from the
+data (input channels, number of classes) are arguments of :func:`build_detector`, never config fields.
+
+Adding a backbone or a head: a config dataclass (a field of :class:`ModelConfig`), a builder in
+:data:`BACKBONES` / :data:`HEADS`; nothing in training changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+__all__ = [
+    "BACKBONES",
+    "HEADS",
+    "AnchorHeadConfig",
+    "DetrHeadConfig",
+    "ModelConfig",
+    "VanillaConfig",
+    "build_backbone_for",
+    "build_detector",
+]
+
+
+def _positive_ints(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{type(owner).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class VanillaConfig:
+    """The ConvRNN backbones ``Vanilla``, ``Vanilla_VGG`` and ``Vanilla_VGGRU`` (SPEC 5).
+
+    Attributes:
+        base: base width b (the stem's channels are multiples of it).
+        cout: channels of every recurrent feature level.
+    """
+
+    base: int = 16
+    cout: int = 256
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, "base", "cout")
+
+
+@dataclass(frozen=True)
+class AnchorHeadConfig:
+    """The anchor head (``head: anchor``; SPEC 5).
+
+    Attributes:
+        anchors: anchor list name (``PSEE_ANCHORS``, ``COCO_ANCHORS``).
+        anchor_size: base anchor size of the first feature level in network pixels (level l: ·2^l); use 16
+            for small inputs (e.g. 48×64) whose objects are smaller than 32 px.
+        fg_iou_threshold: anchors with IoU ≥ this with a ground-truth box are positives.
+        bg_iou_threshold: anchors whose best IoU is < this are background; in between they are ignored.
+        allow_low_quality_matches: every ground-truth box also gets its best anchor(s), whatever the IoU.
+        focal_gamma: focusing parameter γ of the softmax focal loss.
+        focal_alpha: weight of foreground anchors in the focal loss (background: 1 − α); None: no weighting.
+        num_layers: 3×3 conv layers in each head tower.
+        top_k: candidates (anchor, class) kept per frame before NMS when decoding.
+    """
+
+    anchors: str = "PSEE_ANCHORS"
+    anchor_size: float = 32.0
+    fg_iou_threshold: float = 0.5
+    bg_iou_threshold: float = 0.3
+    allow_low_quality_matches: bool = True
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None
+    num_layers: int = 1
+    top_k: int = 500
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, "top_k")
+        if not isinstance(self.num_layers, int) or self.num_layers < 0:
+            raise ValueError(f"AnchorHeadConfig.num_layers must be an integer >= 0, got {self.num_layers!r}")
+        if not self.anchor_size > 0:
+            raise ValueError(f"AnchorHeadConfig.anchor_size must be > 0, got {self.anchor_size}")
+        if not 0.0 <= self.bg_iou_threshold <= self.fg_iou_threshold <= 1.0:
+            raise ValueError(f"AnchorHeadConfig: need 0 <= bg_iou_threshold ({self.bg_iou_threshold}) <= "
+                             f"fg_iou_threshold ({self.fg_iou_threshold}) <= 1")
+        if self.focal_gamma < 0 or (self.focal_alpha is not None and not 0.0 <= self.focal_alpha <= 1.0):
+            raise ValueError(f"AnchorHeadConfig: focal_gamma must be >= 0 and focal_alpha in [0, 1] or None, "
+                             f"got {self.focal_gamma}, {self.focal_alpha}")
+
+
+@dataclass(frozen=True)
+class DetrHeadConfig:
+    """The DETR set-prediction head (``head: set``; SPEC 5), DETR's exact formulation.
+
+    Attributes:
+        num_queries: object queries per frame (at least the largest number of objects in a frame).
+        dec_layers: transformer decoder layers (one prediction set each).
+        hidden_dim: decoder width (a multiple of 4 and of ``nheads``).
+        nheads: attention heads.
+        dim_feedforward: hidden width of the decoder's feed-forward blocks.
+        dropout: dropout of attention and feed-forward blocks.
+        cls_loss: classification loss, ``ce`` (DETR cross-entropy) or ``focal``.
+        cost_class, cost_bbox, cost_giou: Hungarian matching cost weights (class, L1, GIoU).
+        loss_ce, loss_bbox, loss_giou: loss weights (also applied to the auxiliary layers).
+        eos_coef: weight of the no-object class in the cross-entropy.
+        aux_loss: add the losses of every earlier decoder layer.
+        top_k: candidates (query, class) kept per frame before NMS when decoding.
+        grad_clip: gradient-norm clip this head needs; training clips at the smaller of this and
+            ``TrainConfig.gradient_clip_val`` (0 disables this one).
+        lr_mult: learning rate of the head relative to the backbone (optimizer parameter groups).
+    """
+
+    num_queries: int = 100
+    dec_layers: int = 6
+    hidden_dim: int = 256
+    nheads: int = 8
+    dim_feedforward: int = 1024
+    dropout: float = 0.1
+    cls_loss: str = "ce"
+    cost_class: float = 1.0
+    cost_bbox: float = 5.0
+    cost_giou: float = 2.0
+    loss_ce: float = 1.0
+    loss_bbox: float = 5.0
+    loss_giou: float = 2.0
+    eos_coef: float = 0.1
+    aux_loss: bool = True
+    top_k: int = 100
+    grad_clip: float = 0.1
+    lr_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, "num_queries", "dec_layers", "hidden_dim", "nheads", "dim_feedforward", "top_k")
+        if self.cls_loss not in ("ce", "focal"):
+            raise ValueError(f"DetrHeadConfig.cls_loss must be 'ce' or 'focal', got {self.cls_loss!r}")
+        if not self.lr_mult > 0 or self.grad_clip < 0:
+            raise ValueError(f"DetrHeadConfig: lr_mult must be > 0 and grad_clip >= 0, got {self.lr_mult} "
+                             f"and {self.grad_clip}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which detector to build (a backbone and a head, each with its own options) and how it decodes.
+
+    Attributes:
+        backbone: a key of :data:`BACKBONES`.
+        head: a key of :data:`HEADS`.
+        vanilla: options of the ``Vanilla*`` backbones.
+        anchor: options of the ``anchor`` head.
+        set: options of the ``set`` head.
+        score_thresh: minimum class score kept when decoding (validation, detection, demo).
+        nms_thresh: class-wise NMS IoU threshold (suppress when IoU > threshold).
+        max_detections: at most this many detections per frame.
+    """
+
+    backbone: str = "Vanilla"
+    head: str = "anchor"
+    vanilla: VanillaConfig = field(default_factory=VanillaConfig)
+    anchor: AnchorHeadConfig = field(default_factory=AnchorHeadConfig)
+    set: DetrHeadConfig = field(default_factory=DetrHeadConfig)
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    max_detections: int = 100
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"ModelConfig.backbone = {self.backbone!r}: valid backbones are "
+                             f"{sorted(BACKBONES)}")
+        if self.head not in HEADS:
+            raise ValueError(f"ModelConfig.head = {self.head!r}: valid heads are {sorted(HEADS)}")
+        _positive_ints(self, "max_detections")
+        if not 0.0 <= self.score_thresh <= 1.0:
+            raise ValueError(f"ModelConfig.score_thresh must be in [0, 1], got {self.score_thresh}")
+        if not 0.0 < self.nms_thresh <= 1.0:
+            raise ValueError(f"ModelConfig.nms_thresh must be in (0, 1], got {self.nms_thresh}")
+
+
+def _vanilla(name: str) -> Callable[[ModelConfig, int], nn.Module]:
+    def build(config: ModelConfig, in_channels: int) -> nn.Module:
+        from evdet.models.backbones import build_backbone
+
+        return build_backbone(name, in_channels, config.vanilla.base, config.vanilla.cout)
+
+    return build
+
+
+def _anchor_head(config: ModelConfig, channels: list[int], strides: list[int], num_classes: int) -> nn.Module:
+    from evdet.models import AnchorHead
+
+    c = config.anchor
+    return AnchorHead(channels, strides, num_classes, anchor_list=c.anchors,
+                      base_anchor_size=float(c.anchor_size), fg_iou_threshold=c.fg_iou_threshold,
+                      bg_iou_threshold=c.bg_iou_threshold,
+                      allow_low_quality_matches=c.allow_low_quality_matches, focal_gamma=c.focal_gamma,
+                      focal_alpha=c.focal_alpha, num_layers=c.num_layers, top_k=c.top_k)
+
+
+def _detr_head(config: ModelConfig, channels: list[int], strides: list[int], num_classes: int) -> nn.Module:
+    from evdet.models import DetrHead
+
+    c = config.set
+    return DetrHead(channels, strides, num_classes, num_queries=c.num_queries, dec_layers=c.dec_layers,
+                    hidden_dim=c.hidden_dim, nheads=c.nheads, dim_feedforward=c.dim_feedforward,
+                    dropout=c.dropout, cls_loss=c.cls_loss, cost_class=c.cost_class, cost_bbox=c.cost_bbox,
+                    cost_giou=c.cost_giou, loss_ce=c.loss_ce, loss_bbox=c.loss_bbox, loss_giou=c.loss_giou,
+                    eos_coef=c.eos_coef, aux_loss=c.aux_loss, top_k=c.top_k, grad_clip=c.grad_clip,
+                    lr_mult=c.lr_mult)
+
+
+#: Backbone name → builder ``(model_config, in_channels) -> backbone`` (the backbone contract in
+#: :mod:`evdet.models.backbones`).
+BACKBONES: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
+    "Vanilla": _vanilla("Vanilla"),
+    "Vanilla_VGG": _vanilla("Vanilla_VGG"),
+    "Vanilla_VGGRU": _vanilla("Vanilla_VGGRU"),
+}
+
+#: Head name → builder ``(model_config, channels, strides, num_classes) -> head``
+#: (:class:`evdet.models.DetectionHead`).
+HEADS: dict[str, Callable[[ModelConfig, list[int], list[int], int], nn.Module]] = {
+    "anchor": _anchor_head,
+    "set": _detr_head,
+}
+
+
+def build_backbone_for(model_config: ModelConfig, in_channels: int) -> nn.Module:
+    """The backbone described by ``model_config`` for inputs of ``in_channels`` channels."""
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"build_detector: in_channels must be a positive integer, got {in_channels!r}")
+    return BACKBONES[model_config.backbone](model_config, in_channels)
+
+
+def build_detector(model_config: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """Build the detector described by ``model_config``.
+
+    Args:
+        model_config: which backbone and head, and their options.
+        in_channels: channels C of the input ``Tensor[T, B, C, H, W]`` (from the data).
+        num_classes: number of object classes (background excluded).
+
+    Returns:
+        a :class:`evdet.models.RecurrentDetector` (train mode, fresh state).
+
+    Raises:
+        ValueError: non-positive sizes, or options a part rejects.
+    """
+    from evdet.models import RecurrentDetector
+
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"build_detector: num_classes must be a positive integer, got {num_classes!r}")
+    backbone = build_backbone_for(model_config, in_channels)
+    head = HEADS[model_config.head](model_config, list(backbone.channels), list(backbone.strides),
+                                    num_classes)
+    return RecurrentDetector(backbone, head)

@@ -1,0 +1,110 @@
+"""Anchor head (SPEC 5, ``--head anchor``): anchor pyramid + :class:`BoxHead`, softmax focal loss, decoding.
+
+The :class:`evdet.models.head.DetectionHead` contract: ``forward`` gives ``[loc, cls]`` (SSD deltas and
+class logits, background last), ``detect`` decodes them (top-k over anchors × classes, class-wise NMS),
+``loss`` matches ground truth to anchors (IoU thresholds, low-quality matches) and returns the focal and
+smooth-L1 losses. TorchScript-able.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from evdet.models.anchors import Anchors, batched_decode, encode
+from evdet.models.box_head import BoxHead
+from evdet.models.focal_loss import smooth_l1_loss, softmax_focal_loss
+from evdet.models.head import ClassLogitLayer, DetectionHead
+
+
+class AnchorHead(DetectionHead):
+    """Anchor-based single-stage head shared by all feature levels.
+
+    Args:
+        channels: channels of every feature level (the backbone's ``channels``; all equal, the towers are
+            shared).
+        strides: the backbone's ``strides`` (one per level; anchors use the true stride of each level,
+            computed from the feature and image sizes).
+        num_classes: foreground classes C (the head predicts C+1 logits, background last).
+        anchor_list: ``"PSEE_ANCHORS"``, ``"COCO_ANCHORS"`` or a list of ``(ratio w/h, scale)``.
+        base_anchor_size: anchor base size of the first level (pixels); level l uses ``· 2^l``.
+        fg_iou_threshold, bg_iou_threshold, allow_low_quality_matches: matching (``anchors.encode``).
+        focal_gamma, focal_alpha: focal loss parameters.
+        num_layers: conv layers in each head tower.
+        top_k: candidates kept per frame before NMS at decoding.
+        background_prior: P(background) of every anchor at initialisation.
+
+    Raises:
+        ValueError: levels with different channel counts, ``channels`` and ``strides`` of different
+            lengths, unknown anchor list name.
+    """
+
+    loss_names = ("loss", "loss_cls", "loss_box")
+
+    def __init__(self, channels: list[int], strides: list[int], num_classes: int,
+                 anchor_list: Union[str, list[tuple[float, float]]] = "PSEE_ANCHORS",
+                 base_anchor_size: float = 32.0, fg_iou_threshold: float = 0.5, bg_iou_threshold: float = 0.3,
+                 allow_low_quality_matches: bool = True, focal_gamma: float = 2.0,
+                 focal_alpha: float | None = None, num_layers: int = 1, top_k: int = 500,
+                 background_prior: float = 0.99):
+        super().__init__(num_classes)
+        channels = [int(c) for c in channels]
+        if len(set(channels)) != 1:
+            raise ValueError(f"AnchorHead: the shared towers need equal channels on every level, got "
+                             f"{channels}")
+        if len(strides) != len(channels):
+            raise ValueError(f"AnchorHead: {len(channels)} levels but {len(strides)} strides")
+        if not 0.0 <= bg_iou_threshold <= fg_iou_threshold <= 1.0:
+            raise ValueError(f"AnchorHead: need 0 <= bg_iou_threshold ({bg_iou_threshold}) <= "
+                             f"fg_iou_threshold ({fg_iou_threshold}) <= 1")
+        self.anchors = Anchors(len(channels), anchor_list, base_anchor_size)
+        self.box_head = BoxHead(channels[0], self.anchors.num_anchors, num_classes, num_layers,
+                                background_prior)
+        self.fg_iou_threshold = fg_iou_threshold
+        self.bg_iou_threshold = bg_iou_threshold
+        self.allow_low_quality_matches = allow_low_quality_matches
+        self.focal_gamma = focal_gamma
+        self.focal_alpha = focal_alpha
+        self.top_k = top_k
+
+    def _anchors_for(self, features: list[Tensor], image_height: int, image_width: int) -> Tensor:
+        sizes = [[f.shape[-2], f.shape[-1]] for f in features]
+        return self.anchors(sizes, image_height, image_width)
+
+    def forward(self, features: list[Tensor], image_height: int, image_width: int) -> list[Tensor]:
+        """``[loc Tensor[N, A, 4], cls Tensor[N, A, C+1]]``: SSD deltas and class logits (background last)
+        of the A anchors of all levels (order level, row, column, anchor: :class:`Anchors`)."""
+        loc, cls = self.box_head(features)
+        return [loc, cls]
+
+    def detect(self, features: list[Tensor], image_height: int, image_width: int, score_thresh: float,
+               nms_thresh: float, max_detections: int) -> list[Tensor]:
+        """Per-frame detections (see :func:`evdet.models.anchors.batched_decode`)."""
+        loc, cls = self.box_head(features)
+        anchors = self._anchors_for(features, image_height, image_width)
+        return batched_decode(loc, cls, anchors, image_height, image_width, score_thresh, nms_thresh,
+                              max_detections, self.top_k)
+
+    @torch.jit.ignore
+    def loss(self, features: list[Tensor], targets: list[Tensor], image_height: int,
+             image_width: int) -> dict[str, Tensor]:
+        """``{"loss", "loss_cls", "loss_box"}``: focal and smooth-L1 sums divided by max(1, number of
+        positive anchors)."""
+        loc, cls = self.box_head(features)  # [N, A, 4], [N, A, C+1]
+        anchors = self._anchors_for(features, image_height, image_width)
+        loc_t, cls_t = encode(anchors, targets, self.num_classes, self.fg_iou_threshold,
+                              self.bg_iou_threshold, self.allow_low_quality_matches)
+        pos = (cls_t >= 0) & (cls_t < self.num_classes)  # [N, A]
+        norm = pos.sum().clamp(min=1).to(loc.dtype)
+        loss_cls = softmax_focal_loss(cls.reshape(-1, cls.shape[-1]), cls_t.reshape(-1), self.focal_gamma,
+                                      self.focal_alpha) / norm
+        loss_box = smooth_l1_loss(loc[pos], loc_t[pos]) / norm
+        return {"loss": loss_cls + loss_box, "loss_cls": loss_cls, "loss_box": loss_box}
+
+    @torch.jit.ignore
+    def class_logit_layers(self) -> list[ClassLogitLayer]:
+        """The class predictor: one block of C + 1 rows (background last) per anchor."""
+        return [ClassLogitLayer(("box_head.cls_pred.weight", "box_head.cls_pred.bias"),
+                                groups=self.anchors.num_anchors, background=True)]

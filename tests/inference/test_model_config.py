@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from evdet.inference import model_config as model_config_mod
+from evdet.inference.config_dict import config_from_dict, config_to_dict
+from evdet.inference.model_config import (
+    AnchorHeadConfig,
+    DetrHeadConfig,
+    ModelConfig,
+    VanillaConfig,
+    build_detector,
+)
+from evdet.models import AnchorHead, DetrHead, RecurrentDetector
+from evdet.training.config import TrainConfig
+
+
+def test_configs_are_frozen_and_round_trip_with_nested_parts():
+    mc = ModelConfig(head="set", vanilla=VanillaConfig(base=8, cout=32), set=DetrHeadConfig(num_queries=7))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mc.head = "anchor"  # type: ignore[misc]
+    plain = config_to_dict(mc)
+    assert plain["vanilla"] == {"base": 8, "cout": 32} and plain["set"]["num_queries"] == 7
+    assert config_from_dict(ModelConfig, plain) == mc
+    tc = TrainConfig(lr=1e-3, max_steps=10)
+    assert config_from_dict(TrainConfig, config_to_dict(tc)) == tc
+    assert config_from_dict(TrainConfig, None) == TrainConfig()
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="head.*valid heads"):
+        ModelConfig(head="nope")
+    with pytest.raises(ValueError, match="backbone.*valid backbones"):
+        ModelConfig(backbone="nope")
+    with pytest.raises(ValueError, match="VanillaConfig.base"):
+        VanillaConfig(base=0)
+    with pytest.raises(ValueError, match="fg_iou_threshold"):
+        AnchorHeadConfig(fg_iou_threshold=0.2, bg_iou_threshold=0.3)
+    with pytest.raises(ValueError, match="cls_loss"):
+        DetrHeadConfig(cls_loss="bce")
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="max_epochs or max_steps"):
+        TrainConfig(max_epochs=-1, max_steps=-1)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['bogus'\]"):
+        config_from_dict(ModelConfig, {"bogus": 1})
+    with pytest.raises(ValueError, match=r"AnchorHeadConfig: unknown option\(s\) \['bogus'\]"):
+        config_from_dict(ModelConfig, {"anchor": {"bogus": 1}})
+
+
+def test_build_detector_uses_the_registries(monkeypatch):
+    calls = []
+
+    def fake_head(cfg, channels, strides, num_classes):
+        calls.append((channels, strides, num_classes))
+        return AnchorHead(channels, strides, num_classes)
+
+    monkeypatch.setitem(model_config_mod.HEADS, "fake", fake_head)
+    det = build_detector(ModelConfig(head="fake", vanilla=VanillaConfig(base=4, cout=8)), 6, 3)
+    assert isinstance(det, RecurrentDetector) and det.in_channels == 6
+    assert calls == [([8] * 5, [8, 16, 32, 64, 128], 3)]
+    with pytest.raises(ValueError, match="in_channels"):
+        build_detector(ModelConfig(), 0, 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_detector(ModelConfig(), 2, 0)
+
+
+@pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU"])
+@pytest.mark.parametrize("head, cls", [("anchor", AnchorHead), ("set", DetrHead)])
+def test_every_backbone_builds_with_every_head(backbone, head, cls):
+    mc = ModelConfig(backbone=backbone, head=head, vanilla=VanillaConfig(base=4, cout=8),
+                     set=DetrHeadConfig(num_queries=4, dec_layers=1, hidden_dim=16, nheads=2,
+                                        dim_feedforward=32))
+    det = build_detector(mc, in_channels=2, num_classes=3)
+    assert isinstance(det.head, cls) and det.num_classes == 3 and det.in_channels == 2
+    boxes = det.get_boxes(torch.rand(2, 1, 2, 64, 64))
+    assert len(boxes) == 2 and len(boxes[0]) == 1 and boxes[0][0].shape[1] == 6
