@@ -1,28 +1,70 @@
-"""Writing frame sequences: mp4 (OpenCV ``mp4v``), GIF (Pillow, optional) or a folder of PNG frames.
+"""Writing frame sequences: H.264 mp4 (ffmpeg), GIF (Pillow) or a folder of PNG frames.
 
-Every format is written under a temporary name in the destination folder and renamed when
-:meth:`VideoWriter.close` completes, so an interrupted run never leaves a file that looks finished.
+mp4 files are encoded by an ffmpeg binary fed raw BGR frames through a pipe: H.264 (``libx264``),
+``yuv420p`` pixels, even width and height, the ``moov`` index at the front (``+faststart``), so that
+browsers and common players (VLC, QuickTime, Windows' player, phones) play them. The binary comes with
+the ``imageio-ffmpeg`` wheel (a declared dependency); ``IMAGEIO_FFMPEG_EXE`` or an ``ffmpeg`` on the
+``PATH`` are used instead when set / when the wheel is missing. Without any ffmpeg the frames are
+written as PNG files with a warning.
+
+Every format is written under a temporary name in the destination folder (:mod:`evdet.io.atomic`) and
+renamed when :meth:`VideoWriter.close` completes, so an interrupted run never leaves a file that looks
+finished.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from evdet.io.atomic import AtomicTarget
+
 FORMATS = ("mp4", "gif", "png")
-"""Supported outputs: ``mp4`` (H.263-style ``mp4v`` codec via OpenCV), ``gif`` (needs Pillow),
-``png`` (a folder of ``frame_000000.png`` ...)."""
+"""Supported outputs: ``mp4`` (H.264, yuv420p via ffmpeg), ``gif`` (Pillow), ``png`` (a folder of
+``frame_000000.png`` ...)."""
+
+MP4_CRF = 20
+"""x264 constant-rate factor of the mp4 output (lower: better and larger; 20 keeps single event pixels)."""
 
 
 def format_for_path(path: str | os.PathLike) -> str:
     """Output format implied by a path: ``.mp4`` -> mp4, ``.gif`` -> gif, anything else -> png folder."""
     suffix = Path(path).suffix.lower()
     return {".mp4": "mp4", ".gif": "gif"}.get(suffix, "png")
+
+
+@functools.lru_cache(maxsize=1)
+def find_ffmpeg() -> str | None:
+    """Path of an ffmpeg binary that has the ``libx264`` encoder, or None.
+
+    Order: ``imageio_ffmpeg.get_ffmpeg_exe()`` (its bundled binary, or ``IMAGEIO_FFMPEG_EXE``), then an
+    ``ffmpeg`` on the ``PATH``.
+    """
+    candidates = []
+    try:
+        import imageio_ffmpeg
+
+        candidates.append(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        pass
+    if shutil.which("ffmpeg"):
+        candidates.append(shutil.which("ffmpeg"))
+    for exe in candidates:
+        try:
+            out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
+                                 timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "libx264" in out:
+            return exe
+    return None
 
 
 class VideoWriter:
@@ -37,8 +79,8 @@ class VideoWriter:
         fmt: one of :data:`FORMATS`; default from the path (:func:`format_for_path`).
 
     Attributes:
-        path: where the output is (or will be) once closed. If OpenCV cannot open an mp4 writer, the
-            writer falls back to a PNG folder ``<stem>_frames/`` with a warning and ``path`` says so.
+        path: where the output is (or will be) once closed. Without a usable ffmpeg, an mp4 writer falls
+            back to a PNG folder ``<stem>_frames/`` with a warning and ``path`` says so.
         fmt: the format actually written.
         num_frames: frames written so far.
 
@@ -47,6 +89,7 @@ class VideoWriter:
             from the first frame (names the frame index).
         ImportError: ``gif`` without Pillow installed (``pip install pillow``).
         FileNotFoundError: the destination folder does not exist.
+        OSError: ffmpeg failed (its message is included).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 20.0, fmt: str | None = None):
@@ -67,9 +110,9 @@ class VideoWriter:
         self.fps = float(fps)
         self.num_frames = 0
         self._size: tuple[int, int] | None = None  # (height, width) of the first frame
-        self._cv_writer = None
+        self._ffmpeg: subprocess.Popen | None = None
         self._gif_frames: list = []
-        self._tmp: Path | None = None
+        self._target: AtomicTarget | None = None
         self._closed = False
 
     # -- writing --------------------------------------------------------------------------------
@@ -90,46 +133,58 @@ class VideoWriter:
             raise ValueError(f"VideoWriter {self.path}: frame {self.num_frames} has size {size} "
                              f"(height, width), the first frame had {self._size}")
         if self.fmt == "mp4":
-            self._cv_writer.write(_pad_even(frame))
+            try:
+                self._ffmpeg.stdin.write(np.ascontiguousarray(_pad_even(frame)).tobytes())
+            except (BrokenPipeError, OSError) as exc:
+                raise OSError(f"VideoWriter: ffmpeg stopped while writing {self.path}: "
+                              f"{self._ffmpeg_error()}") from exc
         elif self.fmt == "gif":
             from PIL import Image
             rgb = Image.fromarray(np.ascontiguousarray(frame[..., ::-1]))
             self._gif_frames.append(rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT))
         else:
-            name = self._tmp / f"frame_{self.num_frames:06d}.png"
+            name = self._target.tmp / f"frame_{self.num_frames:06d}.png"
             if not cv2.imwrite(str(name), frame):
                 raise OSError(f"VideoWriter: could not write {name}")
         self.num_frames += 1
 
     def _open(self) -> None:
         if self.fmt == "mp4":
-            self._tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}.mp4")
-            h, w = self._size
-            writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                     (w + w % 2, h + h % 2))
-            if writer.isOpened():
-                self._cv_writer = writer
+            exe = find_ffmpeg()
+            if exe is not None:
+                self._target = AtomicTarget(self.path, keep_suffix=True)
+                h, w = self._size
+                cmd = [exe, "-hide_banner", "-loglevel", "error", "-y",
+                       "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w + w % 2}x{h + h % 2}",
+                       "-r", f"{self.fps:g}", "-i", "pipe:0",
+                       "-c:v", "libx264", "-preset", "fast", "-crf", str(MP4_CRF), "-pix_fmt", "yuv420p",
+                       "-movflags", "+faststart", "-f", "mp4", str(self._target.tmp)]
+                self._ffmpeg = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.PIPE)
                 return
-            writer.release()
-            self._tmp.unlink(missing_ok=True)
             fallback = self.path.with_name(self.path.stem + "_frames")
-            warnings.warn(f"VideoWriter: OpenCV cannot write mp4 (codec mp4v unavailable); writing PNG "
-                          f"frames to {fallback} instead of {self.path}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"VideoWriter: no ffmpeg with libx264 found (pip install imageio-ffmpeg); writing "
+                          f"PNG frames to {fallback} instead of {self.path}", RuntimeWarning, stacklevel=3)
             self.path, self.fmt = fallback, "png"
+        self._target = AtomicTarget(self.path, keep_suffix=self.fmt == "gif")
         if self.fmt == "png":
-            self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-            if self._tmp.exists():
-                shutil.rmtree(self._tmp)
-            self._tmp.mkdir()
-        else:  # gif: frames are kept (palettised, 1 byte per pixel) until close
-            self._tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}.gif")
+            self._target.tmp.mkdir()
+
+    def _ffmpeg_error(self) -> str:
+        proc = self._ffmpeg
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        proc.wait()
+        return proc.stderr.read().decode(errors="replace").strip() or f"exit status {proc.returncode}"
 
     # -- finishing ------------------------------------------------------------------------------
     def close(self) -> Path:
         """Finish writing and move the output into place; returns its path.
 
         Raises:
-            ValueError: no frame was written.
+            ValueError: no frame was written. OSError: ffmpeg failed.
         """
         if self._closed:
             return self.path
@@ -137,29 +192,28 @@ class VideoWriter:
             self._closed = True
             raise ValueError(f"VideoWriter: no frame was written to {self.path}")
         if self.fmt == "mp4":
-            self._cv_writer.release()
-            os.replace(self._tmp, self.path)
+            self._ffmpeg.stdin.close()
+            err = self._ffmpeg.stderr.read().decode(errors="replace").strip()
+            if self._ffmpeg.wait() != 0:
+                self.abort()
+                raise OSError(f"VideoWriter: ffmpeg could not encode {self.path}: {err}")
         elif self.fmt == "gif":
             first, rest = self._gif_frames[0], self._gif_frames[1:]
-            first.save(self._tmp, format="GIF", save_all=True, append_images=rest,
+            first.save(self._target.tmp, format="GIF", save_all=True, append_images=rest,
                        duration=max(20, round(1000 / self.fps)), loop=0)
             self._gif_frames = []
-            os.replace(self._tmp, self.path)
-        else:
-            _replace_dir(self._tmp, self.path)
+        self._target.commit()
         self._closed = True
         return self.path
 
     def abort(self) -> None:
         """Drop the partial output (the destination is left as it was)."""
-        if self._cv_writer is not None:
-            self._cv_writer.release()
+        if self._ffmpeg is not None and self._ffmpeg.poll() is None:
+            self._ffmpeg.kill()
+            self._ffmpeg.wait()
         self._gif_frames = []
-        if self._tmp is not None and self._tmp.exists():
-            if self._tmp.is_dir():
-                shutil.rmtree(self._tmp)
-            else:
-                self._tmp.unlink()
+        if self._target is not None:
+            self._target.abort()
         self._closed = True
 
     def __enter__(self) -> VideoWriter:
@@ -173,24 +227,11 @@ class VideoWriter:
 
 
 def _pad_even(frame: np.ndarray) -> np.ndarray:
-    """Pad to even height and width (many mp4 codecs need it) by repeating the last row/column."""
+    """Pad to even height and width (yuv420p needs it) by repeating the last row/column."""
     h, w = frame.shape[:2]
     if h % 2 == 0 and w % 2 == 0:
         return frame
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move folder ``src`` to ``dst``, replacing an existing ``dst`` (a file or a folder)."""
-    if dst.is_dir():
-        old = dst.with_name(f".{dst.name}.old{os.getpid()}")
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old)
-    else:
-        if dst.exists():
-            dst.unlink()
-        os.replace(src, dst)
 
 
 def write_video(frames, path: str | os.PathLike, fps: float = 20.0, fmt: str | None = None) -> Path:

@@ -67,19 +67,50 @@ def test_bad_frames_and_options(tmp_path):
 
 
 def test_mp4_falls_back_to_png_when_codec_unavailable(tmp_path, monkeypatch):
-    class _Closed:
-        def __init__(self, *a):
-            pass
+    import evdet.viz.video as video
 
-        def isOpened(self):  # noqa: N802 (OpenCV's name)
-            return False
-
-        def release(self):
-            pass
-
-    monkeypatch.setattr(cv2, "VideoWriter", _Closed)
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = write_video(_frames(2), tmp_path / "v.mp4")
     assert path == tmp_path / "v_frames" and len(list(path.glob("*.png"))) == 2
     assert any("PNG" in str(c.message) for c in caught)
+
+
+def test_mp4_is_h264_yuv420p_even_size(tmp_path):
+    """The container says H.264 (avc1) 4:2:0 with even dimensions; ffmpeg itself agrees (yuv420p)."""
+    import subprocess
+
+    from evdet.viz.mp4_probe import probe_mp4
+    from evdet.viz.video import find_ffmpeg
+
+    path = write_video(_frames(7, h=47, w=63), tmp_path / "odd.mp4", fps=20)
+    track = probe_mp4(path)
+    assert (track.codec, track.chroma) == ("avc1", "4:2:0")
+    assert (track.width, track.height) == (64, 48)  # padded to even
+    assert track.num_frames == 7 and track.fps == pytest.approx(20.0, rel=1e-3)
+    assert track.profile in ("High", "Main", "Baseline")
+    info = subprocess.run([find_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True).stderr
+    assert "Video: h264" in info and "yuv420p" in info and "64x48" in info
+
+
+def test_probe_rejects_non_mp4(tmp_path):
+    from evdet.viz.mp4_probe import probe_mp4
+
+    bad = tmp_path / "x.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x10ftypisom" + b"\x00" * 4)
+    with pytest.raises(ValueError, match="no video track"):
+        probe_mp4(bad)
+    cv2.imwrite(str(tmp_path / "a.png"), _frames(1)[0])
+    with pytest.raises(ValueError):
+        probe_mp4(tmp_path / "a.png")
+
+
+def test_ffmpeg_failure_is_reported_and_leaves_nothing(tmp_path, monkeypatch):
+    import evdet.viz.video as video
+
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: "false")  # exits 1 at once
+    with pytest.raises(OSError, match="ffmpeg"):
+        write_video(_frames(50, h=480, w=640), tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
