@@ -95,20 +95,37 @@ def _put_text(out: np.ndarray, text: str, org: tuple[int, int], color, backgroun
     cv2.putText(out, text, (x + pad, baseline_y), FONT, fs, color, thickness, cv2.LINE_AA)
 
 
-def _label_text(label: int | None, score: float | None, classes: Sequence[str] | None) -> str:
+def _label_text(label: int | None, score: float | None, classes: Sequence[str] | None,
+                track_id: int | None = None) -> str:
     parts = []
     if label is not None:
         parts.append(classes[label] if classes is not None and 0 <= label < len(classes) else str(label))
     if score is not None:
         parts.append(f"{score:.2f}")
+    if track_id is not None:
+        parts.append(f"#{track_id}")
     return " ".join(parts)
+
+
+def dashed_rectangle(image: np.ndarray, pt1: tuple[int, int], pt2: tuple[int, int], color,
+                     thickness: int = 1, dash: int = 6, gap: int = 4) -> None:
+    """In place: a dashed axis-aligned rectangle from ``pt1`` to ``pt2`` (pixels, inclusive corners)."""
+    (x1, y1), (x2, y2) = pt1, pt2
+    period = dash + gap
+    for a, b, fixed, horizontal in ((x1, x2, y1, True), (x1, x2, y2, True), (y1, y2, x1, False),
+                                    (y1, y2, x2, False)):
+        lo, hi = min(a, b), max(a, b)
+        for s in range(lo, hi + 1, period):  # a few dozen dashes per box: drawing is per segment by nature
+            e = min(s + dash - 1, hi)
+            p, q = ((s, fixed), (e, fixed)) if horizontal else ((fixed, s), (fixed, e))
+            cv2.line(image, p, q, color, thickness, cv2.LINE_8)
 
 
 def draw_boxes(image: np.ndarray, boxes_xyxy, labels=None, scores=None, classes: Sequence[str] | None = None,
                color: tuple[int, int, int] | None = None, thickness: int = 1,
                scale: float | tuple[float, float] = 1.0, show_text: bool | None = None,
-               font_scale: float | None = None) -> np.ndarray:
-    """Draw boxes, with an optional "name score" label on each.
+               font_scale: float | None = None, track_ids=None, dashed: bool = False) -> np.ndarray:
+    """Draw boxes, with an optional "name score #track" label on each.
 
     Args:
         image: BGR ``uint8`` ``ndarray[H, W, 3]``; not modified.
@@ -123,20 +140,24 @@ def draw_boxes(image: np.ndarray, boxes_xyxy, labels=None, scores=None, classes:
         scale: ``s`` or ``(sx, sy)`` multiplying box coordinates (e.g. 4 for a 4x upscaled frame).
         show_text: write labels; default: when labels or scores are given.
         font_scale: OpenCV font scale; default from the image height (:func:`default_font_scale`).
+        track_ids: ``[n]`` track ids written as ``#id`` after the score, or ``None``.
+        dashed: dashed outlines (the demo's ground-truth style).
 
     Returns:
         A new BGR ``uint8`` image ``[H, W, 3]``.
 
     Raises:
-        TypeError / ValueError: wrong image type/shape; boxes not ``[n, 4]``; ``labels``/``scores`` length
-            differs from the number of boxes; a non-finite coordinate (names the box index and value).
+        TypeError / ValueError: wrong image type/shape; boxes not ``[n, 4]``; ``labels``/``scores``/
+            ``track_ids`` length differs from the number of boxes; a non-finite coordinate (names the box
+            index and value).
     """
     out = _check_image(image, "draw_boxes").copy()
     boxes = _as_array(boxes_xyxy, "draw_boxes", "boxes_xyxy", 2)[:, :4]
     n = boxes.shape[0]
     lab = None if labels is None else _as_array(labels, "draw_boxes", "labels", 1).astype(np.int64)
     sc = None if scores is None else _as_array(scores, "draw_boxes", "scores", 1)
-    for name, arr in (("labels", lab), ("scores", sc)):
+    tid = None if track_ids is None else _as_array(track_ids, "draw_boxes", "track_ids", 1).astype(np.int64)
+    for name, arr in (("labels", lab), ("scores", sc), ("track_ids", tid)):
         if arr is not None and arr.shape[0] != n:
             raise ValueError(f"draw_boxes: {name} has {arr.shape[0]} entries for {n} boxes")
     bad = np.argwhere(~np.isfinite(boxes))
@@ -146,19 +167,60 @@ def draw_boxes(image: np.ndarray, boxes_xyxy, labels=None, scores=None, classes:
     sx, sy = (scale, scale) if np.isscalar(scale) else scale
     pts = np.rint(boxes * np.array([sx, sy, sx, sy])).astype(np.int64)
     if show_text is None:
-        show_text = lab is not None or sc is not None
+        show_text = lab is not None or sc is not None or tid is not None
     fs = default_font_scale(out.shape[0]) if font_scale is None else font_scale
-    for i in range(n):  # drawing calls are per box by nature; n is at most a few hundred
-        c = color if color is not None else (class_color(lab[i]) if lab is not None else GT_BGR)
+    text_thickness = 2 if fs >= 0.8 else 1
+    # best-scored boxes drawn last (on top); drawing calls are per box by nature (at most a few hundred)
+    order = np.argsort(sc, kind="stable") if sc is not None else np.arange(n)
+    colors = [color if color is not None else (class_color(lab[i]) if lab is not None and lab[i] >= 0
+                                               else GT_BGR) for i in range(n)]
+    for i in order:
         x1, y1, x2, y2 = (int(v) for v in pts[i])
-        cv2.rectangle(out, (x1, y1), (x2, y2), c, thickness, cv2.LINE_8)
-        if show_text:
-            text = _label_text(None if lab is None else int(lab[i]),
-                               None if sc is None else float(sc[i]), classes)
-            _, th, base = text_size(text, fs)
-            ty = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else y1 + thickness
-            _put_text(out, text, (x1, ty), (0, 0, 0), c, fs, 1)
+        if dashed:
+            dashed_rectangle(out, (x1, y1), (x2, y2), colors[i], thickness, dash=max(4, 3 * thickness),
+                             gap=max(3, 2 * thickness))
+        else:
+            cv2.rectangle(out, (x1, y1), (x2, y2), colors[i], thickness, cv2.LINE_8)
+    if not show_text:
+        return out
+    placed: list[tuple[int, int, int, int]] = []
+    labels = []
+    for i in order[::-1]:  # the best-scored box chooses its label place first
+        text = _label_text(None if lab is None else int(lab[i]), None if sc is None else float(sc[i]),
+                           classes, None if tid is None else int(tid[i]))
+        if text:
+            x1, y1, x2, y2 = (int(v) for v in pts[i])
+            org = _free_label_place(out.shape, text, fs, text_thickness, (x1, y1, x2, y2), thickness, placed)
+            labels.append((text, org, colors[i]))
+    for text, org, c in labels[::-1]:
+        _put_text(out, text, org, (0, 0, 0), c, fs, text_thickness)
     return out
+
+
+def _text_rect(shape, text: str, org: tuple[int, int], font_scale: float, thickness: int
+               ) -> tuple[int, int, int, int]:
+    """``(x1, y1, x2, y2)`` covered by :func:`_put_text` at ``org`` (after moving it inside the image)."""
+    w, h, base = text_size(text, font_scale, thickness)
+    x = int(np.clip(org[0], 0, max(0, shape[1] - w - 4)))
+    y = int(np.clip(org[1], 0, max(0, shape[0] - h - base - 4)))
+    return x, y, x + w + 4, y + h + base + 4
+
+
+def _free_label_place(shape, text: str, font_scale: float, thickness: int, box: tuple[int, int, int, int],
+                      line: int, placed: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """Where a box's label goes: above its top-left corner, else just inside it, else under its bottom
+    edge, whichever first overlaps no label already ``placed`` (then appended); above when all do."""
+    x1, y1, x2, y2 = box
+    _, h, base = text_size(text, font_scale, thickness)
+    tall = h + base + 4
+    candidates = [(x1, y1 - tall - 1 if y1 - tall - 1 >= 0 else y1 + line), (x1, y1 + line), (x1, y2 + line)]
+    for org in candidates:
+        r = _text_rect(shape, text, org, font_scale, thickness)
+        if not any(r[0] < q[2] and q[0] < r[2] and r[1] < q[3] and q[1] < r[3] for q in placed):
+            placed.append(r)
+            return org
+    placed.append(_text_rect(shape, text, candidates[0], font_scale, thickness))
+    return candidates[0]
 
 
 def draw_detections(image: np.ndarray, detections, classes: Sequence[str] | None = None,
@@ -175,10 +237,11 @@ def draw_detections(image: np.ndarray, detections, classes: Sequence[str] | None
 
 
 def draw_ground_truth(image: np.ndarray, boxes_xyxy, scale: float | tuple[float, float] = 1.0,
-                      thickness: int = 1) -> np.ndarray:
-    """Draw ground-truth boxes ``[n, >=4]`` (xyxy; extra columns such as class_idx ignored) thin white,
-    without text. Returns a new image."""
-    return draw_boxes(image, boxes_xyxy, color=GT_BGR, thickness=thickness, scale=scale, show_text=False)
+                      thickness: int = 1, dashed: bool = False) -> np.ndarray:
+    """Draw ground-truth boxes ``[n, >=4]`` (xyxy; extra columns such as class_idx ignored) in white,
+    without text (solid thin lines by default; ``dashed`` for the demo videos). Returns a new image."""
+    return draw_boxes(image, boxes_xyxy, color=GT_BGR, thickness=thickness, scale=scale, show_text=False,
+                      dashed=dashed)
 
 
 def format_timestamp(t_us: int) -> str:
@@ -193,13 +256,14 @@ def draw_timestamp(image: np.ndarray, t_us: int, prefix: str = "",
 
 
 def draw_legend(image: np.ndarray, classes: Sequence[str], show_gt: bool = True,
-                font_scale: float | None = None) -> np.ndarray:
-    """Write the class colour key (and "GT" in white) along the bottom-left corner. Returns a new image."""
+                font_scale: float | None = None, gt_label: str = "ground truth") -> np.ndarray:
+    """Write the class colour key (and ``gt_label`` in white) along the bottom-left corner. Returns a new
+    image."""
     out = _check_image(image, "draw_legend").copy()
     fs = default_font_scale(out.shape[0]) if font_scale is None else font_scale
     entries = [(name, class_color(i)) for i, name in enumerate(classes)]
     if show_gt:
-        entries.append(("ground truth", GT_BGR))
+        entries.append((gt_label, GT_BGR))
     _, h, base = text_size("Ag", fs)
     x, y = 0, out.shape[0] - h - base - 4
     for name, c in entries:

@@ -97,3 +97,25 @@ def events_to_image(tensor, representation: str | None = None) -> np.ndarray:
     img = (bg + on[..., None] * (np.asarray(ON_BGR, np.float32) - bg)
            + off[..., None] * (np.asarray(OFF_BGR, np.float32) - bg))  # [H, W, 3]
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def event_counts(events: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Per-polarity event counts of a window: ``float32 ndarray[2, H, W]`` (OFF first, then ON).
+
+    Args:
+        events: ``EVENT_DTYPE`` array (fields ``x``, ``y``, ``p``); events outside the frame are ignored.
+        height, width: sensor size (pixels).
+    """
+    x = events["x"].astype(np.int64)
+    y = events["y"].astype(np.int64)
+    p = (events["p"] > 0).astype(np.int64)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    idx = (p * height + y) * width + x
+    counts = np.bincount(idx[inside], minlength=2 * height * width)
+    return counts.astype(np.float32).reshape(2, height, width)
+
+
+def events_image(events: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The events of a window as a BGR ``uint8`` image ``[H, W, 3]`` at sensor resolution (same palette
+    and normalisation as :func:`events_to_image`)."""
+    return events_to_image(event_counts(events, height, width), "histo")

@@ -124,13 +124,23 @@ def _fit(text: str, width: int, font_scale: float) -> str:
 
 
 def add_legend_strip(image: np.ndarray, classes: Sequence[str], show_gt: bool = True,
-                     font_scale: float | None = None) -> np.ndarray:
-    """Append a dark strip under ``image`` holding the class colour key; returns a new, taller image."""
+                     font_scale: float | None = None, gt_label: str = "ground truth",
+                     note: str | None = None) -> np.ndarray:
+    """Append a dark strip under ``image`` holding the class colour key (and ``note``, grey, right-aligned
+    when it fits); returns a new, taller image."""
     _check_image(image, "add_legend_strip")
     fs = default_font_scale(min(image.shape[0], 480)) if font_scale is None else font_scale
     _, h, base = text_size("Ag", fs)
     strip = np.full((h + base + 8, image.shape[1], 3), 20, np.uint8)
-    strip = draw_legend(strip, classes, show_gt=show_gt, font_scale=fs)
+    strip = draw_legend(strip, classes, show_gt=show_gt, font_scale=fs, gt_label=gt_label)
+    if note:
+        w = text_size(note, fs)[0]
+        used = sum(text_size(n, fs)[0] + 8 for n in [*classes, *([gt_label] if show_gt else [])])
+        if used + w + 12 > strip.shape[1]:  # no room beside the key: a line of its own
+            strip = np.concatenate([strip, np.full_like(strip, 20)], axis=0)
+        strip = draw_text(strip, _fit(note, strip.shape[1], fs),
+                          (strip.shape[1] - w - 6, strip.shape[0] - h - base - 4), color=(170, 170, 170),
+                          background=(20, 20, 20), font_scale=fs)
     return np.concatenate([image, strip], axis=0)
 
 
