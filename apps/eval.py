@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="evdet", choices=["evdet", "faster-coco-eval"])
     p.add_argument("--json", type=Path, help="write the metrics and settings to this JSON file")
     p.add_argument("--pr-plot", type=Path,
-                   help="write per-class precision-recall curves (IoU 0.5) to this PNG")
+                   help="write per-class precision-recall curves (IoU 0.5) and per-class AP bars to this PNG")
     return p
 
 
@@ -141,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(payload, indent=1) + "\n")
         print(f"metrics written to {args.json}")
     if args.pr_plot:
-        from evdet.evaluation.pr_curve import save_pr_plot
+        from evdet.viz.eval_plots import save_evaluation_figure
 
         args.pr_plot.parent.mkdir(parents=True, exist_ok=True)
-        save_pr_plot(result, args.pr_plot)
-        print(f"precision-recall plot written to {args.pr_plot}")
+        save_evaluation_figure(result, args.pr_plot)
+        print(f"precision-recall curves and per-class AP bars written to {args.pr_plot}")
     return 0
 
 

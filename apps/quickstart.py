@@ -6,12 +6,14 @@
 4. evaluate it on the validation split (COCO metrics, printed);
 5. render a demo video of a validation recording (``evdet-demo-video``) to ``OUT_DIR/demo.mp4``.
 
-Prints AP / AP50 and where everything is. The defaults are tuned for a 2-core CPU.
+Ends by printing the metrics table, per-class AP, where everything is, and the one command that opens
+the video. The defaults are tuned for a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -45,10 +47,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def watch_command(path: Path) -> str:
+    """The shell command that opens a video in the default player of this platform."""
+    if sys.platform == "darwin":
+        return f"open {shlex.quote(str(path))}"
+    if sys.platform.startswith("win"):
+        return f'start "" "{path}"'
+    return f"xdg-open {shlex.quote(str(path))}"
+
+
+def summary_lines(out: Path, metrics: dict, num_val: int, result, video: Path | None, times: dict[str, float],
+                  total: float) -> list[str]:
+    """The quick start's closing lines: the metrics table (with per-class AP), the headline numbers, where
+    everything is, and the command to watch the video (last)."""
+    from evdet.evaluation.report import format_metrics
+
+    run = out / "run"
+    lines = [format_metrics(metrics, title=f"validation metrics ({out / 'hdf5' / 'val'}, {num_val} "
+                                           "recordings; per-class AP at the end)"), "",
+             f"AP = {metrics.get('AP', 0.0):.4f}   AP50 = {metrics.get('AP50', 0.0):.4f}", ""]
+    lines.append("where everything is:")
+    where = [("dataset", out / "dataset", "simulated .dat recordings + _bbox.npy labels"),
+             ("tensors", out / "hdf5", "HDF5 histograms the model reads"),
+             ("checkpoint", result.last_checkpoint, "last epoch"),
+             ("best", result.best_checkpoint, "best validation AP"),
+             ("metrics", run / "metrics_val.json", "the table above"),
+             ("curves", run / "training_curves.png", "training loss, validation AP per epoch"),
+             ("logs", run / "logs", f"tensorboard --logdir {run / 'logs' / 'tensorboard'}"),
+             ("demo video", video, "H.264 mp4")]
+    for name, path, what in where:
+        if path is not None and Path(path).exists():
+            lines.append(f"  {name:<11} {path}   ({what})")
+    lines.append("wall time:  " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
+                 + f"; total {total:.0f} s")
+    if video is not None:
+        lines.append("")
+        lines.append(f"watch the demo video:  {watch_command(video)}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.data.config import DataConfig
-    from evdet.evaluation.report import format_metrics
     from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig
     from evdet.preprocessing.convert import generate_hdf5
     from evdet.simulation.dataset import make_synthetic_dataset
@@ -92,28 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     metrics = result.metrics.get("val", {})
     ckpt = result.last_checkpoint
 
+    print(f"[4/5] validated on {out / 'hdf5' / 'val'}: AP = {metrics.get('AP', 0.0):.4f}, "
+          f"AP50 = {metrics.get('AP50', 0.0):.4f}", flush=True)
+
     video = None
+    val_files = sorted((out / "hdf5" / "val").glob("*.h5"))
     if not args.no_video and ckpt is not None:
         t = time.perf_counter()
-        from evdet.viz.demo import render_demo_video
+        from evdet.viz.demo import DemoOptions, render_demo_video
 
-        val_files = sorted((out / "hdf5" / "val").glob("*.h5"))
-        print(f"[5/5] rendering the demo video of {val_files[0].name}", flush=True)
-        video = render_demo_video(ckpt, val_files[:1], out / "demo.mp4", score_thresh=args.video_score_thresh)
+        print(f"[5/5] rendering the demo video of {val_files[0].name} into {out / 'demo.mp4'}", flush=True)
+        video = render_demo_video(ckpt, val_files[:1], out / "demo.mp4", events=[out / "dataset" / "val"],
+                                  options=DemoOptions(score_thresh=args.video_score_thresh),
+                                  progress=progress)
         times["demo video"] = time.perf_counter() - t
     total = time.perf_counter() - t0
-
-    print("[4/5] validation metrics")
-    print(format_metrics(metrics, title=f"val metrics ({out / 'hdf5' / 'val'})"))
     print()
-    print(f"AP = {metrics.get('AP', 0.0):.4f}   AP50 = {metrics.get('AP50', 0.0):.4f}   "
-          f"(val split, {len(sorted((out / 'hdf5' / 'val').glob('*.h5')))} recordings)")
-    print(f"dataset:    {out / 'dataset'} (raw .dat + labels), {out / 'hdf5'} (HDF5 tensors)")
-    print(f"checkpoint: {ckpt}")
-    print(f"logs:       {out / 'run' / 'logs'} (tensorboard --logdir {out / 'run' / 'logs' / 'tensorboard'})")
-    if video is not None:
-        print(f"demo video: {video}")
-    print("wall time:  " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total:.0f} s")
+    print("\n".join(summary_lines(out, metrics, len(val_files), result, video, times, total)))
     return 0
 
 

@@ -1,4 +1,7 @@
-"""``DetectionImageLogger``: log a few frames with ground truth and detections drawn, during training.
+"""Training callbacks that show what happens: ``DetectionImageLogger`` (frames with ground truth and
+detections, during training) and ``TrainingCurvesPlot`` (``training_curves.png`` in the run folder).
+
+``DetectionImageLogger``: log a few frames with ground truth and detections drawn, during training.
 
 Like the detector-visualisation callbacks of DETR trainers: every ``every_n_steps`` training steps (and on
 the first batch of every validation epoch) a grid of frames is rendered with ``evdet.viz`` (events in
@@ -16,6 +19,7 @@ only its pure drawing functions are used.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DetectionImageLogger", "render_detection_frames", "select_frames"]
+log = logging.getLogger(__name__)
+
+__all__ = ["DetectionImageLogger", "TrainingCurvesPlot", "render_detection_frames", "select_frames"]
 
 
 def select_frames(batch, max_frames: int) -> list[tuple[int, int]]:
@@ -160,3 +166,88 @@ class DetectionImageLogger(L.Callback):
         classes, representation, _ = self._settings(pl_module)
         self._log(trainer, "val/detections",
                   render_detection_frames(batch, outputs, classes, representation, self.num_frames))
+
+
+def _loss_value(outputs) -> float | None:
+    """The training loss of a ``training_step`` output (a tensor, or a dict with ``"loss"``), else None."""
+    if isinstance(outputs, dict):
+        outputs = outputs.get("loss")
+    if isinstance(outputs, Tensor) and outputs.numel() == 1:
+        value = float(outputs.detach())
+        return value if np.isfinite(value) else None
+    return None
+
+
+class TrainingCurvesPlot(L.Callback):
+    """Draw the training loss and the validation AP / AP50 per epoch into one PNG, rewritten (atomically)
+    after every training and validation epoch, so it is there while training runs and after a crash.
+
+    The history is part of the checkpoints (``state_dict``), so a resumed run continues its curves.
+
+    Args:
+        path: the PNG (e.g. ``root_dir/training_curves.png``).
+        metrics: validation metrics drawn (keys of the module's ``last_metrics["val"]``).
+    """
+
+    def __init__(self, path: str | Path, metrics: Sequence[str] = ("AP", "AP50")) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.metrics = tuple(metrics)
+        self.steps: list[tuple[float, float]] = []  # (epoch progress, loss) per optimizer step
+        self.epoch_loss: list[tuple[int, float]] = []  # (epochs done, mean loss)
+        self.val: list[tuple[float, dict[str, float]]] = []  # (epochs done, metrics)
+        self._sum = 0.0
+        self._count = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._sum, self._count = 0.0, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        loss = _loss_value(outputs)
+        if loss is None:
+            return
+        self._sum += loss
+        self._count += 1
+        total = trainer.num_training_batches
+        frac = (batch_idx + 1) / total if isinstance(total, int) and total > 0 else 0.0
+        self.steps.append((trainer.current_epoch + frac, loss))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._count:
+            self.epoch_loss.append((trainer.current_epoch + 1, self._sum / self._count))
+        self._draw(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        found = dict(getattr(pl_module, "last_metrics", {}).get("val", {}))
+        values = {k: float(found[k]) for k in self.metrics if k in found}
+        if values:
+            # validation runs at the end of the training epoch: it scores the model after that epoch
+            self.val.append((float(trainer.current_epoch + 1), values))
+            self._draw(trainer)
+
+    def _draw(self, trainer: L.Trainer) -> None:
+        if not trainer.is_global_zero or not (self.steps or self.val):
+            return
+        from evdet.viz.plots import save_png, training_curves_image
+
+        steps = ([s for s, _ in self.steps], [v for _, v in self.steps])
+        epochs = ([e for e, _ in self.epoch_loss], [v for _, v in self.epoch_loss])
+        val = {name: ([e for e, m in self.val if name in m], [m[name] for _, m in self.val if name in m])
+               for name in self.metrics}
+        val = {k: v for k, v in val.items() if v[0]}
+        try:
+            save_png(training_curves_image(steps, epochs, val), self.path)
+        except OSError as exc:  # a plot must never stop a training run
+            log.warning("could not write %s: %s", self.path, exc)
+
+    def state_dict(self) -> dict:
+        return {"steps": [list(s) for s in self.steps], "epoch_loss": [list(e) for e in self.epoch_loss],
+                "val": [[e, dict(m)] for e, m in self.val]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.steps = [(float(a), float(b)) for a, b in state_dict.get("steps", [])]
+        self.epoch_loss = [(int(a), float(b)) for a, b in state_dict.get("epoch_loss", [])]
+        self.val = [(float(e), {k: float(v) for k, v in m.items()}) for e, m in state_dict.get("val", [])]

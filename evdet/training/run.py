@@ -8,6 +8,7 @@ Layout of ``root_dir``::
     root_dir/logs/tensorboard/version_N/         TensorBoard scalars and detection images
     root_dir/logs/csv/version_N/metrics.csv      the same scalars as CSV
     root_dir/metrics_val.json, metrics_test.json final metrics
+    root_dir/training_curves.png                 training loss and validation AP / AP50 per epoch
     root_dir/detections/test/<name>_bbox.npy      with just_test: detections of every test video
 """
 
@@ -40,7 +41,7 @@ from evdet.inference.config_dict import config_to_dict
 from evdet.inference.model_config import ModelConfig
 from evdet.inference.pretrained import transfer_weights
 from evdet.io.atomic import atomic_open
-from evdet.training.callbacks import DetectionImageLogger
+from evdet.training.callbacks import DetectionImageLogger, TrainingCurvesPlot
 from evdet.training.checkpoint_io import AtomicCheckpointIO
 from evdet.training.config import TrainConfig
 from evdet.training.datamodule import EventDataModule
@@ -50,6 +51,9 @@ from evdet.training.validation import write_detections
 __all__ = ["TrainResult", "build_trainer", "data_config_to_dict", "make_info", "train"]
 
 log = logging.getLogger(__name__)
+
+#: The training-curves PNG written in the run folder (:class:`~evdet.training.callbacks.TrainingCurvesPlot`).
+CURVES_FILENAME = "training_curves.png"
 
 
 @dataclass
@@ -150,6 +154,7 @@ def build_trainer(
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch={epoch:03d}-AP={val/AP:.4f}",
                                          auto_insert_metric_name=False, monitor="val/AP", mode="max",
                                          save_top_k=1))
+    callbacks.append(TrainingCurvesPlot(root_dir / CURVES_FILENAME))
     if tc.log_images_every_n_steps > 0:
         callbacks.append(DetectionImageLogger(tc.log_images_every_n_steps, tc.num_log_images))
     loggers = [TensorBoardLogger(root_dir / "logs", name="tensorboard"),

@@ -163,7 +163,7 @@ def render_panel_image(panel: Panel, classes: Sequence[str], options: DemoOption
     base = upscale(panel.events, scale)
     if panel.t_end is None:
         return add_header((base // 3).astype(np.uint8), f"{panel.name} (ended)", font_scale)
-    line = max(1, round(scale / 2.5))
+    line = max(2, round(scale / 2.5))
     gt_img = det_img = base
     gt = panel.ground_truth if options.show_gt else None
     if gt is not None and gt.size:

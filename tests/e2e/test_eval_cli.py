@@ -57,6 +57,10 @@ def test_pairs_by_name_prints_table_and_writes_json_and_plot(folders, tmp_path, 
     assert payload["metrics"] == _expected(recs, ["a_rec", "b_rec"])
     assert payload["recordings"] == ["a_rec", "b_rec"] and payload["settings"]["min_box_side"] == 10
     assert out_png.stat().st_size > 1000
+    import cv2
+
+    assert cv2.imread(str(out_png)).shape[1] > 640  # curves | per-class AP bars
+    assert "per-class AP bars" in text
 
 
 def test_overrides_change_the_filter(folders, tmp_path):

@@ -64,3 +64,32 @@ def test_callback_logs_train_and_val_images_without_touching_training_state(monk
     assert "train_detections_0000000.png" in pngs and "val_detections_0000004.png" in pngs
     # the shadow copy did not add reset calls to the trained detector: one per training/validation batch
     assert len(lm.detector.backbone.reset_calls) == 4 + 4
+
+
+def test_training_curves_plot_written_per_epoch_and_resumable(monkeypatch, tmp_path):
+    import cv2
+
+    from evdet.training.callbacks import TrainingCurvesPlot
+
+    register_fake(monkeypatch)
+    mc = fake_config(4, score_thresh=0.0)
+    info = CheckpointInfo(classes=("car", "pedestrian"), label_map={0: "car", 1: "pedestrian"},
+                          representation="histo", representation_params={}, delta_t=50_000, num_tbins=2,
+                          in_channels=2, sensor_size=(16, 32), network_size=(8, 8), score_thresh=0.0,
+                          nms_thresh=0.5, max_detections=10, model_config=config_to_dict(mc))
+    lm = LightningDetectionModel(info, TrainConfig(max_epochs=2))
+    path = tmp_path / "training_curves.png"
+    cb = TrainingCurvesPlot(path)
+    loader = torch.utils.data.DataLoader(make_stream(3), batch_size=None, collate_fn=lambda b: b)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, callbacks=[cb],
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0)
+    trainer.fit(lm, loader, loader)
+    assert [e for e, _ in cb.epoch_loss] == [1, 2] and len(cb.steps) == 6
+    assert [e for e, _ in cb.val] == [1.0, 2.0] and set(cb.val[0][1]) == {"AP", "AP50"}
+    img = cv2.imread(str(path))
+    assert img is not None and img.shape == (360, 1120, 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # written atomically
+    resumed = TrainingCurvesPlot(path)
+    resumed.load_state_dict(cb.state_dict())
+    assert resumed.state_dict() == cb.state_dict()
