@@ -182,6 +182,9 @@ class TrainingCurvesPlot(L.Callback):
     """Draw the training loss and the validation AP / AP50 per epoch into one PNG, rewritten (atomically)
     after every training and validation epoch, so it is there while training runs and after a crash.
 
+    The loss is drawn per step and as its mean per epoch; steps whose loss is exactly 0 (batches without
+    any labelled bin) are left out of both.
+
     The history is part of the checkpoints (``state_dict``), so a resumed run continues its curves.
 
     Args:
@@ -205,7 +208,7 @@ class TrainingCurvesPlot(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         loss = _loss_value(outputs)
-        if loss is None:
+        if not loss:  # no loss, or 0 for a batch without any labelled bin (nothing was learnt)
             return
         self._sum += loss
         self._count += 1

@@ -42,7 +42,9 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> np.ndarray:
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 1000 or abs(v) < 0.01:
+    if 1000 <= abs(v) < 1e7:
+        return f"{v:.0f}"
+    if abs(v) >= 1e7 or abs(v) < 0.01:
         return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-")
     return f"{v:g}" if abs(v) >= 10 else f"{v:.2f}".rstrip("0").rstrip(".")
 
@@ -131,8 +133,8 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
         series: values in data units (NaN points are skipped).
         size: ``(height, width)`` in pixels. y_range, x_range: axis limits (default: the data, padded).
         log_y: logarithmic y axis (positive values). markers: draw a dot at every point (≤ 60 points).
-        styles: ``name -> (BGR colour, thickness)``; default palette colours, 2 px; a name whose style
-            has thickness 1 is left out of the legend (e.g. raw values under a smoothed line).
+        styles: ``name -> (BGR colour, thickness)``; default palette colours, 2 px (thin lines get no
+            markers, e.g. raw values under their mean).
     """
     xs = [np.asarray(x, np.float64) for x, _ in series.values()]
     ys = [np.asarray(y, np.float64) for _, y in series.values()]
@@ -146,15 +148,15 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     for i, (name, x, y) in enumerate(zip(series, xs, ys, strict=True)):
         color, thick = (styles or {}).get(name, (PALETTE_BGR[i % len(PALETTE_BGR)], 2))
         ok = np.isfinite(x) & np.isfinite(y)
-        px, py = ax.px(x[ok], y[ok])
+        y_lo, y_hi = (10 ** v for v in ax.yr) if log_y else ax.yr
+        px, py = ax.px(x[ok], np.clip(y[ok], y_lo, y_hi))  # values off the axis run along its edge
         pts = np.stack([px, py], axis=1).astype(np.int32)
         if len(pts) > 1:
             cv2.polylines(ax.img, [pts.reshape(-1, 1, 2)], False, color, thick, cv2.LINE_AA)
         if markers and (len(pts) <= 60 or len(pts) == 1) and thick > 1:
             for p in pts:
                 cv2.circle(ax.img, (int(p[0]), int(p[1])), 3, color, -1, cv2.LINE_AA)
-        if thick > 1:
-            keys.append((name, color))
+        keys.append((name, color))
     ax.legend(keys)
     return ax.img
 
@@ -206,8 +208,8 @@ def histogram_chart(series: Mapping[str, Sequence[float]], bin_edges: Sequence[f
     ticks = None
     labels = None
     if log_x:
-        decades = [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if edges[0] <= v <= edges[-1]]
-        ticks, labels = [math.log10(v) for v in decades], [str(v) for v in decades]
+        decades = [2.0 ** k for k in range(-4, 12) if edges[0] <= 2.0 ** k <= edges[-1]]
+        ticks, labels = [math.log10(v) for v in decades], [_fmt(v) for v in decades]
     ax = _Axes(size, (float(pos[0]), float(pos[-1])), (0.0, top * 1.1), title, xlabel, "count",
                x_ticks=ticks, x_tick_labels=labels)
     keys = []
@@ -226,7 +228,7 @@ def histogram_chart(series: Mapping[str, Sequence[float]], bin_edges: Sequence[f
         x = int(ax.px(v, 0)[0])
         for y in range(ax.y0, ax.y0 + ax.ph, 8):
             cv2.line(ax.img, (x, y), (x, min(y + 4, ax.y0 + ax.ph)), (90, 90, 90), 1)
-        ax.text(name, (x + 3, ax.y0 + 12 + 12 * (j % 3)), scale=0.35, color=(90, 90, 90))
+        ax.text(name, (x + 3, ax.y0 + ax.ph - 6 - 12 * (j % 3)), scale=0.35, color=(90, 90, 90))
     ax.legend(keys if len(keys) > 1 else [])
     return ax.img
 
@@ -245,11 +247,13 @@ def training_curves_image(loss_steps: tuple[Sequence[float], Sequence[float]],
         series["loss per step"] = (steps_x, steps_y)
         styles["loss per step"] = ((200, 200, 200), 1)
     series["training loss (epoch mean)"] = loss_epochs
-    positive = steps_y[steps_y > 0] if steps_y.size else np.asarray(loss_epochs[1], np.float64)
-    log_y = positive.size > 0 and float(positive.max()) > 20 * float(positive.min())
+    # the first steps' loss is often 10x the rest: the axis covers 99 % of the steps and every epoch mean
+    top = [float(np.percentile(steps_y, 99))] if steps_y.size else []
+    top += [float(v) for v in loss_epochs[1]]
+    y_range = (0.0, 1.15 * max(top) if top and max(top) > 0 else 1.0)
     x_hi = max([float(np.max(x)) for x, _ in [*series.values(), *val.values()] if len(x)] + [1.0])
     left = line_chart(series, title="training loss", xlabel="epoch", ylabel="loss", size=(height, width // 2),
-                      x_range=(0.0, x_hi), log_y=log_y, styles=styles)
+                      x_range=(0.0, x_hi), y_range=y_range, styles=styles)
     if val:
         right = line_chart(val, title="validation", xlabel="epoch", ylabel="COCO", size=(height, width // 2),
                            x_range=(0.0, x_hi), y_range=(0.0, 1.0))
