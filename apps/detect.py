@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-class-ids", action="store_true",
                    help="write the model's class index as class_id instead of the label-map id")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         results = detect_recordings(detector, info, paths, args.out_dir, batch_size=args.batch_size,
                                     score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                                     max_detections=args.max_detections,
-                                    original_class_ids=not args.model_class_ids)
+                                    original_class_ids=not args.model_class_ids,
+                                    progress=not args.no_progress)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         print(f"evdet-detect: error: {exc}", file=sys.stderr)
         return 2
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, boxes in results.items():
         print(f"{path}: {boxes.size} detections -> {args.out_dir / (recording_stem(path) + '_bbox.npy')}")
     print(f"{len(results)} recordings in {time.perf_counter() - start:.1f} s; classes {list(info.classes)}")
+    print(f"detections written to {args.out_dir}")
     return 0
 
 

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{LABEL_MAP_FILENAME} in GT_DIR or its parent)")
     p.add_argument("--engine", default="evdet", choices=["evdet", "faster-coco-eval"])
     p.add_argument("--json", type=Path, help="write the metrics and settings to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20 recordings)")
     p.add_argument("--pr-plot", type=Path,
                    help="write per-class precision-recall curves (IoU 0.5) and per-class AP bars to this PNG")
     return p
@@ -111,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             height=args.height, width=args.width, time_tol=args.time_tol)
         pairs = pair_files(args.gt_dir, args.dt_dir)
         classes = list(args.classes) if args.classes else _find_classes(args.gt_dir)
+        from tqdm.auto import tqdm
+
         gts, dts = [], []
-        for _, gt_path, dt_path in pairs:
+        for _, gt_path, dt_path in tqdm(pairs, desc="reading label files", unit="rec", leave=False,
+                                         disable=len(pairs) < 20 or args.no_progress):
             gts.append(filter_boxes(load_boxes(gt_path), preset.skip_ts, preset.min_box_diag,
                                     preset.min_box_side))
             dts.append(filter_boxes(load_boxes(dt_path), preset.skip_ts, preset.min_box_diag,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from evdet.data.config import SAMPLING_MODES, DataConfig
 from evdet.inference.model_config import HEADS, AnchorHeadConfig, DetrHeadConfig, ModelConfig, VanillaConfig
@@ -199,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"last checkpoint: {result.last_checkpoint}")
     if result.detections_dir is not None:
         print(f"detections: {result.detections_dir}")
+    root = Path(args.root_dir)
+    for what, path in (("metrics", root / "metrics_val.json"), ("curves", root / "training_curves.png"),
+                       ("logs", root / "logs")):
+        if path.exists():
+            print(f"{what}: {path}")
     return 0
 
 

@@ -114,7 +114,7 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
         score_thresh, nms_thresh, max_detections: decoding settings (default: the checkpoint's).
         original_class_ids: write the label-map id of each class (as in the ground truth files; default)
             instead of the model's class index.
-        progress: print one line per finished batch to stderr.
+        progress: a progress bar over the recordings' time bins, with ETA (stderr).
 
     Returns:
         ``{path: BBOX_DTYPE array}`` (``str(path)`` keys, in input order): boxes in sensor pixels
@@ -131,14 +131,24 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
                          f"{dup[0]}_bbox.npy")
     class_ids = class_ids_for(info) if original_class_ids else None
     parts: dict[str, list[np.ndarray]] = {p: [] for p in paths}
-    for i, (batch, dets) in enumerate(iter_detections(detector, info, paths, batch_size=batch_size,
-                                                      score_thresh=score_thresh, nms_thresh=nms_thresh,
-                                                      max_detections=max_detections)):
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        from evdet.data import probe_video
+
+        total = sum(probe_video(p, delta_t=info.delta_t, representation=info.representation,
+                                params=info.representation_params).num_frames for p in paths)
+        bar = tqdm(total=total, unit="bin", desc=f"detecting in {len(paths)} recordings")
+    for batch, dets in iter_detections(detector, info, paths, batch_size=batch_size,
+                                       score_thresh=score_thresh, nms_thresh=nms_thresh,
+                                       max_detections=max_detections):
         for rows in batch_label_rows(batch, dets, labeled_only=False, class_ids=class_ids):
             parts.setdefault(rows.path, []).append(rows.detections)
-        if progress:
-            import sys
-            print(f"evdet-detect: batch {i + 1}", file=sys.stderr, flush=True)
+            if bar is not None:
+                bar.update(rows.bins)
+    if bar is not None:
+        bar.close()
     results = {}
     for path in paths:
         arr = as_boxes(np.concatenate(parts[path])) if parts[path] else np.zeros(0, BBOX_DTYPE)

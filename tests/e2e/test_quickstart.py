@@ -32,3 +32,12 @@ def test_quickstart_short_chain(tmp_path, capsys):
     video = [p for p in tmp_path.iterdir() if p.name.startswith("demo")]
     assert video, sorted(p.name for p in tmp_path.iterdir())
     assert "demo video:" in out and "wall time:" in out
+    # the closing lines: metrics table with per-class AP, where everything is, then the command to watch
+    assert "per-class AP" in out and "where everything is:" in out
+    assert (tmp_path / "run" / "training_curves.png").is_file() and "training_curves.png" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("watch the demo video:") and str(tmp_path / "demo.mp4") in last
+    from evdet.viz.mp4_probe import probe_mp4
+
+    track = probe_mp4(tmp_path / "demo.mp4")
+    assert track.codec == "avc1" and track.chroma == "4:2:0" and track.num_frames == 20  # 1 s of 50 ms bins
