@@ -1,6 +1,14 @@
-"""``evdet-export CHECKPOINT OUT_DIR``: export a trained detector to TorchScript with its box decoding
-(``forward(x[T,B,C,H,W], score_thresh)``, ``reset_all()``) plus a JSON of the preprocessing, classes and
-thresholds; the export is checked against the checkpoint (outputs equal to 1e-5) before it is written."""
+"""``evdet-export CHECKPOINT OUT_DIR [--format torchscript|onnx]``: export a trained detector.
+
+- ``torchscript`` (default): the detector with its box decoding (``forward(x[T,B,C,H,W], score_thresh)``,
+  ``reset_all()``, ``reset(mask)``, ``get_state()``, ``set_state(...)``), checked against the checkpoint
+  (outputs equal to 1e-5) before it is written.
+- ``onnx``: the raw forward with explicit recurrent state (inputs ``x``, ``state_in.*``; outputs the head's
+  raw outputs, ``state_out.*``), dynamic batch, checked with ONNX Runtime against the checkpoint (1e-4)
+  over two chunks with a column reset between them.
+
+Both write ``<name>.json`` beside the model: preprocessing, classes, decoding, inputs and outputs.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +17,55 @@ import json
 import sys
 from pathlib import Path
 
+FORMATS = ("torchscript", "onnx")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evdet-export", description=__doc__)
+    p = argparse.ArgumentParser(prog="evdet-export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="trained model (.ckpt written by evdet-train)")
-    p.add_argument("out_dir", type=Path, help="output folder for <name>.pt and <name>.json")
+    p.add_argument("out_dir", type=Path, help="output folder for <name>.pt|.onnx and <name>.json")
+    p.add_argument("--format", choices=FORMATS, default="torchscript",
+                   help="export format (default torchscript)")
     p.add_argument("--name", default="model", help="file stem (default: model)")
-    p.add_argument("--atol", type=float, default=1e-5, help="tolerance of the built-in checks (default 1e-5)")
+    p.add_argument("--atol", type=float, default=None,
+                   help="tolerance of the built-in checks (default 1e-5 TorchScript, 1e-4 ONNX)")
+    p.add_argument("--num-tbins", type=int, default=None,
+                   help="ONNX: bins T per call fixed in the graph (default: the training T)")
     p.add_argument("--check-optimized", action="store_true",
-                   help="also run the checks under TorchScript's optimising executor (slower)")
+                   help="TorchScript: also run the checks under the optimising executor (slower)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from evdet.export import export_torchscript
+    from evdet.export import export_onnx, export_torchscript
     from evdet.inference.checkpoint import load_detector
 
     try:
-        if args.checkpoint.suffix in (".pt", ".pth") and args.checkpoint.with_suffix(".json").exists():
-            raise ValueError(f"{args.checkpoint} looks like an evdet TorchScript export already; "
-                             "pass the training checkpoint (.ckpt)")
+        exported = args.checkpoint.suffix in (".pt", ".pth", ".onnx")
+        if exported and args.checkpoint.with_suffix(".json").exists():
+            raise ValueError(f"{args.checkpoint} looks like an evdet export already; pass the training "
+                             "checkpoint (.ckpt)")
         detector, info = load_detector(args.checkpoint)
-        pt, js = export_torchscript(detector, args.out_dir, info, name=args.name, atol=args.atol,
-                                    check_optimized=args.check_optimized)
-    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
+        if args.format == "onnx":
+            model, js = export_onnx(detector, args.out_dir, info, name=args.name, num_tbins=args.num_tbins,
+                                    atol=1e-4 if args.atol is None else args.atol)
+        else:
+            model, js = export_torchscript(detector, args.out_dir, info, name=args.name,
+                                           atol=1e-5 if args.atol is None else args.atol,
+                                           check_optimized=args.check_optimized)
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError, ImportError) as exc:
         print(f"evdet-export: error: {exc}", file=sys.stderr)
         return 2
     checks = json.loads(js.read_text())["checks"]
-    print(f"wrote {pt} and {js}")
-    print(f"checks passed: max |scripted - eager| = {checks['max_abs_diff']:.2e} <= {checks['atol']:g} "
-          f"over {checks['boxes_compared']} boxes; reset_all() matches a freshly loaded model")
+    print(f"wrote {model} and {js}")
+    if args.format == "onnx":
+        print(f"checks passed: max |ONNX Runtime - eager| = {checks['max_abs_diff']:.2e} <= "
+              f"{checks['atol']:g} over two chunks with a column reset and a second batch size")
+    else:
+        print(f"checks passed: max |scripted - eager| = {checks['max_abs_diff']:.2e} <= {checks['atol']:g} "
+              f"over {checks['boxes_compared']} boxes; reset_all() matches a freshly loaded model")
     return 0
 
 

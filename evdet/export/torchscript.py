@@ -6,14 +6,14 @@ The exported file is a scripted :class:`ExportedDetector`:
   detections in t-major order (frame ``t·B + b``), each ``Tensor[n, 6]`` = (x1, y1, x2, y2, score,
   class_idx), xyxy in network pixels, scores descending; NMS threshold and the maximum number of
   detections are fixed at export (stored in the JSON). The recurrent state carries over between calls.
-- ``reset_all()``: forget the recurrent state (call before a new recording);
-  ``reset(mask_keep_memory: Tensor[B])`` too when the detector's own ``reset`` is scriptable.
+- ``reset_all()`` (forget the state, before a new recording), ``reset(mask_keep_memory: Tensor[B])``
+  (zero the columns where 0), and the explicit state ``get_state() -> List[Tensor]`` /
+  ``set_state(List[Tensor])`` (several streams, checkpointing a stream).
 
-Next to it a JSON file records the preprocessing actually used (representation name, ``delta_t`` in
-µs, parameters with defaults filled in, sensor and network sizes), the classes and label map, and the
-thresholds. :func:`export_torchscript` checks the saved file before it is put in place: scripted and
-eager outputs agree to ``atol`` (default 1e-5) over two consecutive chunks, and after ``reset_all`` the
-first output equals that of a freshly loaded file.
+Next to it a JSON file (:mod:`evdet.export.metadata`) records the preprocessing actually used, the
+classes and label map, and the thresholds. :func:`export_torchscript` checks the saved file before it is
+put in place: scripted and eager outputs agree to ``atol`` (default 1e-5) over two consecutive chunks,
+and after ``reset_all`` the first output equals that of a freshly loaded file.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import evdet
+from evdet.export.metadata import example_input_for, export_metadata, read_export_json
 from evdet.io.atomic import AtomicTarget
 
 EXPORT_FORMAT = "evdet-torchscript"
-EXPORT_VERSION = 1
+#: methods of the detector contract an export needs
+REQUIRED_METHODS = ("forward", "detect", "get_boxes", "reset", "reset_all", "get_state", "set_state")
 
 
 @contextlib.contextmanager
@@ -51,11 +52,12 @@ def _jit_load(path: str | os.PathLike) -> torch.jit.ScriptModule:
 
 
 class ExportedDetector(nn.Module):
-    """Wrapper fixing the decoding settings of a detector exposing the scriptable ``detect`` method.
+    """Wrapper fixing the decoding settings of a detector (the contract of
+    :class:`evdet.models.RecurrentDetector`: scriptable ``detect``, ``reset``, ``reset_all``, ``get_state``,
+    ``set_state``).
 
     Args:
-        detector: a detector with ``@torch.jit.export detect(x, score_thresh, nms_thresh, max_detections)``
-            returning ``List[Tensor[n, 6]]`` (T·B frames, t-major) and ``reset_all()``.
+        detector: the detector.
         nms_thresh: IoU above which NMS suppresses a box of the same class.
         max_detections: at most this many boxes per frame.
     """
@@ -75,76 +77,44 @@ class ExportedDetector(nn.Module):
         """Forget the recurrent state of every column."""
         self.detector.reset_all()
 
-
-class ExportedDetectorWithReset(ExportedDetector):
-    """:class:`ExportedDetector` plus ``reset(mask_keep_memory: Tensor[B])`` (zero columns where 0)."""
-
     @torch.jit.export
     def reset(self, mask_keep_memory: Tensor) -> None:
-        """Zero the recurrent state of the columns where ``mask_keep_memory`` is 0."""
+        """Zero the recurrent state of the columns where ``mask_keep_memory [B]`` is 0."""
         self.detector.reset(mask_keep_memory)
+
+    @torch.jit.export
+    def get_state(self) -> list[Tensor]:
+        """The recurrent state as a flat list of ``[B, ...]`` tensors (``[]`` before the first call)."""
+        return self.detector.get_state()
+
+    @torch.jit.export
+    def set_state(self, state: list[Tensor]) -> None:
+        """Replace the recurrent state (a list as returned by :meth:`get_state`)."""
+        self.detector.set_state(state)
+
+
+def check_contract(detector: nn.Module, what: str) -> None:
+    """Raise ``TypeError`` naming the detector contract's methods that ``detector`` lacks."""
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(detector, m, None))]
+    if missing:
+        raise TypeError(f"{what}: {type(detector).__name__} lacks {missing} of the detector contract "
+                        "(evdet.models.RecurrentDetector)")
 
 
 def script_detector(detector: nn.Module, nms_thresh: float, max_detections: int) -> torch.jit.ScriptModule:
-    """Script ``detector`` wrapped in :class:`ExportedDetector` (:class:`ExportedDetectorWithReset` when the
-    detector's ``reset`` is a ``@torch.jit.export`` method).
+    """Script ``detector`` wrapped in :class:`ExportedDetector`.
 
     Raises:
-        TypeError: the detector has no ``detect`` method or cannot be scripted (the TorchScript error
+        TypeError: the detector lacks part of the contract or cannot be scripted (the TorchScript error
             is chained).
     """
-    if not hasattr(detector, "detect") or not hasattr(detector, "reset_all"):
-        raise TypeError(f"export: {type(detector).__name__} has no detect()/reset_all(); TorchScript export "
-                        "needs a detector with a scriptable detect(x, score_thresh, nms_thresh, max_det)")
-    # reset(mask) is part of the export only when the detector itself exports it for TorchScript
-    # (a failed scripting attempt leaves the class half-compiled, so there is no try-and-fall-back).
-    modifier = getattr(getattr(type(detector), "reset", None), "_torchscript_modifier", None)
-    exports_reset = str(modifier).startswith("export")  # torch's FunctionModifiers.EXPORT text
-    cls = ExportedDetectorWithReset if exports_reset else ExportedDetector
+    check_contract(detector, "export")
     try:
         with _torchscript_ok():
-            return torch.jit.script(cls(detector, nms_thresh, max_detections))
+            return torch.jit.script(ExportedDetector(detector, nms_thresh, max_detections))
     except Exception as exc:  # TorchScript raises several error types
         raise TypeError(f"export: cannot script {type(detector).__name__}: "
                         f"{type(exc).__name__}: {exc}") from exc
-
-
-def preprocessing_json(info: Any) -> dict[str, Any]:
-    """The preprocessing a model expects, as plain JSON types: representation name, its parameters as
-    actually used (the registry's defaults filled in where the registry knows the name), ``delta_t``
-    (µs, one bin), ``num_tbins``, channels, sensor and network sizes and the box scale network ->
-    sensor pixels."""
-    params = dict(info.representation_params)
-    try:
-        from evdet.preprocessing import get_representation
-        params = get_representation(info.representation).resolve_params(params)
-    except (ImportError, ValueError, TypeError):  # a custom representation unknown to this process
-        pass
-    sh, sw = (int(v) for v in info.sensor_size)
-    nh, nw = (int(v) for v in info.network_size)
-    return {
-        "representation": str(info.representation),
-        "params": _plain(params),
-        "delta_t": int(info.delta_t),
-        "num_tbins": int(info.num_tbins),
-        "in_channels": int(info.in_channels),
-        "sensor_size": {"height": sh, "width": sw},
-        "network_size": {"height": nh, "width": nw},
-        "resize": "none" if (sh, sw) == (nh, nw) else
-                  "power-of-two downsampling when the ratio is 2^d, else area resize of the tensors",
-        "box_scale": {"x": sw / nw, "y": sh / nh},
-    }
-
-
-def _plain(value: Any) -> Any:
-    """Recursively convert tuples/numpy scalars to JSON types."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
 
 
 def _flatten_frames(nested: Sequence[Sequence[Tensor]]) -> list[Tensor]:
@@ -154,11 +124,9 @@ def _flatten_frames(nested: Sequence[Sequence[Tensor]]) -> list[Tensor]:
 
 def _eager_detect(detector: nn.Module, x: Tensor, score_thresh: float, nms_thresh: float,
                   max_detections: int) -> list[Tensor]:
-    """The checkpoint's own outputs: ``get_boxes`` flattened t-major (``detect`` when absent)."""
-    if hasattr(detector, "get_boxes"):
-        return _flatten_frames(detector.get_boxes(x, score_thresh=score_thresh, nms_thresh=nms_thresh,
-                                                  max_detections=max_detections))
-    return detector.detect(x, score_thresh, nms_thresh, max_detections)
+    """The checkpoint's own outputs: ``get_boxes`` flattened t-major."""
+    return _flatten_frames(detector.get_boxes(x, score_thresh=score_thresh, nms_thresh=nms_thresh,
+                                              max_detections=max_detections))
 
 
 def _max_diff(a: list[Tensor], b: list[Tensor], what: str) -> float:
@@ -177,15 +145,6 @@ def _max_diff(a: list[Tensor], b: list[Tensor], what: str) -> float:
         if u.numel():
             worst = max(worst, float((u.float() - v.float()).abs().max()))
     return worst
-
-
-def example_input_for(info: Any, num_tbins: int | None = None, batch_size: int = 2, seed: int = 0) -> Tensor:
-    """A sparse random input ``Tensor[T, B, C, H, W]`` at the network size (values in [0, 1), ~10 % of
-    pixels active), used for the built-in checks when no example is given."""
-    gen = torch.Generator().manual_seed(seed)
-    t = int(info.num_tbins if num_tbins is None else num_tbins)
-    shape = (t, batch_size, int(info.in_channels), int(info.network_size[0]), int(info.network_size[1]))
-    return torch.rand(shape, generator=gen) * (torch.rand(shape, generator=gen) < 0.1)
 
 
 @torch.no_grad()
@@ -242,8 +201,8 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
     """Script ``detector`` with its decoding, check it, and write ``<name>.pt`` + ``<name>.json``.
 
     Args:
-        detector: an evdet detector (``detect``, ``reset_all``, ``get_boxes``), e.g. from
-            ``evdet.training.load_detector``; moved to CPU and eval mode; its state is reset after.
+        detector: an evdet detector (:class:`evdet.models.RecurrentDetector`), e.g. from
+            ``evdet.inference.load_detector``; moved to CPU and eval mode; its state is reset after.
         out_dir: output folder (created).
         info: a ``CheckpointInfo`` (classes, label map, representation, delta_t, sizes, thresholds).
         example_input: ``Tensor[T, B, C, H, W]`` for the checks (network size); default
@@ -258,8 +217,9 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
         checks pass; nothing is left behind on failure.
 
     Raises:
-        TypeError: the detector cannot be scripted. ValueError: ``example_input`` is not 5-D or its
-        channels differ from ``info.in_channels``. RuntimeError: a check failed (says which, by how much).
+        TypeError: the detector lacks part of the contract or cannot be scripted. ValueError:
+        ``example_input`` is not 5-D or its channels differ from ``info.in_channels``. RuntimeError: a check
+        failed (says which, by how much).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,43 +227,27 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
     if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels):
         raise ValueError(f"export: example_input must be [T, B, C={info.in_channels}, H, W], "
                          f"got shape {tuple(x.shape)}")
-    if not hasattr(detector, "detect") or not hasattr(detector, "reset_all"):
-        raise TypeError(f"export: {type(detector).__name__} has no detect()/reset_all(); TorchScript export "
-                        "needs a detector with a scriptable detect(x, score_thresh, nms_thresh, max_det)")
+    check_contract(detector, "export")
     detector = detector.cpu().eval()
     detector.reset_all()
     scripted = script_detector(detector, info.nms_thresh, info.max_detections)
     scripted.reset_all()
     pt_path, json_path = out_dir / f"{name}.pt", out_dir / f"{name}.json"
     pt_target, json_target = AtomicTarget(pt_path), AtomicTarget(json_path)
-    tmp_pt, tmp_json = pt_target.tmp, json_target.tmp
     try:
         with _torchscript_ok():
-            torch.jit.save(scripted, str(tmp_pt))
-        checks = check_export(tmp_pt, detector, x, info.score_thresh, info.nms_thresh, info.max_detections,
-                              atol, optimized=check_optimized)
-        meta = {
-            "format": EXPORT_FORMAT,
-            "version": EXPORT_VERSION,
-            "model_file": pt_path.name,
-            "forward": "forward(x: Tensor[T, B, C, H, W] float32, score_thresh: float) -> List[Tensor[n, 6]]",
-            "outputs": "T*B frames in t-major order (index t*B + b); rows x1, y1, x2, y2 (network pixels), "
-                       "score, class_idx (index into classes); multiply x by box_scale.x and y by "
-                       "box_scale.y for sensor pixels",
-            "methods": ["reset_all()"] + (["reset(mask_keep_memory: Tensor[B])"]
-                                          if hasattr(scripted, "reset") else []),
-            "preprocessing": preprocessing_json(info),
-            "classes": list(info.classes),
-            "label_map": {str(k): v for k, v in sorted(info.label_map.items())},
-            "score_thresh": float(info.score_thresh),
-            "nms_thresh": float(info.nms_thresh),
-            "max_detections": int(info.max_detections),
-            "model_config": _plain(dict(info.model_config)),
-            "checks": checks,
-            "torch_version": torch.__version__,
-            "evdet_version": evdet.__version__,
-        }
-        tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
+            torch.jit.save(scripted, str(pt_target.tmp))
+        checks = check_export(pt_target.tmp, detector, x, info.score_thresh, info.nms_thresh,
+                              info.max_detections, atol, optimized=check_optimized)
+        meta = export_metadata(
+            info, EXPORT_FORMAT, pt_path.name, checks,
+            forward="forward(x: Tensor[T, B, C, H, W] float32, score_thresh: float) -> List[Tensor[n, 6]]",
+            outputs="T*B frames in t-major order (index t*B + b); rows x1, y1, x2, y2 (network pixels), "
+                    "score, class_idx (index into classes); multiply x by box_scale.x and y by "
+                    "box_scale.y for sensor pixels",
+            methods=["reset_all()", "reset(mask_keep_memory: Tensor[B])", "get_state() -> List[Tensor]",
+                     "set_state(state: List[Tensor])"])
+        json_target.tmp.write_text(json.dumps(meta, indent=2) + "\n")
         pt_target.commit()
         json_target.commit()
     finally:
@@ -313,19 +257,13 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
 
 
 def load_exported(pt_path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an export: ``(module, metadata)``; the JSON is ``<stem>.json`` next to the ``.pt``.
+    """Load a TorchScript export: ``(module, metadata)``; the JSON is ``<stem>.json`` next to the ``.pt``.
 
     Raises:
-        FileNotFoundError: the ``.pt`` or its JSON is missing. ValueError: the JSON is not an evdet export.
+        FileNotFoundError: the ``.pt`` or its JSON is missing. ValueError: the JSON is not an evdet
+            TorchScript export.
     """
-    pt_path = Path(pt_path)
-    json_path = pt_path.with_suffix(".json")
-    for p in (pt_path, json_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"exported model file not found: {p}")
-    meta = json.loads(json_path.read_text())
-    if meta.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{json_path}: format is {meta.get('format')!r}, expected {EXPORT_FORMAT!r}")
+    meta = read_export_json(pt_path, EXPORT_FORMAT)
     module = _jit_load(pt_path)
     module.eval()
     return module, meta

@@ -8,7 +8,7 @@ smooth-L1 losses. TorchScript-able.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 import torch
 from torch import Tensor
@@ -102,6 +102,23 @@ class AnchorHead(DetectionHead):
                                       self.focal_alpha) / norm
         loss_box = smooth_l1_loss(loc[pos], loc_t[pos]) / norm
         return {"loss": loss_cls + loss_box, "loss_cls": loss_cls, "loss_box": loss_box}
+
+    @torch.jit.ignore
+    def output_descriptions(self) -> list[tuple[str, str]]:
+        return [("loc", "Tensor[T*B, A, 4] SSD box deltas (dx, dy, dw, dh; variances 0.1, 0.1, 0.2, 0.2) "
+                        "relative to decoding.anchors_xyxy (network pixels): cx = ax + dx*0.1*aw, "
+                        "w = aw*exp(dw*0.2)"),
+                ("cls", "Tensor[T*B, A, C+1] class logits, background last; scores = softmax over the last "
+                        "dim")]
+
+    @torch.jit.ignore
+    def decoding_constants(self, features: list[Tensor], image_height: int,
+                           image_width: int) -> dict[str, Any]:
+        """The A anchors (xyxy network pixels, order level, row, column, anchor) and the decoding rule."""
+        anchors = self._anchors_for(features, image_height, image_width)
+        return {"anchors_xyxy": anchors.tolist(), "variances": [0.1, 0.2], "top_k": int(self.top_k),
+                "score": "softmax over C+1 classes (background last); top-k over anchors x classes, "
+                         "class-wise NMS"}
 
     @torch.jit.ignore
     def class_logit_layers(self) -> list[ClassLogitLayer]:

@@ -143,6 +143,17 @@ class DetrHead(DetectionHead):
         return out
 
     @torch.jit.ignore
+    def output_descriptions(self) -> list[tuple[str, str]]:
+        return [("logits", "Tensor[T*B, Q, C+1] class logits of the final decoder layer, no-object last; "
+                           "scores = softmax over the last dim"),
+                ("boxes", "Tensor[T*B, Q, 4] normalised (cx, cy, w, h) in [0, 1]; multiply by (W, H, W, H)")]
+
+    @torch.jit.ignore
+    def decoding_constants(self, features: list[Tensor], image_height: int, image_width: int) -> dict:
+        return {"top_k": int(self.top_k), "score": "softmax over C+1 (no-object last); top-k over queries x "
+                                                    "classes, optional class-wise NMS"}
+
+    @torch.jit.ignore
     def class_logit_layers(self) -> list[ClassLogitLayer]:
         """The class predictor: C + 1 rows, no-object last."""
         return [ClassLogitLayer(("transformer.class_embed.weight", "transformer.class_embed.bias"),

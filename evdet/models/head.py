@@ -19,6 +19,10 @@ levels (``channels``, ``strides``) and the number of classes, so any backbone co
   (:meth:`evdet.models.RecurrentDetector.map_cls_weights`).
 - ``lr_mult`` (learning rate of the head relative to the backbone's) and ``grad_clip`` (gradient-norm
   clip this head needs, 0 for none): read by the trainer.
+- ``output_descriptions()`` (per ``forward`` output a ``(name, meaning)`` pair: layout, units, how to
+  decode) and
+  ``decoding_constants(features, image_height, image_width)`` (what a consumer of the raw outputs needs
+  besides them, e.g. the anchor boxes): written into export metadata (ONNX).
 
 Class indices are 0..C−1 everywhere; a softmax head that predicts a background / no-object class puts it
 last (index C), and its :class:`ClassLogitLayer` says so.
@@ -27,6 +31,7 @@ last (index C), and its :class:`ClassLogitLayer` says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -80,3 +85,14 @@ class DetectionHead(nn.Module):
     @torch.jit.ignore
     def class_logit_layers(self) -> list[ClassLogitLayer]:
         raise NotImplementedError(f"{type(self).__name__} does not declare its class-logit layers")
+
+    @torch.jit.ignore
+    def output_descriptions(self) -> list[tuple[str, str]]:
+        raise NotImplementedError(f"{type(self).__name__} does not describe its outputs")
+
+    @torch.jit.ignore
+    def decoding_constants(self, features: list[Tensor], image_height: int,
+                           image_width: int) -> dict[str, Any]:
+        """Constants needed to decode the raw outputs besides the outputs themselves (JSON types); none by
+        default."""
+        return {}

@@ -77,6 +77,15 @@ def test_export_cli(setup, capsys):
     assert "already" in capsys.readouterr().err
 
 
+def test_export_cli_onnx(setup, capsys):
+    pytest.importorskip("onnxruntime")
+    root, _ = setup
+    assert export_app.main([str(root / "model.ckpt"), str(root / "onnx"), "--format", "onnx"]) == 0
+    meta = json.loads((root / "onnx" / "model.json").read_text())
+    assert meta["format"] == "evdet-onnx" and meta["inputs"][0]["shape"][0] == 2  # T of the training
+    assert "ONNX Runtime" in capsys.readouterr().out
+
+
 def test_cli_errors(setup, capsys):
     root, rec = setup
     assert detect_app.main([str(root / "missing.ckpt"), str(rec), "-o", str(root / "x")]) == 2

@@ -1,57 +1,27 @@
 import json
-from typing import Optional  # noqa: UP035 (TorchScript needs Optional for attributes)
 
 import pytest
 import torch
-from torch import Tensor, nn
+from detectors import anchor_detector, detr_detector
+from torch import nn
 
-from evdet.export.torchscript import export_torchscript, load_exported, preprocessing_json
+from evdet.export.metadata import preprocessing_json
+from evdet.export.torchscript import export_torchscript, load_exported
 from evdet.inference.checkpoint import CheckpointInfo
+from evdet.models import RecurrentDetector
 
 
-class TinyRecurrentDetector(nn.Module):
-    """A scriptable stand-in with the detector contract: recurrent state, detect, reset_all, get_boxes."""
-
-    state: Optional[Tensor]  # noqa: UP045
-
-    def __init__(self, in_channels: int = 2, num_classes: int = 2, offset: float = 0.0):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, 4 + num_classes, 3, padding=1)
-        self.num_classes = num_classes
-        self.offset = offset  # a non-zero offset makes get_boxes disagree with detect (failing export)
-        self.state = None
-
-    @torch.jit.export
-    def detect(self, x: Tensor, score_thresh: float, nms_thresh: float, max_detections: int) -> list[Tensor]:
-        out: list[Tensor] = []
-        for t in range(x.shape[0]):
-            f = self.conv(x[t])  # [B, 4 + C, H, W]
-            state = self.state
-            if state is None or state.shape != f.shape:
-                state = torch.zeros_like(f)
-            state = 0.5 * state + f
-            self.state = state
-            pooled = state.mean(dim=(2, 3))  # [B, 4 + C]
-            w, h = float(x.shape[4]), float(x.shape[3])
-            for b in range(x.shape[1]):
-                p = torch.sigmoid(pooled[b])
-                boxes = torch.stack([p[0] * w / 2, p[1] * h / 2, w / 2 + p[2] * w / 2, h / 2 + p[3] * h / 2])
-                scores = p[4:]
-                keep = scores > score_thresh
-                cls = torch.arange(self.num_classes, dtype=torch.float32)[keep]
-                rows = torch.cat([boxes.unsqueeze(0).expand(int(cls.shape[0]), 4), scores[keep, None],
-                                  cls[:, None]], dim=1)[:max_detections]
-                out.append(rows)
-        return out
-
-    @torch.jit.export
-    def reset_all(self) -> None:
-        self.state = None
+class OffsetDetector(RecurrentDetector):
+    """A real detector whose eager get_boxes disagrees with its scripted detect (a failing export)."""
 
     def get_boxes(self, x, score_thresh=0.1, nms_thresh=0.5, max_detections=100):
-        flat = self.detect(x, score_thresh, nms_thresh, max_detections)
-        b = x.shape[1]
-        return [[f + self.offset for f in flat[t * b:(t + 1) * b]] for t in range(x.shape[0])]
+        rows = super().get_boxes(x, score_thresh, nms_thresh, max_detections)
+        return [[f + 1e-3 for f in row] for row in rows]
+
+
+def _small(num_classes: int = 2) -> RecurrentDetector:
+    torch.manual_seed(0)
+    return anchor_detector(2, num_classes, 4, 8, base_anchor_size=16.0)
 
 
 def _info(**kw):
@@ -65,9 +35,8 @@ def _info(**kw):
 
 
 def test_export_writes_checked_model_and_json(tmp_path):
-    torch.manual_seed(0)
-    det = TinyRecurrentDetector()
-    pt, js = export_torchscript(det, tmp_path / "out", _info())
+    det = _small()
+    pt, js = export_torchscript(det, tmp_path / "out", _info(score_thresh=0.01))
     assert pt.name == "model.pt" and js.name == "model.json"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.pt"]
     meta = json.loads(js.read_text())
@@ -75,27 +44,33 @@ def test_export_writes_checked_model_and_json(tmp_path):
     assert meta["preprocessing"]["delta_t"] == 50_000 and meta["preprocessing"]["representation"] == "histo"
     assert meta["preprocessing"]["params"]  # registry defaults filled in (e.g. max_incr_per_pixel)
     assert meta["preprocessing"]["box_scale"] == {"x": 2.0, "y": 2.0}
-    assert meta["score_thresh"] == 0.3 and meta["nms_thresh"] == 0.5 and meta["max_detections"] == 10
+    assert meta["score_thresh"] == 0.01 and meta["nms_thresh"] == 0.5 and meta["max_detections"] == 10
+    assert "get_state() -> List[Tensor]" in meta["methods"] and meta["format"] == "evdet-torchscript"
     assert meta["checks"]["max_abs_diff"] <= 1e-5 and meta["checks"]["boxes_compared"] > 0
 
     module, meta2 = load_exported(pt)
     assert meta2 == meta
     x = torch.rand(3, 2, 2, 48, 64)
-    det.reset_all()
+    det.eval().reset_all()
     ref = [f for row in det.get_boxes(x, 0.0, 0.5, 10) for f in row]
     got = module(x, 0.0)
     assert len(got) == 6 and all(g.shape[1] == 6 for g in got)
     for r, g in zip(ref, got, strict=True):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=0)
+    state = [s.clone() for s in module.get_state()]
     second = module(x, 0.0)  # state carried over: different output
     assert any(not torch.equal(a, b) for a, b in zip(got, second, strict=True))
+    module.set_state(state)  # the explicit state replays the second chunk exactly
+    for a, b in zip(module(x, 0.0), second, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     module.reset_all()
     for a, b in zip(module(x, 0.0), got, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def test_failed_check_leaves_nothing(tmp_path):
-    det = TinyRecurrentDetector(offset=1e-3)
+    base = _small()
+    det = OffsetDetector(base.backbone, base.head)
     with pytest.raises(RuntimeError, match="scripted vs eager differ"):
         export_torchscript(det, tmp_path, _info())
     assert list(tmp_path.iterdir()) == []
@@ -103,9 +78,8 @@ def test_failed_check_leaves_nothing(tmp_path):
 
 def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="example_input"):
-        export_torchscript(TinyRecurrentDetector(), tmp_path, _info(),
-                           example_input=torch.zeros(3, 1, 5, 8, 8))
-    with pytest.raises(TypeError, match="detect"):
+        export_torchscript(_small(), tmp_path, _info(), example_input=torch.zeros(3, 1, 5, 8, 8))
+    with pytest.raises(TypeError, match="detector contract"):
         export_torchscript(nn.Conv2d(2, 2, 1), tmp_path, _info())
     with pytest.raises(FileNotFoundError):
         load_exported(tmp_path / "missing.pt")
@@ -117,12 +91,10 @@ def test_preprocessing_json_keeps_custom_representation():
 
 
 @pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU"])
-def test_export_real_detectors_all_backbones(tmp_path, backbone):
-    from evdet.inference.model_config import ModelConfig, VanillaConfig, build_detector
-
+@pytest.mark.parametrize("build", [anchor_detector, detr_detector])
+def test_export_real_detectors_all_backbones_and_heads(tmp_path, backbone, build):
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone=backbone, vanilla=VanillaConfig(base=4, cout=8))
-    det = build_detector(cfg, in_channels=2, num_classes=2)
+    det = build(2, 2, 4, 8, backbone=backbone)
     info = _info(num_tbins=2, network_size=(64, 64), sensor_size=(64, 64), score_thresh=0.05,
                  model_config={"backbone": backbone, "base": 4, "cout": 8})
     x = torch.rand(1, 1, 2, 64, 64) * (torch.rand(1, 1, 2, 64, 64) < 0.2)

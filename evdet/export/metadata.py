@@ -1,0 +1,112 @@
+"""What every export writes beside the model: a JSON of the preprocessing, classes, thresholds and checks.
+
+Shared by the TorchScript (:mod:`evdet.export.torchscript`) and ONNX (:mod:`evdet.export.onnx`) exports;
+the JSON is ``<name>.json`` beside ``<name>.pt`` / ``<name>.onnx`` and its ``format`` field says which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import evdet
+
+EXPORT_VERSION = 2
+
+__all__ = ["EXPORT_VERSION", "example_input_for", "export_metadata", "plain", "preprocessing_json",
+           "read_export_json"]
+
+
+def plain(value: Any) -> Any:
+    """Recursively convert tuples and numpy/torch scalars to JSON types."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def preprocessing_json(info: Any) -> dict[str, Any]:
+    """The preprocessing a model expects, as plain JSON types: representation name, its parameters as
+    actually used (the registry's defaults filled in where the registry knows the name), ``delta_t``
+    (µs, one bin), ``num_tbins``, channels, sensor and network sizes and the box scale network ->
+    sensor pixels."""
+    params = dict(info.representation_params)
+    try:
+        from evdet.preprocessing import get_representation
+        params = get_representation(info.representation).resolve_params(params)
+    except (ImportError, ValueError, TypeError):  # a custom representation unknown to this process
+        pass
+    sh, sw = (int(v) for v in info.sensor_size)
+    nh, nw = (int(v) for v in info.network_size)
+    return {
+        "representation": str(info.representation),
+        "params": plain(params),
+        "delta_t": int(info.delta_t),
+        "num_tbins": int(info.num_tbins),
+        "in_channels": int(info.in_channels),
+        "sensor_size": {"height": sh, "width": sw},
+        "network_size": {"height": nh, "width": nw},
+        "resize": "none" if (sh, sw) == (nh, nw) else
+                  "power-of-two downsampling when the ratio is 2^d, else area resize of the tensors",
+        "box_scale": {"x": sw / nw, "y": sh / nh},
+    }
+
+
+def example_input_for(info: Any, num_tbins: int | None = None, batch_size: int = 2, seed: int = 0) -> Tensor:
+    """A sparse random input ``Tensor[T, B, C, H, W]`` at the network size (values in [0, 1), ~10 % of
+    pixels active), used for the built-in checks when no example is given."""
+    gen = torch.Generator().manual_seed(seed)
+    t = int(info.num_tbins if num_tbins is None else num_tbins)
+    shape = (t, batch_size, int(info.in_channels), int(info.network_size[0]), int(info.network_size[1]))
+    return torch.rand(shape, generator=gen) * (torch.rand(shape, generator=gen) < 0.1)
+
+
+def export_metadata(info: Any, fmt: str, model_file: str, checks: dict[str, Any],
+                    **fields: Any) -> dict[str, Any]:
+    """The JSON content of an export: format, version, model file, the format's own ``fields``, then the
+    preprocessing, classes, label map, decoding thresholds, model config, checks and versions."""
+    meta = {"format": fmt, "version": EXPORT_VERSION, "model_file": model_file}
+    meta.update(fields)
+    meta.update({
+        "preprocessing": preprocessing_json(info),
+        "classes": list(info.classes),
+        "label_map": {str(k): v for k, v in sorted(info.label_map.items())},
+        "score_thresh": float(info.score_thresh),
+        "nms_thresh": float(info.nms_thresh),
+        "max_detections": int(info.max_detections),
+        "model_config": plain(dict(info.model_config)),
+        "checks": checks,
+        "torch_version": torch.__version__,
+        "evdet_version": evdet.__version__,
+    })
+    return meta
+
+
+def read_export_json(model_path: str | os.PathLike, fmt: str) -> dict[str, Any]:
+    """The metadata beside an exported model (``<stem>.json``).
+
+    Raises:
+        FileNotFoundError: the model or its JSON is missing. ValueError: the JSON is not an evdet export
+            of format ``fmt``.
+    """
+    model_path = Path(model_path)
+    json_path = model_path.with_suffix(".json")
+    for p in (model_path, json_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"exported model file not found: {p}")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{json_path}: not an evdet export description ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{json_path}: format is {got!r}, expected {fmt!r}")
+    return meta
