@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 fit_lines.append(f"  {size:>13g} {covered:>21.1%} {mean_iou:>14.3f}{tag}")
             fit_lines.append(f"suggested: --anchor-size {best:g} (level bases "
                              + ", ".join(f"{best * 2 ** k:g}" for k in range(num_levels)) + " network px)")
-            marks = {f"anchor {best * 2 ** k:g}": best * 2 ** k / ((sx + sy) / 2) for k in range(num_levels)}
+            # the suggested anchors' level sizes, in the sensor pixels of the histogram
+            marks = {f"anchor L{k}": best * 2 ** k / ((sx + sy) / 2) for k in range(num_levels)}
         plot = args.plot or Path(f"{stats.dataset_dir.resolve().name}_info.png")
         save_png(dataset_figure(stats, marks, split), plot)
     except (FileNotFoundError, ValueError, OSError) as exc:

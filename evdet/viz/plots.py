@@ -228,7 +228,11 @@ def histogram_chart(series: Mapping[str, Sequence[float]], bin_edges: Sequence[f
         x = int(ax.px(v, 0)[0])
         for y in range(ax.y0, ax.y0 + ax.ph, 8):
             cv2.line(ax.img, (x, y), (x, min(y + 4, ax.y0 + ax.ph)), (90, 90, 90), 1)
-        ax.text(name, (x + 3, ax.y0 + ax.ph - 6 - 12 * (j % 3)), scale=0.35, color=(90, 90, 90))
+        (tw, th), _ = cv2.getTextSize(name, _FONT, 0.35, 1)
+        tx = min(x + 3, ax.x0 + ax.pw - tw - 3)  # kept inside the plot, on a white box
+        ty = ax.y0 + ax.ph - 6 - 13 * (j % 3)
+        cv2.rectangle(ax.img, (tx - 1, ty - th - 2), (tx + tw + 1, ty + 2), (255, 255, 255), -1)
+        ax.text(name, (tx, ty), scale=0.35, color=(90, 90, 90))
     ax.legend(keys if len(keys) > 1 else [])
     return ax.img
 
