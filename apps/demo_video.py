@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", type=Path, nargs="+",
                    help=".dat/.raw recordings or HDF5 tensor files; several play side by side")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="video.mp4, anim.gif, or a folder for PNG frames")
+                   help="video.mp4, anim.gif, or a new folder (no suffix) for PNG frames; never an input")
     p.add_argument("--format", choices=("mp4", "gif", "png"),
                    help="output format (default from the output suffix; no suffix: PNG frames)")
     p.add_argument("--fps", type=float, help="frames per second (default real time: 1 s / delta_t)")
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-duration", type=float, help="only the first SECONDS of the recordings")
     p.add_argument("--cols", type=int, help="grid columns (default ceil(sqrt(number of inputs)))")
     p.add_argument("--no-gt", action="store_true", help="do not draw ground truth boxes")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evdet demo at OUTPUT (never anything evdet did not write)")
     return p
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                                  scale=args.scale, score_thresh=args.score_thresh, show_gt=not args.no_gt,
                                  max_duration=None if args.max_duration is None
                                  else int(round(args.max_duration * 1e6)),
-                                 cols=args.cols)
+                                 cols=args.cols, overwrite=args.overwrite)
     except (FileNotFoundError, ValueError, TypeError, ImportError) as exc:
         print(f"evdet-demo-video: error: {exc}", file=sys.stderr)
         return 2

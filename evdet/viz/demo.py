@@ -18,10 +18,12 @@ from torch import Tensor, nn
 
 from evdet.inference.checkpoint import CheckpointInfo, load_detector
 from evdet.inference.streaming import iter_detections
-from evdet.io.boxes import recording_stem
+from evdet.io.boxes import label_path_for, recording_stem
+from evdet.io.output_paths import check_output, record_output
 from evdet.viz.grid import add_legend_strip, render_panel, tile_images
-from evdet.viz.video import VideoWriter
+from evdet.viz.video import VideoWriter, format_for_path, png_fallback_for
 
+TOOL = "evdet-demo-video"
 TARGET_PANEL_HEIGHT = 360
 """Panels are upscaled by an integer factor until at least this tall (pixels), so labels stay legible."""
 
@@ -98,7 +100,8 @@ def render_demo_video(checkpoint: str | os.PathLike | tuple[nn.Module, Checkpoin
                       inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                       fmt: str | None = None, fps: float | None = None, scale: int | None = None,
                       score_thresh: float | None = None, show_gt: bool = True,
-                      max_duration: int | None = None, cols: int | None = None) -> Path:
+                      max_duration: int | None = None, cols: int | None = None,
+                      overwrite: bool = False) -> Path:
     """Run a detector over recordings and write the demo video.
 
     Args:
@@ -113,15 +116,27 @@ def render_demo_video(checkpoint: str | os.PathLike | tuple[nn.Module, Checkpoin
         show_gt: draw ground truth (thin white) at labelled bins.
         max_duration: only the first ``max_duration`` µs of the recordings.
         cols: grid columns (default ``ceil(sqrt(len(inputs)))``).
+        overwrite: replace an earlier evdet demo at ``output`` (:mod:`evdet.io.output_paths`: ``output``
+            may not be, contain or lie inside an input, and what evdet did not write is never replaced).
 
     Returns:
         The path written (``output``, or ``<stem>_frames/`` if OpenCV could not write mp4; a warning says so).
 
     Raises:
-        ValueError: no inputs, or inputs that do not fit the model. FileNotFoundError: a missing file.
+        ValueError: no inputs, inputs that do not fit the model, an output suffix that is no format
+            (e.g. ``.avi``), an output path refused by the policy (``OutputPathError``, checked before
+            the model runs). FileNotFoundError: a missing file.
     """
     if not inputs:
         raise ValueError("render_demo_video: no input recordings given")
+    output = Path(output)
+    fmt = format_for_path(output) if fmt is None else fmt
+    read = [*inputs, *(label_path_for(p) for p in inputs)]
+    if not isinstance(checkpoint, tuple):
+        read.append(checkpoint)
+    check_output(output, inputs=read, overwrite=overwrite, folder=fmt == "png")
+    if fmt == "mp4":  # replaced by PNG frames if OpenCV cannot write mp4
+        check_output(png_fallback_for(output), inputs=read, overwrite=overwrite, folder=True)
     if isinstance(checkpoint, tuple):
         detector, info = checkpoint
     else:
@@ -131,4 +146,5 @@ def render_demo_video(checkpoint: str | os.PathLike | tuple[nn.Module, Checkpoin
         for frame in demo_frames(detector, info, inputs, scale=scale, score_thresh=score_thresh,
                                  show_gt=show_gt, max_duration=max_duration, cols=cols):
             writer.write(frame)
+    record_output(writer.path, TOOL)
     return writer.path

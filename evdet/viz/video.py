@@ -20,9 +20,24 @@ FORMATS = ("mp4", "gif", "png")
 
 
 def format_for_path(path: str | os.PathLike) -> str:
-    """Output format implied by a path: ``.mp4`` -> mp4, ``.gif`` -> gif, anything else -> png folder."""
+    """Output format implied by a path: ``.mp4`` -> mp4, ``.gif`` -> gif, no suffix -> png folder.
+
+    Raises:
+        ValueError: any other suffix (e.g. ``x.avi``): evdet writes no such format, and a folder of PNG
+            frames named like a video would surprise (pass ``fmt="png"`` to get one anyway).
+    """
     suffix = Path(path).suffix.lower()
-    return {".mp4": "mp4", ".gif": "gif"}.get(suffix, "png")
+    if suffix in ("", ".mp4", ".gif"):
+        return {".mp4": "mp4", ".gif": "gif"}.get(suffix, "png")
+    raise ValueError(f"cannot write {path}: unsupported output suffix {Path(path).suffix!r}; give a .mp4 or "
+                     ".gif file, or a folder name without suffix for PNG frames (or choose the format "
+                     "explicitly)")
+
+
+def png_fallback_for(path: str | os.PathLike) -> Path:
+    """Folder of PNG frames written instead of ``path`` when OpenCV cannot write mp4: ``<stem>_frames``."""
+    path = Path(path)
+    return path.with_name(path.stem + "_frames")
 
 
 class VideoWriter:
@@ -112,7 +127,7 @@ class VideoWriter:
                 return
             writer.release()
             self._tmp.unlink(missing_ok=True)
-            fallback = self.path.with_name(self.path.stem + "_frames")
+            fallback = png_fallback_for(self.path)
             warnings.warn(f"VideoWriter: OpenCV cannot write mp4 (codec mp4v unavailable); writing PNG "
                           f"frames to {fallback} instead of {self.path}", RuntimeWarning, stacklevel=3)
             self.path, self.fmt = fallback, "png"
