@@ -28,8 +28,8 @@ def export_targets(out_dir: str | os.PathLike, name: str, model_suffix: str, *, 
                    inputs: Sequence[str | os.PathLike] = ()) -> tuple[Path, Path]:
     """``(out_dir/<name><model_suffix>, out_dir/<name>.json)``, checked by the output-path policy
     (:mod:`evdet.io.output_paths`) before an export writes them: an existing export is replaced only
-    with ``overwrite`` and only when evdet wrote it (exports are recognised by their JSON, whose
-    ``format`` starts with ``evdet-`` and whose ``model_file`` names the model beside it).
+    with ``overwrite`` and only when evdet wrote it. The exporter records both files
+    (:func:`evdet.io.output_paths.record_output`) once they are in place.
 
     Raises:
         ValueError: ``name`` is empty, hidden or holds a path separator. OutputPathError (a ValueError):

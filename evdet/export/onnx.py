@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from evdet.export.metadata import example_input_for, export_metadata, export_targets, plain, read_export_json
 from evdet.export.torchscript import check_contract
 from evdet.io.atomic import AtomicTarget
+from evdet.io.output_paths import record_output
 
 ONNX_FORMAT = "evdet-onnx"
 DEFAULT_OPSET = 17
@@ -235,6 +236,8 @@ def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
         json_target.tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         onnx_target.commit()
         json_target.commit()
+        for done in (onnx_path, json_path):
+            record_output(done, "evdet-export")
     finally:
         onnx_target.abort()
         json_target.abort()

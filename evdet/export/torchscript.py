@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from evdet.export.metadata import example_input_for, export_metadata, export_targets, read_export_json
 from evdet.io.atomic import AtomicTarget
+from evdet.io.output_paths import record_output
 
 EXPORT_FORMAT = "evdet-torchscript"
 #: methods of the detector contract an export needs
@@ -252,6 +253,8 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
         json_target.tmp.write_text(json.dumps(meta, indent=2) + "\n")
         pt_target.commit()
         json_target.commit()
+        for done in (pt_path, json_path):
+            record_output(done, "evdet-export")
     finally:
         pt_target.abort()
         json_target.abort()

@@ -9,21 +9,15 @@ Rules (every app and every library function that writes outputs applies them bef
 4. Violations raise :class:`OutputPathError` (a ``ValueError``, exit code 2 in the apps) with a one-line
    message naming the path.
 
-How evdet recognises its own outputs:
-
-- every file or folder evdet writes is recorded, right after it is complete, in a manifest
-  ``.evdet-outputs`` in the folder that holds it (one name per line, with the tool that wrote it);
-  an existing path is evdet's when its name is listed there. Only an evdet command lists a name, so
-  ground truth, recordings and other people's files are never listed. Deleting the manifest makes
-  evdet treat the folder's files as foreign.
-- exports describe themselves instead (no manifest beside them): a ``.json`` whose ``format`` starts with
-  ``evdet-`` (``evdet-torchscript``, ``evdet-onnx``) is evdet's, and so is the model file it names in
-  ``model_file`` beside it.
-- hidden temporaries of interrupted writes (:mod:`evdet.io.atomic`) are evdet's.
-
-Files written by evdet versions without these marks are treated as foreign (remove them yourself). A
-crash between the end of a write and its record leaves an unlisted file: the next run refuses to replace
-it (the safe side), unless it is identical to what would be written (e.g. a label file copied again).
+How evdet recognises its own outputs: every file or folder evdet writes is recorded, right after it is
+complete, in a manifest ``.evdet-outputs`` in the folder that holds it (one name per line, with the
+tool that wrote it); an existing path is evdet's when its name is listed there (hidden temporaries of
+interrupted writes, :mod:`evdet.io.atomic`, are evdet's too). Only an evdet command lists a name, so
+ground truth, recordings and other people's files are never listed. The manifest is plain text: deleting
+it makes evdet treat the folder's files as foreign. Files written by evdet versions without the manifest
+are foreign too (remove them yourself). A crash between the end of a write and its record leaves an
+unlisted file: the next run refuses to replace it (the safe side), unless it is identical to what would
+be written (e.g. a label file copied again by the converter).
 
 - :func:`check_outside_inputs`: rule 1.
 - :func:`check_output`: rules 1-3 for one path (call before the work that writes it).
@@ -31,12 +25,11 @@ it (the safe side), unless it is identical to what would be written (e.g. a labe
 - :func:`claim_outputs`: check several paths, then record them at once (for folders that a library such
   as Lightning fills later, e.g. a training run).
 - :func:`output_folder`: a folder that a command fills with files (created when missing).
-- :func:`written_by_evdet`: the test above.
+- :func:`written_by_evdet`: the manifest test above.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,7 +37,6 @@ from pathlib import Path
 from evdet.io.atomic import is_temporary
 
 __all__ = [
-    "EXPORT_FORMAT_PREFIX",
     "MANIFEST_NAME",
     "OutputPathError",
     "check_output",
@@ -57,8 +49,6 @@ __all__ = [
 
 #: Name of the manifest file listing what evdet wrote in a folder.
 MANIFEST_NAME = ".evdet-outputs"
-#: ``format`` prefix of the JSON description every evdet export writes beside its model.
-EXPORT_FORMAT_PREFIX = "evdet-"
 _HEADER = "# files and folders written here by evdet (it replaces only these, and only with --overwrite)\n"
 
 
@@ -105,30 +95,10 @@ def _manifest(folder: Path) -> dict[str, str]:
     return entries
 
 
-def _export_description(path: Path) -> dict | None:
-    """The content of ``path`` when it is an evdet export description (JSON, ``format`` ``evdet-…``)."""
-    if path.suffix != ".json" or not path.is_file() or path.stat().st_size > 10 << 20:
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    fmt = meta.get("format") if isinstance(meta, dict) else None
-    return meta if isinstance(fmt, str) and fmt.startswith(EXPORT_FORMAT_PREFIX) else None
-
-
 def written_by_evdet(path: str | os.PathLike) -> bool:
-    """True when ``path`` is listed in the manifest of its folder, is an evdet export (its description,
-    or the model file a description beside it names), or is an evdet temporary."""
+    """True when ``path`` is listed in the manifest of its folder (or is an evdet temporary)."""
     path = Path(path)
-    if is_temporary(path) or path.name in _manifest(path.parent):
-        return True
-    if path.is_symlink():
-        return False
-    if _export_description(path) is not None:
-        return True
-    meta = _export_description(path.with_suffix(".json"))
-    return meta is not None and meta.get("model_file") == path.name
+    return is_temporary(path) or path.name in _manifest(path.parent)
 
 
 def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
