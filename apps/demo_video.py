@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", type=Path, nargs="+",
                    help=".dat/.raw recordings or HDF5 tensor files; several play side by side")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="video.mp4 (H.264), anim.gif, or a folder for PNG frames")
+                   help="video.mp4, anim.gif, or a new folder (no suffix) for PNG frames; never an input")
     p.add_argument("--format", choices=("mp4", "gif", "png"),
                    help="output format (default from the output suffix; no suffix: PNG frames)")
     p.add_argument("--events", type=Path, nargs="+", default=[], metavar="PATH",
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta-t", type=int, default=50_000,
                    help="with detection files: µs per frame for raw recordings (default 50000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evdet demo at OUTPUT (never anything evdet did not write)")
     return p
 
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                               scale=args.scale)
         common = dict(options=options, events=args.events, fmt=args.format, fps=args.fps, cols=args.cols,
                       max_duration=None if args.max_duration is None else int(round(args.max_duration * 1e6)),
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, overwrite=args.overwrite)
         if args.checkpoint.suffix == ".ckpt" or (args.checkpoint.is_file()
                                                  and not args.checkpoint.name.endswith(".npy")):
             path = render_demo_video(args.checkpoint, args.inputs, args.output, **common)

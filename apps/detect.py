@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="trained model (.ckpt written by evdet-train)")
     p.add_argument("recordings", type=Path, nargs="+",
                    help=".dat/.raw recordings or HDF5 tensor files, or folders of them (recursive)")
-    p.add_argument("-o", "--out-dir", type=Path, required=True, help="folder for the <name>_bbox.npy files")
+    p.add_argument("-o", "--out-dir", type=Path, required=True,
+                   help="folder for the <name>_bbox.npy files (created; never an input folder)")
     p.add_argument("--score-thresh", type=float,
                    help="keep detections above this score (default: checkpoint)")
     p.add_argument("--nms-thresh", type=float, help="NMS IoU threshold (default: checkpoint)")
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the model's class index as class_id instead of the label-map id")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace detection files written by an earlier evdet-detect run")
     return p
 
 
@@ -55,18 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.inference.checkpoint import load_detector
     from evdet.inference.streaming import detect_recordings
+    from evdet.io.output_paths import check_outside_inputs
 
     try:
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         paths = expand_recordings(args.recordings)
+        check_outside_inputs(args.out_dir, args.recordings)  # before loading the model
         detector, info = load_detector(args.checkpoint, map_location=args.device)
         start = time.perf_counter()
         results = detect_recordings(detector, info, paths, args.out_dir, batch_size=args.batch_size,
                                     score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                                     max_detections=args.max_detections,
                                     original_class_ids=not args.model_class_ids,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, overwrite=args.overwrite,
+                                    inputs=[args.checkpoint, *args.recordings])
     except (FileNotFoundError, ValueError, TypeError) as exc:
         print(f"evdet-detect: error: {exc}", file=sys.stderr)
         return 2

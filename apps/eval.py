@@ -7,17 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from evdet.evaluation import (
-    PRESETS,
-    eval_preset_for,
-    evaluate_recordings,
-    filter_boxes,
-    format_metrics,
-    get_preset,
-)
-from evdet.io import EMPTY_CLASS, LABEL_MAP_FILENAME, load_boxes, load_label_map
+# cheap modules only (no numpy/numba at import, so that --help is instant); the rest is imported where used
+from evdet.evaluation.presets import PRESETS, eval_preset_for, get_preset
+from evdet.io.label_map import EMPTY_CLASS, LABEL_MAP_FILENAME, load_label_map
 
 
 def _index(folder: Path, patterns: tuple[str, ...], what: str) -> dict[str, Path]:
@@ -70,6 +62,8 @@ def _find_classes(gt_dir: Path) -> dict[int, str]:
 
 def _label_period(gts: list) -> int | None:
     """Median spacing (µs) of consecutive ground-truth timestamps over all recordings, None if undefined."""
+    import numpy as np
+
     gaps = [np.diff(np.unique(gt["t"])) for gt in gts if gt.size > 1]
     gaps = np.concatenate(gaps) if gaps else np.zeros(0)
     return int(np.median(gaps)) if gaps.size else None
@@ -100,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from evdet.evaluation import evaluate_recordings, filter_boxes, format_metrics
+    from evdet.io.boxes import load_boxes
+
     try:
         if args.preset == "auto":
             if args.height is None or args.width is None:

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX: bins T per call fixed in the graph (default: the training T)")
     p.add_argument("--check-optimized", action="store_true",
                    help="TorchScript: also run the checks under the optimising executor (slower)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evdet export of the same name (an existing export is refused "
+                        "otherwise; files evdet did not write are never replaced)")
     return p
 
 
@@ -41,20 +44,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.export import export_onnx, export_torchscript
     from evdet.inference.checkpoint import load_detector
+    from evdet.io.output_paths import check_output
 
     try:
         exported = args.checkpoint.suffix in (".pt", ".pth", ".onnx")
         if exported and args.checkpoint.with_suffix(".json").exists():
             raise ValueError(f"{args.checkpoint} looks like an evdet export already; pass the training "
                              "checkpoint (.ckpt)")
+        suffix = ".onnx" if args.format == "onnx" else ".pt"
+        for target in (args.out_dir / f"{args.name}{suffix}", args.out_dir / f"{args.name}.json"):
+            check_output(target, inputs=[args.checkpoint], overwrite=args.overwrite)  # before loading
         detector, info = load_detector(args.checkpoint)
+        policy = {"overwrite": args.overwrite, "inputs": [args.checkpoint]}
         if args.format == "onnx":
             model, js = export_onnx(detector, args.out_dir, info, name=args.name, num_tbins=args.num_tbins,
-                                    atol=1e-4 if args.atol is None else args.atol)
+                                    atol=1e-4 if args.atol is None else args.atol, **policy)
         else:
             model, js = export_torchscript(detector, args.out_dir, info, name=args.name,
                                            atol=1e-5 if args.atol is None else args.atol,
-                                           check_optimized=args.check_optimized)
+                                           check_optimized=args.check_optimized, **policy)
     except (FileNotFoundError, ValueError, TypeError, RuntimeError, ImportError) as exc:
         print(f"evdet-export: error: {exc}", file=sys.stderr)
         return 2

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
-
-from evdet.preprocessing import REPRESENTATIONS
-from evdet.preprocessing.convert import generate_hdf5
 
 
 def _param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE as JSON (numbers, true/false), ``nan``/``inf`` as floats, else the string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
         return key, json.loads(value.lower() if value.lower() in ("true", "false") else value)
     except json.JSONDecodeError:
+        pass
+    try:
+        return key, float(value)
+    except ValueError:
         return key, value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,16 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evdet-generate-hdf5",
         description="Convert event recordings (.dat/.raw files, folders, or dataset folders with "
                     "train/val/test) into HDF5 tensor files <stem>.h5 with their labels <stem>_bbox.npy. "
-                    "Finished outputs are skipped, so an interrupted run can simply be started again.")
+                    "Finished outputs converted with the same settings are kept, so an interrupted run can "
+                    "simply be started again; outputs converted with other settings are refused "
+                    "(--overwrite reconverts them). The output folder may not be, contain or lie inside an "
+                    "input, and only files evdet wrote are ever replaced.")
     parser.add_argument("inputs", nargs="+", help="recordings, folders of recordings or dataset folders")
     parser.add_argument("output_dir", help="destination folder (the dataset layout is mirrored)")
-    parser.add_argument("--representation", "--preprocess", default="histo", choices=sorted(REPRESENTATIONS),
-                        help="event-to-tensor representation (default histo)")
+    parser.add_argument("--representation", "--preprocess", default="histo",
+                        help="event-to-tensor representation (default histo; see docs/representations.md, "
+                             "an unknown name lists the valid ones)")
     parser.add_argument("--delta-t", type=int, default=50_000, help="frame length in µs (default 50000)")
     parser.add_argument("--height-width", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="frame size; must be the sensor size divided by a power of two")
-    parser.add_argument("--downsampling-factor", type=int, default=0,
-                        help="divide coordinates by 2**d (ignored with --height-width)")
+    parser.add_argument("--downsampling-factor", type=_non_negative, default=0,
+                        help="divide coordinates by 2**d (ignored with --height-width); too large for a "
+                             "sensor is an error")
     parser.add_argument("--max-incr-per-pixel", type=float, default=None,
                         help="histo/diff/event_cube: events that saturate a pixel (default 5)")
     parser.add_argument("--num-utbins", type=int, default=None,
@@ -52,12 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-duration", type=int, default=None, metavar="US",
                         help="cut recordings into parts <stem>_partNNN.h5 of this many µs")
     parser.add_argument("--num-workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="reconvert outputs that evdet wrote earlier with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from evdet.preprocessing.convert import generate_hdf5
+
     params: dict[str, Any] = dict(args.param)
     for key in ("max_incr_per_pixel", "num_utbins", "max_count"):
         if getattr(args, key) is not None:
@@ -70,12 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             params=params, downsampling_factor=args.downsampling_factor, store_as_uint8=args.store_as_uint8,
             compression=None if args.compression == "none" else args.compression,
             max_duration=args.max_duration, num_workers=args.num_workers, progress=not args.no_progress,
-            height_width=None if args.height_width is None else tuple(args.height_width))
+            height_width=None if args.height_width is None else tuple(args.height_width),
+            overwrite=args.overwrite)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        raise SystemExit(f"evdet-generate-hdf5: error: {exc}") from exc
+        print(f"evdet-generate-hdf5: error: {exc}", file=sys.stderr)
+        return 2
     print(f"{len(outputs)} HDF5 file(s) in {args.output_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from evdet.simulation import PRESETS, SYNTHETIC_LABEL_MAP, make_synthetic_dataset
+from evdet.simulation.config import PRESETS, SYNTHETIC_LABEL_MAP  # cheap; the simulator loads in main()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from evdet.simulation.dataset import make_synthetic_dataset
+
     try:
         summary = make_synthetic_dataset(
             args.out_dir, preset=args.preset, num_train=args.num_train, num_val=args.num_val,
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             classes=args.classes, seed=args.seed, num_workers=args.num_workers, hdf5=args.hdf5,
             progress=not args.no_progress, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as exc:
-        raise SystemExit(f"evdet-make-synthetic: error: {exc}") from exc
+        print(f"evdet-make-synthetic: error: {exc}", file=sys.stderr)
+        return 2
     print(summary.format())
     if summary.hdf5_dir is not None:
         print(f"  HDF5 tensors in {summary.hdf5_dir}")
@@ -51,4 +55,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="skip the demo video")
     p.add_argument("--video-score-thresh", type=float, default=0.3, help="detections drawn in the video")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier quickstart in OUT_DIR (never files evdet did not "
+                        "write)")
     return p
 
 
@@ -88,6 +91,14 @@ def summary_lines(out: Path, metrics: dict, num_val: int, result, video: Path | 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"evdet-quickstart: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from evdet.data.config import DataConfig
     from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig
     from evdet.preprocessing.convert import generate_hdf5
@@ -99,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from evdet.io.output_paths import output_folder
+
+    out = output_folder(args.out_dir)
     progress = not args.no_progress
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -108,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[1/5] simulating the tiny synthetic dataset into {out / 'dataset'}", flush=True)
     make_synthetic_dataset(out / "dataset", preset="tiny", num_train=args.num_train, num_val=args.num_val,
                            num_test=0, duration_s=args.duration_s, seed=args.seed,
-                           num_workers=args.num_workers, progress=progress, overwrite=True)
+                           num_workers=args.num_workers, progress=progress, overwrite=args.overwrite)
     times["simulate"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     print(f"[2/5] converting to HDF5 histograms into {out / 'hdf5'}", flush=True)
     generate_hdf5(out / "dataset", out / "hdf5", representation="histo", delta_t=50_000,
-                  num_workers=args.num_workers, progress=progress)
+                  num_workers=args.num_workers, progress=progress, overwrite=args.overwrite)
     times["convert"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -127,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     tc = TrainConfig(lr=args.lr, max_epochs=args.max_epochs, limit_train_batches=limit, seed=args.seed,
                      log_images_every_n_steps=100)
     result = train(out / "hdf5", out / "run", model_config=mc, data_config=dc, train_config=tc,
-                   progress=progress)
+                   progress=progress, overwrite=args.overwrite)
     times["train + validate"] = time.perf_counter() - t
     metrics = result.metrics.get("val", {})
     ckpt = result.last_checkpoint
@@ -144,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[5/5] rendering the demo video of {val_files[0].name} into {out / 'demo.mp4'}", flush=True)
         video = render_demo_video(ckpt, val_files[:1], out / "demo.mp4", events=[out / "dataset" / "val"],
                                   options=DemoOptions(score_thresh=args.video_score_thresh),
-                                  progress=progress)
+                                  progress=progress, overwrite=args.overwrite)
         times["demo video"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     print()

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+# configs only (cheap: no torch, Lightning or numba, so that --help is instant); the rest is imported
+# inside main()
 from evdet.data.config import SAMPLING_MODES, DataConfig
 from evdet.inference.model_config import HEADS, AnchorHeadConfig, DetrHeadConfig, ModelConfig, VanillaConfig
 from evdet.training.config import LR_SCHEDULES, TrainConfig
@@ -123,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("what to run")
     g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --root-dir")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a --root-dir holding an earlier run's checkpoints (deleted)")
     g.add_argument("--finetune", action="store_true", help="start from --checkpoint's weights")
     g.add_argument("--checkpoint", default=None, help="checkpoint for --finetune / --just-val / --just-test")
     g.add_argument("--just-val", action="store_true", help="only evaluate on val/")
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train(args.dataset_dir, args.root_dir, model_config=mc, data_config=dc, train_config=tc,
                        resume=args.resume, checkpoint=args.checkpoint, finetune=args.finetune,
-                       just_val=args.just_val, just_test=args.just_test, progress=not args.no_progress)
+                       just_val=args.just_val, just_test=args.just_test, progress=not args.no_progress,
+                       overwrite=args.overwrite)
     except (FileNotFoundError, ValueError, NonFiniteLossError) as exc:
         print(f"evdet-train: error: {exc}", file=sys.stderr)
         return 2

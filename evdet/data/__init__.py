@@ -1,20 +1,33 @@
 """Sequential multi-stream loading of event tensors and labels (SPEC 4): ``SequenceBatch``,
 ``DataConfig``, ``build_dataloader``, ``stream_batches``, ``describe_dataset``."""
 
-from evdet.data.augment import Augmentation
-from evdet.data.batch import SequenceBatch, VideoInfo
-from evdet.data.config import SAMPLING_MODES, DataConfig
-from evdet.data.dataset import EpochSampler, LabelOptions, SequenceDataset, VideoLabels
-from evdet.data.info import DatasetInfo, describe_dataset
-from evdet.data.labels import assign_boxes_to_bins, filter_boxes_to_targets, resolve_classes
-from evdet.data.loader import build_dataloader, make_dataset, stream_batches
-from evdet.data.schedule import ChunkItem, plan_epoch, shard_videos
-from evdet.data.sources import VideoSpec, probe_video, read_frames
+from evdet._lazy import lazy_exports
 
-__all__ = [
-    "Augmentation", "ChunkItem", "DataConfig", "DatasetInfo", "EpochSampler", "LabelOptions",
-    "SAMPLING_MODES", "SequenceBatch", "SequenceDataset", "VideoInfo", "VideoLabels", "VideoSpec",
-    "assign_boxes_to_bins", "build_dataloader",
-    "describe_dataset", "filter_boxes_to_targets", "make_dataset", "plan_epoch",
-    "probe_video", "read_frames", "resolve_classes", "shard_videos", "stream_batches",
-]
+# public name -> submodule defining it; imported on first use (evdet._lazy), so that light
+# submodules and `--help` of the commands load no heavy dependency
+_EXPORTS = {
+    "Augmentation": "augment",
+    "SequenceBatch": "batch",
+    "VideoInfo": "batch",
+    "DataConfig": "config",
+    "SAMPLING_MODES": "config",
+    "EpochSampler": "dataset",
+    "LabelOptions": "dataset",
+    "SequenceDataset": "dataset",
+    "VideoLabels": "dataset",
+    "DatasetInfo": "info",
+    "describe_dataset": "info",
+    "assign_boxes_to_bins": "labels",
+    "filter_boxes_to_targets": "labels",
+    "resolve_classes": "labels",
+    "build_dataloader": "loader",
+    "make_dataset": "loader",
+    "stream_batches": "loader",
+    "ChunkItem": "schedule",
+    "plan_epoch": "schedule",
+    "shard_videos": "schedule",
+    "VideoSpec": "sources",
+    "probe_video": "sources",
+    "read_frames": "sources",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

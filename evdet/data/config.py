@@ -22,8 +22,9 @@ class DataConfig:
             None: the HDF5 ``events_to_tensor`` attribute, else ``"histo"``.
         representation_params: extra parameters of the representation (raw recordings only).
         height, width: network input size in pixels. None: the stored size (HDF5) or the sensor size
-            (raw). A smaller power-of-two size of a raw recording uses the representation's
-            downsampling; any other size is an area resize of the tensors. Boxes follow.
+            (raw). Any other size is an area resize of the stored tensors (raw recordings: of the
+            representation at full sensor resolution), the same preprocessing whatever the source
+            (:mod:`evdet.data.sources`). Boxes follow.
         classes: class names to train on, in output order (``--classes``); a name that the label map
             lacks raises ``ValueError`` listing the valid ones. None: every name of the label map in
             id order, without ``"empty"``. Boxes of other classes are dropped.

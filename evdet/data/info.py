@@ -46,17 +46,27 @@ def list_recordings(folder: str | os.PathLike) -> list[Path]:
                   and not p.name.startswith("."))
 
 
+CONSISTENT_ATTRIBUTES = ("channels", "delta_t", "representation", "params", "sensor_size", "stored_size")
+"""What every video of a dataset must share (``params``: the representation parameters, e.g.
+``max_incr_per_pixel``)."""
+
+
 def check_consistent(specs: list[VideoSpec]) -> None:
-    """Raise ``ValueError`` naming both files when channels, ``delta_t``, representation or stored size
-    differ between videos."""
+    """Raise ``ValueError`` naming both files when channels, ``delta_t``, representation, its parameters,
+    sensor size or stored size differ between videos."""
     if not specs:
         return
     ref = specs[0]
     for spec in specs[1:]:
-        for attr in ("channels", "delta_t", "representation", "stored_size"):
+        for attr in CONSISTENT_ATTRIBUTES:
             if getattr(spec, attr) != getattr(ref, attr):
-                raise ValueError(f"inconsistent dataset: {attr} = {getattr(ref, attr)!r} in {ref.path} but "
-                                 f"{getattr(spec, attr)!r} in {spec.path}")
+                name = "representation parameters" if attr == "params" else attr
+                raise ValueError(f"inconsistent dataset: {name} = {_plain(getattr(ref, attr))!r} in "
+                                 f"{ref.path} but {_plain(getattr(spec, attr))!r} in {spec.path}")
+
+
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def describe_dataset(dataset_dir: str | os.PathLike, *, delta_t: int | None = None,
@@ -72,7 +82,8 @@ def describe_dataset(dataset_dir: str | os.PathLike, *, delta_t: int | None = No
     Raises:
         FileNotFoundError: no such directory, no label map, no ``train`` split.
         ValueError: a split folder without recordings (names the folder); channels, ``delta_t``,
-            representation or stored size differing between files (names both files); bad HDF5 files.
+            representation, its parameters, sensor or stored size differing between files (names both
+            files); bad HDF5 files (e.g. a non-integer ``delta_t``, named with the file).
     """
     root = Path(dataset_dir)
     if not root.is_dir():

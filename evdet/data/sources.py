@@ -1,6 +1,12 @@
 """Video sources: HDF5 tensor files (fast path, SPEC 2.7) and raw recordings (.dat/.raw converted on the
 fly with an ``evdet.preprocessing`` representation), both giving float32 ``[n, C, H, W]`` frames for a
-range of bins, resized to the network size."""
+range of bins, resized to the network size.
+
+One preprocessing, whatever the source (:func:`read_frames`): the representation is computed at the
+*stored size* (the sensor size ``>> d``: for HDF5 files the ``d`` they were converted with, for raw
+recordings 0, i.e. the full sensor resolution, exactly as ``evdet-generate-hdf5`` does by default), then
+area-resized to the network size (:func:`resize_frames`). A raw recording and its HDF5 conversion
+therefore give bit-identical network inputs (float32 storage; uint8 storage rounds to 1/255)."""
 
 from __future__ import annotations
 
@@ -60,6 +66,12 @@ def _h5_reader_class():
     return H5TensorReader
 
 
+def decode_frames(raw: np.ndarray, uint8_scale: float | None, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`evdet.io.h5.decode_frames` (imported when first used: h5py loads lazily)."""
+    from evdet.io.h5 import decode_frames as decode
+    return decode(raw, uint8_scale, out)
+
+
 def _event_reader(path: str):
     from evdet.io.read import open_events
     return open_events(path)
@@ -89,8 +101,7 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
             c, h, w = (int(v) for v in reader.shape)
             return VideoSpec(str(path), "h5", int(reader.num_frames), int(reader.start_ts),
                              int(reader.delta_t), c, tuple(int(v) for v in reader.sensor_size), (h, w),
-                             str(reader.representation), dict(reader.params),
-                             uint8_scale=float(reader.uint8_scale) if reader.store_as_uint8 else None)
+                             str(reader.representation), dict(reader.params), uint8_scale=reader.scale)
     if name.endswith(RAW_SUFFIXES):
         from evdet.preprocessing import get_representation
         rep_name = representation or DEFAULT_RAW_REPRESENTATION
@@ -146,12 +157,8 @@ def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
     stop = start + out.shape[0]
     fast = spec.kind == "h5" and tuple(out.shape[-2:]) == spec.stored_size
     if fast and 0 <= start < stop <= spec.num_frames:
-        raw = _h5_data(spec.path)[start:stop]
-        dst = out.numpy()  # shares memory; numpy: single-threaded, no OpenMP spin under contention
-        if spec.uint8_scale is not None and raw.dtype == np.uint8:
-            np.divide(raw, np.float32(spec.uint8_scale), out=dst, dtype=np.float32)  # = float32(x) / scale
-        else:
-            np.copyto(dst, raw, casting="unsafe")
+        # out.numpy() shares memory; numpy: single-threaded, no OpenMP spin under contention
+        decode_frames(_h5_data(spec.path)[start:stop], spec.uint8_scale, out=out.numpy())
         return
     out.copy_(read_frames(spec, start, stop, tuple(out.shape[-2:])))
 
@@ -215,7 +222,9 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int, int]) -> torch.Tensor:
     """Frames ``start .. stop-1`` (clipped to the video) as ``Tensor[n, C, h, w]`` float32 at the
-    network size ``(h, w)``.
+    network size ``(h, w)``: the one preprocessing of every source (module docstring): frames at the
+    stored size (HDF5 values decoded by :func:`evdet.io.h5.decode_frames`; raw events turned into the
+    representation at ``sensor >> d``), then :func:`resize_frames`.
 
     Raises:
         ValueError: ``start`` outside the video.
@@ -225,18 +234,17 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
         raise ValueError(f"{spec.path}: frames [{start}, {stop}) outside the video of "
                          f"{spec.num_frames} frames")
     if spec.kind == "h5":
-        raw = _h5_data(spec.path)[start:stop]
-        if spec.uint8_scale is not None and raw.dtype == np.uint8:
-            frames = torch.from_numpy(raw).float() / spec.uint8_scale
-        else:
-            frames = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))
+        frames = torch.from_numpy(decode_frames(_h5_data(spec.path)[start:stop], spec.uint8_scale))
         return resize_frames(frames, network_size)
     if spec.kind == "array":
         frames = torch.from_numpy(np.asarray(spec.data[start:stop], dtype=np.float32))
         return resize_frames(frames, network_size)
     if spec.kind == "raw":
         from evdet.preprocessing import events_to_tensor
-        d = power_of_two_factor(spec.sensor_size, network_size) or 0
+        d = power_of_two_factor(spec.sensor_size, spec.stored_size)  # 0: raw videos are stored at sensor size
+        if d is None:
+            raise ValueError(f"{spec.path}: stored size {spec.stored_size} is not the sensor size "
+                             f"{spec.sensor_size} divided by a power of two")
         t0 = spec.start_ts + start * spec.delta_t
         reader = _cached_event_reader(spec.path)
         if reader.current_time != t0:  # sequential chunks continue where the last one ended

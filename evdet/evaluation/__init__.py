@@ -1,22 +1,25 @@
 """The published COCO evaluation protocol for event-camera detection (SPEC 6)."""
 
-from evdet.evaluation.accumulator import DetectionAccumulator
-from evdet.evaluation.coco import (
-    METRIC_NAMES,
-    CocoEvaluation,
-    PooledImages,
-    evaluate_detection,
-    evaluate_pooled,
-    evaluate_recordings,
-    pool_by_time,
-)
-from evdet.evaluation.detections import boxes_to_bbox_array
-from evdet.evaluation.filters import filter_boxes
-from evdet.evaluation.presets import AUTO_SKIP_TS, PRESETS, EvalPreset, eval_preset_for, get_preset
-from evdet.evaluation.report import format_metrics
+from evdet._lazy import lazy_exports
 
-__all__ = [
-    "AUTO_SKIP_TS", "METRIC_NAMES", "PRESETS", "CocoEvaluation", "DetectionAccumulator", "EvalPreset",
-    "PooledImages", "boxes_to_bbox_array", "eval_preset_for", "evaluate_detection", "evaluate_pooled",
-    "evaluate_recordings", "filter_boxes", "format_metrics", "get_preset", "pool_by_time",
-]
+# public name -> submodule defining it; imported on first use (evdet._lazy), so that light
+# submodules and `--help` of the commands load no heavy dependency
+_EXPORTS = {
+    "DetectionAccumulator": "accumulator",
+    "CocoEvaluation": "coco",
+    "METRIC_NAMES": "coco",
+    "PooledImages": "coco",
+    "evaluate_detection": "coco",
+    "evaluate_pooled": "coco",
+    "evaluate_recordings": "coco",
+    "pool_by_time": "coco",
+    "boxes_to_bbox_array": "detections",
+    "filter_boxes": "filters",
+    "AUTO_SKIP_TS": "presets",
+    "EvalPreset": "presets",
+    "PRESETS": "presets",
+    "eval_preset_for": "presets",
+    "get_preset": "presets",
+    "format_metrics": "report",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

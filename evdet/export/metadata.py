@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,33 @@ import torch
 from torch import Tensor
 
 import evdet
+from evdet.io.output_paths import check_output, output_folder
 
 EXPORT_VERSION = 2
 
-__all__ = ["EXPORT_VERSION", "example_input_for", "export_metadata", "plain", "preprocessing_json",
-           "read_export_json"]
+__all__ = ["EXPORT_VERSION", "example_input_for", "export_metadata", "export_targets", "plain",
+           "preprocessing_json", "read_export_json"]
+
+
+def export_targets(out_dir: str | os.PathLike, name: str, model_suffix: str, *, overwrite: bool = False,
+                   inputs: Sequence[str | os.PathLike] = ()) -> tuple[Path, Path]:
+    """``(out_dir/<name><model_suffix>, out_dir/<name>.json)``, checked by the output-path policy
+    (:mod:`evdet.io.output_paths`) before an export writes them: an existing export is replaced only
+    with ``overwrite`` and only when evdet wrote it. The exporter records both files
+    (:func:`evdet.io.output_paths.record_output`) once they are in place.
+
+    Raises:
+        ValueError: ``name`` is empty, hidden or holds a path separator. OutputPathError (a ValueError):
+            ``out_dir`` is a file or overlaps ``inputs``, or the files exist (see above).
+    """
+    if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or os.sep in name:
+        raise ValueError(f"export name must be a plain file stem (not empty, no '/', not starting with "
+                         f"'.'), got {name!r}")
+    folder = output_folder(out_dir, inputs=inputs)
+    model_path, json_path = folder / f"{name}{model_suffix}", folder / f"{name}.json"
+    for path in (model_path, json_path):
+        check_output(path, inputs=inputs, overwrite=overwrite)
+    return model_path, json_path
 
 
 def plain(value: Any) -> Any:
@@ -55,7 +78,8 @@ def preprocessing_json(info: Any) -> dict[str, Any]:
         "sensor_size": {"height": sh, "width": sw},
         "network_size": {"height": nh, "width": nw},
         "resize": "none" if (sh, sw) == (nh, nw) else
-                  "power-of-two downsampling when the ratio is 2^d, else area resize of the tensors",
+                  "area resize of the tensors computed at the stored size (the sensor size, or sensor >> d "
+                  "for HDF5 files converted with a downsampling factor d) to the network size",
         "box_scale": {"x": sw / nw, "y": sh / nh},
     }
 

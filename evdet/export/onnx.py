@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evdet.export.metadata import example_input_for, export_metadata, plain, read_export_json
+from evdet.export.metadata import example_input_for, export_metadata, export_targets, plain, read_export_json
 from evdet.export.torchscript import check_contract
 from evdet.io.atomic import AtomicTarget
+from evdet.io.output_paths import record_output
 
 ONNX_FORMAT = "evdet-onnx"
 DEFAULT_OPSET = 17
@@ -155,7 +157,8 @@ def check_onnx(onnx_path: str | os.PathLike, detector: nn.Module, x: Tensor, ato
 
 def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
                 example_input: Tensor | None = None, name: str = "model", num_tbins: int | None = None,
-                opset: int = DEFAULT_OPSET, atol: float = 1e-4) -> tuple[Path, Path]:
+                opset: int = DEFAULT_OPSET, atol: float = 1e-4, overwrite: bool = False,
+                inputs: Sequence[str | os.PathLike] = ()) -> tuple[Path, Path]:
     """Export ``detector``'s forward with explicit state to ``<name>.onnx`` + ``<name>.json``, checked.
 
     Args:
@@ -168,6 +171,7 @@ def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
         num_tbins: T of the graph when no example is given (default ``info.num_tbins``).
         opset: ONNX opset version.
         atol: tolerance of the ONNX Runtime vs eager check.
+        overwrite, inputs: output-path policy, as for :func:`evdet.export.export_torchscript`.
 
     Returns:
         ``(onnx_path, json_path)``, both written to temporary names and renamed only once the check
@@ -183,8 +187,7 @@ def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
     if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels) or int(x.shape[1]) < 2:
         raise ValueError(f"ONNX export: example_input must be [T, B >= 2, C={info.in_channels}, H, W], got "
                          f"shape {tuple(x.shape)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path, json_path = export_targets(out_dir, name, ".onnx", overwrite=overwrite, inputs=inputs)
     detector = detector.cpu().eval()
     state = initial_state(detector, x)
     wrapper = StatefulForward(detector).eval()
@@ -200,7 +203,6 @@ def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
     dynamic = {"x": {1: "B"}}
     dynamic.update({n: {0: "B"} for n in in_names[1:] + out_names[n_out:]})
     dynamic.update({n: {0: "T*B"} for n in out_names[:n_out]})
-    onnx_path, json_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
     onnx_target, json_target = AtomicTarget(onnx_path, keep_suffix=True), AtomicTarget(json_path)
     try:
         with _quiet_tracing(), torch.no_grad():
@@ -234,6 +236,8 @@ def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
         json_target.tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         onnx_target.commit()
         json_target.commit()
+        for done in (onnx_path, json_path):
+            record_output(done, "evdet-export")
     finally:
         onnx_target.abort()
         json_target.abort()

@@ -29,8 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from evdet.export.metadata import example_input_for, export_metadata, read_export_json
+from evdet.export.metadata import example_input_for, export_metadata, export_targets, read_export_json
 from evdet.io.atomic import AtomicTarget
+from evdet.io.output_paths import record_output
 
 EXPORT_FORMAT = "evdet-torchscript"
 #: methods of the detector contract an export needs
@@ -197,7 +198,8 @@ def check_export(scripted_path: str | os.PathLike, detector: nn.Module, x: Tenso
 
 def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
                        example_input: Tensor | None = None, name: str = "model",
-                       atol: float = 1e-5, check_optimized: bool = False) -> tuple[Path, Path]:
+                       atol: float = 1e-5, check_optimized: bool = False, overwrite: bool = False,
+                       inputs: Sequence[str | os.PathLike] = ()) -> tuple[Path, Path]:
     """Script ``detector`` with its decoding, check it, and write ``<name>.pt`` + ``<name>.json``.
 
     Args:
@@ -211,6 +213,8 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
         atol: tolerance of the built-in checks.
         check_optimized: run the checks under TorchScript's optimising executor too (slower: seconds of
             graph compilation per loaded module); see :func:`check_export`.
+        overwrite: replace an earlier evdet export of the same name (never a file evdet did not write).
+        inputs: files the caller read (e.g. the checkpoint), which the outputs must not overlap.
 
     Returns:
         ``(pt_path, json_path)``. Both are written to temporary names and renamed only once the
@@ -218,21 +222,20 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
 
     Raises:
         TypeError: the detector lacks part of the contract or cannot be scripted. ValueError:
-        ``example_input`` is not 5-D or its channels differ from ``info.in_channels``. RuntimeError: a check
-        failed (says which, by how much).
+        ``example_input`` is not 5-D or its channels differ from ``info.in_channels``; a bad ``name`` or
+        output path (:func:`evdet.export.metadata.export_targets`). RuntimeError: a check failed (says
+        which, by how much).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     x = example_input_for(info) if example_input is None else example_input.detach().cpu().float()
     if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels):
         raise ValueError(f"export: example_input must be [T, B, C={info.in_channels}, H, W], "
                          f"got shape {tuple(x.shape)}")
     check_contract(detector, "export")
+    pt_path, json_path = export_targets(out_dir, name, ".pt", overwrite=overwrite, inputs=inputs)
     detector = detector.cpu().eval()
     detector.reset_all()
     scripted = script_detector(detector, info.nms_thresh, info.max_detections)
     scripted.reset_all()
-    pt_path, json_path = out_dir / f"{name}.pt", out_dir / f"{name}.json"
     pt_target, json_target = AtomicTarget(pt_path), AtomicTarget(json_path)
     try:
         with _torchscript_ok():
@@ -250,6 +253,8 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
         json_target.tmp.write_text(json.dumps(meta, indent=2) + "\n")
         pt_target.commit()
         json_target.commit()
+        for done in (pt_path, json_path):
+            record_output(done, "evdet-export")
     finally:
         pt_target.abort()
         json_target.abort()

@@ -4,65 +4,38 @@ over recordings, and the conversion of a batch's detections into label-file rows
 Importing ``evdet.inference`` never imports Lightning: a trained model runs with torch alone.
 """
 
-from evdet.inference.checkpoint import (
-    DETECTOR_PREFIX,
-    CheckpointInfo,
-    atomic_torch_save,
-    checkpoint_info,
-    detector_state_dict,
-    find_latest_checkpoint,
-    load_checkpoint_dict,
-    load_detector,
-    save_detector_checkpoint,
-)
-from evdet.inference.config_dict import config_from_dict, config_to_dict
-from evdet.inference.label_rows import VideoRows, batch_label_rows
-from evdet.inference.model_config import (
-    BACKBONES,
-    HEADS,
-    AnchorHeadConfig,
-    DetrHeadConfig,
-    ModelConfig,
-    VanillaConfig,
-    build_detector,
-)
-from evdet.inference.pretrained import load_pretrained, transfer_weights
-from evdet.inference.streaming import (
-    check_recordings,
-    class_ids_for,
-    data_config_for,
-    detect_recording,
-    detect_recordings,
-    iter_detections,
-)
+from evdet._lazy import lazy_exports
 
-__all__ = [
-    "BACKBONES",
-    "DETECTOR_PREFIX",
-    "HEADS",
-    "AnchorHeadConfig",
-    "CheckpointInfo",
-    "DetrHeadConfig",
-    "ModelConfig",
-    "VanillaConfig",
-    "VideoRows",
-    "atomic_torch_save",
-    "batch_label_rows",
-    "build_detector",
-    "check_recordings",
-    "checkpoint_info",
-    "class_ids_for",
-    "config_from_dict",
-    "config_to_dict",
-    "data_config_for",
-    "detect_recording",
-    "detect_recordings",
-    "detector_state_dict",
-    "find_latest_checkpoint",
-    "iter_detections",
-    "load_checkpoint_dict",
-    "load_detector",
-    "load_pretrained",
-    "save_detector_checkpoint",
-    "transfer_weights",
-]
+# public name -> submodule defining it; imported on first use (evdet._lazy), so that light
+# submodules and `--help` of the commands load no heavy dependency
+_EXPORTS = {
+    "CheckpointInfo": "checkpoint",
+    "DETECTOR_PREFIX": "checkpoint",
+    "atomic_torch_save": "checkpoint",
+    "checkpoint_info": "checkpoint",
+    "detector_state_dict": "checkpoint",
+    "find_latest_checkpoint": "checkpoint",
+    "load_checkpoint_dict": "checkpoint",
+    "load_detector": "checkpoint",
+    "save_detector_checkpoint": "checkpoint",
+    "config_from_dict": "config_dict",
+    "config_to_dict": "config_dict",
+    "VideoRows": "label_rows",
+    "batch_label_rows": "label_rows",
+    "AnchorHeadConfig": "model_config",
+    "BACKBONES": "model_config",
+    "DetrHeadConfig": "model_config",
+    "HEADS": "model_config",
+    "ModelConfig": "model_config",
+    "VanillaConfig": "model_config",
+    "build_detector": "model_config",
+    "load_pretrained": "pretrained",
+    "transfer_weights": "pretrained",
+    "check_recordings": "streaming",
+    "class_ids_for": "streaming",
+    "data_config_for": "streaming",
+    "detect_recording": "streaming",
+    "detect_recordings": "streaming",
+    "iter_detections": "streaming",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -62,6 +62,9 @@ class CheckpointInfo:
         network_size: ``(height, width)`` of the network input (pixels).
         score_thresh, nms_thresh, max_detections: decoding settings.
         model_config: ``ModelConfig`` fields as a dict.
+        stored_size: ``(height, width)`` at which the training tensors were computed before the resize
+            to ``network_size`` (``sensor_size >> d`` for HDF5 files converted with downsampling factor
+            ``d``); None in checkpoints written before it was recorded (then the sensor size is assumed).
     """
 
     classes: tuple[str, ...]
@@ -77,6 +80,7 @@ class CheckpointInfo:
     nms_thresh: float
     max_detections: int
     model_config: dict[str, Any]
+    stored_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.classes) == 0:
@@ -86,8 +90,10 @@ class CheckpointInfo:
                 f"CheckpointInfo: delta_t ({self.delta_t}), num_tbins ({self.num_tbins}) and in_channels "
                 f"({self.in_channels}) must be positive"
             )
-        for name in ("sensor_size", "network_size"):
+        for name in ("sensor_size", "network_size", "stored_size"):
             size = getattr(self, name)
+            if size is None and name == "stored_size":
+                continue
             if len(size) != 2 or min(size) <= 0:
                 raise ValueError(f"CheckpointInfo.{name} must be a (height, width) pair > 0, got {size!r}")
 
@@ -103,6 +109,7 @@ class CheckpointInfo:
         out["label_map"] = {int(k): str(v) for k, v in self.label_map.items()}
         out["sensor_size"] = [int(v) for v in self.sensor_size]
         out["network_size"] = [int(v) for v in self.network_size]
+        out["stored_size"] = None if self.stored_size is None else [int(v) for v in self.stored_size]
         out["representation_params"] = dict(self.representation_params)
         out["model_config"] = dict(self.model_config)
         return out
@@ -110,7 +117,7 @@ class CheckpointInfo:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CheckpointInfo:
         """Inverse of :meth:`to_dict`; a missing field raises ``ValueError`` naming it."""
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
         missing = [n for n in names if n not in values]
         if missing:
             raise ValueError(f"checkpoint info is missing field(s) {missing}")
@@ -129,6 +136,8 @@ class CheckpointInfo:
             nms_thresh=float(v["nms_thresh"]),
             max_detections=int(v["max_detections"]),
             model_config=dict(v["model_config"]),
+            stored_size=None if v.get("stored_size") is None else (int(v["stored_size"][0]),
+                                                                   int(v["stored_size"][1])),
         )
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch is imported by the builders only: the configs stay cheap to import (`--help`)
+    from torch import nn
 
 __all__ = [
     "BACKBONES",

@@ -20,8 +20,9 @@ from torch import Tensor, nn
 from evdet.data import DataConfig, SequenceBatch, stream_batches
 from evdet.inference.checkpoint import CheckpointInfo
 from evdet.inference.label_rows import batch_label_rows
-from evdet.io.boxes import recording_stem, save_boxes
+from evdet.io.boxes import label_path_for, recording_stem, save_boxes
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
+from evdet.io.output_paths import check_output, output_folder, record_output
 
 
 def data_config_for(info: CheckpointInfo, num_tbins: int | None = None) -> DataConfig:
@@ -43,23 +44,54 @@ def class_ids_for(info: CheckpointInfo) -> np.ndarray:
 
 def check_recordings(info: CheckpointInfo, paths: Sequence[str | os.PathLike]) -> None:
     """Check that recordings can feed the model: they exist and HDF5 files hold the model's
-    representation, channels and ``delta_t`` (raw recordings are converted with the model's settings).
+    representation, parameters, channels, ``delta_t`` and downsampling factor (raw recordings are
+    converted with the model's settings, at full sensor resolution: a model trained on tensors converted
+    with a downsampling factor ``d > 0`` needs HDF5 files converted the same way).
 
     Raises:
         FileNotFoundError: a recording is missing. ValueError: a mismatch, naming the file and both values.
     """
     from evdet.data import probe_video
+    from evdet.data.sources import power_of_two_factor
 
+    model_d = None if info.stored_size is None else power_of_two_factor(info.sensor_size, info.stored_size)
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(f"recording not found: {p}")
         spec = probe_video(p, delta_t=info.delta_t, representation=info.representation,
                            params=info.representation_params)
-        for what, got, want in (("representation", spec.representation, info.representation),
-                                ("channels", spec.channels, info.in_channels)):
+        checks = [("representation", spec.representation, info.representation),
+                  ("channels", spec.channels, info.in_channels)]
+        if spec.kind == "h5" and info.representation_params:
+            stored = {k: spec.params.get(k) for k in info.representation_params}
+            checks.append(("representation parameters", stored, dict(info.representation_params)))
+        if model_d is not None:
+            checks.append(("downsampling factor (sensor size / stored size)",
+                           power_of_two_factor(spec.sensor_size, spec.stored_size), model_d))
+        for what, got, want in checks:
             if got != want:
                 raise ValueError(f"{p}: {what} = {got!r} but the model expects {want!r} "
                                  f"(convert the recording with the model's preprocessing)")
+
+
+def decoding_settings(info: CheckpointInfo, score_thresh: float | None = None,
+                      nms_thresh: float | None = None, max_detections: int | None = None
+                      ) -> tuple[float, float, int]:
+    """``(score_thresh, nms_thresh, max_detections)``: the given values, else the checkpoint's, validated
+    as in training (``ModelConfig``: score in [0, 1], NMS IoU in (0, 1], at least one detection).
+
+    Raises:
+        ValueError: a value out of range (NaN included), naming it.
+    """
+    from evdet.inference.model_config import ModelConfig
+
+    score = info.score_thresh if score_thresh is None else float(score_thresh)
+    nms = info.nms_thresh if nms_thresh is None else float(nms_thresh)
+    max_det = info.max_detections if max_detections is None else max_detections
+    if isinstance(max_det, float) and max_det.is_integer():
+        max_det = int(max_det)
+    ModelConfig(score_thresh=score, nms_thresh=nms, max_detections=max_det)  # raises on bad values
+    return score, nms, int(max_det)
 
 
 @torch.no_grad()
@@ -82,14 +114,13 @@ def iter_detections(detector: nn.Module, info: CheckpointInfo, paths: Sequence[s
 
     Raises:
         FileNotFoundError: a recording is missing. ValueError: a recording does not fit the model
-            (channels, ``delta_t``, representation; raised by the data layer, naming the file).
+            (channels, ``delta_t``, representation; raised by the data layer, naming the file); a decoding
+            setting out of range (:func:`decoding_settings`).
     """
+    score, nms, max_det = decoding_settings(info, score_thresh, nms_thresh, max_detections)
     check_recordings(info, paths)
     detector.eval()
     device = next(detector.parameters()).device
-    score = info.score_thresh if score_thresh is None else float(score_thresh)
-    nms = info.nms_thresh if nms_thresh is None else float(nms_thresh)
-    max_det = info.max_detections if max_detections is None else int(max_detections)
     detector.reset_all()
     for batch in stream_batches([str(p) for p in paths], data_config_for(info, num_tbins),
                                 batch_size=batch_size, label_map=info.label_map):
@@ -103,25 +134,33 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
                       out_dir: str | os.PathLike | None = None, *, batch_size: int = 1,
                       score_thresh: float | None = None, nms_thresh: float | None = None,
                       max_detections: int | None = None, original_class_ids: bool = True,
-                      progress: bool = False) -> dict[str, np.ndarray]:
+                      progress: bool = False, overwrite: bool = False,
+                      inputs: Sequence[str | os.PathLike] = ()) -> dict[str, np.ndarray]:
     """Detect objects in whole recordings; optionally write ``<out_dir>/<name>_bbox.npy`` per recording.
 
     Args:
         detector, info: the model and its :class:`CheckpointInfo` (see :func:`iter_detections`).
         paths: recordings (``.dat``, ``.raw``, ``.h5``); names (without suffix) must be unique.
-        out_dir: folder for the ``_bbox.npy`` files (created; each written atomically), or ``None``.
+        out_dir: folder for the ``_bbox.npy`` files (created; each written atomically), or ``None``. It
+            follows :mod:`evdet.io.output_paths`: it may not be, contain or lie inside a recording, its
+            labels or a folder of ``inputs``; an existing ``_bbox.npy`` is replaced only when evdet wrote
+            it and ``overwrite``. Checked before any recording is processed.
         batch_size: recordings processed side by side (each a column with its own recurrent state).
         score_thresh, nms_thresh, max_detections: decoding settings (default: the checkpoint's).
         original_class_ids: write the label-map id of each class (as in the ground truth files; default)
             instead of the model's class index.
         progress: a progress bar over the recordings' time bins, with ETA (stderr).
+        overwrite: replace detection files written by an earlier evdet run.
+        inputs: other files or folders the caller read the recordings from (e.g. the folders given to
+            ``evdet-detect``), which the output must not overlap either.
 
     Returns:
         ``{path: BBOX_DTYPE array}`` (``str(path)`` keys, in input order): boxes in sensor pixels
         (top-left x, y, w, h), ``t`` = bin end (µs), ``class_confidence`` = score, sorted by ``t``.
 
     Raises:
-        ValueError: two recordings share a name; see :func:`iter_detections` for the others.
+        ValueError: two recordings share a name; evdet.io.output_paths.OutputPathError (a ValueError): the
+            output folder or a file in it may not be written; see :func:`iter_detections` for the others.
     """
     paths = [str(p) for p in paths]
     stems = [recording_stem(p) for p in paths]
@@ -129,6 +168,13 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
     if dup:
         raise ValueError(f"detect: several recordings are named {dup[0]!r}; they would write the same "
                          f"{dup[0]}_bbox.npy")
+    decoding_settings(info, score_thresh, nms_thresh, max_detections)  # bad values: before any output
+    if out_dir is not None:
+        read = [*inputs, *paths, *(label_path_for(p) for p in paths)]
+        out_dir = output_folder(out_dir, inputs=read)
+        targets = [out_dir / f"{stem}_bbox.npy" for stem in stems]
+        for target in targets:  # every file checked before the first recording is processed
+            check_output(target, inputs=read, overwrite=overwrite)
     class_ids = class_ids_for(info) if original_class_ids else None
     parts: dict[str, list[np.ndarray]] = {p: [] for p in paths}
     bar = None
@@ -154,10 +200,10 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
         arr = as_boxes(np.concatenate(parts[path])) if parts[path] else np.zeros(0, BBOX_DTYPE)
         results[path] = arr[np.argsort(arr["t"], kind="stable")]
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, stem in zip(paths, stems, strict=True):
-            save_boxes(out_dir / f"{stem}_bbox.npy", results[path])
+        for path, target in zip(paths, targets, strict=True):
+            check_output(target, inputs=read, overwrite=overwrite)  # unchanged since the start?
+            save_boxes(target, results[path])
+            record_output(target, "evdet-detect")
     return results
 
 

@@ -168,6 +168,37 @@ def _attr(attrs: Any, name: str, path: Path) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _int_attr(attrs: Any, name: str, path: Path, default: int | None = None) -> int:
+    """An attribute that must hold a whole number (``delta_t``, sizes, ``start_ts``): ``50000`` or
+    ``50000.0`` are fine, ``50000.5``, ``nan``, ``True`` or text are an error naming the file."""
+    if name not in attrs and default is not None:
+        return default
+    value = _plain(_attr(attrs, name, path))
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise ValueError(f"{path}: attribute '{name}' = {value!r} is not a whole number")
+    return int(value)
+
+
+def decode_frames(raw: np.ndarray, uint8_scale: float | None, out: np.ndarray | None = None) -> np.ndarray:
+    """Stored frames as ``float32 ndarray[n, C, H, W]``: uint8 storage divided by ``uint8_scale``
+    (``float32(x) / float32(scale)``), other dtypes cast. The one conversion of every HDF5 reading path
+    (:class:`H5TensorReader`, the training loader). ``out``: write there instead (same shape, float32).
+
+    Raises:
+        ValueError: uint8 values without a scale (``uint8_scale`` None).
+    """
+    if raw.dtype == np.uint8:
+        if uint8_scale is None:
+            raise ValueError("uint8 frames need their uint8_scale")
+        return np.divide(raw, np.float32(uint8_scale), out=out, dtype=np.float32)
+    if out is None:
+        return np.ascontiguousarray(raw, dtype=np.float32)
+    np.copyto(out, raw, casting="unsafe")
+    return out
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
@@ -198,11 +229,14 @@ class H5TensorReader:
         downsampling_factor: ``d``.
         store_as_uint8: values are stored as uint8 (read back divided by ``uint8_scale``).
         uint8_scale: 255 for values in ``[0, 1]``, 1 for counts.
+        dtype: numpy dtype of the stored data.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not HDF5, no ``data`` dataset, a required attribute missing, or the data shape does
-            not match the ``shape`` attribute; the message names the file and attribute.
+        ValueError: not HDF5, no ``data`` dataset, a required attribute missing, the data shape does not
+            match the ``shape`` attribute, ``delta_t``/sizes/``start_ts`` not whole numbers, or uint8 data
+            whose ``store_as_uint8`` attribute says otherwise (or the reverse); the message names the
+            file and attribute.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -220,9 +254,9 @@ class H5TensorReader:
             data = f["data"]
             attrs = data.attrs
             self.representation = str(_attr(attrs, "events_to_tensor", self.path))
-            self.delta_t = int(_attr(attrs, "delta_t", self.path))
-            self.sensor_size = (int(_attr(attrs, "event_input_height", self.path)),
-                                int(_attr(attrs, "event_input_width", self.path)))
+            self.delta_t = _int_attr(attrs, "delta_t", self.path)
+            self.sensor_size = (_int_attr(attrs, "event_input_height", self.path),
+                                _int_attr(attrs, "event_input_width", self.path))
             shape = tuple(int(s) for s in np.atleast_1d(_attr(attrs, "shape", self.path)))
             if len(shape) != 3 or data.ndim != 4 or tuple(data.shape[1:]) != shape:
                 raise ValueError(f"{self.path}: attribute 'shape' = {shape} does not match dataset 'data' "
@@ -234,10 +268,19 @@ class H5TensorReader:
                 raise ValueError(f"{self.path}: attribute 'delta_t' = {self.delta_t} must be > 0")
             self.shape = shape
             self.num_frames = int(data.shape[0])
-            self.start_ts = int(_plain(attrs.get("start_ts", 0)))
-            self.store_as_uint8 = bool(_plain(attrs.get("store_as_uint8", data.dtype == np.uint8)))
+            self.start_ts = _int_attr(attrs, "start_ts", self.path, default=0)
+            self.downsampling_factor = _int_attr(attrs, "downsampling_factor", self.path, default=0)
+            self.dtype = data.dtype
+            is_uint8 = data.dtype == np.uint8
+            self.store_as_uint8 = bool(_plain(attrs.get("store_as_uint8", is_uint8)))
+            if self.store_as_uint8 != is_uint8:
+                raise ValueError(f"{self.path}: dataset 'data' holds {data.dtype} values but attribute "
+                                 f"'store_as_uint8' = {_plain(attrs['store_as_uint8'])!r}: the file "
+                                 "contradicts itself (convert the recording again)")
             self.uint8_scale = float(_plain(attrs.get("uint8_scale", 255.0)))
-            self.downsampling_factor = int(_plain(attrs.get("downsampling_factor", 0)))
+            if is_uint8 and not (np.isfinite(self.uint8_scale) and self.uint8_scale > 0):
+                raise ValueError(f"{self.path}: attribute 'uint8_scale' = {self.uint8_scale!r} must be a "
+                                 "finite number > 0")
             self.params = {k: _plain(v) for k, v in attrs.items() if k not in _RESERVED}
 
     def __len__(self) -> int:
@@ -262,10 +305,12 @@ class H5TensorReader:
         if start < 0 or stop < start:
             raise ValueError(f"{self.path}: bad frame range [{start}, {stop})")
         start, stop = min(start, self.num_frames), min(stop, self.num_frames)
-        raw = self._dataset()[start:stop]
-        if raw.dtype == np.uint8:
-            return raw.astype(np.float32) / np.float32(self.uint8_scale)
-        return raw.astype(np.float32, copy=False)
+        return decode_frames(self._dataset()[start:stop], self.scale)
+
+    @property
+    def scale(self) -> float | None:
+        """Divisor of the stored values (``uint8_scale`` for uint8 storage, None for float storage)."""
+        return self.uint8_scale if self.store_as_uint8 else None
 
     def close(self) -> None:
         """Close the h5py handle (reopened by the next :meth:`read`)."""

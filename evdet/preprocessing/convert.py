@@ -14,8 +14,16 @@ its labels ``<stem>_part000_bbox.npy`` keep ABSOLUTE times: part ``i`` gets the 
 with the file's ``start_ts``.
 
 Crash safety and resuming: each ``.h5`` is written under a temporary name and renamed when complete,
-and its labels are saved (atomically) before that rename. An existing final ``.h5`` is never rewritten,
-so re-running the same command after an interruption only converts what is missing.
+and its labels are saved (atomically) before that rename. An existing final ``.h5`` whose stored
+attributes match the settings of the run is kept, so re-running the same command after an interruption
+only converts what is missing. An existing output converted with other settings (representation,
+parameters, ``delta_t``, size, uint8 storage, ``max_duration`` layout) is refused before anything is
+converted, or reconverted with ``overwrite`` when evdet wrote it.
+
+Outputs follow :mod:`evdet.io.output_paths`: the output folder may not be, contain or lie inside an
+input (a recording, its labels, a folder read, a label map), and only files evdet wrote are replaced.
+A recording that fails (unreadable events or labels, whatever the reader raises) does not stop the
+others; all failures are reported together at the end (``RuntimeError``).
 """
 
 from __future__ import annotations
@@ -30,10 +38,20 @@ from typing import Any
 
 import numpy as np
 
-from evdet.io.boxes import label_path_for, load_boxes, recording_stem, save_boxes
+from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.h5 import H5TensorWriter
-from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map, save_label_map
+from evdet.io.label_map import LABEL_MAP_FILENAME
+from evdet.io.output_paths import output_folder, record_output
 from evdet.io.read import open_events
+from evdet.preprocessing.convert_outputs import (
+    TOOL,
+    check_unit,
+    copy_label_maps,
+    output_conflicts,
+    refuse_conflicts,
+    remove_conflicts,
+    save_unit_labels,
+)
 from evdet.preprocessing.registry import events_to_tensor, get_representation
 
 RECORDING_SUFFIXES = (".dat", ".raw")
@@ -54,14 +72,15 @@ class ConversionConfig:
     uint8_scale: float = 255.0
     compression: str | None = "gzip"
     max_duration: int | None = None
+    overwrite: bool = False
 
 
 def find_jobs(inputs: list[str | os.PathLike],
-              output_dir: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """``(recording, output folder)`` pairs and the label maps to copy, from files and folders.
+              output_dir: Path) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+    """``(recording, output folder)`` pairs, the label maps to copy, and every file and folder read.
 
-    A folder with ``train``/``val``/``test`` sub-folders is a dataset: its layout is mirrored. Any other
-    folder contributes the recordings directly inside it.
+    A folder with ``train``/``val``/``test`` sub-folders is a dataset: its layout is mirrored (the split
+    folders and the label map are read). Any other folder contributes the recordings directly inside it.
 
     Raises:
         FileNotFoundError: an input does not exist.
@@ -70,6 +89,7 @@ def find_jobs(inputs: list[str | os.PathLike],
     """
     jobs: list[tuple[Path, Path]] = []
     label_maps: list[Path] = []
+    read: list[Path] = []
     for item in inputs:
         item = Path(item)
         if not item.exists():
@@ -78,14 +98,17 @@ def find_jobs(inputs: list[str | os.PathLike],
             if item.suffix.lower() not in RECORDING_SUFFIXES:
                 raise ValueError(f"input {item}: not a .dat or .raw recording")
             jobs.append((item, output_dir))
+            read += [item] + ([label_path_for(item)] if label_path_for(item).exists() else [])
             continue
         if (item / LABEL_MAP_FILENAME).exists():
             label_maps.append(item / LABEL_MAP_FILENAME)
         splits = [s for s in SPLITS if (item / s).is_dir()]
         folders = [(item / s, output_dir / s) for s in splits] or [(item, output_dir)]
         for src, dst in folders:
+            read.append(src)
             jobs += [(p, dst) for p in sorted(src.iterdir())
                      if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
+    read += label_maps
     if not jobs:
         raise ValueError(f"no .dat/.raw recordings found in {[str(i) for i in inputs]}")
     seen: dict[Path, Path] = {}
@@ -94,12 +117,20 @@ def find_jobs(inputs: list[str | os.PathLike],
         if key in seen:
             raise ValueError(f"recordings {seen[key]} and {rec} would both write {key}.h5")
         seen[key] = rec
-    return jobs, label_maps
+    return jobs, label_maps, read
 
 
 def _downsampling(cfg: ConversionConfig, height: int, width: int, path: Path) -> int:
+    if height < 1 or width < 1:
+        raise ValueError(f"{path}: no sensor size ((height, width) = ({height}, {width})): an empty "
+                         "recording, or a header without geometry")
     if cfg.height_width is None:
-        return int(cfg.downsampling_factor or 0)
+        d = int(cfg.downsampling_factor or 0)
+        if height >> d < 1 or width >> d < 1:
+            raise ValueError(f"downsampling_factor = {d} is too large for {path}: its sensor of "
+                             f"(height, width) = ({height}, {width}) would give frames of "
+                             f"({height >> d}, {width >> d}) pixels")
+        return d
     for d in range(0, 16):
         if (height >> d, width >> d) == tuple(cfg.height_width):
             return d
@@ -132,8 +163,9 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
     stem = recording_stem(path)
     parts = cfg.max_duration is not None
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_conflicts(path, out_dir, cfg)
     if not parts and (out_dir / f"{stem}.h5").exists():
-        return [out_dir / f"{stem}.h5"]
+        return [out_dir / f"{stem}.h5"]  # finished earlier with the same settings
     label_file = label_path_for(path)
     boxes = load_boxes(label_file) if label_file.exists() else None
     dt = int(cfg.delta_t)
@@ -153,6 +185,7 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
             return out_dir / f"{_part_name(stem, q, parts)}.h5"
 
         def open_writer(q: int) -> H5TensorWriter:
+            check_unit(final(q), out_dir / f"{_part_name(stem, q, parts)}_bbox.npy", boxes is not None)
             return H5TensorWriter(final(q), shape, representation=rep.name, delta_t=dt,
                                   sensor_size=(height, width), start_ts=q * span,
                                   params=cfg.params, downsampling_factor=d,
@@ -162,8 +195,9 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
         def finish(q: int, w: H5TensorWriter, last: bool) -> None:
             if boxes is not None:
                 labels = _part_labels(boxes, q, span, last) if parts else boxes
-                save_boxes(out_dir / f"{_part_name(stem, q, parts)}_bbox.npy", labels)
+                save_unit_labels(out_dir / f"{_part_name(stem, q, parts)}_bbox.npy", labels)
             done_parts[q] = w.close()
+            record_output(done_parts[q], TOOL)
 
         bar = None
         if progress:
@@ -234,8 +268,8 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
                   representation: str = "histo", delta_t: int = 50_000, params: dict[str, Any] | None = None,
                   downsampling_factor: int = 0, store_as_uint8: bool = False,
                   compression: str | None = "gzip", max_duration: int | None = None, num_workers: int = 1,
-                  progress: bool = True,
-                  height_width: tuple[int, int] | None = None) -> list[Path]:
+                  progress: bool = True, height_width: tuple[int, int] | None = None,
+                  overwrite: bool = False) -> list[Path]:
     """Convert recordings into HDF5 tensor files (SPEC 2.7) with their labels.
 
     Args:
@@ -253,13 +287,18 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
         progress: show tqdm bars over files (and over time within a file when ``num_workers == 1``).
         height_width: target frame size ``(height, width)`` instead of ``downsampling_factor``: the
             power-of-two factor is found per recording from its sensor size.
+        overwrite: reconvert existing outputs that evdet wrote with other settings (outputs with the same
+            settings are always kept: that is how an interrupted run resumes).
 
     Returns:
         the ``.h5`` files of all inputs (newly written or already complete), in input order.
 
     Raises:
-        ValueError: unknown representation, bad parameter values, ``store_as_uint8`` with a
-            representation whose values are not in ``[0, 1]``, ``max_duration < delta_t``, bad inputs.
+        ValueError: unknown representation, bad parameter values (naming the parameter), ``store_as_uint8``
+            with a representation whose values are not in ``[0, 1]``, ``max_duration < delta_t``, a
+            ``downsampling_factor`` too large for a sensor, bad inputs.
+        evdet.io.output_paths.OutputPathError (a ValueError): the output overlaps an input, is a file, or
+            holds outputs converted with other settings (without ``overwrite``, or not written by evdet).
         TypeError: unknown parameter name.
         FileNotFoundError: an input does not exist.
         RuntimeError: some recordings failed (the others are converted; the message lists the failures).
@@ -272,21 +311,25 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
         raise ValueError(f"max_duration = {max_duration} µs is shorter than delta_t = {delta_t} µs")
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+    if int(downsampling_factor) != downsampling_factor or not 0 <= downsampling_factor < 16:
+        raise ValueError(f"downsampling_factor must be an integer in [0, 15], got {downsampling_factor!r}")
+    _check_params(rep.name, rep.default_params, resolved)
     uint8_scale = rep.uint8_scale_for(**resolved) if store_as_uint8 else 255.0
-    # validate parameter values once, on no events, before any file is touched
-    events_to_tensor(np.zeros(0, dtype=[("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")]),
-                     representation, 1, 1, 1, int(delta_t), **resolved)
     cfg = ConversionConfig(representation, int(delta_t), resolved, int(downsampling_factor),
                            None if height_width is None else (int(height_width[0]), int(height_width[1])),
                            bool(store_as_uint8), uint8_scale, compression,
-                           None if max_duration is None else int(max_duration))
+                           None if max_duration is None else int(max_duration), bool(overwrite))
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
     output_dir = Path(output_dir)
-    jobs, label_maps = find_jobs(list(inputs), output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for lm in label_maps:
-        save_label_map(output_dir, load_label_map(lm))  # validated, written atomically
+    jobs, label_maps, read = find_jobs(list(inputs), output_dir)
+    for folder in dict.fromkeys([output_dir] + [dst for _, dst in jobs]):
+        output_folder(folder, inputs=read)
+    if height_width is None and downsampling_factor > 0:
+        _check_downsampling(jobs, cfg)
+    conflicts = [c for rec, dst in jobs for c in output_conflicts(rec, dst, cfg)]
+    refuse_conflicts(conflicts, cfg.overwrite)  # before anything is written
+    copy_label_maps(label_maps, output_dir, cfg.overwrite)
 
     results: dict[int, list[Path]] = {}
     failures: list[str] = []
@@ -300,8 +343,8 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
             for i, (path, out) in enumerate(jobs):
                 try:
                     results[i] = convert_recording(path, out, cfg, progress=progress)
-                except (ValueError, OSError) as exc:
-                    failures.append(f"{path}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
+                    failures.append(f"{path}: {_describe(exc)}")
                 if bar is not None:
                     bar.update(1)
         else:
@@ -313,13 +356,50 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
                     i = futures[fut]
                     try:
                         results[i] = fut.result()
-                    except (ValueError, OSError) as exc:
-                        failures.append(f"{jobs[i][0]}: {exc}")
+                    except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
+                        failures.append(f"{jobs[i][0]}: {_describe(exc)}")
                     if bar is not None:
                         bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(jobs)} recordings failed:\n" + "\n".join(failures))
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} recordings failed (the other "
+                           f"{len(jobs) - len(failures)} were converted):\n" + "\n".join(failures))
     return [p for i in sorted(results) for p in results[i]]
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failed recording: the message, with the exception type when it is not a plain
+    ``ValueError``/``OSError`` (e.g. an unexpected error inside a reader)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, ValueError | OSError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_params(name: str, defaults: Any, resolved: dict[str, Any]) -> None:
+    """Validate representation parameter values once, on no events, before any file is touched; the
+    message names the parameter."""
+    for key, value in resolved.items():
+        default = defaults.get(key)
+        numeric = isinstance(default, int | float) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, int | float | np.number)):
+            raise ValueError(f"representation '{name}': parameter {key} = {value!r} must be a number")
+    try:
+        events_to_tensor(np.zeros(0, dtype=[("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")]),
+                         name, 1, 1, 1, 1, **resolved)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"representation '{name}' with parameters {resolved}: {exc}") from exc
+
+
+def _check_downsampling(jobs: list[tuple[Path, Path]], cfg: ConversionConfig) -> None:
+    """``downsampling_factor`` too large for a recording's sensor is an argument error, raised before any
+    conversion (recordings whose header cannot be read are reported later, with the other failures)."""
+    for path, _ in jobs:
+        try:
+            with open_events(path) as reader:
+                height, width = int(reader.height), int(reader.width)
+        except Exception:  # noqa: BLE001 - reported per recording by the conversion
+            continue
+        _downsampling(cfg, height, width, path)

@@ -5,19 +5,20 @@
 the public automotive datasets (SPEC 2). See ``docs/synthetic.md``.
 """
 
-from evdet.simulation.config import (
-    PRESETS,
-    SYNTHETIC_LABEL_MAP,
-    DatasetPreset,
-    SceneConfig,
-    SensorConfig,
-    SimulationConfig,
-    get_preset,
-)
-from evdet.simulation.dataset import DatasetSummary, make_synthetic_dataset
-from evdet.simulation.recording import simulate_recording
+from evdet._lazy import lazy_exports
 
-__all__ = [
-    "PRESETS", "SYNTHETIC_LABEL_MAP", "DatasetPreset", "DatasetSummary", "SceneConfig", "SensorConfig",
-    "SimulationConfig", "get_preset", "make_synthetic_dataset", "simulate_recording",
-]
+# public name -> submodule defining it; imported on first use (evdet._lazy), so that light
+# submodules and `--help` of the commands load no heavy dependency
+_EXPORTS = {
+    "DatasetPreset": "config",
+    "PRESETS": "config",
+    "SYNTHETIC_LABEL_MAP": "config",
+    "SceneConfig": "config",
+    "SensorConfig": "config",
+    "SimulationConfig": "config",
+    "get_preset": "config",
+    "DatasetSummary": "dataset",
+    "make_synthetic_dataset": "dataset",
+    "simulate_recording": "recording",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

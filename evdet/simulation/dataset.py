@@ -16,6 +16,13 @@ import numpy as np
 from evdet.io.boxes import save_boxes
 from evdet.io.dat import write_dat
 from evdet.io.label_map import save_label_map
+from evdet.io.output_paths import (
+    OutputPathError,
+    check_output,
+    output_folder,
+    record_output,
+    written_by_evdet,
+)
 from evdet.simulation.config import SYNTHETIC_LABEL_MAP, SimulationConfig, get_preset
 from evdet.simulation.recording import simulate_recording
 
@@ -76,12 +83,17 @@ def recording_seed(seed: int, split: str, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), SPLITS.index(split), int(index)]).generate_state(1)[0])
 
 
+TOOL = "evdet-make-synthetic"
+
+
 def _simulate_one(task: tuple[SimulationConfig, int, str]) -> tuple[str, int, np.ndarray, float]:
     config, seed, stem = task
     start = time.process_time()
     events, boxes = simulate_recording(config, seed)
     write_dat(stem + "_td.dat", events, config.scene.height, config.scene.width)
+    record_output(stem + "_td.dat", TOOL)
     save_boxes(stem + "_bbox.npy", boxes)
+    record_output(stem + "_bbox.npy", TOOL)
     counts = np.bincount(boxes["class_id"].astype(np.int64), minlength=len(SYNTHETIC_LABEL_MAP))
     return stem, int(events.size), counts, time.process_time() - start
 
@@ -125,14 +137,16 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
         classes: class names to simulate (``None``: all three).
         num_workers: processes used for the simulation.
         progress: show a tqdm progress bar.
-        overwrite: first delete the ``synthetic_*`` recordings, labels and HDF5 files of an earlier run
-            in ``out_dir`` (other files are never touched).
+        overwrite: first delete the recordings, labels and HDF5 files of an earlier run in ``out_dir``
+            (only files evdet wrote, :mod:`evdet.io.output_paths`; other files there make it refuse).
 
     Raises:
         ValueError: unknown preset or class name, negative counts, ``num_workers < 1``,
             non-positive duration.
         FileExistsError: ``out_dir`` already holds recordings (stale files would mix with the new
             ones) and ``overwrite`` is False.
+        evdet.io.output_paths.OutputPathError (a ValueError): ``out_dir`` is a file, or holds recordings,
+            labels or a label map that evdet did not write.
     """
     p = get_preset(preset)
     counts = {"train": p.num_train if num_train is None else num_train,
@@ -156,16 +170,24 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
         changes["classes"] = class_ids_from_names(classes)
     config = p.simulation.replace(**changes)
 
-    out = Path(out_dir)
+    out = output_folder(out_dir)  # an existing file is refused (evdet.io.output_paths)
     old = _previous_outputs(out)
+    foreign = [f for f in old if not written_by_evdet(f)]
+    if foreign:
+        raise OutputPathError(f"{out} holds {len(foreign)} recording/label/HDF5 files that evdet did not "
+                              f"write (e.g. {foreign[0]}): choose another folder (evdet never replaces what "
+                              "it did not write)")
     if old and not overwrite:
         raise FileExistsError(f"{out} already holds {len(old)} recording/label/HDF5 files (e.g. {old[0]}); "
                               f"choose another folder or overwrite them (overwrite=True, --overwrite)")
     for f in old:
         f.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     label_map = {k: v for k, v in SYNTHETIC_LABEL_MAP.items() if k in config.scene.classes}
-    save_label_map(out / "label_map_dictionary.json", label_map)
+    map_path = out / "label_map_dictionary.json"
+    if not (map_path.is_file() and written_by_evdet(map_path)):
+        check_output(map_path)  # a foreign label map is never replaced
+    save_label_map(map_path, label_map)
+    record_output(map_path, TOOL)
     tasks = []
     for split, n in counts.items():
         if n:
@@ -221,6 +243,6 @@ def _convert_to_hdf5(out: Path, num_workers: int, progress: bool, kwargs: dict) 
     from evdet.preprocessing.convert import generate_hdf5
 
     options = {"representation": "histo", "delta_t": 50_000, "num_workers": num_workers, "progress": progress,
-               **kwargs}
+               "overwrite": True, **kwargs}  # the earlier run's HDF5 files were removed with its recordings
     generate_hdf5([out], out / "hdf5", **options)  # mirrors the splits, copies labels and label map
     return out / "hdf5"

@@ -5,34 +5,24 @@ The only layer of evdet that imports Lightning. Model building, checkpoints and 
 in :mod:`evdet.inference` (re-exported here for convenience).
 """
 
-from evdet.inference import (
-    HEADS,
-    CheckpointInfo,
-    ModelConfig,
-    build_detector,
-    find_latest_checkpoint,
-    load_detector,
-    load_pretrained,
-    transfer_weights,
-)
-from evdet.training.config import TrainConfig
-from evdet.training.datamodule import EventDataModule
-from evdet.training.lightning_module import LightningDetectionModel, NonFiniteLossError
-from evdet.training.run import TrainResult, train
+from evdet._lazy import lazy_exports
 
-__all__ = [
-    "HEADS",
-    "CheckpointInfo",
-    "EventDataModule",
-    "LightningDetectionModel",
-    "ModelConfig",
-    "NonFiniteLossError",
-    "TrainConfig",
-    "TrainResult",
-    "build_detector",
-    "find_latest_checkpoint",
-    "load_detector",
-    "load_pretrained",
-    "train",
-    "transfer_weights",
-]
+# public name -> submodule defining it; imported on first use (evdet._lazy), so that light
+# submodules and `--help` of the commands load no heavy dependency
+_EXPORTS = {
+    "CheckpointInfo": "evdet.inference.checkpoint",
+    "HEADS": "evdet.inference.model_config",
+    "ModelConfig": "evdet.inference.model_config",
+    "build_detector": "evdet.inference.model_config",
+    "find_latest_checkpoint": "evdet.inference.checkpoint",
+    "load_detector": "evdet.inference.checkpoint",
+    "load_pretrained": "evdet.inference.pretrained",
+    "transfer_weights": "evdet.inference.pretrained",
+    "TrainConfig": "config",
+    "EventDataModule": "datamodule",
+    "LightningDetectionModel": "lightning_module",
+    "NonFiniteLossError": "lightning_module",
+    "TrainResult": "run",
+    "train": "run",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -10,6 +10,12 @@ Layout of ``root_dir``::
     root_dir/metrics_val.json, metrics_test.json final metrics
     root_dir/training_curves.png                 training loss and validation AP / AP50 per epoch
     root_dir/detections/test/<name>_bbox.npy      with just_test: detections of every test video
+
+The run folder follows :mod:`evdet.io.output_paths`: it may not be, contain or lie inside the dataset's
+split folders or label map, and the entries above are recorded as evdet's in ``root_dir/.evdet-outputs``.
+An entry there that evdet did not write is never touched. A new training in a folder that holds the
+checkpoints of an earlier run needs ``resume`` (continue it) or ``overwrite`` (its checkpoints and
+metrics are deleted first); evaluations (``just_val`` / ``just_test``) and resumed runs update the run.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from evdet.inference.config_dict import config_to_dict
 from evdet.inference.model_config import ModelConfig
 from evdet.inference.pretrained import transfer_weights
 from evdet.io.atomic import atomic_open
+from evdet.io.label_map import LABEL_MAP_FILENAME
+from evdet.io.output_paths import OutputPathError, output_folder, record_output, written_by_evdet
 from evdet.training.callbacks import DetectionImageLogger, TrainingCurvesPlot
 from evdet.training.checkpoint_io import AtomicCheckpointIO
 from evdet.training.config import TrainConfig
@@ -48,7 +56,8 @@ from evdet.training.datamodule import EventDataModule
 from evdet.training.lightning_module import LightningDetectionModel
 from evdet.training.validation import write_detections
 
-__all__ = ["TrainResult", "build_trainer", "data_config_to_dict", "make_info", "train"]
+__all__ = ["RUN_ENTRIES", "TrainResult", "build_trainer", "claim_run_folder", "data_config_to_dict",
+           "make_info", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +123,7 @@ def make_info(dm: EventDataModule, model_config: ModelConfig) -> CheckpointInfo:
         nms_thresh=model_config.nms_thresh,
         max_detections=model_config.max_detections,
         model_config=config_to_dict(model_config),
+        stored_size=tuple(int(v) for v in dm.info.stored_size),
     )
 
 
@@ -202,6 +212,7 @@ def train(
     just_val: bool = False,
     just_test: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train (or only evaluate) a detector on ``dataset_dir``; everything is written under ``root_dir``.
 
@@ -219,6 +230,8 @@ def train(
         just_val / just_test: only evaluate the checkpoint on ``val`` / ``test``; ``just_test`` also writes
             the detections of every bin as ``root_dir/detections/test/<name>_bbox.npy``.
         progress: show progress bars and the model summary.
+        overwrite: start a new training in a run folder that holds an earlier run's checkpoints (they
+            and its metrics are deleted first; see the module docstring).
 
     Returns:
         a :class:`TrainResult`.
@@ -226,7 +239,8 @@ def train(
     Raises:
         FileNotFoundError / ValueError: bad dataset directory (missing label map, empty split, mismatched
             files: reported before any training starts), missing or unreadable checkpoint, ``finetune``
-            without ``checkpoint``, both ``just_val`` and ``just_test``.
+            without ``checkpoint``, both ``just_val`` and ``just_test``; ``OutputPathError`` (a
+            ``ValueError``): a run folder refused by the output-path policy.
         evdet.training.lightning_module.NonFiniteLossError: a NaN/inf loss (unless ``skip_nonfinite``).
     """
     mc = model_config or ModelConfig()
@@ -242,7 +256,8 @@ def train(
         log.warning("%s has no val/ split: validating on train/", dataset_dir)
     if just_test and "test" not in dm.info.splits:
         raise ValueError(f"{dataset_dir}: no test/ split to evaluate (found {sorted(dm.info.splits)})")
-    root.mkdir(parents=True, exist_ok=True)
+    fresh = not (just_val or just_test) and not (resume and find_latest_checkpoint(root / "checkpoints"))
+    claim_run_folder(root, dm, fresh=fresh, overwrite=overwrite)
     L.seed_everything(tc.seed, workers=True, verbose=False)
 
     if just_val or just_test:
@@ -303,6 +318,43 @@ def train(
     if trainer.is_global_zero and result.metrics.get("val"):
         _save_json(root / "metrics_val.json", result.metrics["val"])
     return result
+
+
+RUN_ENTRIES = ("checkpoints", "logs", "metrics_val.json", "metrics_test.json", "detections")
+"""What :func:`train` writes in a run folder (recorded as evdet's outputs there)."""
+
+
+def claim_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite: bool) -> Path:
+    """Apply the output-path policy to a run folder (module docstring) and record its entries.
+
+    Args:
+        fresh: a new training starts (not an evaluation, not a resumed run).
+    Raises:
+        OutputPathError: ``root`` is a file or overlaps the dataset, an entry exists that evdet did not
+            write, or ``fresh`` without ``overwrite`` in a folder holding earlier checkpoints.
+    """
+    data = Path(dm.info.dataset_dir)
+    root = output_folder(root, inputs=[*(data / s for s in dm.info.splits), data / LABEL_MAP_FILENAME])
+    entries = [root / name for name in RUN_ENTRIES]
+    for entry in entries:
+        if (entry.exists() or entry.is_symlink()) and not written_by_evdet(entry):
+            raise OutputPathError(f"{entry} exists and was not written by evdet: choose another run folder "
+                                  "(evdet never replaces what it did not write)")
+    ckpts = root / "checkpoints"
+    launched_rank = int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
+    if fresh and not launched_rank and ckpts.is_dir() and any(ckpts.iterdir()):  # DDP: rank 0 decides
+        if not overwrite:
+            raise OutputPathError(f"{root} holds the checkpoints of an earlier run: pass --resume to "
+                                  "continue it, or --overwrite to start a new run there (its checkpoints "
+                                  "and metrics are deleted)")
+        import shutil
+
+        shutil.rmtree(ckpts)
+        for name in ("metrics_val.json", "metrics_test.json"):
+            (root / name).unlink(missing_ok=True)
+    for entry in entries:
+        record_output(entry, "evdet-train")
+    return root
 
 
 def _module_from_checkpoint(path: str | os.PathLike, tc: TrainConfig) -> LightningDetectionModel:

@@ -32,11 +32,13 @@ from evdet.data.labels import assign_boxes_to_bins, has_real_track_ids
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.dtypes import BBOX_DTYPE
 from evdet.io.label_map import EMPTY_CLASS
+from evdet.io.output_paths import check_output, record_output
 from evdet.viz.draw import GT_BGR, draw_boxes, draw_text, text_size, upscale
 from evdet.viz.event_frames import EventFrames, find_events_recording
 from evdet.viz.grid import add_header, add_legend_strip, tile_images
-from evdet.viz.video import VideoWriter
+from evdet.viz.video import VideoWriter, format_for_path, png_fallback_for
 
+TOOL = "evdet-demo-video"
 TARGET_PANEL_HEIGHT = 360
 """Default minimum height (pixels) of :func:`default_scale`."""
 DEMO_PANEL_HEIGHT = 480
@@ -313,8 +315,19 @@ def _num_frames(inputs: Sequence[str | os.PathLike], delta_t: int) -> int:
                            ).num_frames for p in inputs)
 
 
+def check_demo_output(output: str | os.PathLike, fmt: str | None, read: Sequence[str | os.PathLike],
+                      overwrite: bool) -> str:
+    """Apply :mod:`evdet.io.output_paths` to a demo output (and to its PNG fallback folder for mp4) before
+    any frame is drawn; returns the format (``fmt`` or the one implied by ``output``'s suffix)."""
+    fmt = format_for_path(output) if fmt is None else fmt
+    check_output(output, inputs=read, overwrite=overwrite, folder=fmt == "png")
+    if fmt == "mp4":  # replaced by PNG frames if no ffmpeg is found
+        check_output(png_fallback_for(output), inputs=read, overwrite=overwrite, folder=True)
+    return fmt
+
+
 def _write(panels: Iterator[list[Panel]], classes: Sequence[str], options: DemoOptions,
-           output: str | os.PathLike, fmt: str | None, fps: float, cols: int | None, max_frames: int | None,
+           output: str | os.PathLike, fmt: str, fps: float, cols: int | None, max_frames: int | None,
            total: int, progress: bool) -> Path:
     from tqdm.auto import tqdm
 
@@ -326,13 +339,14 @@ def _write(panels: Iterator[list[Panel]], classes: Sequence[str], options: DemoO
             bar.update(1)
             if max_frames is not None and writer.num_frames >= max_frames:
                 break
+    record_output(writer.path, TOOL)
     return writer.path
 
 
 def render_demo_video(checkpoint, inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                       options: DemoOptions | None = None, events: Sequence[str | os.PathLike] = (),
                       fmt: str | None = None, fps: float | None = None, max_duration: int | None = None,
-                      cols: int | None = None, progress: bool = False) -> Path:
+                      cols: int | None = None, progress: bool = False, overwrite: bool = False) -> Path:
     """Run a detector over recordings and write the demo video.
 
     Args:
@@ -348,18 +362,24 @@ def render_demo_video(checkpoint, inputs: Sequence[str | os.PathLike], output: s
         max_duration: only the first ``max_duration`` µs of the recordings.
         cols: grid columns (default ``ceil(sqrt(len(inputs)))``).
         progress: a progress bar with ETA on stderr.
+        overwrite: replace an earlier evdet demo at ``output`` (:mod:`evdet.io.output_paths`: ``output``
+            may not be, contain or lie inside an input, and what evdet did not write is never replaced).
 
     Returns:
         The path written (``output``, or ``<stem>_frames/`` when no ffmpeg is available; a warning says so).
 
     Raises:
-        ValueError: no inputs, inputs that do not fit the model, bad options. FileNotFoundError: a missing
-            file.
+        ValueError: no inputs, inputs that do not fit the model, an output suffix that is no format
+            (e.g. ``.avi``), an output path refused by the policy (``OutputPathError``, checked before
+            the model runs). FileNotFoundError: a missing file.
     """
     from evdet.inference.checkpoint import load_detector
 
     if not inputs:
         raise ValueError("render_demo_video: no input recordings given")
+    read = [*inputs, *(label_path_for(p) for p in inputs), *events]
+    fmt = check_demo_output(output, fmt, read + ([] if isinstance(checkpoint, tuple) else [checkpoint]),
+                            overwrite)
     options = options or DemoOptions()
     detector, info = checkpoint if isinstance(checkpoint, tuple) else load_detector(checkpoint)
     recordings = _open_recordings(inputs, events, info.label_map, info.classes)
@@ -378,7 +398,7 @@ def render_detections_video(detections: Sequence[str | os.PathLike | np.ndarray]
                             label_map: Mapping[int, str], options: DemoOptions | None = None,
                             events: Sequence[str | os.PathLike] = (), delta_t: int = 50_000,
                             fmt: str | None = None, fps: float | None = None, max_duration: int | None = None,
-                            cols: int | None = None, progress: bool = False) -> Path:
+                            cols: int | None = None, progress: bool = False, overwrite: bool = False) -> Path:
     """Draw detections read from files (``BBOX_DTYPE``, sensor pixels, label-map ``class_id``; e.g.
     ``evdet-detect``'s output or a tracker's) over their recordings; no model is run.
 
@@ -394,6 +414,9 @@ def render_detections_video(detections: Sequence[str | os.PathLike | np.ndarray]
     if not inputs or len(detections) != len(inputs):
         raise ValueError(f"render_detections_video: need one detection file per input, got "
                          f"{len(detections)} for {len(inputs)} inputs")
+    read = [*inputs, *(label_path_for(p) for p in inputs), *events]
+    fmt = check_demo_output(output, fmt, read + [d for d in detections if not isinstance(d, np.ndarray)],
+                            overwrite)
     options = options or DemoOptions()
     classes = [name for _, name in sorted(label_map.items()) if name != EMPTY_CLASS]
     mapping = class_indices(label_map, classes)

@@ -35,9 +35,24 @@ MP4_CRF = 20
 
 
 def format_for_path(path: str | os.PathLike) -> str:
-    """Output format implied by a path: ``.mp4`` -> mp4, ``.gif`` -> gif, anything else -> png folder."""
+    """Output format implied by a path: ``.mp4`` -> mp4, ``.gif`` -> gif, no suffix -> png folder.
+
+    Raises:
+        ValueError: any other suffix (e.g. ``x.avi``): evdet writes no such format, and a folder of PNG
+            frames named like a video would surprise (pass ``fmt="png"`` to get one anyway).
+    """
     suffix = Path(path).suffix.lower()
-    return {".mp4": "mp4", ".gif": "gif"}.get(suffix, "png")
+    if suffix in ("", ".mp4", ".gif"):
+        return {".mp4": "mp4", ".gif": "gif"}.get(suffix, "png")
+    raise ValueError(f"cannot write {path}: unsupported output suffix {Path(path).suffix!r}; give a .mp4 or "
+                     ".gif file, or a folder name without suffix for PNG frames (or choose the format "
+                     "explicitly)")
+
+
+def png_fallback_for(path: str | os.PathLike) -> Path:
+    """Folder of PNG frames written instead of ``path`` when OpenCV cannot write mp4: ``<stem>_frames``."""
+    path = Path(path)
+    return path.with_name(path.stem + "_frames")
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,7 +177,7 @@ class VideoWriter:
                 self._ffmpeg = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                                 stderr=subprocess.PIPE)
                 return
-            fallback = self.path.with_name(self.path.stem + "_frames")
+            fallback = png_fallback_for(self.path)
             warnings.warn(f"VideoWriter: no ffmpeg with libx264 found (pip install imageio-ffmpeg); writing "
                           f"PNG frames to {fallback} instead of {self.path}", RuntimeWarning, stacklevel=3)
             self.path, self.fmt = fallback, "png"

@@ -99,3 +99,38 @@ def test_list_recordings_and_check_consistent(tmp_path):
     check_consistent(specs)
     with pytest.raises(ValueError, match=r"delta_t = 5000 in .*a.h5 but 1 in .*b.h5"):
         check_consistent([specs[0], replace(specs[1], delta_t=1)])
+
+
+def test_different_representation_parameters_name_both_files(tmp_path):
+    root = _dataset(tmp_path / "ds")
+    with H5TensorWriter(root / "val" / "odd.h5", (2, 8, 10), representation="histo", delta_t=5000,
+                        sensor_size=(16, 20), downsampling_factor=1,
+                        params={"max_incr_per_pixel": 10.0}) as w:
+        w.write(np.zeros((3, 2, 8, 10), np.float32))
+    import h5py
+
+    for p in sorted(root.rglob("[ab].h5")):  # the others say 5
+        with h5py.File(p, "r+") as f:
+            f["data"].attrs["max_incr_per_pixel"] = 5.0
+    with pytest.raises(ValueError, match=r"representation parameters = \{'max_incr_per_pixel': 5.0\} in "
+                                         r".*a\.h5 but \{'max_incr_per_pixel': 10.0\} in .*odd\.h5"):
+        describe_dataset(root)
+
+
+def test_different_sensor_sizes_name_both_files(tmp_path):
+    root = _dataset(tmp_path / "ds")
+    with H5TensorWriter(root / "val" / "odd.h5", (2, 8, 10), representation="histo", delta_t=5000,
+                        sensor_size=(32, 40), downsampling_factor=2) as w:
+        w.write(np.zeros((3, 2, 8, 10), np.float32))
+    with pytest.raises(ValueError, match=r"sensor_size = \(16, 20\) in .*a\.h5 but \(32, 40\) in .*odd\.h5"):
+        describe_dataset(root)
+
+
+def test_non_integer_delta_t_names_file_and_value(tmp_path):
+    import h5py
+
+    root = _dataset(tmp_path / "ds")
+    with h5py.File(root / "val" / "b.h5", "r+") as f:
+        f["data"].attrs["delta_t"] = 5000.5
+    with pytest.raises(ValueError, match=r"b\.h5: attribute 'delta_t' = 5000.5 is not a whole number"):
+        describe_dataset(root)

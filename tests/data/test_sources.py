@@ -154,3 +154,73 @@ def test_array_kind_resize_and_helpers(rng):
     assert power_of_two_factor((16, 24), (5, 6)) is None
     assert power_of_two_factor((6, 10), (3, 5)) == 1 and power_of_two_factor((6, 10), (1, 2)) is None
     assert [num_chunks(spec, k) for k in (1, 2, 5, 6)] == [5, 3, 1, 1]
+
+
+def _saturating_recording(path, rng, height=32, width=48, n=6000, t_end=30_000):
+    """Events concentrated on a few pixels, so that histo saturates (where clamping before or after a
+    downsampling differ)."""
+    ev = np.zeros(n, EVENT_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, t_end, n))
+    hot = rng.random(n) < 0.7
+    ev["x"] = np.where(hot, 2 * rng.integers(5, 7, n), rng.integers(0, width, n))  # one hot pixel per 2x2
+    ev["y"] = np.where(hot, 2 * rng.integers(3, 5, n), rng.integers(0, height, n))
+    ev["p"] = rng.integers(0, 2, n)
+    w = DatWriter(path, height, width)
+    w.write(ev)
+    w.close()
+    return ev
+
+
+@pytest.mark.parametrize("network_size", [(32, 48), (16, 24), (8, 12), (10, 15)])
+def test_raw_and_hdf5_give_identical_network_inputs(tmp_path, rng, network_size):
+    """One preprocessing whatever the source: a raw recording streamed on the fly and its HDF5 conversion
+    (float storage) give bit-identical network inputs, at the sensor size and resized."""
+    from evdet.preprocessing.convert import generate_hdf5
+
+    ev = _saturating_recording(tmp_path / "rec.dat", rng)
+    (h5,) = generate_hdf5(tmp_path / "rec.dat", tmp_path / "h5", delta_t=5000, progress=False)
+    raw_spec, h5_spec = probe_video(tmp_path / "rec.dat", delta_t=5000), probe_video(h5)
+    assert raw_spec.num_frames == h5_spec.num_frames and raw_spec.stored_size == h5_spec.stored_size
+    n = raw_spec.num_frames
+    for start in range(0, n, 2):
+        raw = read_frames(raw_spec, start, start + 2, network_size)
+        conv = read_frames(h5_spec, start, start + 2, network_size)
+        assert torch.equal(raw, conv), (start, network_size)
+    if network_size == (16, 24):  # the old raw path (binning at network size) differs where histo saturates
+        full = read_frames(raw_spec, 0, n, network_size)
+        binned = events_to_tensor(ev, "histo", n, 32, 48, 5000, downsampling_factor=1)
+        assert not np.allclose(full.numpy(), binned)
+
+
+def test_raw_and_uint8_hdf5_differ_by_rounding_only(tmp_path, rng):
+    from evdet.preprocessing.convert import generate_hdf5
+
+    _saturating_recording(tmp_path / "rec.dat", rng)
+    (h5,) = generate_hdf5(tmp_path / "rec.dat", tmp_path / "h5", delta_t=5000, store_as_uint8=True,
+                          progress=False)
+    raw_spec, h5_spec = probe_video(tmp_path / "rec.dat", delta_t=5000), probe_video(h5)
+    for size in ((32, 48), (16, 24)):
+        raw = read_frames(raw_spec, 0, raw_spec.num_frames, size)
+        conv = read_frames(h5_spec, 0, h5_spec.num_frames, size)
+        assert float((raw - conv).abs().max()) <= 0.5 / 255 + 1e-6  # an area mean keeps the bound
+
+
+def test_loader_and_reader_share_one_reading_path(tmp_path, rng):
+    from evdet.io.h5 import H5TensorReader
+
+    path = _h5(tmp_path / "a.h5", rng, uint8=True)
+    spec = probe_video(path)
+    out = torch.empty(N, C, H, W)
+    read_frames_into(spec, 0, out)
+    np.testing.assert_array_equal(out.numpy(), H5TensorReader(path).read())
+    np.testing.assert_array_equal(read_frames(spec, 0, N, (H, W)).numpy(), H5TensorReader(path).read())
+
+
+def test_uint8_data_marked_float_is_refused_by_the_loader(tmp_path, rng):
+    """Before: the loader fed 255x values while H5TensorReader gave [0, 1]."""
+    path = _h5(tmp_path / "a.h5", rng, uint8=True)
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs["store_as_uint8"] = False
+    with pytest.raises(ValueError, match=r"a\.h5: dataset 'data' holds uint8 values but attribute "
+                                         "'store_as_uint8' = False"):
+        probe_video(path)

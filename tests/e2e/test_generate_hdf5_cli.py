@@ -64,8 +64,10 @@ def test_cli_converts_dataset(tmp_path, rng, capsys):
     r = H5TensorReader(tmp_path / "out" / "train" / "r0.h5")
     assert r.shape == (4, H, W) and r.num_frames == 20 and r.store_as_uint8
     assert r.params == {"num_utbins": 2, "max_count": 10}
-    with pytest.raises(SystemExit, match="store_as_uint8"):
-        main([str(tmp_path / "ds"), str(tmp_path / "bad"), "--representation", "diff", "--store-as-uint8"])
+    # bad input: exit status 2 (docs/apps.md) with a one-line message on stderr
+    assert main([str(tmp_path / "ds"), str(tmp_path / "bad"), "--representation", "diff",
+                 "--store-as-uint8"]) == 2
+    assert "store_as_uint8" in capsys.readouterr().err
 
 
 def test_killed_run_leaves_no_complete_looking_file_and_resumes(tmp_path, rng):

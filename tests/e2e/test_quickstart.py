@@ -24,7 +24,8 @@ def test_quickstart_short_chain(tmp_path, capsys):
     m = re.search(r"AP = (\d\.\d{4})\s+AP50 = (\d\.\d{4})", out)
     assert m, out[-2000:]
     assert 0.0 <= float(m.group(1)) <= float(m.group(2)) <= 1.0
-    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["label_map_dictionary.json", "train",
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == [".evdet-outputs",  # the manifest
+                                                                        "label_map_dictionary.json", "train",
                                                                         "val"]
     assert len(list((tmp_path / "hdf5" / "train").glob("*.h5"))) == 2
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -28,7 +28,7 @@ def test_every_backbone_and_head_exports_and_matches_eager(tmp_path, backbone, b
     torch.manual_seed(0)
     det = build(2, 2, 4, 8, backbone=backbone)
     onnx_path, json_path = export_onnx(det, tmp_path, _info())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".evdet-outputs", "model.json", "model.onnx"]
     meta = json.loads(json_path.read_text())
     assert meta["format"] == "evdet-onnx" and meta["checks"]["max_abs_diff"] <= 1e-4
     assert set(meta["checks"]["diffs"]) == {"chunk 0", "chunk 1 after resetting column 0", "batch size 3"}

@@ -38,7 +38,8 @@ def test_export_writes_checked_model_and_json(tmp_path):
     det = _small()
     pt, js = export_torchscript(det, tmp_path / "out", _info(score_thresh=0.01))
     assert pt.name == "model.pt" and js.name == "model.json"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.pt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".evdet-outputs",  # the manifest
+                                                                    "model.json", "model.pt"]
     meta = json.loads(js.read_text())
     assert meta["classes"] == ["car", "pedestrian"] and meta["label_map"] == {"0": "car", "1": "pedestrian"}
     assert meta["preprocessing"]["delta_t"] == 50_000 and meta["preprocessing"]["representation"] == "histo"

@@ -119,3 +119,38 @@ def test_reader_pickles_without_handle(tmp_path, rng):
     np.testing.assert_array_equal(clone.read(2, 3), frames[2:3])
     r.close()
     clone.close()
+
+
+@pytest.mark.parametrize("name, value", [("delta_t", 50_000.5), ("delta_t", np.nan), ("start_ts", 1.5),
+                                         ("event_input_height", "eight"), ("delta_t", True)])
+def test_non_integer_attributes_name_the_file_and_value(tmp_path, rng, name, value):
+    path = _write(tmp_path / "a.h5", rng.random((3, 2, 8, 12)).astype(np.float32))
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs[name] = value
+    with pytest.raises(ValueError, match=rf"a\.h5: attribute '{name}' = .* is not a whole number"):
+        H5TensorReader(path)
+
+
+def test_whole_float_attributes_are_accepted(tmp_path, rng):
+    path = _write(tmp_path / "a.h5", rng.random((3, 2, 8, 12)).astype(np.float32))
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs["delta_t"] = 50_000.0
+    assert H5TensorReader(path).delta_t == 50_000
+
+
+@pytest.mark.parametrize("uint8", [True, False])
+def test_dtype_contradicting_store_as_uint8_is_an_error(tmp_path, rng, uint8):
+    path = _write(tmp_path / "a.h5", rng.random((3, 2, 8, 12)).astype(np.float32), store_as_uint8=uint8)
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs["store_as_uint8"] = not uint8
+    with pytest.raises(ValueError, match=r"a\.h5: dataset 'data' holds (uint8|float32) values but attribute "
+                                         r"'store_as_uint8' = (True|False).*contradicts itself"):
+        H5TensorReader(path)
+
+
+def test_uint8_without_attribute_reads_as_uint8(tmp_path, rng):
+    path = _write(tmp_path / "a.h5", rng.random((3, 2, 8, 12)).astype(np.float32), store_as_uint8=True)
+    with h5py.File(path, "r+") as f:
+        del f["data"].attrs["store_as_uint8"]
+    r = H5TensorReader(path)
+    assert r.store_as_uint8 and r.read().max() <= 1.0

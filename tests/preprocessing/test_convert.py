@@ -166,3 +166,88 @@ def test_real_recordings(real_data, tmp_path, name):
     ref = events_to_tensor(events, "histo", r.num_frames - k0, *r.sensor_size, 10_000, start_ts=k0 * 10_000)
     np.testing.assert_array_equal(r.read(k0), ref)
     assert ref[0].any() and not r.read(max(k0 - 3, 0), k0).any()
+
+
+def test_output_overlapping_an_input_or_a_file_is_refused(dataset, tmp_path):
+    from evdet.io.output_paths import OutputPathError
+
+    root, _ = dataset
+    with pytest.raises(OutputPathError, match="contains the input"):
+        generate_hdf5(root, root, progress=False)  # before: each recording twice (.dat and .h5)
+    with pytest.raises(OutputPathError, match="lies inside the input folder"):
+        generate_hdf5(root, root / "train" / "h5", progress=False)
+    with pytest.raises(OutputPathError, match="contains the input"):
+        generate_hdf5(root / "val" / "b.dat", root / "val", progress=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputPathError, match="is an existing file"):  # before: FileExistsError traceback
+        generate_hdf5(root, tmp_path / "afile", progress=False)
+    assert not list(root.rglob("*.h5"))
+    generate_hdf5(root, root / "hdf5", progress=False)  # beside the splits: fine (make-synthetic --hdf5)
+
+
+def test_rerun_with_other_settings_is_refused_then_reconverted_with_overwrite(dataset, tmp_path):
+    from evdet.io.output_paths import OutputPathError
+
+    root, _ = dataset
+    out = tmp_path / "out"
+    paths = generate_hdf5(root, out, delta_t=50_000, progress=False)
+    mtimes = [p.stat().st_mtime_ns for p in paths]
+    with pytest.raises(OutputPathError, match=r"a\.h5 was converted with other settings \(delta_t 50000 "
+                                              r"stored, 20000 asked\); pass --overwrite"):
+        generate_hdf5(root, out, delta_t=20_000, progress=False)  # before: old files kept silently
+    with pytest.raises(OutputPathError, match=r"parameters \{'max_incr_per_pixel': 5.0\} stored, "
+                                              r"\{'max_incr_per_pixel': 10.0\} asked"):
+        generate_hdf5(root, out, params={"max_incr_per_pixel": 10.0}, progress=False)
+    assert [p.stat().st_mtime_ns for p in paths] == mtimes  # nothing touched
+    again = generate_hdf5(root, out, delta_t=20_000, overwrite=True, progress=False)
+    assert again == paths and all(H5TensorReader(p).delta_t == 20_000 for p in again)
+    parts = generate_hdf5(root / "train", out / "train", delta_t=20_000, max_duration=500_000,
+                          overwrite=True, progress=False)
+    assert [p.name for p in parts] == ["a_part000.h5", "a_part001.h5", "a_part002.h5"]
+    assert not (out / "train" / "a.h5").exists() and not (out / "train" / "a_bbox.npy").exists()
+
+
+def test_foreign_outputs_are_never_replaced(dataset, tmp_path):
+    from evdet.io.output_paths import OutputPathError
+
+    root, _ = dataset
+    out = tmp_path / "out"
+    generate_hdf5(root / "val", out, delta_t=50_000, progress=False)
+    (out / ".evdet-outputs").unlink()  # as if another tool had written b.h5
+    with pytest.raises(OutputPathError, match=r"b\.h5 exists with other settings .* not written by evdet"):
+        generate_hdf5(root / "val", out, delta_t=20_000, overwrite=True, progress=False)
+    assert generate_hdf5(root / "val", out, delta_t=50_000, progress=False) == [out / "b.h5"]  # same: kept
+    save_boxes(out / "a_bbox.npy", _boxes([7]))  # someone's labels where a's would go
+    with pytest.raises(RuntimeError, match=r"a_bbox\.npy already exists and was not written by evdet"):
+        generate_hdf5(root / "train", out, progress=False)
+    assert load_boxes(out / "a_bbox.npy")["t"].tolist() == [7]
+
+
+def test_bad_recordings_fail_alone_and_are_reported_together(dataset, tmp_path):
+    root, _ = dataset
+    (root / "train" / "empty_td.dat").write_bytes(b"")  # zero-length recording
+    write_dat(root / "val" / "c.dat", _events(np.random.default_rng(1), 100, 100_000), H, W)
+    (root / "val" / "c_bbox.npy").write_bytes(b"")  # zero-byte labels
+    write_dat(root / "val" / "d.dat", _events(np.random.default_rng(2), 100, 100_000), H, W)
+    (root / "val" / "d_bbox.npy").write_text("not a numpy file")
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError) as info:
+        generate_hdf5(root, out, progress=False)
+    msg = str(info.value)
+    assert msg.startswith("3 of 5 recordings failed (the other 2 were converted)")
+    for name in ("empty_td.dat", "c.dat", "d.dat"):
+        assert name in msg
+    assert sorted(p.name for p in out.rglob("*.h5")) == ["a.h5", "b.h5"]
+
+
+def test_argument_errors_name_the_parameter(dataset, tmp_path):
+    root, _ = dataset
+    with pytest.raises(ValueError, match=r"downsampling_factor = 7 is too large for .*a_td\.dat"):
+        generate_hdf5(root, tmp_path / "o", downsampling_factor=7, progress=False)
+    with pytest.raises(ValueError, match="max_incr_per_pixel must be a finite number > 0, got nan"):
+        generate_hdf5(root, tmp_path / "o", params={"max_incr_per_pixel": float("nan")}, progress=False)
+    with pytest.raises(ValueError, match=r"parameter max_incr_per_pixel = 'nan' must be a number"):
+        generate_hdf5(root, tmp_path / "o", params={"max_incr_per_pixel": "nan"}, progress=False)
+    with pytest.raises(ValueError, match="downsampling_factor must be an integer"):
+        generate_hdf5(root, tmp_path / "o", downsampling_factor=-1, progress=False)
+    assert not list((tmp_path / "o").rglob("*.h5"))

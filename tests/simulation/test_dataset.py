@@ -19,6 +19,7 @@ def test_dataset_files_round_trip(tmp_path):
     root = tmp_path / "ds"
     assert load_label_map(root) == {0: "car", 2: "two wheeler"}
     assert sorted(p.name for p in (root / "train").iterdir()) == [
+        ".evdet-outputs",  # the manifest of what evdet wrote (evdet.io.output_paths)
         "synthetic_train_0000_bbox.npy", "synthetic_train_0000_td.dat",
         "synthetic_train_0001_bbox.npy", "synthetic_train_0001_td.dat"]
     assert not (root / "test").exists()

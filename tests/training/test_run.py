@@ -110,3 +110,42 @@ def test_data_config_round_trip_and_make_info(dataset_dir):
     assert info.num_tbins == 2 and info.network_size == (32, 32) and info.sensor_size == (32, 32)
     assert info.label_map == {0: "car", 1: "pedestrian"} and info.representation == "histo"
     assert (info.score_thresh, info.nms_thresh, info.max_detections) == (0.05, 0.5, 100)
+
+
+def test_run_folder_policy(dataset_dir, tmp_path):
+    from evdet.io.output_paths import OutputPathError, record_output
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputPathError, match="is an existing file"):  # before: FileExistsError traceback
+        train(dataset_dir, tmp_path / "afile", data_config=DC, progress=False)
+    with pytest.raises(OutputPathError, match="contains the input"):
+        train(dataset_dir, dataset_dir, data_config=DC, progress=False)
+    with pytest.raises(OutputPathError, match="lies inside the input folder"):
+        train(dataset_dir, dataset_dir / "train" / "run", data_config=DC, progress=False)
+    foreign = tmp_path / "foreign"
+    (foreign / "checkpoints").mkdir(parents=True)
+    with pytest.raises(OutputPathError, match=r"checkpoints exists and was not written by evdet"):
+        train(dataset_dir, foreign, data_config=DC, progress=False)
+    earlier = tmp_path / "earlier"
+    (earlier / "checkpoints").mkdir(parents=True)
+    (earlier / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run")
+    record_output(earlier / "checkpoints", "evdet-train")
+    with pytest.raises(OutputPathError, match="pass --resume to continue it, or --overwrite"):
+        train(dataset_dir, earlier, data_config=DC, progress=False)
+    assert (earlier / "checkpoints" / "last.ckpt").read_bytes() == b"an earlier run"
+
+
+def test_new_run_over_an_earlier_one_needs_overwrite(dataset_dir, tmp_path):
+    from evdet.io.output_paths import OutputPathError
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    root = tmp_path / "run"
+    tc = TrainConfig(max_epochs=1, max_steps=1, limit_val_batches=0, log_images_every_n_steps=0,
+                     accelerator="cpu")
+    train(dataset_dir, root, model_config=MC, data_config=DC, train_config=tc, progress=False)
+    first = (root / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    with pytest.raises(OutputPathError, match="--overwrite"):  # before: silently replaced last.ckpt
+        train(dataset_dir, root, model_config=MC, data_config=DC, train_config=tc, progress=False)
+    assert (root / "checkpoints" / "last.ckpt").stat().st_mtime_ns == first
+    train(dataset_dir, root, model_config=MC, data_config=DC, train_config=tc, progress=False, overwrite=True)
+    assert (root / "checkpoints" / "last.ckpt").stat().st_mtime_ns != first

@@ -1,0 +1,199 @@
+"""Where evdet may write: the one output-path policy of every command and library writer.
+
+Rules (every app and every library function that writes outputs applies them before it writes):
+
+1. An output never **is**, **contains** or **lies inside** an input, i.e. a file or folder the command
+   reads (recordings, their label files, label maps, dataset split folders, checkpoints).
+2. evdet never replaces anything it did not write, with or without ``--overwrite``.
+3. evdet replaces its own earlier outputs only when asked (``--overwrite`` / ``overwrite=True``).
+4. Violations raise :class:`OutputPathError` (a ``ValueError``, exit code 2 in the apps) with a one-line
+   message naming the path.
+
+How evdet recognises its own outputs: every file or folder evdet writes is recorded, right after it is
+complete, in a manifest ``.evdet-outputs`` in the folder that holds it (one name per line, with the
+tool that wrote it); an existing path is evdet's when its name is listed there (hidden temporaries of
+interrupted writes, :mod:`evdet.io.atomic`, are evdet's too). Only an evdet command lists a name, so
+ground truth, recordings and other people's files are never listed. The manifest is plain text: deleting
+it makes evdet treat the folder's files as foreign. Files written by evdet versions without the manifest
+are foreign too (remove them yourself). A crash between the end of a write and its record leaves an
+unlisted file: the next run refuses to replace it (the safe side), unless it is identical to what would
+be written (e.g. a label file copied again by the converter).
+
+- :func:`check_outside_inputs`: rule 1.
+- :func:`check_output`: rules 1-3 for one path (call before the work that writes it).
+- :func:`record_output`: list a finished output in the manifest.
+- :func:`claim_outputs`: check several paths, then record them at once (for folders that a library such
+  as Lightning fills later, e.g. a training run).
+- :func:`output_folder`: a folder that a command fills with files (created when missing).
+- :func:`written_by_evdet`: the manifest test above.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from evdet.io.atomic import is_temporary
+
+__all__ = [
+    "MANIFEST_NAME",
+    "OutputPathError",
+    "check_output",
+    "check_outside_inputs",
+    "claim_outputs",
+    "output_folder",
+    "record_output",
+    "written_by_evdet",
+]
+
+#: Name of the manifest file listing what evdet wrote in a folder.
+MANIFEST_NAME = ".evdet-outputs"
+_HEADER = "# files and folders written here by evdet (it replaces only these, and only with --overwrite)\n"
+
+
+class OutputPathError(ValueError):
+    """An output path that evdet refuses to write (the message says why, in one line)."""
+
+
+def _real(path: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
+
+
+def check_outside_inputs(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Rule 1: ``output`` is not an input, does not contain one and does not lie inside one.
+
+    Paths are compared after resolving symbolic links, so a link to an input counts as the input.
+
+    Raises:
+        OutputPathError: naming the output and the input.
+    """
+    out = _real(output)
+    for item in inputs:
+        inp = _real(item)
+        if out == inp:
+            raise OutputPathError(f"output {output} is the input {item}; choose another output path")
+        if out in inp.parents:
+            raise OutputPathError(f"output {output} contains the input {item}; choose an output outside "
+                                  "the inputs")
+        if inp in out.parents:
+            raise OutputPathError(f"output {output} lies inside the input folder {item}; choose an output "
+                                  "outside the inputs")
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    """``{name: tool}`` of the manifest of ``folder`` (empty when there is none)."""
+    try:
+        text = (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return {}
+    entries = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, tool = line.partition("\t")
+            entries[name] = tool or "evdet"
+    return entries
+
+
+def written_by_evdet(path: str | os.PathLike) -> bool:
+    """True when ``path`` is listed in the manifest of its folder (or is an evdet temporary)."""
+    path = Path(path)
+    return is_temporary(path) or path.name in _manifest(path.parent)
+
+
+def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
+    """List ``path`` in the manifest of its folder (created with the folder when missing).
+
+    Each entry is one ``write`` on a file opened for appending, so processes writing into the same
+    folder at once (parallel conversion) never mix their lines.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / MANIFEST_NAME
+    if path.name in _manifest(folder):
+        return
+    line = f"{path.name}\t{tool}\n"
+    fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size == 0:
+            line = _HEADER + line
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
+                 overwrite: bool = False, folder: bool = False) -> None:
+    """Rules 1-3 for one output: outside the inputs, and either absent or evdet's own with ``overwrite``.
+
+    Args:
+        path: the file (or, with ``folder``, the folder written as a whole) to be written.
+        inputs: the files and folders the command reads.
+        overwrite: an existing output written by evdet may be replaced.
+        folder: ``path`` is a folder replaced as a whole (e.g. PNG frames), not a file.
+
+    Raises:
+        OutputPathError: an input, an existing path of the other kind (file/folder), a path not written by
+            evdet, or one written by evdet without ``overwrite``; the folder that would hold it is a file.
+    """
+    path = Path(path)
+    check_outside_inputs(path, inputs)
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise OutputPathError(f"cannot write {path}: {parent} is an existing file, not a folder")
+            break
+    if not (path.exists() or path.is_symlink()):
+        return
+    if folder and not path.is_dir():
+        raise OutputPathError(f"output folder {path} is an existing file")
+    if not folder and path.is_dir():
+        raise OutputPathError(f"output {path} is an existing folder; give a file name")
+    if not written_by_evdet(path):
+        raise OutputPathError(f"{path} already exists and was not written by evdet: choose another output "
+                              "(evdet never replaces what it did not write)")
+    if not overwrite:
+        raise OutputPathError(f"{path} already exists (written by an earlier evdet run); pass --overwrite "
+                              "to replace it")
+
+
+def claim_outputs(paths: Iterable[str | os.PathLike], *, tool: str, inputs: Iterable[str | os.PathLike] = (),
+                  overwrite: bool = False, folder: bool = False) -> list[Path]:
+    """Check every output (:func:`check_output`), then record them all as evdet's (:func:`record_output`),
+    so that nothing is recorded unless every output may be written. For outputs that other code fills
+    later (a training run's ``checkpoints/`` and ``logs/``); a file evdet writes itself is recorded when
+    complete instead.
+
+    Returns:
+        the paths, as ``Path``.
+    Raises:
+        OutputPathError: see :func:`check_output` (nothing is recorded then).
+    """
+    paths = [Path(p) for p in paths]
+    inputs = list(inputs)
+    for p in paths:
+        check_output(p, inputs=inputs, overwrite=overwrite, folder=folder)
+    for p in paths:
+        record_output(p, tool)
+    return paths
+
+
+def output_folder(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """A folder that a command fills with files (detections, exports, HDF5 tensors, a training run):
+    outside the inputs (rule 1), created when missing. An existing folder is fine: each file written
+    into it is claimed on its own (:func:`claim_outputs`), so nothing there is replaced unless evdet
+    wrote it.
+
+    Raises:
+        OutputPathError: ``path`` overlaps an input or is an existing file.
+    """
+    path = Path(path)
+    check_outside_inputs(path, inputs)
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise OutputPathError(f"output folder {path} is an existing file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputPathError(f"cannot create output folder {path}: {parent} is an existing file")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,81 @@
+"""evdet.io.output_paths: an output never is, contains or lies inside an input; evdet replaces only what
+it wrote, and only with overwrite."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from evdet.io.output_paths import (
+    MANIFEST_NAME,
+    OutputPathError,
+    check_output,
+    check_outside_inputs,
+    claim_outputs,
+    output_folder,
+    record_output,
+    written_by_evdet,
+)
+
+
+def test_outputs_overlapping_inputs_are_refused(tmp_path):
+    rec = tmp_path / "ds" / "val" / "a.dat"
+    rec.parent.mkdir(parents=True)
+    rec.write_bytes(b"x")
+    with pytest.raises(OutputPathError, match="is the input"):
+        check_outside_inputs(rec, [rec])
+    with pytest.raises(OutputPathError, match="contains the input"):
+        check_outside_inputs(tmp_path / "ds", [rec])
+    with pytest.raises(OutputPathError, match="lies inside the input folder"):
+        check_outside_inputs(rec.parent / "dets", [rec.parent])
+    link = tmp_path / "link.dat"
+    os.symlink(rec, link)
+    with pytest.raises(OutputPathError, match="is the input"):
+        check_outside_inputs(link, [rec])  # a link to an input is the input
+    check_outside_inputs(tmp_path / "ds" / "dets", [rec.parent])  # a sibling folder is fine
+
+
+def test_only_evdet_outputs_are_replaced_and_only_with_overwrite(tmp_path):
+    mine, foreign = tmp_path / "a_bbox.npy", tmp_path / "b_bbox.npy"
+    mine.write_bytes(b"evdet")
+    foreign.write_bytes(b"ground truth")
+    record_output(mine, "evdet-detect")
+    assert written_by_evdet(mine) and not written_by_evdet(foreign)
+    assert (tmp_path / MANIFEST_NAME).read_text().splitlines()[-1] == "a_bbox.npy\tevdet-detect"
+    with pytest.raises(OutputPathError, match="pass --overwrite"):
+        check_output(mine)
+    check_output(mine, overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(OutputPathError, match="not written by evdet"):
+            check_output(foreign, overwrite=overwrite)
+    check_output(tmp_path / "new_bbox.npy")  # absent: fine
+
+
+def test_kinds_files_and_folders(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(OutputPathError, match="is an existing file"):
+        output_folder(tmp_path / "afile")
+    with pytest.raises(OutputPathError, match="is an existing file, not a folder"):
+        check_output(tmp_path / "afile" / "model.pt")
+    with pytest.raises(OutputPathError, match="is an existing folder"):
+        check_output(tmp_path / "adir")
+    with pytest.raises(OutputPathError, match="output folder .* is an existing file"):
+        check_output(tmp_path / "afile", folder=True)
+    assert output_folder(tmp_path / "new" / "deep").is_dir()
+
+
+def test_claim_records_nothing_unless_every_output_may_be_written(tmp_path):
+    (tmp_path / "foreign.json").write_text("{}")
+    with pytest.raises(OutputPathError):
+        claim_outputs([tmp_path / "ok.json", tmp_path / "foreign.json"], tool="t")
+    assert not (tmp_path / MANIFEST_NAME).exists()
+    claim_outputs([tmp_path / "ok.json", tmp_path / "logs"], tool="t")
+    assert written_by_evdet(tmp_path / "ok.json") and written_by_evdet(tmp_path / "logs")
+    record_output(tmp_path / "ok.json", "t")  # recorded once
+    assert (tmp_path / MANIFEST_NAME).read_text().count("ok.json") == 1
+
+
+def test_output_path_error_is_a_value_error():
+    assert issubclass(OutputPathError, ValueError)  # the apps map ValueError to exit status 2
