@@ -1,4 +1,5 @@
-"""``evdet-generate-hdf5``: convert .dat/.raw recordings into HDF5 event-tensor files (docs/conversion.md)."""
+"""``evdet-generate-hdf5``: convert .dat/.raw recordings into HDF5 event-tensor files, or a Gen1 / 1Mpx
+dataset folder into RVT's preprocessed format (``--format rvt``; docs/conversion.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from evdet.preprocessing import REPRESENTATIONS
 from evdet.preprocessing.convert import generate_hdf5
+from evdet.preprocessing.rvt_labels import RVT_DATASETS
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -25,9 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evdet-generate-hdf5",
         description="Convert event recordings (.dat/.raw files, folders, or dataset folders with "
                     "train/val/test) into HDF5 tensor files <stem>.h5 with their labels <stem>_bbox.npy. "
-                    "Finished outputs are skipped, so an interrupted run can simply be started again.")
-    parser.add_argument("inputs", nargs="+", help="recordings, folders of recordings or dataset folders")
+                    "Finished outputs are skipped, so an interrupted run can simply be started again. "
+                    "--format rvt --dataset gen1|gen4 RAW_DIR OUT_DIR writes RVT's preprocessed format "
+                    "instead (RVT's fixed settings; the representation options do not apply).")
+    parser.add_argument("inputs", nargs="+", help="recordings, folders of recordings or dataset folders "
+                        "(--format rvt: one folder with train/ val/ test/)")
     parser.add_argument("output_dir", help="destination folder (the dataset layout is mirrored)")
+    parser.add_argument("--format", default="evdet", choices=["evdet", "rvt"],
+                        help="evdet: HDF5 tensor files (SPEC 2.7); rvt: RVT's preprocessed layout (stacked "
+                             "histograms of 50 ms, 10 bins, RVT's label filters and frames)")
+    parser.add_argument("--dataset", choices=list(RVT_DATASETS),
+                        help="--format rvt: gen1 (304x240) or gen4 (1Mpx, written at 640x360)")
     parser.add_argument("--representation", "--preprocess", default="histo", choices=sorted(REPRESENTATIONS),
                         help="event-to-tensor representation (default histo)")
     parser.add_argument("--delta-t", type=int, default=50_000, help="frame length in µs (default 50000)")
@@ -56,8 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _main_rvt(args: argparse.Namespace) -> int:
+    from evdet.preprocessing.rvt_convert import generate_rvt
+
+    if args.dataset is None:
+        raise SystemExit("evdet-generate-hdf5: error: --format rvt needs --dataset gen1 or gen4")
+    if len(args.inputs) != 1:
+        raise SystemExit(f"evdet-generate-hdf5: error: --format rvt takes one input folder (with train/ val/ "
+                         f"test/), got {len(args.inputs)}")
+    try:
+        outputs = generate_rvt(args.inputs[0], args.output_dir, args.dataset, num_workers=args.num_workers,
+                               progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise SystemExit(f"evdet-generate-hdf5: error: {exc}") from exc
+    print(f"{len(outputs)} RVT sequence folder(s) in {args.output_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.format == "rvt":
+        return _main_rvt(args)
+    if args.dataset is not None:
+        raise SystemExit("evdet-generate-hdf5: error: --dataset is an option of --format rvt")
     params: dict[str, Any] = dict(args.param)
     for key in ("max_incr_per_pixel", "num_utbins", "max_count"):
         if getattr(args, key) is not None:
