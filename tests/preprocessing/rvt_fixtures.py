@@ -109,3 +109,40 @@ def expected_repr_ts(frames: list[int], counts: list[int]) -> list[int]:
         out += [a + (j * (b - a)) // n for j in range(n)]
     out.append(frames[-1])
     return out
+
+
+def write_rvt_sequence(seq: Path, data: np.ndarray, repr_ts, labels: np.ndarray, label_index, frame_to_repr,
+                       frame_ts=None, ds2: bool = False) -> Path:
+    """An RVT sequence folder written by hand (not by evdet's writer), Blosc-compressed like RVT's."""
+    import h5py
+    import hdf5plugin
+
+    rdir = seq / "event_representations_v2" / "stacked_histogram_dt=50_nbins=10"
+    ldir = seq / "labels_v2"
+    rdir.mkdir(parents=True)
+    ldir.mkdir(parents=True)
+    name = "event_representations_ds2_nearest.h5" if ds2 else "event_representations.h5"
+    blosc = hdf5plugin.Blosc(cname="zstd", clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE)
+    with h5py.File(rdir / name, "w") as f:
+        f.create_dataset("data", data=data, chunks=(1, *data.shape[1:]), maxshape=(None, *data.shape[1:]),
+                         **blosc)
+    np.save(rdir / "timestamps_us.npy", np.asarray(repr_ts, dtype=np.int64))
+    np.save(rdir / "objframe_idx_2_repr_idx.npy", np.asarray(frame_to_repr, dtype=np.int64))
+    np.savez(ldir / "labels.npz", labels=labels, objframe_idx_2_label_idx=np.asarray(label_index, np.int64))
+    if frame_ts is not None:
+        np.save(ldir / "timestamps_us.npy", np.asarray(frame_ts, dtype=np.int64))
+    return seq
+
+
+def make_rvt_gen1_dataset(root: Path, rng: np.random.Generator,
+                          splits=(("train", 2), ("val", 1), ("test", 1)), duration: int = 1_700_000,
+                          n_events: int = 20_000) -> Path:
+    """Raw Gen1-like recordings converted by evdet's RVT writer into ``root/rvt``; returns that folder."""
+    from evdet.preprocessing.rvt_convert import generate_rvt
+
+    for split, count in splits:
+        for i in range(count):
+            write_gen1_recording(root / "raw" / split, f"{split}{i}", rng, n_events=n_events,
+                                 duration=duration)
+    generate_rvt(root / "raw", root / "rvt", "gen1", progress=False)
+    return root / "rvt"
