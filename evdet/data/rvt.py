@@ -264,3 +264,22 @@ def rvt_ground_truth(seq_dir: str | os.PathLike) -> np.ndarray:
     boxes["y"] *= np.float32(sy)
     boxes["h"] *= np.float32(sy)
     return boxes
+
+
+def find_rvt_sequences(folder: str | os.PathLike) -> dict[str, Path]:
+    """Sequence name -> folder of every RVT sequence at or below ``folder`` (sorted by path; hidden folders
+    skipped).
+
+    Raises:
+        ValueError: two sequences share a name (both named).
+    """
+    folder = Path(folder)
+    found: dict[str, Path] = {}
+    candidates = [folder] if is_rvt_sequence(folder) else sorted(
+        p.parent for p in folder.rglob(REPR_DIR) if p.is_dir() and not any(
+            part.startswith(".") for part in p.relative_to(folder).parts))
+    for seq in candidates:
+        if seq.name in found:
+            raise ValueError(f"RVT sequence {seq.name!r} found twice: {found[seq.name]} and {seq}")
+        found[seq.name] = seq
+    return found

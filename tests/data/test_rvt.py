@@ -222,3 +222,14 @@ def test_blosc_file_without_hdf5plugin_names_the_file(gen1):
     assert re.search(r"val0/.*event_representations\.h5: reading RVT's Blosc-compressed representations "
                      r"needs the Blosc HDF5 filter \(32001\), which is not available: pip install hdf5plugin",
                      out.stdout), out.stdout
+
+
+def test_repo_label_maps_agree_with_rvt_class_names():
+    from pathlib import Path
+
+    from evdet.data.rvt import RVT_LABEL_MAPS
+    from evdet.io.label_map import load_label_map
+
+    maps = Path(__file__).resolve().parents[2] / "label_maps"
+    assert load_label_map(maps / "gen4_rvt_label_map_dictionary.json") == RVT_LABEL_MAPS["gen4"]
+    assert load_label_map(maps / "gen1_label_map_dictionary.json") == RVT_LABEL_MAPS["gen1"]
