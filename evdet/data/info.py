@@ -48,6 +48,38 @@ def list_recordings(folder: str | os.PathLike) -> list[Path]:
         (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)) or is_rvt_sequence(p)))
 
 
+def expand_recordings(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Recordings named by ``inputs``: files and RVT sequence folders as given; other folders contribute,
+    recursively and sorted, their recording files (``.dat``/``.raw``/``.h5``/``.hdf5``) and RVT sequence
+    folders (whose own HDF5 files are not recordings by themselves).
+
+    Raises:
+        FileNotFoundError: an input does not exist, or a folder holds no recording.
+    """
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if not item.exists():
+            raise FileNotFoundError(f"recording not found: {item}")
+        if not item.is_dir() or is_rvt_sequence(item):
+            out.append(item)
+            continue
+        found, stack = [], [item]
+        while stack:
+            folder = stack.pop()
+            for p in folder.iterdir():
+                if p.name.startswith("."):
+                    continue
+                if is_rvt_sequence(p) or (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)):
+                    found.append(p)
+                elif p.is_dir():
+                    stack.append(p)
+        if not found:
+            raise FileNotFoundError(f"no recordings ({', '.join(RECORDING_SUFFIXES)}, RVT sequence "
+                                    f"folders) in folder {item}")
+        out.extend(sorted(found))
+    return out
+
+
 def check_consistent(specs: list[VideoSpec]) -> None:
     """Raise ``ValueError`` naming both files when channels, ``delta_t``, representation or stored size
     differ between videos."""

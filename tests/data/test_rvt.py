@@ -233,3 +233,29 @@ def test_repo_label_maps_agree_with_rvt_class_names():
     maps = Path(__file__).resolve().parents[2] / "label_maps"
     assert load_label_map(maps / "gen4_rvt_label_map_dictionary.json") == RVT_LABEL_MAPS["gen4"]
     assert load_label_map(maps / "gen1_label_map_dictionary.json") == RVT_LABEL_MAPS["gen1"]
+
+
+@pytest.mark.parametrize("which", ["gen1", "ds2"])
+def test_validation_ground_truth_equals_evdet_eval_ground_truth(gen1, tmp_path, which):
+    # training validation turns batch labels into rows (sensor pixels, bin end times); evdet-eval reads the
+    # folder with rvt_ground_truth: the same boxes, so both score the same images
+    from evdet.inference.label_rows import batch_label_rows
+
+    if which == "gen1":
+        seq, label_map = gen1 / "val" / "val0", GEN1_LABEL_MAP
+    else:
+        lab = np.zeros(3, MPX_LABEL_DTYPE)
+        lab["t"], lab["x"], lab["y"] = [100_000, 200_000, 200_000], [1270.0, 13.0, 600.0], [3.0, 9.0, 700.0]
+        lab["w"], lab["h"], lab["class_id"] = [30.0, 41.0, 77.0], [40.0, 21.0, 50.0], [2, 0, 1]
+        seq = write_rvt_sequence(tmp_path / "s", np.zeros((3, 20, 360, 640), np.uint8),
+                                 [50_000, 100_000, 200_000], lab, [0, 1], [1, 2], ds2=True)
+        label_map = {0: "pedestrian", 1: "two wheeler", 2: "car"}
+    rows = []
+    for batch in stream_batches([seq], DataConfig(num_tbins=2, batch_size=1), label_map=label_map):
+        dets = [[torch.zeros((0, 6))] for _ in range(batch.num_tbins)]
+        rows += [r.ground_truth for r in batch_label_rows(batch, dets, labeled_only=True)]
+    got = np.concatenate(rows)
+    want = rvt_ground_truth(seq)
+    assert got.size == want.size > 0
+    for f in ("t", "x", "y", "w", "h", "class_id"):
+        np.testing.assert_allclose(got[f], want[f], rtol=0, atol=1e-4, err_msg=f)
