@@ -8,35 +8,25 @@ import sys
 import time
 from pathlib import Path
 
-RECORDING_SUFFIXES = (".dat", ".raw", ".h5", ".hdf5")
-
 
 def expand_recordings(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders contribute their ``.dat``/``.raw``/``.h5``/``.hdf5`` files (recursive, sorted).
+    """Files and RVT sequence folders as given; other folders contribute their recordings (recursive, sorted;
+    ``evdet.data.expand_recordings``).
 
     Raises:
         FileNotFoundError: an input does not exist, or a folder holds no recording.
     """
-    out: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*")
-                           if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"no recordings ({', '.join(RECORDING_SUFFIXES)}) in folder {item}")
-            out.extend(found)
-        elif item.exists():
-            out.append(item)
-        else:
-            raise FileNotFoundError(f"recording not found: {item}")
-    return out
+    from evdet.data import expand_recordings as expand
+
+    return expand(inputs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-detect", description=__doc__)
     p.add_argument("checkpoint", type=Path, help="trained model (.ckpt written by evdet-train)")
     p.add_argument("recordings", type=Path, nargs="+",
-                   help=".dat/.raw recordings or HDF5 tensor files, or folders of them (recursive)")
+                   help=".dat/.raw recordings, HDF5 tensor files or RVT sequence folders, or folders of them "
+                   "(recursive)")
     p.add_argument("-o", "--out-dir", type=Path, required=True,
                    help="folder for the <name>_bbox.npy files (created; never an input folder)")
     p.add_argument("--score-thresh", type=float,

@@ -1,4 +1,6 @@
-"""``evdet-eval GT_DIR DT_DIR``: score detection files against ground truth with the published protocol."""
+"""``evdet-eval GT_DIR DT_DIR``: score detection files against ground truth with the published protocol (or
+RVT's, ``--preset rvt-gen1 | rvt-gen4``). GT_DIR holds ``<name>_bbox.npy`` label files or RVT sequence
+folders."""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # cheap modules only (no numpy/numba at import, so that --help is instant); the rest is imported where used
 from evdet.evaluation.presets import PRESETS, eval_preset_for, get_preset
 from evdet.io.label_map import EMPTY_CLASS, LABEL_MAP_FILENAME, load_label_map
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _index(folder: Path, patterns: tuple[str, ...], what: str) -> dict[str, Path]:
@@ -31,14 +37,43 @@ def _index(folder: Path, patterns: tuple[str, ...], what: str) -> dict[str, Path
     return out
 
 
+def ground_truth_index(gt_dir: Path) -> dict[str, Path]:
+    """Recording name -> ground truth: the RVT sequence folders under ``gt_dir`` when there are any
+    (``evdet.data.rvt``), else its ``<name>_bbox.npy`` files (recursive).
+
+    Raises:
+        FileNotFoundError: the folder is missing or holds neither. ValueError: a name occurs twice.
+    """
+    if gt_dir.is_dir():
+        from evdet.data.rvt import find_rvt_sequences
+
+        sequences = find_rvt_sequences(gt_dir)
+        if sequences:
+            return sequences
+    return _index(gt_dir, ("_bbox.npy",), "ground truth")
+
+
+def load_ground_truth(path: Path) -> np.ndarray:
+    """``BBOX_DTYPE`` ground truth of a ``_bbox.npy`` file, or of an RVT sequence folder as RVT's loader
+    delivers it (clamped to the frame; ``evdet.data.rvt.rvt_ground_truth``), sensor pixels."""
+    if path.is_dir():
+        from evdet.data.rvt import rvt_ground_truth
+
+        return rvt_ground_truth(path)
+    from evdet.io.boxes import load_boxes
+
+    return load_boxes(path)
+
+
 def pair_files(gt_dir: Path, dt_dir: Path) -> list[tuple[str, Path, Path]]:
-    """Pair ``<name>_bbox.npy`` ground truth with ``<name>_bbox.npy`` (or ``<name>.npy``) detections by name.
+    """Pair ground truth (``<name>_bbox.npy`` or RVT sequence folders ``<name>/``) with ``<name>_bbox.npy``
+    (or ``<name>.npy``) detections by name.
 
     Raises:
         FileNotFoundError: a folder is missing or holds no label files.
         ValueError: a recording is missing on one side (named), or a name occurs twice on one side.
     """
-    gts = _index(gt_dir, ("_bbox.npy",), "ground truth")
+    gts = ground_truth_index(gt_dir)
     dts = _index(dt_dir, ("_bbox.npy", ".npy"), "detections")
     missing_dt = sorted(set(gts) - set(dts))
     missing_gt = sorted(set(dts) - set(gts))
@@ -52,11 +87,17 @@ def pair_files(gt_dir: Path, dt_dir: Path) -> list[tuple[str, Path, Path]]:
     return [(name, gts[name], dts[name]) for name in sorted(gts)]
 
 
-def _find_classes(gt_dir: Path) -> dict[int, str]:
+def _find_classes(gt_dir: Path, first_gt: Path) -> dict[int, str]:
     for folder in (gt_dir, gt_dir.parent):
         if (folder / LABEL_MAP_FILENAME).exists():
             label_map = load_label_map(folder / LABEL_MAP_FILENAME)
             return {k: v for k, v in label_map.items() if v != EMPTY_CLASS}
+    if first_gt.is_dir():  # RVT data: Gen1 / 1Mpx recognised from the stored size
+        from evdet.data.rvt import probe_rvt_sequence, rvt_label_map
+
+        label_map = rvt_label_map(probe_rvt_sequence(first_gt))
+        if label_map is not None:
+            return label_map
     raise FileNotFoundError(f"no {LABEL_MAP_FILENAME} in {gt_dir} or {gt_dir.parent}: pass --classes")
 
 
@@ -71,11 +112,13 @@ def _label_period(gts: list) -> int | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-eval", description=__doc__)
-    p.add_argument("gt_dir", type=Path, help="folder of ground-truth <name>_bbox.npy files (recursive)")
+    p.add_argument("gt_dir", type=Path, help="folder of ground-truth <name>_bbox.npy files, or of RVT "
+                   "sequence folders <name>/labels_v2 (recursive)")
     p.add_argument("dt_dir", type=Path, help="folder of detection <name>_bbox.npy files (recursive)")
     p.add_argument("--preset", default="gen1", choices=["auto", *sorted(PRESETS)],
                    help="protocol settings (default gen1); 'auto' (needs --height and --width, the sensor "
-                   "size) picks gen1/gen4/gen4-half by size, else Gen1's filter scaled to the width")
+                   "size) picks gen1/gen4/gen4-half by size, else Gen1's filter scaled to the width; "
+                   "rvt-gen1/rvt-gen4: RVT's validation (one image per label frame, 1Mpx at 640x360)")
     p.add_argument("--skip-ts", type=int, help="µs: boxes at t <= this are not scored (overrides preset)")
     p.add_argument("--min-box-diag", type=float, help="pixels (overrides preset)")
     p.add_argument("--min-box-side", type=float, help="pixels (overrides preset)")
@@ -94,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from evdet.evaluation import evaluate_recordings, filter_boxes, format_metrics
+    from evdet.evaluation import evaluate_with_preset, format_metrics, prepare_boxes
     from evdet.io.boxes import load_boxes
 
     try:
@@ -108,22 +151,19 @@ def main(argv: list[str] | None = None) -> int:
             skip_ts=args.skip_ts, min_box_diag=args.min_box_diag, min_box_side=args.min_box_side,
             height=args.height, width=args.width, time_tol=args.time_tol)
         pairs = pair_files(args.gt_dir, args.dt_dir)
-        classes = list(args.classes) if args.classes else _find_classes(args.gt_dir)
+        classes = list(args.classes) if args.classes else _find_classes(args.gt_dir, pairs[0][1])
         from tqdm.auto import tqdm
 
         gts, dts = [], []
         for _, gt_path, dt_path in tqdm(pairs, desc="reading label files", unit="rec", leave=False,
                                          disable=len(pairs) < 20 or args.no_progress):
-            gts.append(filter_boxes(load_boxes(gt_path), preset.skip_ts, preset.min_box_diag,
-                                    preset.min_box_side))
-            dts.append(filter_boxes(load_boxes(dt_path), preset.skip_ts, preset.min_box_diag,
-                                    preset.min_box_side))
-        result = evaluate_recordings(gts, dts, classes, preset.height, preset.width, preset.time_tol,
-                                     args.engine)
+            gts.append(load_ground_truth(gt_path))
+            dts.append(load_boxes(dt_path))
+        result = evaluate_with_preset(gts, dts, classes, preset, args.engine)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         print(f"evdet-eval: error: {exc}", file=sys.stderr)
         return 2
-    period = _label_period(gts)
+    period = _label_period([prepare_boxes(g, preset) for g in gts])
     if period is not None and period <= preset.time_tol:
         print(f"evdet-eval: warning: ground truth is labelled every {period} µs, within the time tolerance "
               f"({preset.time_tol} µs): the detections of neighbouring label instants are pooled into each "

@@ -1,4 +1,5 @@
-"""``evdet-generate-hdf5``: convert .dat/.raw recordings into HDF5 event-tensor files (docs/conversion.md)."""
+"""``evdet-generate-hdf5``: convert .dat/.raw recordings into HDF5 event-tensor files, or a Gen1 / 1Mpx
+dataset folder into RVT's preprocessed format (``--format rvt``; docs/conversion.md)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "Finished outputs converted with the same settings are kept, so an interrupted run can "
                     "simply be started again; outputs converted with other settings are refused "
                     "(--overwrite reconverts them). The output folder may not be, contain or lie inside an "
-                    "input, and only files evdet wrote are ever replaced.")
-    parser.add_argument("inputs", nargs="+", help="recordings, folders of recordings or dataset folders")
+                    "input, and only files evdet wrote are ever replaced. "
+                    "--format rvt --dataset gen1|gen4 RAW_DIR OUT_DIR writes RVT's preprocessed format "
+                    "instead (RVT's fixed settings; the representation options do not apply).")
+    parser.add_argument("inputs", nargs="+", help="recordings, folders of recordings or dataset folders "
+                        "(--format rvt: one folder with train/ val/ test/)")
     parser.add_argument("output_dir", help="destination folder (the dataset layout is mirrored)")
+    parser.add_argument("--format", default="evdet", choices=["evdet", "rvt"],
+                        help="evdet: HDF5 tensor files (SPEC 2.7); rvt: RVT's preprocessed layout (stacked "
+                             "histograms of 50 ms, 10 bins, RVT's label filters and frames)")
+    parser.add_argument("--dataset", choices=["gen1", "gen4"],
+                        help="--format rvt: gen1 (304x240) or gen4 (1Mpx, written at 640x360)")
     parser.add_argument("--representation", "--preprocess", default="histo",
                         help="event-to-tensor representation (default histo; see docs/representations.md, "
                              "an unknown name lists the valid ones)")
@@ -73,8 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _main_rvt(args: argparse.Namespace) -> int:
+    from evdet.preprocessing.rvt_convert import generate_rvt
+
+    if args.dataset is None:
+        raise SystemExit("evdet-generate-hdf5: error: --format rvt needs --dataset gen1 or gen4")
+    if len(args.inputs) != 1:
+        raise SystemExit(f"evdet-generate-hdf5: error: --format rvt takes one input folder (with train/ val/ "
+                         f"test/), got {len(args.inputs)}")
+    try:
+        outputs = generate_rvt(args.inputs[0], args.output_dir, args.dataset, num_workers=args.num_workers,
+                               progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise SystemExit(f"evdet-generate-hdf5: error: {exc}") from exc
+    print(f"{len(outputs)} RVT sequence folder(s) in {args.output_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.format == "rvt":
+        return _main_rvt(args)
+    if args.dataset is not None:
+        raise SystemExit("evdet-generate-hdf5: error: --dataset is an option of --format rvt")
     from evdet.preprocessing.convert import generate_hdf5
 
     params: dict[str, Any] = dict(args.param)

@@ -17,6 +17,7 @@ _EXPORTS = {
     "VideoLabels": "dataset",
     "DatasetInfo": "info",
     "describe_dataset": "info",
+    "expand_recordings": "info",
     "assign_boxes_to_bins": "labels",
     "filter_boxes_to_targets": "labels",
     "resolve_classes": "labels",

@@ -66,19 +66,50 @@ class VideoLabels:
         return np.unique(k[(t >= 0) & (k < spec.num_frames)]).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class FrameLabels:
+    """Boxes attached to frames by index rather than by time (RVT's preprocessed folders, where label frame j
+    belongs to representation ``objframe_idx_2_repr_idx[j]``; see :mod:`evdet.data.rvt`).
+
+    Attributes:
+        boxes: ``BBOX_DTYPE [n]`` in stored-frame pixels (already cropped as the source format does),
+            ``t`` = the end time of their frame.
+        frames: int64 ``[n]`` frame index of each box, non-decreasing.
+        labeled: int64 ``[m]`` the labelled frames, sorted (frames with at least one box).
+    """
+
+    boxes: np.ndarray
+    frames: np.ndarray
+    labeled: np.ndarray
+
+    def labeled_frames(self, spec: VideoSpec) -> np.ndarray:
+        """Indices of the labelled frames (``spec`` unused: frames are stored by index)."""
+        return self.labeled
+
+    def chunk(self, start: int, valid: int, num_tbins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(boxes, bin index, labeled[T])`` of frames ``start .. start + valid - 1`` (no interpolation)."""
+        lo, hi = np.searchsorted(self.frames, [start, start + valid])
+        labeled = np.zeros(num_tbins, dtype=bool)
+        k0, k1 = np.searchsorted(self.labeled, [start, start + valid])
+        labeled[self.labeled[k0:k1] - start] = True
+        return self.boxes[lo:hi], self.frames[lo:hi] - start, labeled
+
+
 class SequenceDataset(Dataset):
     """``dataset[plan] -> SequenceBatch`` for a plan of B :class:`ChunkItem` (see ``EpochSampler``).
 
     Args:
-        videos: the split's videos. labels: per video, its :class:`VideoLabels` or None (unlabelled).
+        videos: the split's videos. labels: per video, its :class:`VideoLabels` (boxes by time),
+            :class:`FrameLabels` (boxes by frame) or None (unlabelled).
         num_tbins: T. network_size: ``(height, width)`` of the inputs. options: label settings.
         uint8_inputs: when every video is stored as uint8 at the network size (same ``uint8_scale``),
             batches without zoomed columns keep their inputs as the stored bytes
             (``SequenceBatch.input_scale``); else float32.
     """
 
-    def __init__(self, videos: Sequence[VideoSpec], labels: Sequence[VideoLabels | None], num_tbins: int,
-                 network_size: tuple[int, int], options: LabelOptions, uint8_inputs: bool = True):
+    def __init__(self, videos: Sequence[VideoSpec], labels: Sequence[VideoLabels | FrameLabels | None],
+                 num_tbins: int, network_size: tuple[int, int], options: LabelOptions,
+                 uint8_inputs: bool = True):
         if len(videos) != len(labels):
             raise ValueError(f"{len(videos)} videos but {len(labels)} label entries")
         self.videos = list(videos)
@@ -100,14 +131,19 @@ class SequenceDataset(Dataset):
         labels = self.labels[item.video]
         if labels is None:
             return [torch.zeros((0, 5)) for _ in range(t)], np.zeros(t, dtype=bool)
-        flat, bins, labeled = assign_boxes_flat(
-            labels.boxes, chunk_start, spec.delta_t, t, num_valid_bins=valid,
-            include_start=item.start_frame == 0, interpolate=self.options.interpolate,
-            max_interp_gap=labels.max_interp_gap, real_track_ids=labels.real_track_ids)
+        if isinstance(labels, FrameLabels):  # boxes by frame, in stored pixels, already cropped
+            flat, bins, labeled = labels.chunk(item.start_frame, valid, t)
+            frame_size, clip, min_side = spec.stored_size, False, 0.0
+        else:
+            flat, bins, labeled = assign_boxes_flat(
+                labels.boxes, chunk_start, spec.delta_t, t, num_valid_bins=valid,
+                include_start=item.start_frame == 0, interpolate=self.options.interpolate,
+                max_interp_gap=labels.max_interp_gap, real_track_ids=labels.real_track_ids)
+            frame_size, clip, min_side = spec.sensor_size, self.options.clip, self.options.min_box_side
         h, w = self.network_size
         targets, index = filter_boxes_to_targets(
-            flat, sensor_size=spec.sensor_size, class_lookup=self.options.class_lookup,
-            network_size=self.network_size, clip=self.options.clip, min_box_side=self.options.min_box_side,
+            flat, sensor_size=frame_size, class_lookup=self.options.class_lookup,
+            network_size=self.network_size, clip=clip, min_box_side=min_side,
             min_box_diag_network=self.options.min_box_diag_network, return_index=True)
         bounds = np.searchsorted(bins[index], np.arange(1, t))
         out = [torch.from_numpy(augment_boxes(part, item.aug, h, w)) for part in np.split(targets, bounds)]
@@ -158,7 +194,7 @@ class SequenceDataset(Dataset):
                 inputs[:valid, col] = augment_tensor(frames, item.aug)
             if valid < t:
                 inputs[valid:, col].numpy().fill(0)
-            chunk_start = spec.start_ts + item.start_frame * spec.delta_t
+            chunk_start = spec.chunk_start(item.start_frame)
             col_labels, col_labeled = self._column_labels(item, spec, chunk_start, valid)
             for k in range(t):
                 labels[k][col] = col_labels[k]
@@ -167,7 +203,8 @@ class SequenceDataset(Dataset):
             sh, sw = spec.sensor_size
             infos.append(VideoInfo(spec.path, chunk_start, spec.delta_t, spec.duration, spec.sensor_size,
                                    (sh / h, sw / w), item.first_chunk, valid, item.aug.hflip,
-                                   (item.aug.zoom, item.aug.pos_y, item.aug.pos_x), item.video))
+                                   (item.aug.zoom, item.aug.pos_y, item.aug.pos_x), item.video,
+                                   spec.bin_ends(item.start_frame, t)))
         return SequenceBatch(inputs, labels, keep, labeled, infos, padding, 1.0 if scale is None else scale)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evdet.data.rvt import is_rvt_sequence, rvt_label_map
 from evdet.data.sources import RECORDING_SUFFIXES, VideoSpec, probe_video
 from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map
 
@@ -40,10 +41,43 @@ class DatasetInfo:
 
 
 def list_recordings(folder: str | os.PathLike) -> list[Path]:
-    """Recording files of a split folder, sorted by name (``_bbox.npy`` and other files ignored)."""
+    """Recordings of a split folder, sorted by name: files with a recording suffix and RVT sequence folders
+    (``_bbox.npy``, hidden and other files ignored)."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)
-                  and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (
+        (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)) or is_rvt_sequence(p)))
+
+
+def expand_recordings(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Recordings named by ``inputs``: files and RVT sequence folders as given; other folders contribute,
+    recursively and sorted, their recording files (``.dat``/``.raw``/``.h5``/``.hdf5``) and RVT sequence
+    folders (whose own HDF5 files are not recordings by themselves).
+
+    Raises:
+        FileNotFoundError: an input does not exist, or a folder holds no recording.
+    """
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if not item.exists():
+            raise FileNotFoundError(f"recording not found: {item}")
+        if not item.is_dir() or is_rvt_sequence(item):
+            out.append(item)
+            continue
+        found, stack = [], [item]
+        while stack:
+            folder = stack.pop()
+            for p in folder.iterdir():
+                if p.name.startswith("."):
+                    continue
+                if is_rvt_sequence(p) or (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)):
+                    found.append(p)
+                elif p.is_dir():
+                    stack.append(p)
+        if not found:
+            raise FileNotFoundError(f"no recordings ({', '.join(RECORDING_SUFFIXES)}, RVT sequence "
+                                    f"folders) in folder {item}")
+        out.extend(sorted(found))
+    return out
 
 
 CONSISTENT_ATTRIBUTES = ("channels", "delta_t", "representation", "params", "sensor_size", "stored_size")
@@ -73,14 +107,17 @@ def describe_dataset(dataset_dir: str | os.PathLike, *, delta_t: int | None = No
                      representation: str | None = None, representation_params: Mapping[str, Any] | None = None
                      ) -> DatasetInfo:
     """Read and check a dataset directory: ``label_map_dictionary.json`` and ``train/``, ``val/``,
-    ``test/`` folders (only ``train`` is required; ``val``/``test`` are used when present).
+    ``test/`` folders (only ``train`` is required; ``val``/``test`` are used when present). Split folders of
+    RVT sequence folders (RVT's preprocessed Gen1/1Mpx) are datasets too; without a label map file their
+    class names are recognised from the data (:func:`evdet.data.rvt.rvt_label_map`).
 
     Args:
         dataset_dir: the directory.
         delta_t, representation, representation_params: used for raw recordings only (defaults 50_000 µs,
             ``"histo"``); an HDF5 file whose stored ``delta_t`` differs from a given one raises.
     Raises:
-        FileNotFoundError: no such directory, no label map, no ``train`` split.
+        FileNotFoundError: no such directory, no label map (and not a recognised RVT dataset), no ``train``
+            split.
         ValueError: a split folder without recordings (names the folder); channels, ``delta_t``,
             representation, its parameters, sensor or stored size differing between files (names both
             files); bad HDF5 files (e.g. a non-integer ``delta_t``, named with the file).
@@ -89,9 +126,10 @@ def describe_dataset(dataset_dir: str | os.PathLike, *, delta_t: int | None = No
     if not root.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {root}")
     map_path = root / LABEL_MAP_FILENAME
-    if not map_path.exists():
+    label_map = load_label_map(map_path) if map_path.exists() else None
+    train = root / "train"
+    if label_map is None and not (train.is_dir() and any(is_rvt_sequence(p) for p in train.iterdir())):
         raise FileNotFoundError(f"{root}: no {LABEL_MAP_FILENAME} (the label map is required)")
-    label_map = load_label_map(map_path)
     if not (root / "train").is_dir():
         found = sorted(p.name for p in root.iterdir())
         raise FileNotFoundError(f"{root}: no train/ split folder (found {found})")
@@ -110,5 +148,11 @@ def describe_dataset(dataset_dir: str | os.PathLike, *, delta_t: int | None = No
     every = [s for split in splits for s in videos[split]]
     check_consistent(every)
     ref = every[0]
+    if label_map is None:
+        label_map = rvt_label_map(ref) if ref.kind == "rvt" else None
+        if label_map is None:
+            raise FileNotFoundError(f"{root}: no {LABEL_MAP_FILENAME} (the label map is required"
+                                    + (f"; RVT data of size {ref.stored_size} is neither Gen1 nor 1Mpx)"
+                                       if ref.kind == "rvt" else ")"))
     return DatasetInfo(root, label_map, splits, ref.channels, ref.representation, dict(ref.params),
                        ref.delta_t, ref.sensor_size, ref.stored_size, videos)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from evdet.data.batch import SequenceBatch
 from evdet.data.config import DataConfig
-from evdet.data.dataset import EpochSampler, LabelOptions, SequenceDataset, VideoLabels
+from evdet.data.dataset import EpochSampler, FrameLabels, LabelOptions, SequenceDataset, VideoLabels
 from evdet.data.info import DatasetInfo, check_consistent, describe_dataset
 from evdet.data.labels import resolve_classes
 from evdet.data.schedule import AugmentationParams, plan_epoch
@@ -21,14 +21,20 @@ from evdet.data.sources import VideoSpec, probe_video
 from evdet.io.boxes import label_path_for, load_boxes
 
 
-def load_video_labels(spec: VideoSpec, *, required: bool, max_interp_gap: int | None) -> VideoLabels | None:
-    """Labels of a video from ``<stem>_bbox.npy`` next to it.
+def load_video_labels(spec: VideoSpec, *, required: bool, max_interp_gap: int | None
+                      ) -> VideoLabels | FrameLabels | None:
+    """Labels of a video from ``<stem>_bbox.npy`` next to it (an RVT sequence: its ``labels_v2``, see
+    :func:`evdet.data.rvt.load_rvt_labels`).
 
     Raises:
         FileNotFoundError: the label file is missing and ``required``.
     Warns:
         UserWarning: the label file is missing and not ``required`` (the video is unlabelled).
     """
+    if spec.kind == "rvt":
+        from evdet.data.rvt import load_rvt_labels
+
+        return load_rvt_labels(spec, required=required)
     path = label_path_for(spec.path)
     if not path.exists():
         if required:

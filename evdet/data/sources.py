@@ -1,12 +1,14 @@
-"""Video sources: HDF5 tensor files (fast path, SPEC 2.7) and raw recordings (.dat/.raw converted on the
-fly with an ``evdet.preprocessing`` representation), both giving float32 ``[n, C, H, W]`` frames for a
-range of bins, resized to the network size.
+"""Video sources: HDF5 tensor files (fast path, SPEC 2.7), RVT's preprocessed sequence folders (SPEC 2.8,
+:mod:`evdet.data.rvt`) and raw recordings (.dat/.raw converted on the fly with an ``evdet.preprocessing``
+representation), all giving float32 ``[n, C, H, W]`` frames for a range of bins, resized to the network
+size..
 
 One preprocessing, whatever the source (:func:`read_frames`): the representation is computed at the
 *stored size* (the sensor size ``>> d``: for HDF5 files the ``d`` they were converted with, for raw
 recordings 0, i.e. the full sensor resolution, exactly as ``evdet-generate-hdf5`` does by default), then
 area-resized to the network size (:func:`resize_frames`). A raw recording and its HDF5 conversion
-therefore give bit-identical network inputs (float32 storage; uint8 storage rounds to 1/255)."""
+therefore give bit-identical network inputs (float32 storage; uint8 storage rounds to 1/255); RVT folders
+are delivered as stored."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ RAW_SUFFIXES = (".dat", ".raw")
 RECORDING_SUFFIXES = H5_SUFFIXES + RAW_SUFFIXES
 DEFAULT_RAW_DELTA_T = 50_000
 DEFAULT_RAW_REPRESENTATION = "histo"
+H5_KINDS = ("h5", "rvt")
+"""Video kinds whose frames are the ``data`` dataset of an HDF5 file (``VideoSpec.tensor_file``)."""
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,18 @@ class VideoSpec:
     """What the loader needs to know about one video (picklable; items reopen the file).
 
     Attributes:
-        path: the file. kind: ``"h5"``, ``"raw"`` or ``"array"`` (in-memory ``data``, for tests).
+        path: the file (an RVT sequence: its folder). kind: ``"h5"``, ``"rvt"``, ``"raw"`` or ``"array"``
+            (in-memory ``data``, for tests).
         num_frames: number of bins of ``delta_t`` µs. start_ts: time of the start of frame 0 (µs).
         channels: C. sensor_size, stored_size: ``(height, width)`` of the sensor (label pixels) and of the
             stored/computed frames (``sensor >> d`` for HDF5 files written downsampled).
         representation, params: event-to-tensor representation and its parameters.
         data: ``ndarray[N, C, H, W]`` for ``kind == "array"``.
         uint8_scale: HDF5 values stored as uint8 are divided by this (None: stored as floats).
+        tensor_path: the HDF5 file holding ``data`` when it is not ``path`` (kind ``"rvt"``).
+        bin_end_ts: int64 ``[num_frames]`` end time (µs) of every frame when frames are not contiguous
+            (kind ``"rvt"``: RVT's ``timestamps_us.npy``); None: frame k ends at
+            ``start_ts + (k + 1) * delta_t``.
     """
 
     path: str
@@ -54,11 +63,51 @@ class VideoSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
     uint8_scale: float | None = None
+    tensor_path: str | None = None
+    bin_end_ts: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration(self) -> int:
-        """Video duration (µs): ``num_frames * delta_t``."""
+        """Video duration (µs): ``num_frames * delta_t``; with stored bin end times, from the start of the
+        first bin to the end of the last."""
+        if self.bin_end_ts is not None and len(self.bin_end_ts):
+            return int(self.bin_end_ts[-1]) - int(self.start_ts)
         return self.num_frames * self.delta_t
+
+    @property
+    def tensor_file(self) -> str:
+        """The HDF5 file holding the frames (``tensor_path``, else ``path``)."""
+        return self.tensor_path or self.path
+
+    def chunk_start(self, start_frame: int) -> int:
+        """Start time (µs) of frame ``start_frame`` (its end minus ``delta_t`` for stored end times)."""
+        if self.bin_end_ts is not None and start_frame < len(self.bin_end_ts):
+            return int(self.bin_end_ts[start_frame]) - int(self.delta_t)
+        return int(self.start_ts) + int(start_frame) * int(self.delta_t)
+
+    def bin_end(self, frame: int) -> int:
+        """End time (µs) of frame ``frame``: the stored one, else ``start_ts + (frame + 1) * delta_t``."""
+        if self.bin_end_ts is not None:
+            return self.bin_ends(frame, 1)[0]
+        return int(self.start_ts) + (int(frame) + 1) * int(self.delta_t)
+
+    def frame_ending_at(self, t_end: int) -> int | None:
+        """Index of the frame that ends at ``t_end`` (µs), or None when no frame of the video does."""
+        if self.bin_end_ts is not None:
+            k = int(np.searchsorted(self.bin_end_ts, int(t_end)))
+            return k if k < len(self.bin_end_ts) and int(self.bin_end_ts[k]) == int(t_end) else None
+        k, rest = divmod(int(t_end) - int(self.start_ts), int(self.delta_t))
+        return k - 1 if rest == 0 and 1 <= k <= self.num_frames else None
+
+    def bin_ends(self, start_frame: int, count: int) -> tuple[int, ...] | None:
+        """Stored end times (µs) of frames ``start_frame .. start_frame + count - 1`` (frames past the video
+        continue ``delta_t`` apart), or None when frames are contiguous."""
+        if self.bin_end_ts is None:
+            return None
+        ends = [int(v) for v in self.bin_end_ts[start_frame:start_frame + count]]
+        last = ends[-1] if ends else self.chunk_start(start_frame)
+        ends += [last + (i + 1) * int(self.delta_t) for i in range(count - len(ends))]
+        return tuple(ends)
 
 
 def _h5_reader_class():
@@ -84,14 +133,21 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
     Raw recordings start at t = 0 (frames aligned on the recording clock, like the HDF5 converter) and
     last up to their last event.
 
+    An RVT sequence folder (``<sequence>/event_representations_v2/...``) is read by
+    :func:`evdet.data.rvt.probe_rvt_sequence`.
+
     Raises:
         FileNotFoundError: no such file.
         ValueError: unknown suffix; HDF5 attributes missing or shape mismatch (from the reader); a
-            ``delta_t`` different from the one stored in an HDF5 file.
+            ``delta_t`` different from the one stored in an HDF5 file; a bad RVT sequence (names the file).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"recording not found: {path}")
+    if path.is_dir():
+        from evdet.data.rvt import probe_rvt_sequence
+
+        return probe_rvt_sequence(path, delta_t=delta_t)
     name = path.name.lower()
     if name.endswith(H5_SUFFIXES):
         with _h5_reader_class()(path) as reader:
@@ -121,7 +177,8 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
                 reader.close()
         return VideoSpec(str(path), "raw", last // dt + 1, 0, dt, rep.channels(**resolved), size, size,
                          rep_name, resolved)
-    raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)})")
+    raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)} or an RVT "
+                     f"sequence folder)")
 
 
 _H5_FILES: dict[str, Any] = {}  # path -> (h5py.File, its "data" dataset), least recently used first
@@ -150,15 +207,25 @@ def _h5_data(path: str):
     return entry[1]
 
 
+def _tensor_data(spec: VideoSpec):
+    """The ``data`` dataset of an HDF5-backed video (RVT's Blosc files: the filter is registered first, also
+    in freshly spawned worker processes)."""
+    if spec.kind == "rvt":
+        from evdet.preprocessing.rvt_format import require_blosc
+
+        require_blosc(spec.tensor_file)
+    return _h5_data(spec.tensor_file)
+
+
 def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
     """Write frames ``start .. start + len(out) - 1`` into ``out: Tensor[n, C, h, w]`` float32 (may be a
     strided view of a batch). HDF5 files at the network size take the fast path: one uint8 read,
     converted and scaled straight into ``out``. Same values as :func:`read_frames`."""
     stop = start + out.shape[0]
-    fast = spec.kind == "h5" and tuple(out.shape[-2:]) == spec.stored_size
+    fast = spec.kind in H5_KINDS and tuple(out.shape[-2:]) == spec.stored_size
     if fast and 0 <= start < stop <= spec.num_frames:
         # out.numpy() shares memory; numpy: single-threaded, no OpenMP spin under contention
-        decode_frames(_h5_data(spec.path)[start:stop], spec.uint8_scale, out=out.numpy())
+        decode_frames(_tensor_data(spec)[start:stop], spec.uint8_scale, out=out.numpy())
         return
     out.copy_(read_frames(spec, start, stop, tuple(out.shape[-2:])))
 
@@ -166,8 +233,8 @@ def read_frames_into(spec: VideoSpec, start: int, out: torch.Tensor) -> None:
 def stored_as_uint8(spec: VideoSpec, network_size: tuple[int, int]) -> bool:
     """True when frames of ``spec`` at ``network_size`` are exactly ``float32(stored uint8) / uint8_scale``
     (HDF5, uint8 storage, no resize), so that :func:`read_uint8_into` can hand the stored bytes over."""
-    return (spec.kind == "h5" and spec.uint8_scale is not None and tuple(network_size) == spec.stored_size
-            and _h5_data(spec.path).dtype == np.uint8)
+    return (spec.kind in H5_KINDS and spec.uint8_scale is not None and tuple(network_size) == spec.stored_size
+            and _tensor_data(spec).dtype == np.uint8)
 
 
 def read_uint8_into(spec: VideoSpec, start: int, out: np.ndarray) -> None:
@@ -182,7 +249,7 @@ def read_uint8_into(spec: VideoSpec, start: int, out: np.ndarray) -> None:
     if not 0 <= start < stop <= spec.num_frames:
         raise ValueError(f"{spec.path}: frames [{start}, {stop}) outside the video of "
                          f"{spec.num_frames} frames")
-    _h5_data(spec.path).read_direct(out, np.s_[start:stop])
+    _tensor_data(spec).read_direct(out, np.s_[start:stop])
 
 
 _EVENT_READERS: dict[str, Any] = {}
@@ -233,8 +300,8 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
     if not 0 <= start < stop:
         raise ValueError(f"{spec.path}: frames [{start}, {stop}) outside the video of "
                          f"{spec.num_frames} frames")
-    if spec.kind == "h5":
-        frames = torch.from_numpy(decode_frames(_h5_data(spec.path)[start:stop], spec.uint8_scale))
+    if spec.kind in H5_KINDS:
+        frames = torch.from_numpy(decode_frames(_tensor_data(spec)[start:stop], spec.uint8_scale))
         return resize_frames(frames, network_size)
     if spec.kind == "array":
         frames = torch.from_numpy(np.asarray(spec.data[start:stop], dtype=np.float32))

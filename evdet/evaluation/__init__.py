@@ -1,4 +1,4 @@
-"""The published COCO evaluation protocol for event-camera detection (SPEC 6)."""
+"""The published COCO evaluation protocols for event-camera detection (SPEC 6; RVT's, SPEC 2.8)."""
 
 from evdet._lazy import lazy_exports
 
@@ -20,6 +20,8 @@ _EXPORTS = {
     "PRESETS": "presets",
     "eval_preset_for": "presets",
     "get_preset": "presets",
+    "evaluate_with_preset": "protocol",
+    "prepare_boxes": "protocol",
     "format_metrics": "report",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

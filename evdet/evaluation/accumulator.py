@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from evdet.evaluation.coco import CocoEvaluation, evaluate_recordings
-from evdet.evaluation.filters import filter_boxes
 from evdet.evaluation.presets import EvalPreset, get_preset
+from evdet.evaluation.protocol import evaluate_with_preset
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
 
 
@@ -87,22 +87,15 @@ class DetectionAccumulator:
                       width: int | None = None, preset: str | EvalPreset | None = None,
                       time_tol: int | None = None, engine: str = "evdet") -> CocoEvaluation:
         """Like ``evaluate`` but returns the full ``CocoEvaluation`` (precision/recall arrays)."""
-        if preset is not None:
-            p = get_preset(preset).with_overrides(height=height, width=width, time_tol=time_tol)
-        else:
-            if height is None or width is None:
-                raise ValueError("DetectionAccumulator.evaluate: give height and width, or a preset")
-            p = EvalPreset("none", skip_ts=0, min_box_diag=0, min_box_side=0, height=height, width=width,
-                           time_tol=50_000 if time_tol is None else time_tol)
-        gts, dts = [], []
-        for video in self.videos:
-            gt, dt = self.boxes(video)
-            if preset is not None:
-                gt = filter_boxes(gt, p.skip_ts, p.min_box_diag, p.min_box_side)
-                dt = filter_boxes(dt, p.skip_ts, p.min_box_diag, p.min_box_side)
-            gts.append(gt)
-            dts.append(dt)
-        return evaluate_recordings(gts, dts, classes, p.height, p.width, p.time_tol, engine)
+        if preset is None and (height is None or width is None):
+            raise ValueError("DetectionAccumulator.evaluate: give height and width, or a preset")
+        pairs = [self.boxes(video) for video in self.videos]
+        gts, dts = [g for g, _ in pairs], [d for _, d in pairs]
+        if preset is None:  # no protocol: the boxes as accumulated
+            tol = 50_000 if time_tol is None else time_tol
+            return evaluate_recordings(gts, dts, classes, height, width, tol, engine)
+        p = get_preset(preset).with_overrides(height=height, width=width, time_tol=time_tol)
+        return evaluate_with_preset(gts, dts, classes, p, engine)
 
     def evaluate(self, classes: Sequence[str] | Mapping[int, str], height: int | None = None,
                  width: int | None = None, preset: str | EvalPreset | None = None,
@@ -112,9 +105,10 @@ class DetectionAccumulator:
         Args:
             classes: class names indexed by ``class_id`` (or ``{class_id: name}``).
             height, width: image size in pixels (override the preset's when given).
-            preset: a name in ``PRESETS`` or an ``EvalPreset``: its box filter (``skip_ts``,
-                ``min_box_diag``, ``min_box_side``) is applied to ground truth and detections. None: no
-                box filter, ``height``/``width`` required.
+            preset: a name in ``PRESETS`` or an ``EvalPreset``, applied by
+                :func:`~evdet.evaluation.protocol.evaluate_with_preset` (box scale and filter on ground
+                truth and detections, time pooling, RVT's zeros). None: no box filter,
+                ``height``/``width`` required.
             time_tol: µs, overrides the preset's (default 50 000).
             engine: see ``evaluate_detection``.
 

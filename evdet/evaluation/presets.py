@@ -1,4 +1,5 @@
-"""Named settings of the published evaluation protocol (SPEC 6): box filter, sensor size, time tolerance."""
+"""Named settings of the published evaluation protocols (SPEC 6, and RVT's, SPEC 2.8): box filter, image size,
+time tolerance, box scale."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ class EvalPreset:
         height: image height given to COCO (pixels; sensor resolution of the labels).
         width: image width given to COCO (pixels).
         time_tol: detections with ``|t − ts| ≤ time_tol`` (µs, both ends inclusive) are pooled into the
-            image of the ground-truth timestamp ``ts``.
+            image of the ground-truth timestamp ``ts`` (0: only detections stamped exactly at ``ts``, one
+            image per label frame as RVT scores).
+        box_scale: ground truth and detections (sensor pixels) are multiplied by this before the box filter
+            and COCO (``rvt-gen4``: 0.5, 1Mpx scored at 640×360).
+        zero_without_detections: when no detection is pooled into any scored image, every metric is 0
+            (RVT's evaluator returns zeros there instead of COCO's 0 / −1).
     """
 
     name: str
@@ -27,6 +33,8 @@ class EvalPreset:
     height: int
     width: int
     time_tol: int = 50_000
+    box_scale: float = 1.0
+    zero_without_detections: bool = False
 
     def __post_init__(self) -> None:
         if self.skip_ts < 0 or self.time_tol < 0:
@@ -35,6 +43,8 @@ class EvalPreset:
         if self.min_box_diag < 0 or self.min_box_side < 0:
             raise ValueError(f"preset {self.name!r}: min_box_diag = {self.min_box_diag} and min_box_side = "
                              f"{self.min_box_side} must be >= 0")
+        if not self.box_scale > 0:
+            raise ValueError(f"preset {self.name!r}: box_scale = {self.box_scale} must be > 0")
         if self.height <= 0 or self.width <= 0:
             raise ValueError(f"preset {self.name!r}: height = {self.height}, width = {self.width} "
                              f"must be > 0")
@@ -62,6 +72,13 @@ PRESETS: dict[str, EvalPreset] = {
                             width=640),
     # The original Gen1 toolbox script's own defaults: skip 0.1 s, diagonal 30, side 20.
     "legacy": EvalPreset("legacy", skip_ts=100_000, min_box_diag=30, min_box_side=20, height=240, width=304),
+    # RVT's validation (validation.py + utils/evaluation/prophesee): one image per label frame (detections
+    # stamped exactly at the frame), ground truth as RVT's loader delivers it (cropped to the frame), zeros
+    # when nothing is detected; 1Mpx scored at 640×360 with the 60 / 20 thresholds halved.
+    "rvt-gen1": EvalPreset("rvt-gen1", skip_ts=500_000, min_box_diag=30, min_box_side=10, height=240,
+                           width=304, time_tol=0, zero_without_detections=True),
+    "rvt-gen4": EvalPreset("rvt-gen4", skip_ts=500_000, min_box_diag=30, min_box_side=10, height=360,
+                           width=640, time_tol=0, box_scale=0.5, zero_without_detections=True),
 }
 """Preset name -> settings. ``get_preset`` raises on unknown names."""
 
@@ -97,8 +114,10 @@ def eval_preset_for(
 
     ``name`` is a preset of ``evdet.evaluation.PRESETS`` or ``"auto"``: the ``gen1`` preset at 240×304,
     ``gen4`` at 720×1280, ``gen4-half`` at 360×640; any other sensor gets Gen1's box filter scaled by
-    ``width / 304`` (diagonal 30·s, side 10·s pixels) and ``skip_ts`` = :data:`AUTO_SKIP_TS`. The image
-    size is always the sensor size. ``skip_ts`` / ``time_tol`` (µs) override the preset's when given.
+    ``width / 304`` (diagonal 30·s, side 10·s pixels) and ``skip_ts`` = :data:`AUTO_SKIP_TS` (``"auto"``
+    never picks the ``rvt-*`` presets: name them). The image size is the sensor size times the preset's
+    ``box_scale`` (``rvt-gen4``: 360×640 for the 720×1280 sensor). ``skip_ts`` / ``time_tol`` (µs) override
+    the preset's when given.
 
     Time tolerance of ``"auto"``: ``delta_t // 2`` when the bin length ``delta_t`` (µs) is given and
     ≤ 100 ms, else the preset's 50 ms. Validation keeps detections of labelled bins only, stamped exactly
@@ -114,7 +133,8 @@ def eval_preset_for(
     if height <= 0 or width <= 0:
         raise ValueError(f"eval_preset_for: sensor_size must be (height, width) > 0, got {sensor_size!r}")
     if name == "auto":
-        by_size = {(p.height, p.width): p for k, p in PRESETS.items() if k != "legacy"}
+        by_size = {(p.height, p.width): p for k, p in PRESETS.items()
+                   if k != "legacy" and not k.startswith("rvt-")}
         if (height, width) in by_size:
             preset = by_size[(height, width)]
         else:
@@ -127,4 +147,6 @@ def eval_preset_for(
         if name not in PRESETS:
             raise ValueError(f"unknown evaluation preset {name!r}; choose 'auto' or one of {sorted(PRESETS)}")
         preset = get_preset(name)
-    return preset.with_overrides(height=height, width=width, skip_ts=skip_ts, time_tol=time_tol)
+    return preset.with_overrides(height=max(1, round(height * preset.box_scale)),
+                                 width=max(1, round(width * preset.box_scale)), skip_ts=skip_ts,
+                                 time_tol=time_tol)

@@ -1,7 +1,8 @@
 """Event-to-tensor representations (SPEC 3), their registry, and conversion to HDF5 tensor files.
 
 Built-in representations: ``histo``, ``diff``, ``event_cube``, ``timesurface``,
-``multi_channel_timesurface``, ``stacked_histogram``. ``events_to_tensor`` is the convenient entry;
+``multi_channel_timesurface``, ``stacked_histogram``, ``rvt_stacked_histogram`` (RVT's exact input tensor).
+``events_to_tensor`` is the convenient entry;
 ``register_representation`` adds user ones. ``generate_hdf5`` lives in ``evdet.preprocessing.convert``.
 """
 
@@ -14,6 +15,7 @@ from evdet.preprocessing.registry import (
     get_representation,
     register_representation,
 )
+from evdet.preprocessing.rvt_histogram import rvt_stacked_histogram
 from evdet.preprocessing.stacked_histogram import stacked_histogram
 from evdet.preprocessing.timesurface import multi_channel_timesurface, timesurface
 
@@ -31,8 +33,12 @@ register_representation("multi_channel_timesurface", multi_channel_timesurface,
 register_representation("stacked_histogram", stacked_histogram, lambda num_utbins, **_: 2 * int(num_utbins),
                         {"num_utbins": 10, "max_count": 10}, lambda max_count, **_: (0.0, float(max_count)),
                         uint8_scale=1.0, takes_start_ts=True)
+register_representation("rvt_stacked_histogram", rvt_stacked_histogram,
+                        lambda num_utbins, **_: 2 * int(num_utbins), {"num_utbins": 10, "max_count": 10},
+                        lambda max_count, **_: (0.0, float(max_count)), uint8_scale=1.0, takes_start_ts=True)
 
 __all__ = [
     "REPRESENTATIONS", "Representation", "diff", "event_cube", "events_to_tensor", "get_representation",
-    "histo", "multi_channel_timesurface", "register_representation", "stacked_histogram", "timesurface",
+    "histo", "multi_channel_timesurface", "register_representation", "rvt_stacked_histogram",
+    "stacked_histogram", "timesurface",
 ]

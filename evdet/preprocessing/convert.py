@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +265,62 @@ def _convert_job(args: tuple[Path, Path, ConversionConfig]) -> list[Path]:
     return convert_recording(path, out_dir, cfg)
 
 
+def run_jobs(worker: Callable[[Any], Any], jobs: Sequence[Any], *, num_workers: int = 1,
+             progress: bool = True, desc: str = "files", unit: str = "file", name: Callable[[Any], str] = str,
+             serial: Callable[[Any], Any] | None = None) -> tuple[dict[int, Any], list[str]]:
+    """Run ``worker(job)`` for every job, in this process (``num_workers == 1``) or in a pool of
+    ``num_workers`` spawned processes, with a tqdm progress bar over jobs (rate and ETA). The machinery of
+    every converter (``generate_hdf5``, ``generate_rvt``): a job that raises (whatever a reader raises, e.g.
+    on a corrupt file) is recorded as a failure and the others go on; ``KeyboardInterrupt`` stops the run.
+
+    Args:
+        worker: a picklable (module-level) function for the pool.
+        jobs: its arguments, one per job.
+        name: how a job is named in failure messages.
+        serial: the function called instead of ``worker`` in this process (e.g. with inner progress bars).
+    Returns:
+        ``(results, failures)``: job index -> result of the jobs that succeeded, and ``"<name>: <error>"``
+        for the others (in completion order).
+    Raises:
+        ValueError: ``num_workers < 1``.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+    results: dict[int, Any] = {}
+    failures: list[str] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc=desc, unit=unit, position=0)
+    try:
+        if num_workers == 1:
+            call = serial or worker
+            for i, job in enumerate(jobs):
+                try:
+                    results[i] = call(job)
+                except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
+                    failures.append(f"{name(job)}: {_describe(exc)}")
+                if bar is not None:
+                    bar.update(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx) as pool:
+                futures = {pool.submit(worker, job): i for i, job in enumerate(jobs)}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
+                        failures.append(f"{name(jobs[i])}: {_describe(exc)}")
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results, failures
+
+
 def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_dir: str | os.PathLike,
                   representation: str = "histo", delta_t: int = 50_000, params: dict[str, Any] | None = None,
                   downsampling_factor: int = 0, store_as_uint8: bool = False,
@@ -331,38 +388,10 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
     refuse_conflicts(conflicts, cfg.overwrite)  # before anything is written
     copy_label_maps(label_maps, output_dir, cfg.overwrite)
 
-    results: dict[int, list[Path]] = {}
-    failures: list[str] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs), desc="recordings", unit="file", position=0)
-    try:
-        if num_workers == 1:
-            for i, (path, out) in enumerate(jobs):
-                try:
-                    results[i] = convert_recording(path, out, cfg, progress=progress)
-                except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
-                    failures.append(f"{path}: {_describe(exc)}")
-                if bar is not None:
-                    bar.update(1)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_convert_job, (path, out, cfg)): i
-                           for i, (path, out) in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        results[i] = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
-                        failures.append(f"{jobs[i][0]}: {_describe(exc)}")
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    results, failures = run_jobs(
+        _convert_job, [(path, out, cfg) for path, out in jobs], num_workers=num_workers, progress=progress,
+        desc="recordings", unit="file", name=lambda job: str(job[0]),
+        serial=lambda job: convert_recording(*job, progress=progress))
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(jobs)} recordings failed (the other "
                            f"{len(jobs) - len(failures)} were converted):\n" + "\n".join(failures))

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from evdet.data.labels import assign_boxes_to_bins, has_real_track_ids
+from evdet.data.rvt import is_rvt_sequence, rvt_ground_truth
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.dtypes import BBOX_DTYPE
 from evdet.io.label_map import EMPTY_CLASS
@@ -236,7 +237,9 @@ def _open_recordings(inputs: Sequence[str | os.PathLike], events: Sequence[str |
         ev = find_events_recording(path, events)
         frames = EventFrames(path, ev)
         gt = None
-        for candidate in (Path(path), ev):
+        if is_rvt_sequence(path):
+            gt = _to_index(rvt_ground_truth(path), mapping, empty)
+        for candidate in () if gt is not None else (Path(path), ev):
             if candidate is not None and label_path_for(candidate).exists():
                 gt = _to_index(load_boxes(label_path_for(candidate)), mapping, empty)
                 break
@@ -304,7 +307,7 @@ def file_panels(detections: Sequence[np.ndarray], recordings: Sequence[_Recordin
             if k >= spec.num_frames:
                 panels.append(_ended(rec))
             else:
-                panels.append(_panel(rec, spec.start_ts + (k + 1) * spec.delta_t, spec.delta_t, dets, ids))
+                panels.append(_panel(rec, spec.bin_end(k), spec.delta_t, dets, ids))
         yield panels
 
 

@@ -1,10 +1,10 @@
 """What a demo panel shows behind the boxes: the events of each time window at sensor resolution.
 
-For a raw recording (``.dat`` / ``.raw``) that is the recording itself. For an HDF5 tensor file the
-events come from its source recording when one can be found (:func:`find_events_recording`: a given
-recording, or a ``.dat`` / ``.raw`` with the same name in the given folders or beside the HDF5 file);
-otherwise the stored tensor of the window is shown, enlarged to the sensor size (nearest neighbour), and
-:attr:`EventFrames.kind` says ``"tensor"``.
+For a raw recording (``.dat`` / ``.raw``) that is the recording itself. For a tensor source (an HDF5
+tensor file, an RVT sequence folder) the events come from its source recording when one can be found
+(:func:`find_events_recording`: a given recording, or a ``.dat`` / ``.raw`` with the same name in the
+given folders or beside the tensor file); otherwise the stored tensor of the window is shown, enlarged to
+the sensor size (nearest neighbour), and :attr:`EventFrames.kind` says ``"tensor"``.
 """
 
 from __future__ import annotations
@@ -61,35 +61,35 @@ class EventFrames:
     """Sensor-resolution images of consecutive time windows of one recording.
 
     Args:
-        recording: the recording the detector reads (``.dat``, ``.raw`` or ``.h5``).
+        recording: the recording the detector reads (``.dat``, ``.raw``, ``.h5`` or an RVT sequence folder).
         events: the event recording to draw (default: ``recording`` itself when it holds events); None for
-            an HDF5 file means: show its stored tensors, enlarged to the sensor size.
+            a tensor source means: show its stored tensors, enlarged to the sensor size.
 
     Attributes:
         kind: ``"events"`` or ``"tensor"``. sensor_size: ``(height, width)`` (pixels of the label files).
         events_path: the event recording drawn, or None.
 
     Raises:
-        FileNotFoundError: a missing file. ValueError: the event recording's size differs from the HDF5
-            file's sensor size (names both).
+        FileNotFoundError: a missing file. ValueError: the event recording's size differs from the tensor
+            source's sensor size (names both).
     """
 
     def __init__(self, recording: str | os.PathLike, events: str | os.PathLike | None = None):
-        from evdet.io.h5 import H5TensorReader
+        from evdet.data.sources import probe_video
         from evdet.io.read import open_events
 
         self.recording = Path(recording)
-        self._h5 = None if _is_events(self.recording) else H5TensorReader(self.recording)
-        self.events_path = Path(events) if events is not None else (None if self._h5 else self.recording)
+        self._spec = None if _is_events(self.recording) else probe_video(self.recording)
+        self.events_path = Path(events) if events is not None else (None if self._spec else self.recording)
         self._reader = None
         if self.events_path is not None:
             self._reader = open_events(self.events_path)
             self.sensor_size = (int(self._reader.height), int(self._reader.width))
-            if self._h5 is not None and tuple(self._h5.sensor_size) != self.sensor_size:
+            if self._spec is not None and tuple(self._spec.sensor_size) != self.sensor_size:
                 raise ValueError(f"{self.events_path} is {self.sensor_size} (height, width) but "
-                                 f"{self.recording} was made from a {tuple(self._h5.sensor_size)} sensor")
+                                 f"{self.recording} was made from a {tuple(self._spec.sensor_size)} sensor")
         else:
-            self.sensor_size = tuple(int(v) for v in self._h5.sensor_size)
+            self.sensor_size = tuple(int(v) for v in self._spec.sensor_size)
         self.kind = "events" if self._reader is not None else "tensor"
 
     def image(self, t_end: int, delta_t: int) -> np.ndarray:
@@ -102,15 +102,17 @@ class EventFrames:
                 self._reader.seek_time(max(t0, 0))
             events = self._reader.load_delta_t(int(t_end) - max(t0, 0))
             return events_image(events, h, w)
-        k = int(round((t0 - self._h5.start_ts) / self._h5.delta_t))
-        if not 0 <= k < self._h5.num_frames:
+        from evdet.data.sources import read_frames
+
+        spec = self._spec
+        k = spec.frame_ending_at(t_end)
+        if k is None:
             return events_to_image(np.zeros((1, h, w), np.float32))
-        img = events_to_image(self._h5.read(k, k + 1)[0], self._h5.representation)
+        img = events_to_image(read_frames(spec, k, k + 1, spec.stored_size)[0].numpy(), spec.representation)
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
         return img
 
     def close(self) -> None:
-        for handle in (self._reader, self._h5):
-            if handle is not None and hasattr(handle, "close"):
-                handle.close()
+        if self._reader is not None:
+            self._reader.close()

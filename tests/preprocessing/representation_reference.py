@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+from rvt_reference import rvt_stacked_histogram_ref
 
 
 def _select(events, shape, total, d, start_ts):
@@ -85,6 +86,7 @@ REFERENCES = {
     "timesurface": timesurface_ref,
     "multi_channel_timesurface": multi_channel_timesurface_ref,
     "stacked_histogram": stacked_histogram_ref,
+    "rvt_stacked_histogram": rvt_stacked_histogram_ref,
 }
 
 

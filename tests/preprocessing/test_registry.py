@@ -9,7 +9,8 @@ from representation_reference import REFERENCES, dat_events, random_events
 from evdet.io.dtypes import EVENT_DTYPE, as_events
 from evdet.preprocessing import REPRESENTATIONS, events_to_tensor, get_representation, register_representation
 
-BUILTIN = ["histo", "diff", "event_cube", "timesurface", "multi_channel_timesurface", "stacked_histogram"]
+BUILTIN = ["histo", "diff", "event_cube", "timesurface", "multi_channel_timesurface", "stacked_histogram",
+           "rvt_stacked_histogram"]
 
 
 def _reference(name, events, num_tbins, height, width, delta_t, start_ts, d, **params):
