@@ -85,16 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _main_rvt(args: argparse.Namespace) -> int:
     from evdet.preprocessing.rvt_convert import generate_rvt
 
-    if args.dataset is None:
-        raise SystemExit("evdet-generate-hdf5: error: --format rvt needs --dataset gen1 or gen4")
-    if len(args.inputs) != 1:
-        raise SystemExit(f"evdet-generate-hdf5: error: --format rvt takes one input folder (with train/ val/ "
-                         f"test/), got {len(args.inputs)}")
     try:
+        if args.dataset is None:
+            raise ValueError("--format rvt needs --dataset gen1 or gen4")
+        if len(args.inputs) != 1:
+            raise ValueError(f"--format rvt takes one input folder (with train/ val/ test/), got "
+                             f"{len(args.inputs)}")
         outputs = generate_rvt(args.inputs[0], args.output_dir, args.dataset, num_workers=args.num_workers,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        raise SystemExit(f"evdet-generate-hdf5: error: {exc}") from exc
+        print(f"evdet-generate-hdf5: error: {exc}", file=sys.stderr)
+        return 2
     print(f"{len(outputs)} RVT sequence folder(s) in {args.output_dir}")
     return 0
 
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "rvt":
         return _main_rvt(args)
     if args.dataset is not None:
-        raise SystemExit("evdet-generate-hdf5: error: --dataset is an option of --format rvt")
+        print("evdet-generate-hdf5: error: --dataset is an option of --format rvt", file=sys.stderr)
+        return 2
     from evdet.preprocessing.convert import generate_hdf5
 
     params: dict[str, Any] = dict(args.param)

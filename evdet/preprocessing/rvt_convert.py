@@ -42,8 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from evdet.io.atomic import AtomicTarget, atomic_open
+from evdet.io.output_paths import OutputPathError, claim_outputs, output_folder, written_by_evdet
 from evdet.io.read import open_events
 from evdet.preprocessing.convert import SPLITS, run_jobs
+from evdet.preprocessing.convert_outputs import TOOL
 from evdet.preprocessing.rvt_format import (
     BLOSC_OPTIONS,
     FRAME_TO_REPR_FILE,
@@ -266,7 +268,7 @@ def convert_rvt_sequence(job: RvtJob) -> Path | None:
     try:
         plan = plan_sequence(labels, job.dataset, job.train, str(job.labels))
     except NoLabelsError:
-        if job.out_dir.is_dir():
+        if job.out_dir.is_dir() and written_by_evdet(job.out_dir):
             shutil.rmtree(job.out_dir)
         return None
     labels_dir = job.out_dir / LABELS_DIR
@@ -281,8 +283,31 @@ def convert_rvt_sequence(job: RvtJob) -> Path | None:
     return job.out_dir
 
 
+def claim_sequence_folders(jobs: list[RvtJob], raw_dir: Path, overwrite: bool) -> None:
+    """Apply :mod:`evdet.io.output_paths` to the sequence folders before anything is written: a folder that
+    evdet did not write is refused; evdet's own are kept and resumed (finished ones skipped), or, with
+    ``overwrite``, removed and converted again; new ones are recorded as evdet's first, so that an
+    interrupted run resumes them.
+
+    Raises:
+        OutputPathError: a sequence folder exists and was not written by evdet (nothing is written then).
+    """
+    new = []
+    for job in jobs:
+        if not (job.out_dir.exists() or job.out_dir.is_symlink()):
+            new.append(job.out_dir)
+        elif not job.out_dir.is_dir() or not written_by_evdet(job.out_dir):
+            raise OutputPathError(f"{job.out_dir} already exists and was not written by evdet: choose "
+                                  "another output folder (evdet never replaces what it did not write)")
+    claim_outputs(new, tool=TOOL, inputs=[raw_dir], folder=True)
+    if overwrite:
+        for job in jobs:
+            if job.out_dir not in new and job.out_dir.is_dir():
+                shutil.rmtree(job.out_dir)
+
+
 def generate_rvt(raw_dir: str | os.PathLike, output_dir: str | os.PathLike, dataset: str,
-                 num_workers: int = 1, progress: bool = True) -> list[Path]:
+                 num_workers: int = 1, progress: bool = True, overwrite: bool = False) -> list[Path]:
     """Convert a Gen1 / 1Mpx dataset folder into RVT's preprocessed format (see the module docstring).
 
     Args:
@@ -291,23 +316,29 @@ def generate_rvt(raw_dir: str | os.PathLike, output_dir: str | os.PathLike, data
         dataset: ``"gen1"`` or ``"gen4"``.
         num_workers: sequences converted in parallel (processes; 1: in this process).
         progress: a progress bar over sequences (rate and ETA).
+        overwrite: convert again the sequences an earlier run finished (only folders evdet wrote; see
+            :func:`claim_sequence_folders`).
     Returns:
         The sequence folders written or found finished, in input order (sequences without labels after
         RVT's filters and the sequences RVT ignores have none).
     Raises:
-        ValueError: unknown dataset, ``num_workers < 1``, no label file, Blosc unavailable.
+        ValueError: unknown dataset, ``num_workers < 1``, no label file, Blosc unavailable;
+            ``OutputPathError`` (a ValueError): ``output_dir`` overlaps ``raw_dir`` or holds a sequence folder
+            that evdet did not write.
         FileNotFoundError: missing folders or event files.
         RuntimeError: some sequences failed (the others are converted; the message lists the failures).
     """
     check_dataset(dataset)
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
-    output_dir = Path(output_dir)
+    raw_dir = Path(raw_dir)
     require_blosc(output_dir, "writing")
     jobs, _ = find_rvt_jobs(raw_dir, output_dir, dataset)
+    output_dir = output_folder(output_dir, inputs=[raw_dir])
+    claim_sequence_folders(jobs, raw_dir, overwrite)
     for split in SPLITS:
-        if (Path(raw_dir) / split).is_dir():
-            (output_dir / split).mkdir(parents=True, exist_ok=True)
+        if (raw_dir / split).is_dir():
+            output_folder(output_dir / split, inputs=[raw_dir])
     results, failures = run_jobs(convert_rvt_sequence, jobs, num_workers=num_workers, progress=progress,
                                  desc="sequences", unit="seq", name=lambda job: str(job.labels))
     if failures:

@@ -25,6 +25,7 @@ from rvt_reference import rvt_window_ref
 
 from evdet.io.dat import write_dat
 from evdet.io.dat_records import encode_dat_records
+from evdet.io.output_paths import MANIFEST_NAME, record_output
 from evdet.preprocessing.rvt_convert import generate_rvt
 from evdet.preprocessing.rvt_labels import RVT_IGNORED_SEQUENCES
 
@@ -32,7 +33,9 @@ REPR = Path("event_representations_v2") / "stacked_histogram_dt=50_nbins=10"
 
 
 def _files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """RVT's files under ``root`` (evdet's ``.evdet-outputs`` manifests of what it wrote left out)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and p.name != MANIFEST_NAME)
 
 
 def _seq_files(seq: str, ds2: bool = False) -> list[str]:
@@ -61,7 +64,8 @@ def gen1_raw(tmp_path, rng):
 def test_gen1_output_file_for_file_and_field_by_field(gen1_raw, tmp_path):
     raw, events = gen1_raw
     out = tmp_path / "rvt"
-    (out / "train" / "tiny").mkdir(parents=True)  # a folder of an earlier run: removed as RVT does
+    (out / "train" / "tiny").mkdir(parents=True)  # a folder of an earlier evdet run: removed as RVT does
+    record_output(out / "train" / "tiny", "evdet-generate-hdf5")
     written = generate_rvt(raw, out, "gen1", progress=False)
     assert [p.relative_to(out).as_posix() for p in written] == ["train/a", "val/b"]
     assert _files(out) == sorted(_seq_files("train/a") + _seq_files("val/b"))
@@ -135,6 +139,35 @@ def test_resume_skips_finished_sequences_and_redoes_interrupted_ones(gen1_raw, t
     with h5py.File(h5_a, "r") as f:
         np.testing.assert_array_equal(f["data"][:], before)
     assert not [p for p in h5_a.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_output_path_policy(gen1_raw, tmp_path):
+    from evdet.apps.generate_hdf5 import main
+
+    from evdet.io.output_paths import OutputPathError
+
+    raw, _ = gen1_raw
+    with pytest.raises(OutputPathError, match="input"):  # output = input, or inside it
+        generate_rvt(raw, raw, "gen1", progress=False)
+    with pytest.raises(OutputPathError, match="input"):
+        generate_rvt(raw, raw / "train" / "rvt", "gen1", progress=False)
+    foreign = tmp_path / "foreign"
+    (foreign / "train" / "a").mkdir(parents=True)
+    (foreign / "train" / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputPathError, match="not written by evdet"):
+        generate_rvt(raw, foreign, "gen1", progress=False)
+    assert (foreign / "train" / "a" / "notes.txt").read_text() == "mine"
+    assert not (foreign / "val").exists()  # refused before anything was written
+    out = tmp_path / "rvt"
+    generate_rvt(raw, out, "gen1", progress=False)
+    h5_b = out / "val" / "b" / REPR / "event_representations.h5"
+    stamp = h5_b.stat().st_mtime_ns
+    generate_rvt(raw, out, "gen1", progress=False)  # finished: kept
+    assert h5_b.stat().st_mtime_ns == stamp
+    generate_rvt(raw, out, "gen1", progress=False, overwrite=True)  # evdet's own: converted again
+    assert h5_b.stat().st_mtime_ns != stamp
+    assert main([str(raw), str(raw), "--format", "rvt", "--dataset", "gen1", "--no-progress"]) == 2
+    assert main([str(raw), str(out), "--format", "rvt", "--no-progress"]) == 2  # no --dataset
 
 
 def test_gen4_class_filter_and_half_resolution_nearest(tmp_path, rng):
