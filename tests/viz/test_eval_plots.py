@@ -1,9 +1,10 @@
+import cv2
 import numpy as np
 import pytest
 
 from evdet.evaluation import evaluate_recordings
 from evdet.io.dtypes import BBOX_DTYPE
-from evdet.viz.eval_plots import evaluation_figure, per_class_ap
+from evdet.viz.eval_plots import draw_pr_curves, evaluation_figure, per_class_ap, save_evaluation_figure
 
 
 def _boxes(n, cls, t0=600_000):
@@ -26,3 +27,20 @@ def test_per_class_ap_perfect_class_and_missed_class():
     assert ap["bus"] == (-1.0, -1.0)  # no ground truth: undefined, drawn as n/a
     img = evaluation_figure(result)
     assert img.shape[0] == 480 and img.shape[1] > 640 + 400 and img.dtype == np.uint8
+
+
+def test_draw_puts_curve_pixels_in_plot_area():
+    img = draw_pr_curves({"a": np.linspace(1, 0, 101)}, size=(300, 400))
+    assert img.shape == (300, 400, 3) and img.dtype == np.uint8
+    # the curve colour (BGR of the first palette entry) appears
+    assert np.any(np.all(img == (180, 119, 31), axis=-1))
+    with pytest.raises(ValueError, match="too small"):
+        draw_pr_curves({"a": np.ones(101)}, size=(60, 60))
+
+
+def test_evaluation_figure_png_is_written(tmp_path):
+    gt = _boxes(3, 0)
+    result = evaluate_recordings([gt], [gt], ["car"], 240, 304, 50_000, "evdet")
+    path = save_evaluation_figure(result, tmp_path / "pr.png")
+    img = cv2.imread(str(path))
+    assert img.shape[0] == 480 and (img != 255).any()
