@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -81,7 +81,6 @@ class SequenceBatch:
     video_infos: list[VideoInfo]
     padding: Tensor
     input_scale: float = 1.0
-    extras: dict = field(default_factory=dict)
 
     @property
     def num_tbins(self) -> int:
@@ -113,12 +112,12 @@ class SequenceBatch:
         flat = [lab for row in self.labels for lab in row]
         if any(x.device.type != "cpu" for x in tensors + flat):
             return (SequenceBatch, (self.inputs, self.labels, self.mask_keep_memory, self.frame_is_labeled,
-                                    self.video_infos, self.padding, self.input_scale, self.extras))
+                                    self.video_infos, self.padding, self.input_scale))
         counts = [int(x.shape[0]) for x in flat]
         packed = torch.cat(flat).numpy() if flat else np.zeros((0, 5), dtype=np.float32)
         return (_rebuild_batch, (self.inputs, packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
                                  self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(),
-                                 self.input_scale, self.extras))
+                                 self.input_scale))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
         """A copy with every tensor (labels included) on ``device`` and float32 inputs: uint8 inputs are
@@ -148,12 +147,12 @@ class SequenceBatch:
 
 def _rebuild_batch(inputs: Tensor, packed: np.ndarray, counts: list[int], num_tbins: int,
                    keep: np.ndarray, labeled: np.ndarray, infos: list[VideoInfo], padding: np.ndarray,
-                   input_scale: float, extras: dict) -> SequenceBatch:
+                   input_scale: float) -> SequenceBatch:
     parts = torch.from_numpy(packed).split(counts) if counts else ()
     width = len(counts) // num_tbins if num_tbins else 0
     labels = [list(parts[k * width:(k + 1) * width]) for k in range(num_tbins)]
     return SequenceBatch(inputs, labels, torch.from_numpy(keep), torch.from_numpy(labeled), infos,
-                         torch.from_numpy(padding), input_scale, extras)
+                         torch.from_numpy(padding), input_scale)
 
 
 def empty_labels(num_tbins: int, batch_size: int) -> list[list[Tensor]]:

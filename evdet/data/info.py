@@ -11,8 +11,7 @@ from typing import Any
 from evdet.data.rvt import is_rvt_sequence, rvt_label_map
 from evdet.data.sources import RECORDING_SUFFIXES, VideoSpec, probe_video
 from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map
-
-SPLITS = ("train", "val", "test")
+from evdet.io.layout import SPLITS
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from evdet.data.labels import resolve_classes
 from evdet.data.schedule import AugmentationParams, plan_epoch
 from evdet.data.sources import VideoSpec, probe_video
 from evdet.io.boxes import label_path_for, load_boxes
+from evdet.io.label_map import LABEL_MAP_FILENAME
 
 
 def load_video_labels(spec: VideoSpec, *, required: bool, max_interp_gap: int | None
@@ -106,7 +107,7 @@ def build_dataloader(dataset_dir: str | os.PathLike, split: str, config: DataCon
         raise ValueError(f"{info.dataset_dir}: no split {split!r}; available: {sorted(info.splits)}")
     videos = info.videos[split]
     dataset = make_dataset(videos, config, info.label_map, train=train, require_labels=config.require_labels,
-                           source=str(Path(info.dataset_dir) / "label_map_dictionary.json"))
+                           source=str(Path(info.dataset_dir) / LABEL_MAP_FILENAME))
     mode = config.sampling if train else "stream"
     labeled = None
     if mode != "stream":

@@ -37,13 +37,11 @@ class VideoSpec:
     """What the loader needs to know about one video (picklable; items reopen the file).
 
     Attributes:
-        path: the file (an RVT sequence: its folder). kind: ``"h5"``, ``"rvt"``, ``"raw"`` or ``"array"``
-            (in-memory ``data``, for tests).
+        path: the file (an RVT sequence: its folder). kind: ``"h5"``, ``"rvt"`` or ``"raw"``.
         num_frames: number of bins of ``delta_t`` µs. start_ts: time of the start of frame 0 (µs).
         channels: C. sensor_size, stored_size: ``(height, width)`` of the sensor (label pixels) and of the
             stored/computed frames (``sensor >> d`` for HDF5 files written downsampled).
         representation, params: event-to-tensor representation and its parameters.
-        data: ``ndarray[N, C, H, W]`` for ``kind == "array"``.
         uint8_scale: HDF5 values stored as uint8 are divided by this (None: stored as floats).
         tensor_path: the HDF5 file holding ``data`` when it is not ``path`` (kind ``"rvt"``).
         bin_end_ts: int64 ``[num_frames]`` end time (µs) of every frame when frames are not contiguous
@@ -61,7 +59,6 @@ class VideoSpec:
     stored_size: tuple[int, int]
     representation: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    data: np.ndarray | None = field(default=None, repr=False, compare=False)
     uint8_scale: float | None = None
     tensor_path: str | None = None
     bin_end_ts: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -302,9 +299,6 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
                          f"{spec.num_frames} frames")
     if spec.kind in H5_KINDS:
         frames = torch.from_numpy(decode_frames(_tensor_data(spec)[start:stop], spec.uint8_scale))
-        return resize_frames(frames, network_size)
-    if spec.kind == "array":
-        frames = torch.from_numpy(np.asarray(spec.data[start:stop], dtype=np.float32))
         return resize_frames(frames, network_size)
     if spec.kind == "raw":
         from evdet.preprocessing import events_to_tensor

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from evdet.data.info import SPLITS, list_recordings
+from evdet.data.info import list_recordings
 from evdet.data.labels import detect_label_period
 from evdet.data.sources import probe_video
 from evdet.io.boxes import label_path_for, load_boxes
 from evdet.io.dtypes import BBOX_DTYPE
 from evdet.io.label_map import EMPTY_CLASS, LABEL_MAP_FILENAME, load_label_map
+from evdet.io.layout import SPLITS
 
 __all__ = ["DatasetStats", "RecordingStats", "class_box_sizes", "class_boxes", "count_events",
            "dataset_stats", "percentiles"]

@@ -230,5 +230,5 @@ def batched_decode(loc: Tensor, cls_logits: Tensor, anchors: Tensor, image_heigh
     scores = torch.softmax(cls_logits.float(), dim=2)[:, :, :num_classes].reshape(n_frames, -1)  # [N, A*C]
     frame_idx, anchor_idx, class_idx, sc = top_candidates(scores, num_classes, top_k, score_thresh)  # [K]
     deltas = loc[frame_idx, anchor_idx].float()  # [K, 4]
-    boxes = clip_boxes_to_image(decode_boxes(deltas, anchors[anchor_idx]), image_height, image_width)
+    boxes = clip_boxes_to_image(decode_boxes(deltas, anchors[anchor_idx]), (image_height, image_width))
     return nms_per_frame(boxes, sc, frame_idx, class_idx, n_frames, num_classes, nms_thresh, max_detections)

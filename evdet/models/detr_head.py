@@ -43,7 +43,7 @@ def decode_set_predictions(logits: Tensor, boxes: Tensor, image_height: int, ima
     scale = torch.tensor([image_width, image_height, image_width, image_height], dtype=torch.float32,
                          device=logits.device)
     xyxy = box_cxcywh_to_xyxy(boxes[frame_idx, query_idx].float() * scale)  # [K, 4]
-    xyxy = clip_boxes_to_image(xyxy, image_height, image_width)
+    xyxy = clip_boxes_to_image(xyxy, (image_height, image_width))
     return nms_per_frame(xyxy, sc, frame_idx, class_idx, n_frames, num_classes, nms_thresh, max_detections)
 
 

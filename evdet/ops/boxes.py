@@ -134,8 +134,10 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return iou - (enclosing - union) / enclosing
 
 
-def clip_boxes_to_image(boxes: Tensor, height: int, width: int) -> Tensor:
-    """Clip xyxy boxes ``Tensor[..., 4]`` to ``0 <= x <= width``, ``0 <= y <= height`` (pixels)."""
+def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """Clip xyxy boxes ``Tensor[..., 4]`` to ``0 <= x <= width``, ``0 <= y <= height`` (pixels), with
+    ``size = (height, width)`` (torchvision's signature)."""
+    height, width = size
     _check_last_dim(boxes, "clip_boxes_to_image")
     x = boxes[..., 0::2].clamp(min=0.0, max=float(width))
     y = boxes[..., 1::2].clamp(min=0.0, max=float(height))

@@ -42,6 +42,7 @@ import numpy as np
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.h5 import H5TensorWriter
 from evdet.io.label_map import LABEL_MAP_FILENAME
+from evdet.io.layout import SPLITS
 from evdet.io.output_paths import output_folder, record_output
 from evdet.io.read import open_events
 from evdet.preprocessing.convert_outputs import (
@@ -56,7 +57,6 @@ from evdet.preprocessing.convert_outputs import (
 from evdet.preprocessing.registry import events_to_tensor, get_representation
 
 RECORDING_SUFFIXES = (".dat", ".raw")
-SPLITS = ("train", "val", "test")
 _BATCH_BYTES = 64 << 20  # frames computed per kernel call: at most this much memory, at most 64 frames
 
 

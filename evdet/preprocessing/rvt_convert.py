@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from evdet.io.atomic import AtomicTarget, atomic_open
+from evdet.io.layout import SPLITS
 from evdet.io.output_paths import OutputPathError, claim_outputs, output_folder, written_by_evdet
 from evdet.io.read import open_events
-from evdet.preprocessing.convert import SPLITS, run_jobs
+from evdet.preprocessing.convert import run_jobs
 from evdet.preprocessing.convert_outputs import TOOL
 from evdet.preprocessing.rvt_format import (
     BLOSC_OPTIONS,

@@ -15,7 +15,8 @@ import numpy as np
 
 from evdet.io.boxes import save_boxes
 from evdet.io.dat import write_dat
-from evdet.io.label_map import save_label_map
+from evdet.io.label_map import LABEL_MAP_FILENAME, save_label_map
+from evdet.io.layout import SPLITS
 from evdet.io.output_paths import (
     OutputPathError,
     check_output,
@@ -25,8 +26,6 @@ from evdet.io.output_paths import (
 )
 from evdet.simulation.config import SYNTHETIC_LABEL_MAP, SimulationConfig, get_preset
 from evdet.simulation.recording import simulate_recording
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -183,7 +182,7 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
     for f in old:
         f.unlink()
     label_map = {k: v for k, v in SYNTHETIC_LABEL_MAP.items() if k in config.scene.classes}
-    map_path = out / "label_map_dictionary.json"
+    map_path = out / LABEL_MAP_FILENAME
     if not (map_path.is_file() and written_by_evdet(map_path)):
         check_output(map_path)  # a foreign label map is never replaced
     save_label_map(map_path, label_map)

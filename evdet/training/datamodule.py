@@ -21,6 +21,7 @@ from evdet.data.config import DataConfig
 from evdet.data.info import DatasetInfo, describe_dataset
 from evdet.data.labels import resolve_classes
 from evdet.data.loader import build_dataloader, network_size_of
+from evdet.io.label_map import LABEL_MAP_FILENAME
 
 
 class EventDataModule(L.LightningDataModule):
@@ -47,7 +48,7 @@ class EventDataModule(L.LightningDataModule):
                                                   representation=config.representation,
                                                   representation_params=config.representation_params)
         self.classes, _ = resolve_classes(self.info.label_map, config.classes,
-                                          str(self.dataset_dir / "label_map_dictionary.json"))
+                                          str(self.dataset_dir / LABEL_MAP_FILENAME))
         self.network_size = network_size_of(config, self.info.stored_size)
         self._epoch = 0
 

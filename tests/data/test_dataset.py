@@ -12,17 +12,19 @@ from evdet.data.augment import Augmentation
 from evdet.data.dataset import EpochSampler, LabelOptions, SequenceDataset, VideoLabels
 from evdet.data.loader import _no_collate
 from evdet.data.schedule import AugmentationParams, ChunkItem
-from evdet.data.sources import VideoSpec
 from evdet.io.dtypes import BBOX_DTYPE
 
 DT = 1000
+DATA: dict[str, np.ndarray] = {}
 
 
-def make_videos(rng, lengths, size=(6, 8), start_ts=0):
+def make_videos(tensor_video, rng, lengths, size=(6, 8), start_ts=0):
+    """HDF5 videos of random frames (``DATA[path]`` keeps each video's frames) with one box per frame."""
     videos, labels = [], []
     for i, n in enumerate(lengths):
         data = rng.random((n, 2, *size)).astype(np.float32) + 0.01  # never zero
-        videos.append(VideoSpec(f"v{i}.h5", "array", n, start_ts, DT, 2, size, size, "histo", {}, data))
+        videos.append(tensor_video(f"v{i}", data, start_ts, DT))
+        DATA[videos[-1].path] = data
         boxes = np.zeros(n, dtype=BBOX_DTYPE)  # one box per frame, at its end; x encodes the frame
         boxes["t"] = start_ts + (np.arange(n) + 1) * DT
         boxes["x"], boxes["y"], boxes["w"], boxes["h"] = np.arange(n) % 5, 1, 3, 3
@@ -36,7 +38,7 @@ def make_dataset(videos, labels, t=4, network=(6, 8)):
 
 
 def reconstruct(batches, videos):
-    got = {v.path: np.zeros((v.num_frames, *v.data.shape[1:]), dtype=np.float32) for v in videos}
+    got = {v.path: np.zeros((v.num_frames, v.channels, *v.stored_size), dtype=np.float32) for v in videos}
     count = {v.path: np.zeros(v.num_frames, dtype=int) for v in videos}
     for batch in batches:
         for b, info in enumerate(batch.video_infos):
@@ -51,15 +53,15 @@ def reconstruct(batches, videos):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
-def test_every_frame_delivered_once(rng, batch_size):
-    videos, labels = make_videos(rng, [3, 9, 4, 13, 1, 7])
+def test_every_frame_delivered_once(rng, batch_size, tensor_video):
+    videos, labels = make_videos(tensor_video, rng, [3, 9, 4, 13, 1, 7])
     ds = make_dataset(videos, labels)
     sampler = EpochSampler([v.num_frames for v in videos], 4, batch_size, shuffle=True, seed=1)
     batches = [ds[p] for p in sampler]
     got, count = reconstruct(batches, videos)
     for v in videos:
         assert (count[v.path] == 1).all()
-        np.testing.assert_array_equal(got[v.path], v.data)
+        np.testing.assert_array_equal(got[v.path], DATA[v.path])
     for batch in batches:
         assert batch.inputs.shape == (4, batch_size, 2, 6, 8) and batch.inputs.dtype == torch.float32
         assert batch.mask_keep_memory.dtype == torch.float32 and batch.frame_is_labeled.dtype == torch.bool
@@ -77,8 +79,8 @@ def test_every_frame_delivered_once(rng, batch_size):
                     assert batch.labels[k][b][:, 0].tolist() == [float(f % 5)]
 
 
-def test_workers_do_not_change_batches(rng):
-    videos, labels = make_videos(rng, [5, 11, 2, 8])
+def test_workers_do_not_change_batches(rng, tensor_video):
+    videos, labels = make_videos(tensor_video, rng, [5, 11, 2, 8])
     ds = make_dataset(videos, labels)
     aug = AugmentationParams(hflip_prob=0.5, zoom_in_prob=0.3, zoom_out_prob=0.3, max_zoom=2.0)
 
@@ -97,11 +99,11 @@ def test_workers_do_not_change_batches(rng):
                    for p, q in zip(rp, rq, strict=True))
 
 
-def test_hflip_moves_tensor_and_boxes_together(rng):
+def test_hflip_moves_tensor_and_boxes_together(rng, tensor_video):
     size = (6, 8)
     data = np.zeros((4, 1, *size), dtype=np.float32)
     data[:, 0, 2:5, 1:4] = 1.0  # a blob exactly where the box is
-    spec = VideoSpec("a.h5", "array", 4, 0, DT, 1, size, size, "histo", {}, data)
+    spec = tensor_video("a", data, 0, DT)
     boxes = np.zeros(4, dtype=BBOX_DTYPE)
     boxes["t"], boxes["x"], boxes["y"], boxes["w"], boxes["h"] = (np.arange(4) + 1) * DT, 1, 2, 3, 3
     boxes["track_id"] = 0
@@ -119,26 +121,26 @@ def test_hflip_moves_tensor_and_boxes_together(rng):
         assert batch.video_infos[0].hflip == aug.hflip
 
 
-def test_resize_to_network_size_scales_boxes(rng):
-    videos, labels = make_videos(rng, [4], size=(8, 16))
+def test_resize_to_network_size_scales_boxes(rng, tensor_video):
+    videos, labels = make_videos(tensor_video, rng, [4], size=(8, 16))
     ds = make_dataset(videos, labels, network=(4, 8))
     batch = ds[[ChunkItem(0, 0, True)]]
     assert batch.inputs.shape == (4, 1, 2, 4, 8)
-    expected = videos[0].data.reshape(4, 2, 4, 2, 8, 2).mean((3, 5))  # 2x2 area average
+    expected = DATA[videos[0].path].reshape(4, 2, 4, 2, 8, 2).mean((3, 5))  # 2x2 area average
     np.testing.assert_allclose(batch.float_inputs()[:, 0].numpy(), expected, rtol=1e-5)
     assert batch.video_infos[0].scale == (2.0, 2.0)
     np.testing.assert_allclose(batch.labels[1][0][0, :4].numpy(), [0.5, 0.5, 2.0, 2.0])
 
 
-def test_unlabelled_video_never_labelled(rng):
-    videos, _ = make_videos(rng, [6])
+def test_unlabelled_video_never_labelled(rng, tensor_video):
+    videos, _ = make_videos(tensor_video, rng, [6])
     ds = make_dataset(videos, [None])
     batch = ds[[ChunkItem(0, 0, True), ChunkItem(0, 4, False)]]
     assert not batch.frame_is_labeled.any() and batch.mask_keep_memory.tolist() == [0.0, 1.0]
 
 
-def test_to_and_pin_memory_keep_fields(rng):
-    videos, labels = make_videos(rng, [4])
+def test_to_and_pin_memory_keep_fields(rng, tensor_video):
+    videos, labels = make_videos(tensor_video, rng, [4])
     batch = make_dataset(videos, labels)[[ChunkItem(0, 0, True)]]
     moved = batch.to("cpu")
     assert torch.equal(moved.inputs, batch.inputs) and moved.video_infos == batch.video_infos

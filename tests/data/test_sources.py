@@ -140,9 +140,9 @@ def test_raw_recording_windows_equal_one_conversion(tmp_path, rng):
     np.testing.assert_array_equal(half.numpy(), ref_half[1:3])
 
 
-def test_array_kind_resize_and_helpers(rng):
+def test_tensor_file_resize_and_helpers(rng, tensor_video):
     data = rng.random((5, 1, 4, 6)).astype(np.float32)
-    spec = VideoSpec("mem", "array", 5, 0, 1000, 1, (4, 6), (4, 6), "histo", data=data)
+    spec = tensor_video("mem", data)
     np.testing.assert_array_equal(read_frames(spec, 1, 4, (4, 6)).numpy(), data[1:4])
     out = torch.empty((2, 1, 2, 3))
     read_frames_into(spec, 3, out)

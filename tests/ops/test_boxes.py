@@ -77,7 +77,7 @@ def test_giou_identical_disjoint_nested():
 def test_clip_and_remove_small_do_not_mutate():
     b = torch.tensor([[-5.0, -2, 50, 20], [10, 10, 11, 30], [0, 0, 4, 4]])
     before = b.clone()
-    c = clip_boxes_to_image(b, height=15, width=40)
+    c = clip_boxes_to_image(b, (15, 40))
     assert c.tolist() == [[0, 0, 40, 15], [10, 10, 11, 15], [0, 0, 4, 4]]
     assert remove_small_boxes(b, 2.0).tolist() == [0, 2]
     assert torch.equal(b, before)
