@@ -1,7 +1,7 @@
 """``event_cube`` (2·U or U channels): events split linearly between micro-bins (SPEC 3).
 
-Each time bin (length ``delta_t / T``) has ``U`` micro-bins with centres at ``(u + 0.5) · delta_t / (T·U)``.
-An event at relative time ``t`` in bin ``k`` sits at ``s = t·T·U / delta_t − k·U − 0.5`` micro-bins,
+Each time bin (length ``window / T``) has ``U`` micro-bins with centres at ``(u + 0.5) · window / (T·U)``.
+An event at relative time ``t`` in bin ``k`` sits at ``s = t·T·U / window − k·U − 0.5`` micro-bins,
 clamped to ``[0, U − 1]`` (events before the first centre or after the last go wholly to the edge
 micro-bin, so every event has total weight 1). Its weight goes ``1 − (s − ⌊s⌋)`` to micro-bin ``⌊s⌋``
 and ``s − ⌊s⌋`` to ``⌊s⌋ + 1``, times ``1 / (max_incr_per_pixel · 4**d)``.
@@ -57,7 +57,7 @@ def _event_cube_kernel(x, y, p, t, out, total, t0, d, num_utbins, split):  # pra
             out[k, c + 1, yi, xi] += sign * w_hi
 
 
-def event_cube(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+def event_cube(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
                num_utbins: int = 3, split_polarity: bool = True, max_incr_per_pixel: float = 5.0,
                start_ts: int = 0) -> None:
     """Linearly time-interpolated event counts over micro-bins, overwriting ``out``.
@@ -65,8 +65,8 @@ def event_cube(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_f
     Args:
         events: structured events ``x, y, p, t`` (``t`` in µs).
         out: ``float32 ndarray[T, 2·U, H, W]`` with ``split_polarity``, else ``[T, U, H, W]``.
-        delta_t: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
-            ``[0, delta_t)`` or outside the frame are ignored.
+        window: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
+            ``[0, window)`` or outside the frame are ignored.
         downsampling_factor: ``d``: coordinates divided by ``2**d``, increment by ``4**d``.
         num_utbins: ``U`` micro-bins per time bin.
         split_polarity: separate channels per polarity (values in ``[0, 1]``) or signed (``[-1, 1]``).
@@ -74,12 +74,12 @@ def event_cube(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_f
         start_ts: window start (µs), subtracted from event times.
 
     Raises:
-        ValueError: ``num_utbins < 1``, ``max_incr_per_pixel <= 0``, bad ``delta_t``, wrong channel count.
+        ValueError: ``num_utbins < 1``, ``max_incr_per_pixel <= 0``, bad ``window``, wrong channel count.
         TypeError: ``out`` not float32.
     """
     check_max_incr(max_incr_per_pixel)
     out, total, x, y, p, t = prepare_kernel_call(
-        events, out, delta_t, downsampling_factor, num_utbins, 2 if split_polarity else 1,
+        events, out, window, downsampling_factor, num_utbins, 2 if split_polarity else 1,
         f" (num_utbins={num_utbins}, split_polarity={split_polarity})")
     _event_cube_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                        np.int64(num_utbins), bool(split_polarity))

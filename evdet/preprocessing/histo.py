@@ -5,8 +5,8 @@ downsampling by ``d``), then clamped: ``histo`` to ``[0, 1]`` per polarity (chan
 channel 1 = ON), ``diff`` to ``[-1, 1]`` (+1 per ON event, -1 per OFF event). The clamp is applied
 once, after all events are counted, so the result does not depend on event order.
 
-Time bin of an event (integer µs, relative to the window start): ``k = (t * T) // delta_t`` for
-``0 <= t < delta_t``. Events with ``p > 0`` are ON.
+Time bin of an event (integer µs, relative to the window start): ``k = (t * T) // window`` for
+``0 <= t < window``. Events with ``p > 0`` are ON.
 """
 
 from __future__ import annotations
@@ -74,29 +74,29 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
             out[k, c, yi, xi] += 1.0
 
 
-def count_events(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int, start_ts: int,
+def count_events(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int, start_ts: int,
                  num_utbins: int, signed: bool) -> None:
     """Zero ``out`` (``float32 [T, C, H, W]``) and write raw event counts into it (see ``_count_kernel``).
 
     Raises:
-        ValueError / TypeError: bad ``delta_t``, ``out`` or ``num_utbins``; the channel count of ``out``
+        ValueError / TypeError: bad ``window``, ``out`` or ``num_utbins``; the channel count of ``out``
             does not match.
     """
-    out, total, x, y, p, t = prepare_kernel_call(events, out, delta_t, downsampling_factor, num_utbins,
+    out, total, x, y, p, t = prepare_kernel_call(events, out, window, downsampling_factor, num_utbins,
                                                  1 if signed else 2)
     _count_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                   np.int64(num_utbins), bool(signed))
 
 
-def histo(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+def histo(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
           max_incr_per_pixel: float = 5.0, start_ts: int = 0) -> None:
     """Per-polarity event histogram, overwriting ``out``.
 
     Args:
         events: structured events ``x, y, p, t`` (``t`` in µs).
         out: ``float32 ndarray[T, 2, H, W]`` (channel 0 OFF, 1 ON), ``H, W`` the downsampled frame.
-        delta_t: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
-            ``[0, delta_t)`` or outside the frame are ignored.
+        window: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
+            ``[0, window)`` or outside the frame are ignored.
         downsampling_factor: ``d``: coordinates divided by ``2**d``, increment by ``4**d``.
         max_incr_per_pixel: number of events that saturate a pixel (each adds ``1 / max_incr_per_pixel``).
         start_ts: window start (µs), subtracted from event times.
@@ -104,16 +104,16 @@ def histo(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor
     Values are ``min(count / (max_incr_per_pixel * 4**d), 1)`` in ``[0, 1]``.
 
     Raises:
-        ValueError: ``max_incr_per_pixel <= 0``, bad ``delta_t``, ``out`` without 2 channels.
+        ValueError: ``max_incr_per_pixel <= 0``, bad ``window``, ``out`` without 2 channels.
         TypeError: ``out`` not float32.
     """
     scale = 1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
-    count_events(events, out, delta_t, downsampling_factor, start_ts, 1, False)
+    count_events(events, out, window, downsampling_factor, start_ts, 1, False)
     np.multiply(out, np.float32(scale), out=out)
     np.minimum(out, np.float32(1.0), out=out)
 
 
-def diff(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+def diff(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
          max_incr_per_pixel: float = 5.0, start_ts: int = 0) -> None:
     """Signed event count (ON minus OFF), overwriting ``out``.
 
@@ -124,10 +124,10 @@ def diff(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor:
     Values are ``clip((n_on - n_off) / (max_incr_per_pixel * 4**d), -1, 1)``.
 
     Raises:
-        ValueError: ``max_incr_per_pixel <= 0``, bad ``delta_t``, ``out`` without 1 channel.
+        ValueError: ``max_incr_per_pixel <= 0``, bad ``window``, ``out`` without 1 channel.
         TypeError: ``out`` not float32.
     """
     scale = 1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
-    count_events(events, out, delta_t, downsampling_factor, start_ts, 1, True)
+    count_events(events, out, window, downsampling_factor, start_ts, 1, True)
     np.multiply(out, np.float32(scale), out=out)
     np.clip(out, np.float32(-1.0), np.float32(1.0), out=out)

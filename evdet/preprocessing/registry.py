@@ -1,6 +1,6 @@
 """Registry of event-to-tensor representations and the convenient entry ``events_to_tensor``.
 
-A representation is a kernel ``fn(events, out, delta_t, downsampling_factor=0, **params)`` that
+A representation is a kernel ``fn(events, out, window, downsampling_factor=0, **params)`` that
 overwrites ``out: float32 ndarray[T, C, H, W]`` (SPEC 3), plus its number of channels, default
 parameters and value range. ``REPRESENTATIONS`` maps names to :class:`Representation`; users add their
 own with :func:`register_representation`.
@@ -24,8 +24,8 @@ class Representation:
 
     Attributes:
         name: registry key (also the HDF5 attribute ``events_to_tensor``).
-        kernel: ``fn(events, out, delta_t, downsampling_factor=0, **params)`` overwriting
-            ``out: float32 ndarray[T, C, H, W]``; ``delta_t`` (µs) is the whole window covered by the
+        kernel: ``fn(events, out, window, downsampling_factor=0, **params)`` overwriting
+            ``out: float32 ndarray[T, C, H, W]``; ``window`` (µs) is the whole window covered by the
             ``T`` bins and event times are relative to the window start.
         num_channels: ``num_channels(**params) -> C``, channels per time bin.
         default_params: parameter names and defaults; any other name passed is an error.
@@ -97,7 +97,7 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
 
     Args:
         name: registry key.
-        kernel: ``fn(events, out, delta_t, downsampling_factor=0, **params)`` that overwrites ``out``.
+        kernel: ``fn(events, out, window, downsampling_factor=0, **params)`` that overwrites ``out``.
         num_channels: channels per bin, an int or ``fn(**params) -> int``.
         default_params: parameter names and defaults.
         value_range: ``(low, high)`` of the output values, or ``fn(**params) -> (low, high)``.
@@ -140,19 +140,19 @@ def get_representation(name: str) -> Representation:
         raise ValueError(f"unknown representation {name!r}; valid: {sorted(REPRESENTATIONS)}") from None
 
 
-def check_window(delta_t: Any, num_tbins: int, downsampling_factor: int) -> int:
-    """Validate kernel arguments; return ``delta_t`` as an int (µs).
+def check_window(window: Any, num_tbins: int, downsampling_factor: int, name: str = "window") -> int:
+    """Validate kernel arguments; return ``window`` as an int (µs). ``name``: how the message calls it.
 
     Raises:
-        ValueError: ``delta_t`` not a positive integer, ``num_tbins`` < 1 or ``downsampling_factor`` < 0.
+        ValueError: ``window`` not a positive integer, ``num_tbins`` < 1 or ``downsampling_factor`` < 0.
     """
-    if isinstance(delta_t, bool | np.bool_) or not float(delta_t).is_integer() or delta_t <= 0:
-        raise ValueError(f"delta_t must be a positive integer number of µs, got {delta_t!r}")
+    if isinstance(window, bool | np.bool_) or not float(window).is_integer() or window <= 0:
+        raise ValueError(f"{name} must be a positive integer number of µs, got {window!r}")
     if num_tbins < 1:
         raise ValueError(f"the output needs at least one time bin, got T = {num_tbins}")
     if int(downsampling_factor) != downsampling_factor or downsampling_factor < 0:
         raise ValueError(f"downsampling_factor must be an integer >= 0, got {downsampling_factor!r}")
-    return int(delta_t)
+    return int(window)
 
 
 def check_out(out: Any) -> np.ndarray:
@@ -189,7 +189,7 @@ def check_max_incr(max_incr_per_pixel: float) -> float:
     return float(max_incr_per_pixel)
 
 
-def prepare_kernel_call(events: np.ndarray, out: Any, delta_t: Any, downsampling_factor: int, num_utbins: int,
+def prepare_kernel_call(events: np.ndarray, out: Any, window: Any, downsampling_factor: int, num_utbins: int,
                         channels_per_utbin: int, detail: str = "",
                         ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The common prologue of the micro-bin kernels: validate, zero ``out``, get the event fields.
@@ -197,21 +197,21 @@ def prepare_kernel_call(events: np.ndarray, out: Any, delta_t: Any, downsampling
     Args:
         events: structured events ``x, y, p, t`` (``EVENT_DTYPE`` or convertible).
         out: ``float32 ndarray[T, C, H, W]`` with ``C = num_utbins · channels_per_utbin``.
-        delta_t: whole window (µs); ``downsampling_factor``: ``d`` (see :func:`check_window`).
+        window: whole window (µs); ``downsampling_factor``: ``d`` (see :func:`check_window`).
         num_utbins: ``U`` micro-bins per time bin.
         channels_per_utbin: 2 for per-polarity channels, 1 for signed ones.
         detail: appended to the channel-count error (e.g. ``" (num_utbins=3)"``).
 
     Returns:
-        ``(out, delta_t as int, x, y, p, t)`` with ``out`` zeroed.
+        ``(out, window as int, x, y, p, t)`` with ``out`` zeroed.
 
     Raises:
         TypeError: ``out`` not a float32 ndarray.
-        ValueError: bad ``out``, ``delta_t``, ``downsampling_factor``, ``num_utbins`` not an integer >= 1, or
+        ValueError: bad ``out``, ``window``, ``downsampling_factor``, ``num_utbins`` not an integer >= 1, or
             ``out`` with the wrong channel count.
     """
     out = check_out(out)
-    total = check_window(delta_t, out.shape[0], downsampling_factor)
+    total = check_window(window, out.shape[0], downsampling_factor)
     if int(num_utbins) != num_utbins or num_utbins < 1:
         raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
     expected = int(num_utbins) * channels_per_utbin
@@ -247,7 +247,7 @@ def events_to_tensor(events: np.ndarray, name: str, num_tbins: int, height: int,
     """
     rep = get_representation(name)
     resolved = rep.resolve_params(params)
-    check_window(delta_t, num_tbins, downsampling_factor)
+    check_window(delta_t, num_tbins, downsampling_factor, name="delta_t")
     if height < 1 or width < 1:
         raise ValueError(f"sensor size must be positive, got (height, width) = ({height}, {width})")
     d = int(downsampling_factor)

@@ -142,28 +142,28 @@ def rvt_histogram_windows(x: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.nda
     return out
 
 
-def rvt_stacked_histogram(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+def rvt_stacked_histogram(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
                           num_utbins: int = 10, max_count: int = 10, start_ts: int = 0) -> None:
     """Registry kernel (SPEC 3): one RVT stacked histogram per time bin, overwriting ``out``.
 
     Time bin ``k`` of the ``T`` bins is the window of the events with (running-maximum corrected)
-    ``t − start_ts`` in ``[k·delta_t/T, (k+1)·delta_t/T)`` (half-open, the loader's chunks; RVT's
+    ``t − start_ts`` in ``[k·window/T, (k+1)·window/T)`` (half-open, the loader's chunks; RVT's
     preprocessed windows also include an event exactly at their end time); within it the micro-bins span
     its first to last event (see the module docstring).
 
     Args:
         events: structured events ``x, y, p, t`` (``t`` in µs).
         out: ``float32 ndarray[T, 2 * num_utbins, H >> d, W >> d]``; values are counts ``0..max_count``.
-        delta_t: whole window covered by the ``T`` bins (µs).
+        window: whole window covered by the ``T`` bins (µs).
         downsampling_factor: ``d``: nearest-exact sampling of the full-resolution histogram.
         num_utbins: micro-bins per polarity. max_count: count clip (1..255).
         start_ts: window start (µs), subtracted from event times.
 
     Raises:
-        ValueError: bad ``delta_t``, parameters or channel count. TypeError: ``out`` not float32.
+        ValueError: bad ``window``, parameters or channel count. TypeError: ``out`` not float32.
     """
     out = check_out(out)
-    total = check_window(delta_t, out.shape[0], downsampling_factor)
+    total = check_window(window, out.shape[0], downsampling_factor)
     if int(num_utbins) != num_utbins or num_utbins < 1:
         raise ValueError(f"num_utbins must be an integer >= 1, got {num_utbins!r}")
     if out.shape[1] != 2 * int(num_utbins):

@@ -1,7 +1,7 @@
 """``stacked_histogram`` (2·U channels): per polarity and micro-bin event counts, clipped (SPEC 3).
 
 This is the input of current recurrent detectors (RVT-style). Each time bin of length
-``delta_t / T`` is split into ``U`` micro-bins; channel ``c = p * U + u`` (OFF micro-bins first, then
+``window / T`` is split into ``U`` micro-bins; channel ``c = p * U + u`` (OFF micro-bins first, then
 ON) holds the number of events of polarity ``p`` in micro-bin ``u``, clipped at ``max_count``.
 
 Values are counts, not normalised: the in-memory tensor is float32 in ``[0, max_count]``; with
@@ -17,15 +17,15 @@ import numpy as np
 from evdet.preprocessing.histo import count_events
 
 
-def stacked_histogram(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+def stacked_histogram(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
                       num_utbins: int = 10, max_count: int = 10, start_ts: int = 0) -> None:
     """Clipped event counts per polarity and micro-bin, overwriting ``out``.
 
     Args:
         events: structured events ``x, y, p, t`` (``t`` in µs).
         out: ``float32 ndarray[T, 2 * num_utbins, H, W]``.
-        delta_t: whole window covered by the ``T`` bins (µs); event ``t - start_ts`` falls in micro-bin
-            ``m = (t * T * U) // delta_t`` (time bin ``m // U``); events outside ``[0, delta_t)`` or
+        window: whole window covered by the ``T`` bins (µs); event ``t - start_ts`` falls in micro-bin
+            ``m = (t * T * U) // window`` (time bin ``m // U``); events outside ``[0, window)`` or
             outside the frame are ignored.
         downsampling_factor: ``d``: coordinates divided by ``2**d``, increment by ``4**d``.
         num_utbins: ``U`` micro-bins per time bin.
@@ -33,12 +33,12 @@ def stacked_histogram(events: np.ndarray, out: np.ndarray, delta_t: int, downsam
         start_ts: window start (µs), subtracted from event times.
 
     Raises:
-        ValueError: ``max_count <= 0``, ``num_utbins < 1``, bad ``delta_t``, wrong channel count.
+        ValueError: ``max_count <= 0``, ``num_utbins < 1``, bad ``window``, wrong channel count.
         TypeError: ``out`` not float32.
     """
     if not np.isfinite(max_count) or max_count <= 0:
         raise ValueError(f"max_count must be a finite number > 0, got {max_count!r}")
-    count_events(events, out, delta_t, downsampling_factor, start_ts, num_utbins, False)
+    count_events(events, out, window, downsampling_factor, start_ts, num_utbins, False)
     if downsampling_factor:
         np.multiply(out, np.float32(1.0 / 4.0 ** downsampling_factor), out=out)
     np.minimum(out, np.float32(max_count), out=out)

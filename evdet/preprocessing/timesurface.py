@@ -1,8 +1,8 @@
 """Time surfaces: ``timesurface`` (2 channels) and ``multi_channel_timesurface`` (2·U channels), SPEC 3.
 
 Per polarity (channel ``c = p·U + u``, OFF first), each pixel holds the normalised time of the latest
-event in its (micro-)bin, in ``(0, 1]``; 0 means no event. With bins of length ``L = delta_t / (T·U)``
-and an event at relative time ``t`` (integer µs) in micro-bin ``m = (t·T·U) // delta_t``, the value is
+event in its (micro-)bin, in ``(0, 1]``; 0 means no event. With bins of length ``L = window / (T·U)``
+and an event at relative time ``t`` (integer µs) in micro-bin ``m = (t·T·U) // window``, the value is
 ``min((t + 1 − m·L) / L, 1)``: an event in the last µs of the bin gives 1, one in its first µs gives
 ``1 / L``. With downsampling the latest event of the ``2**d × 2**d`` block wins (no ``4**d`` factor).
 """
@@ -43,33 +43,33 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
             out[k, c, yi, xi] = v
 
 
-def _timesurface(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int, num_utbins: int,
+def _timesurface(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int, num_utbins: int,
                  start_ts: int) -> None:
-    out, total, x, y, p, t = prepare_kernel_call(events, out, delta_t, downsampling_factor, num_utbins, 2,
+    out, total, x, y, p, t = prepare_kernel_call(events, out, window, downsampling_factor, num_utbins, 2,
                                                  f" (num_utbins={num_utbins})")
     _timesurface_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                         np.int64(num_utbins))
 
 
-def timesurface(events: np.ndarray, out: np.ndarray, delta_t: int, downsampling_factor: int = 0, *,
+def timesurface(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
                 start_ts: int = 0) -> None:
     """Normalised time of the latest event per polarity and bin, overwriting ``out``.
 
     Args:
         events: structured events ``x, y, p, t`` (``t`` in µs).
         out: ``float32 ndarray[T, 2, H, W]`` (channel 0 OFF, 1 ON); values in ``(0, 1]``, 0 = no event.
-        delta_t: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
-            ``[0, delta_t)`` or outside the frame are ignored.
+        window: whole window covered by the ``T`` bins (µs); events with ``t - start_ts`` outside
+            ``[0, window)`` or outside the frame are ignored.
         downsampling_factor: ``d``: coordinates divided by ``2**d``.
         start_ts: window start (µs), subtracted from event times.
 
     Raises:
-        ValueError: bad ``delta_t``, ``out`` without 2 channels.  TypeError: ``out`` not float32.
+        ValueError: bad ``window``, ``out`` without 2 channels.  TypeError: ``out`` not float32.
     """
-    _timesurface(events, out, delta_t, downsampling_factor, 1, start_ts)
+    _timesurface(events, out, window, downsampling_factor, 1, start_ts)
 
 
-def multi_channel_timesurface(events: np.ndarray, out: np.ndarray, delta_t: int,
+def multi_channel_timesurface(events: np.ndarray, out: np.ndarray, window: int,
                               downsampling_factor: int = 0, *, num_utbins: int = 3,
                               start_ts: int = 0) -> None:
     """Time surface over ``U`` micro-bins per time bin, overwriting ``out``.
@@ -80,6 +80,6 @@ def multi_channel_timesurface(events: np.ndarray, out: np.ndarray, delta_t: int,
         (others as :func:`timesurface`)
 
     Raises:
-        ValueError: ``num_utbins < 1``, bad ``delta_t``, wrong channel count.  TypeError: ``out`` not float32.
+        ValueError: ``num_utbins < 1``, bad ``window``, wrong channel count.  TypeError: ``out`` not float32.
     """
-    _timesurface(events, out, delta_t, downsampling_factor, num_utbins, start_ts)
+    _timesurface(events, out, window, downsampling_factor, num_utbins, start_ts)
