@@ -20,12 +20,14 @@ from evdet.preprocessing.stacked_histogram import stacked_histogram
 from evdet.preprocessing.timesurface import multi_channel_timesurface, timesurface
 
 register_representation("histo", histo, 2, {"max_incr_per_pixel": 5.0}, (0.0, 1.0), takes_start_ts=True)
-register_representation("diff", diff, 1, {"max_incr_per_pixel": 5.0}, (-1.0, 1.0), takes_start_ts=True)
+register_representation("diff", diff, 1, {"max_incr_per_pixel": 5.0}, (-1.0, 1.0), takes_start_ts=True,
+                        channel_layout="signed")
 register_representation(
     "event_cube", event_cube,
     lambda num_utbins, split_polarity, **_: int(num_utbins) * (2 if split_polarity else 1),
     {"num_utbins": 3, "split_polarity": True, "max_incr_per_pixel": 5.0},
-    lambda split_polarity, **_: (0.0, 1.0) if split_polarity else (-1.0, 1.0), takes_start_ts=True)
+    lambda split_polarity, **_: (0.0, 1.0) if split_polarity else (-1.0, 1.0), takes_start_ts=True,
+    channel_layout=lambda split_polarity, **_: "off_on" if split_polarity else "signed")
 register_representation("timesurface", timesurface, 2, {}, (0.0, 1.0), takes_start_ts=True)
 register_representation("multi_channel_timesurface", multi_channel_timesurface,
                         lambda num_utbins, **_: 2 * int(num_utbins), {"num_utbins": 3}, (0.0, 1.0),

@@ -35,6 +35,8 @@ class Representation:
             (see :meth:`uint8_scale_for`).
         takes_start_ts: the kernel accepts a keyword ``start_ts`` (µs) subtracted from event times,
             which spares a copy of the events in :func:`events_to_tensor`.
+        channel_layout: ``channel_layout(**params)`` -> one of :data:`CHANNEL_LAYOUTS`: how the channels
+            of a bin map to polarities (read by :mod:`evdet.viz` to colour ON and OFF activity).
     """
 
     name: str
@@ -44,6 +46,7 @@ class Representation:
     value_range: Callable[..., tuple[float, float]] = lambda **_: (0.0, 1.0)
     uint8_scale: float | None = None
     takes_start_ts: bool = False
+    channel_layout: Callable[..., str] = lambda **_: "off_on"
 
     def channels(self, **params: Any) -> int:
         """Channels per time bin for these parameters (defaults filled in)."""
@@ -67,6 +70,10 @@ class Representation:
         low, high = self.value_range(**self.resolve_params(params))
         return float(low), float(high)
 
+    def channel_layout_for(self, **params: Any) -> str:
+        """The :data:`CHANNEL_LAYOUTS` entry of a bin's channels for these parameters (defaults filled in)."""
+        return str(self.channel_layout(**self.resolve_params(params)))
+
     def uint8_scale_for(self, **params: Any) -> float:
         """Factor ``s`` such that uint8 storage holds ``round(s * value)`` for these parameters.
 
@@ -84,6 +91,11 @@ class Representation:
         return float(scale)
 
 
+CHANNEL_LAYOUTS = ("off_on", "signed")
+"""How a bin's ``C`` channels map to polarities: ``"off_on"``, the first ``C / 2`` channels count OFF
+events and the others ON events (non-negative values); ``"signed"``, every channel is signed activity
+(positive: ON, negative: OFF)."""
+
 REPRESENTATIONS: dict[str, Representation] = {}
 """All registered representations by name (read it; add entries with :func:`register_representation`)."""
 
@@ -92,7 +104,8 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
                             default_params: Mapping[str, Any] | None = None,
                             value_range: tuple[float, float] | Callable[..., tuple[float, float]] = (0, 1),
                             uint8_scale: float | None = None,
-                            takes_start_ts: bool = False, overwrite: bool = False) -> Representation:
+                            takes_start_ts: bool = False, overwrite: bool = False,
+                            channel_layout: str | Callable[..., str] = "off_on") -> Representation:
     """Add a representation to :data:`REPRESENTATIONS` and return it.
 
     Args:
@@ -105,9 +118,11 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
             the value range is within ``[0, 1]`` and "not storable as uint8" otherwise.
         takes_start_ts: the kernel accepts a keyword ``start_ts`` (µs).
         overwrite: replace an existing entry of the same name instead of raising.
+        channel_layout: one of :data:`CHANNEL_LAYOUTS`, or ``fn(**params) -> layout``.
 
     Raises:
-        ValueError: ``name`` is already registered (and not ``overwrite``) or empty.
+        ValueError: ``name`` is already registered (and not ``overwrite``) or empty; an unknown
+            ``channel_layout``.
         TypeError: ``kernel`` is not callable.
     """
     if not isinstance(name, str) or not name:
@@ -122,8 +137,14 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
     if not callable(value_range):
         fixed_range = (float(value_range[0]), float(value_range[1]))
         value_range = lambda **_: fixed_range  # noqa: E731
+    if not callable(channel_layout):
+        if channel_layout not in CHANNEL_LAYOUTS:
+            raise ValueError(f"representation '{name}': channel_layout must be one of "
+                             f"{list(CHANNEL_LAYOUTS)}, got {channel_layout!r}")
+        fixed_layout = channel_layout
+        channel_layout = lambda **_: fixed_layout  # noqa: E731
     rep = Representation(name, kernel, num_channels, MappingProxyType(dict(default_params or {})),
-                         value_range, uint8_scale, takes_start_ts)
+                         value_range, uint8_scale, takes_start_ts, channel_layout)
     REPRESENTATIONS[name] = rep
     return rep
 

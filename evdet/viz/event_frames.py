@@ -108,7 +108,8 @@ class EventFrames:
         k = spec.frame_ending_at(t_end)
         if k is None:
             return events_to_image(np.zeros((1, h, w), np.float32))
-        img = events_to_image(read_frames(spec, k, k + 1, spec.stored_size)[0].numpy(), spec.representation)
+        img = events_to_image(read_frames(spec, k, k + 1, spec.stored_size)[0].numpy(), spec.representation,
+                              dict(spec.params))
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
         return img

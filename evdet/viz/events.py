@@ -17,10 +17,21 @@ ON_BGR = (70, 70, 235)
 OFF_BGR = (235, 140, 40)
 """Colour (BGR) of a saturated OFF (p = 0) pixel: blue."""
 
-# Channel layout of the polarity-split representations of SPEC 3: channels are grouped by polarity,
-# OFF (p = 0) first, then ON (p = 1); "signed" ones hold +ON / -OFF in every channel.
-_POLARITY_SPLIT = ("histo", "timesurface", "event_cube", "multi_channel_timesurface", "stacked_histogram")
-_SIGNED = ("diff",)
+
+def channel_layout(representation: str | None, params: dict | None = None) -> str | None:
+    """The registry's channel layout of a representation (``evdet.preprocessing.CHANNEL_LAYOUTS``), or
+    None for an unknown or unnamed one."""
+    if representation is None:
+        return None
+    from evdet.preprocessing.registry import REPRESENTATIONS
+
+    rep = REPRESENTATIONS.get(representation)
+    if rep is None:
+        return None
+    try:
+        return rep.channel_layout_for(**dict(params or {}))
+    except TypeError:  # parameters of another version of the representation: its defaults
+        return rep.channel_layout_for()
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -30,15 +41,18 @@ def _to_numpy(tensor) -> np.ndarray:
     return np.asarray(tensor, dtype=np.float32)
 
 
-def polarity_maps(tensor, representation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def polarity_maps(tensor, representation: str | None = None, params: dict | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Split an event tensor into non-negative ON and OFF activity maps.
 
     Args:
         tensor: ``ndarray`` or ``Tensor[C, H, W]`` of one time bin, in the representation's range.
-        representation: registered name (``histo``, ``diff``, ``event_cube``, ...) or ``None`` to guess
+        representation: registered name (``histo``, ``diff``, ``event_cube``, ...): its channel layout
+            comes from the registry (:func:`channel_layout`, with ``params``); unknown or ``None``: guessed
             from the data: a tensor with negative values is read as signed (+ON / -OFF); otherwise an
             even number of channels is read as OFF channels then ON channels, and an odd number as
             unsigned activity shown as ON.
+        params: the representation's parameters (defaults when omitted).
 
     Returns:
         ``(on, off)``: two float32 ``ndarray[H, W]``, each the sum over that polarity's channels (>= 0).
@@ -54,7 +68,8 @@ def polarity_maps(tensor, representation: str | None = None) -> tuple[np.ndarray
         raise ValueError(f"events_to_image: tensor has a non-finite value {x[tuple(bad)]} "
                          f"at index {tuple(int(i) for i in bad)}")
     c = x.shape[0]
-    if representation in _SIGNED or bool((x < 0).any()):
+    layout = channel_layout(representation, params)
+    if layout == "signed" or (layout is None and bool((x < 0).any())):
         on = np.clip(x, 0, None).sum(axis=0)
         off = np.clip(-x, 0, None).sum(axis=0)
     elif c % 2 == 0:
@@ -76,7 +91,7 @@ def _normalise(on: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.sqrt(np.clip(on / scale, 0, 1)), np.sqrt(np.clip(off / scale, 0, 1))
 
 
-def events_to_image(tensor, representation: str | None = None) -> np.ndarray:
+def events_to_image(tensor, representation: str | None = None, params: dict | None = None) -> np.ndarray:
     """Render one event tensor as a colour image: ON red, OFF blue on a dark background.
 
     Intensities are normalised per image (99th percentile of active pixels, then a square root), so
@@ -85,6 +100,7 @@ def events_to_image(tensor, representation: str | None = None) -> np.ndarray:
     Args:
         tensor: ``ndarray`` or ``Tensor[C, H, W]`` (one time bin), float, in the representation's range.
         representation: its registered name, or ``None`` to guess (see :func:`polarity_maps`).
+        params: its parameters (see :func:`polarity_maps`).
 
     Returns:
         ``ndarray[H, W, 3]`` ``uint8``, BGR (OpenCV order). The input is not modified.
@@ -92,7 +108,7 @@ def events_to_image(tensor, representation: str | None = None) -> np.ndarray:
     Raises:
         ValueError: ``tensor`` is not 3-D or contains NaN/inf.
     """
-    on, off = _normalise(*polarity_maps(tensor, representation))
+    on, off = _normalise(*polarity_maps(tensor, representation, params))
     bg = np.asarray(BACKGROUND_BGR, np.float32)
     img = (bg + on[..., None] * (np.asarray(ON_BGR, np.float32) - bg)
            + off[..., None] * (np.asarray(OFF_BGR, np.float32) - bg))  # [H, W, 3]

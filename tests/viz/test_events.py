@@ -56,3 +56,21 @@ def test_bad_inputs_raise_with_index():
     x[1, 2, 3] = np.nan
     with pytest.raises(ValueError, match=r"\(1, 2, 3\)"):
         events_to_image(x)
+
+
+def test_channel_layouts_come_from_the_registry():
+    from evdet.preprocessing import REPRESENTATIONS
+    from evdet.preprocessing.registry import CHANNEL_LAYOUTS
+    from evdet.viz.events import channel_layout
+
+    assert channel_layout("diff") == "signed" and channel_layout("histo") == "off_on"
+    assert channel_layout("event_cube", {"split_polarity": False}) == "signed"
+    assert channel_layout("event_cube") == "off_on" and channel_layout("no such") is None
+    assert all(rep.channel_layout_for() in CHANNEL_LAYOUTS for rep in REPRESENTATIONS.values())
+    # a signed cube whose bin happens to be all positive is still read as ON activity, not OFF | ON
+    x = np.zeros((2, 3, 3), np.float32)
+    x[0, 1, 1] = 0.5
+    on, off = polarity_maps(x, "event_cube", {"split_polarity": False})
+    assert on[1, 1] == 0.5 and off.sum() == 0
+    on, off = polarity_maps(x, "event_cube")  # split: channel 0 is OFF
+    assert off[1, 1] == 0.5 and on.sum() == 0
