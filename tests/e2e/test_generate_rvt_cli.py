@@ -41,10 +41,13 @@ def test_cli_one_and_two_workers_write_the_same_dataset(tmp_path, rng, capsys):
         np.testing.assert_array_equal(one[k], two[k], err_msg=k)
 
 
-def test_cli_rvt_needs_a_dataset_and_one_input(tmp_path):
-    with pytest.raises(SystemExit, match="--dataset gen1 or gen4"):
-        main([str(tmp_path), str(tmp_path / "o"), "--format", "rvt"])
-    with pytest.raises(SystemExit, match="one input folder"):
-        main([str(tmp_path), str(tmp_path), str(tmp_path / "o"), "--format", "rvt", "--dataset", "gen1"])
-    with pytest.raises(SystemExit, match="no train/, val/ or test/"):
-        main([str(tmp_path), str(tmp_path / "o"), "--format", "rvt", "--dataset", "gen4"])
+def test_cli_rvt_needs_a_dataset_and_one_input(tmp_path, capsys):
+    cases = [([str(tmp_path), str(tmp_path / "o"), "--format", "rvt"], "--dataset gen1 or gen4"),
+             ([str(tmp_path), str(tmp_path), str(tmp_path / "o"), "--format", "rvt", "--dataset", "gen1"],
+              "one input folder"),
+             ([str(tmp_path), str(tmp_path / "o"), "--format", "rvt", "--dataset", "gen4"],
+              "no train/, val/ or test/")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("evdet-generate-hdf5: error:") and message in err, err
