@@ -5,7 +5,8 @@
 - ``0x0`` EVT_ADDR_Y: ``y`` = bits 0-10 (bit 11: system type, ignored);
 - ``0x2`` EVT_ADDR_X: one event at ``x`` = bits 0-10, polarity bit 11, current ``y`` and time;
 - ``0x3`` VECT_BASE_X: base ``x`` = bits 0-10, vector polarity bit 11;
-- ``0x4`` VECT_12: events at ``base_x + i`` for each set bit ``i`` of bits 0-11, then ``base_x += 12``;
+- ``0x4`` VECT_12: events at ``x = (base_x + i) & 0x7FF`` (the 11-bit field width) for each set bit ``i``
+  of bits 0-11, then ``base_x += 12``;
 - ``0x5`` VECT_8: the same with bits 0-7, then ``base_x += 8``;
 - ``0x6`` EVT_TIME_LOW / ``0x8`` EVT_TIME_HIGH: 12 bits each; ``t = (time_high << 12) | time_low`` (µs);
 - ``0x7`` CONTINUED_4, ``0xA`` EXT_TRIGGER, ``0xE`` OTHERS, ``0xF`` CONTINUED_12: ignored.
@@ -96,7 +97,7 @@ def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover
                 high = (y << 16) | (pol << 32)
                 for b in range(nbits):
                     if (mask >> b) & 1:
-                        out64[2 * n] = (bx + b) | high
+                        out64[2 * n] = ((bx + b) & 0x7FF) | high  # x field: 11 bits, no carry into y
                         out64[2 * n + 1] = t
                         n += 1
             bx += nbits

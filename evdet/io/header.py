@@ -1,7 +1,9 @@
 """Text headers of event files (``% key value`` lines) and sensor geometry (SPEC 2.2, 2.3).
 
 Both DAT and Prophesee RAW files start with ASCII lines beginning with ``%``. The header ends at the
-first line that does not start with ``%`` or right after a ``% end`` line (RAW files). Geometry is
+first line that does not start with ``%``, at the first line holding a byte that is not text (a
+control byte other than tab/CR/LF: binary data that happens to start with ``%`` in a file without
+``% end``), or right after a ``% end`` line (RAW files). Geometry is
 taken, in this order, from:
 
 1. explicit keys: ``% Height H`` / ``% Width W``, ``% geometry WxH``, ``% format EVT3;height=H;width=W``;
@@ -17,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _MAX_HEADER_BYTES = 1 << 20
+MAX_SENSOR_SIDE = 1 << 14
+"""Largest accepted sensor height or width (pixels): the 14-bit DAT coordinate range; EVT 2.0/3.0
+coordinates have 11 bits. A larger declared geometry is refused (it is a corrupt header)."""
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 
 PLUGIN_GEOMETRY: tuple[tuple[str, tuple[int, int]], ...] = (
     # (substring of the lower-cased plugin / sensor name, (height, width)); first match wins.
@@ -92,6 +98,8 @@ def parse_header(path: str | os.PathLike) -> Header:
             if first != b"%":
                 break
             line = first + f.readline(_MAX_HEADER_BYTES)
+            if line.translate(None, _CONTROL_BYTES) != line:  # binary data, not a header line
+                break
             if not line.endswith(b"\n"):
                 raise ValueError(f"{path}: header line at byte offset {offset} is not terminated "
                                  f"(truncated file or not an event file)")
@@ -159,7 +167,8 @@ def resolve_geometry(header: Header, height: int | None, width: int | None,
     """Geometry from the caller, else the header keys, else the sensor name; None when unknown.
 
     Raises:
-        ValueError: only one of ``height``/``width`` given, or a non-positive value (names ``source``).
+        ValueError: only one of ``height``/``width`` given, a non-positive value, or a side above
+            ``MAX_SENSOR_SIDE`` given or declared in the header (names ``source`` and the value).
     """
     if (height is None) != (width is None):
         raise ValueError(f"{source}: give both height and width or neither (got height={height}, "
@@ -167,5 +176,13 @@ def resolve_geometry(header: Header, height: int | None, width: int | None,
     if height is not None:
         if int(height) <= 0 or int(width) <= 0:
             raise ValueError(f"{source}: height and width must be positive, got {height}x{width}")
-        return int(height), int(width)
-    return geometry_from_header(header) or geometry_from_sensor_name(header)
+        return _checked_geometry((int(height), int(width)), source, "given")
+    geometry = geometry_from_header(header) or geometry_from_sensor_name(header)
+    return None if geometry is None else _checked_geometry(geometry, source, "in the header")
+
+
+def _checked_geometry(geometry: tuple[int, int], source: str, where: str) -> tuple[int, int]:
+    if max(geometry) > MAX_SENSOR_SIDE:
+        raise ValueError(f"{source}: sensor geometry {geometry[1]}x{geometry[0]} (width x height) {where} "
+                         f"is not plausible: each side must be at most {MAX_SENSOR_SIDE} pixels")
+    return geometry

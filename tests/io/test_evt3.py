@@ -29,7 +29,7 @@ def reference_decode_evt3(words, time_mode: str = "spec") -> np.ndarray:
             nbits = 12 if kind == 0x4 else 8
             for b in range(nbits):
                 if t is not None and (value >> b) & 1:
-                    out.append((base_x + b, y, pol, t))
+                    out.append(((base_x + b) & 0x7FF, y, pol, t))
             base_x += nbits
         elif kind == 0x6:
             if compat and value < time_low:
@@ -145,6 +145,17 @@ def test_dense_vectors_exceed_first_buffer():
     out = decode_evt3(words)
     assert out.size == 1200
     np.testing.assert_array_equal(out["x"], np.arange(1200))
+
+
+def test_vect_base_x_increments_never_carry_into_y():
+    # 6000 VECT_12 words after one VECT_BASE_X: base x grows to 72 000 (> 16 bits); x keeps its 11-bit
+    # field width (wraps at 2048) and y stays the one of EVT_ADDR_Y (the old decoder carried into y)
+    words = np.array([time_high(0), time_low(0), addr_y(7), base_x(0, 1)] + [vect12(0xFFF)] * 6000,
+                     dtype=np.uint16)
+    out = decode_evt3(words)
+    assert out.size == 72000
+    assert np.all(out["y"] == 7)
+    np.testing.assert_array_equal(out["x"], np.arange(72000) & 0x7FF)
 
 
 def test_time_high_wrap_and_small_time_low_steps():

@@ -102,3 +102,22 @@ def test_resolve_geometry_priority_and_errors():
         resolve_geometry(header, 10, None, "f")
     with pytest.raises(ValueError, match="positive"):
         resolve_geometry(header, 0, 5, "f")
+
+
+def test_parse_header_stops_at_binary_line(tmp_path):
+    # no '% end' and the first data byte is '%' (0x25): the binary data is not header text
+    path = tmp_path / "a.raw"
+    data = b"%\x00\x12\x34" * 4 + b"\n" + b"\x01\x02"
+    path.write_bytes(b"% evt 3.0\n% geometry 1280x720\n" + data)
+    header = parse_header(path)
+    assert header.size == len(b"% evt 3.0\n% geometry 1280x720\n")
+    assert header.lines == ("evt 3.0", "geometry 1280x720")
+
+
+@pytest.mark.parametrize("geometry", ["99999999x1", "99999999x99999999", "1x16385"])
+def test_resolve_geometry_refuses_absurd_geometry(geometry):
+    with pytest.raises(ValueError, match=r"f\.raw: sensor geometry .* not plausible"):
+        resolve_geometry(Header(fields={"geometry": geometry}), None, None, "f.raw")
+    with pytest.raises(ValueError, match="not plausible"):
+        resolve_geometry(Header(), 1, 99999999, "f.raw")
+    assert resolve_geometry(Header(fields={"geometry": "16384x16384"}), None, None, "f") == (16384, 16384)
