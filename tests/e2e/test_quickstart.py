@@ -42,3 +42,26 @@ def test_quickstart_short_chain(tmp_path, capsys):
 
     track = probe_mp4(tmp_path / "demo.mp4")
     assert track.codec == "avc1" and track.chroma == "4:2:0" and track.num_frames == 20  # 1 s of 50 ms bins
+
+
+def test_quickstart_is_deterministic(tmp_path):
+    """Two miniature quickstarts with the same seed: identical metrics and identical trained weights."""
+    import json
+
+    import torch
+    from evdet.apps.quickstart import main
+
+    def run(out):
+        code = main([str(out), "--num-train", "2", "--num-val", "1", "--duration-s", "1.0",
+                     "--max-epochs", "1", "--limit-train-batches", "3", "-T", "4", "-B", "2",
+                     "--base", "4", "--cout", "8", "--num-workers", "1", "--no-video", "--no-progress"])
+        assert code == 0
+        ckpt = torch.load(out / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        return json.loads((out / "run" / "metrics_val.json").read_text()), ckpt["state_dict"]
+
+    metrics_a, weights_a = run(tmp_path / "a")
+    metrics_b, weights_b = run(tmp_path / "b")
+    assert metrics_a == metrics_b
+    assert weights_a.keys() == weights_b.keys()
+    for name, value in weights_a.items():
+        assert torch.equal(value, weights_b[name]), name
