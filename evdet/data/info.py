@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from evdet.data.rvt import is_rvt_sequence, rvt_label_map
-from evdet.data.sources import RECORDING_SUFFIXES, VideoSpec, probe_video
+from evdet.data.sources import VideoSpec, probe_video
+from evdet.io.event_h5 import dsec_events_file
 from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map
-from evdet.io.layout import SPLITS
+from evdet.io.layout import RECORDING_SUFFIXES, SPLITS
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,19 @@ class DatasetInfo:
 
 
 def list_recordings(folder: str | os.PathLike) -> list[Path]:
-    """Recordings of a split folder, sorted by name: files with a recording suffix and RVT sequence folders
-    (``_bbox.npy``, hidden and other files ignored)."""
+    """Recordings of a split folder, sorted by name: files with a recording suffix, RVT sequence folders
+    and the ``events/left/events.h5`` of DSEC sequence folders (``_bbox.npy``, hidden and other files
+    ignored)."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (
-        (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)) or is_rvt_sequence(p)))
+    found = []
+    for p in folder.iterdir():
+        if p.name.startswith("."):
+            continue
+        if (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)) or is_rvt_sequence(p):
+            found.append(p)
+        elif p.is_dir() and dsec_events_file(p) is not None:
+            found.append(dsec_events_file(p))
+    return sorted(found)
 
 
 def expand_recordings(inputs: list[str | os.PathLike]) -> list[Path]:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-H5_SUFFIXES = (".h5", ".hdf5")
-RAW_SUFFIXES = (".dat", ".raw")
-RECORDING_SUFFIXES = H5_SUFFIXES + RAW_SUFFIXES
+from evdet.io.event_h5 import is_event_h5
+from evdet.io.layout import H5_SUFFIXES, RECORDING_SUFFIXES
+
 DEFAULT_RAW_DELTA_T = 50_000
 DEFAULT_RAW_REPRESENTATION = "histo"
 H5_KINDS = ("h5", "rvt")
@@ -127,8 +127,10 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
                 params: Mapping[str, Any] | None = None) -> VideoSpec:
     """Read the metadata of a recording (HDF5 attributes, or raw header and last timestamp).
 
-    Raw recordings start at t = 0 (frames aligned on the recording clock, like the HDF5 converter) and
-    last up to their last event.
+    Raw recordings (``.dat``, ``.raw``, and ``.h5`` files that hold events: RVT's mirror, DSEC) start at
+    the reader's ``time_origin`` (0, DSEC's ``t_offset``: frames aligned on the recording clock, like the
+    HDF5 converter) and last up to their last event. An ``.h5`` file is an evdet tensor file unless its
+    content is an event file.
 
     An RVT sequence folder (``<sequence>/event_representations_v2/...``) is read by
     :func:`evdet.data.rvt.probe_rvt_sequence`.
@@ -146,7 +148,7 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
 
         return probe_rvt_sequence(path, delta_t=delta_t)
     name = path.name.lower()
-    if name.endswith(H5_SUFFIXES):
+    if name.endswith(H5_SUFFIXES) and not is_event_h5(path):
         with _h5_reader_class()(path) as reader:
             if delta_t is not None and int(delta_t) != int(reader.delta_t):
                 raise ValueError(f"{path}: stored delta_t = {reader.delta_t} µs but the config asks "
@@ -155,25 +157,18 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
             return VideoSpec(str(path), "h5", int(reader.num_frames), int(reader.start_ts),
                              int(reader.delta_t), c, tuple(int(v) for v in reader.sensor_size), (h, w),
                              str(reader.representation), dict(reader.params), uint8_scale=reader.scale)
-    if name.endswith(RAW_SUFFIXES):
+    if name.endswith(RECORDING_SUFFIXES):  # .dat / .raw, and event HDF5 files (RVT mirror, DSEC)
         from evdet.preprocessing import get_representation
         rep_name = representation or DEFAULT_RAW_REPRESENTATION
         rep = get_representation(rep_name)
         resolved = rep.resolve_params(params)
         dt = int(delta_t or DEFAULT_RAW_DELTA_T)
-        reader = _event_reader(str(path))
-        try:
-            if hasattr(reader, "time_range"):
-                last = int(reader.time_range()[1])
-            else:
-                events = reader.load_all() if hasattr(reader, "load_all") else reader.load_delta_t(2 ** 62)
-                last = int(events["t"].max()) if events.size else 0
+        with _event_reader(str(path)) as reader:
+            origin = int(reader.time_origin)
+            last = int(reader.time_range()[1])
             size = (int(reader.height), int(reader.width))
-        finally:
-            if hasattr(reader, "close"):
-                reader.close()
-        return VideoSpec(str(path), "raw", last // dt + 1, 0, dt, rep.channels(**resolved), size, size,
-                         rep_name, resolved)
+        return VideoSpec(str(path), "raw", max(last - origin, 0) // dt + 1, origin, dt,
+                         rep.channels(**resolved), size, size, rep_name, resolved)
     raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)} or an RVT "
                      f"sequence folder)")
 

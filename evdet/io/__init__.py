@@ -12,6 +12,7 @@ _EXPORTS = {
     "DatReader": "dat",
     "DatWriter": "dat",
     "write_dat": "dat",
+    "EventH5Reader": "event_h5",
     "BBOX_DTYPE": "dtypes",
     "EVENT_DTYPE": "dtypes",
     "as_boxes": "dtypes",
@@ -31,6 +32,7 @@ _EXPORTS = {
     "save_label_map": "label_map",
     "RawReader": "raw",
     "detect_format": "read",
+    "is_event_file": "read",
     "open_events": "read",
     "read_events": "read",
 }

@@ -10,12 +10,19 @@ import numpy as np
 
 from evdet.io.atomic import atomic_open
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
+from evdet.io.event_h5 import dsec_label_path
 
-_RECORDING_SUFFIXES = ("_td.dat", ".dat", ".raw", ".h5", ".hdf5")
+_RECORDING_SUFFIXES = ("_td.dat.h5", "_td.h5", "_td.dat", ".dat", ".raw", ".h5", ".hdf5")
+"""Suffixes dropped from a recording's file name, longest first: Gen1 ``foo_td.dat``, RVT's mirror of it
+``foo_td.dat.h5``, RVT's 1Mpx mirror ``foo_td.h5``, then plain extensions."""
 
 
 def recording_stem(path: str | os.PathLike) -> str:
-    """Name of a recording without its event suffix: ``a/foo_td.dat`` -> ``foo``."""
+    """Name of a recording without its event suffix: ``a/foo_td.dat`` and ``a/foo_td.dat.h5`` -> ``foo``; a
+    DSEC ``<sequence>/events/left/events.h5`` -> ``<sequence>``."""
+    dsec = dsec_label_path(path)
+    if dsec is not None:
+        return dsec[0]
     name = Path(path).name
     for suffix in _RECORDING_SUFFIXES:
         if name.endswith(suffix):
@@ -24,7 +31,12 @@ def recording_stem(path: str | os.PathLike) -> str:
 
 
 def label_path_for(recording: str | os.PathLike) -> Path:
-    """Label file of a recording: ``foo_td.dat``, ``foo.dat``, ``foo.raw``, ``foo.h5`` -> ``foo_bbox.npy``."""
+    """Label file of a recording: ``foo_td.dat``, ``foo_td.dat.h5``, ``foo.dat``, ``foo.raw``, ``foo.h5`` ->
+    ``foo_bbox.npy`` beside it; a DSEC ``events.h5`` -> its ``tracks.npy``
+    (:func:`evdet.io.event_h5.dsec_label_path`)."""
+    dsec = dsec_label_path(recording)
+    if dsec is not None:
+        return dsec[1]
     recording = Path(recording)
     return recording.with_name(recording_stem(recording) + "_bbox.npy")
 

@@ -176,12 +176,14 @@ def resolve_geometry(header: Header, height: int | None, width: int | None,
     if height is not None:
         if int(height) <= 0 or int(width) <= 0:
             raise ValueError(f"{source}: height and width must be positive, got {height}x{width}")
-        return _checked_geometry((int(height), int(width)), source, "given")
+        return checked_geometry((int(height), int(width)), source, "given")
     geometry = geometry_from_header(header) or geometry_from_sensor_name(header)
-    return None if geometry is None else _checked_geometry(geometry, source, "in the header")
+    return None if geometry is None else checked_geometry(geometry, source, "in the header")
 
 
-def _checked_geometry(geometry: tuple[int, int], source: str, where: str) -> tuple[int, int]:
+def checked_geometry(geometry: tuple[int, int], source: str, where: str) -> tuple[int, int]:
+    """``geometry`` (height, width) when each side is at most ``MAX_SENSOR_SIDE``; else a ValueError naming
+    ``source`` and ``where`` the value came from (e.g. ``"given"``, ``"in the header"``)."""
     if max(geometry) > MAX_SENSOR_SIDE:
         raise ValueError(f"{source}: sensor geometry {geometry[1]}x{geometry[0]} (width x height) {where} "
                          f"is not plausible: each side must be at most {MAX_SENSOR_SIDE} pixels")

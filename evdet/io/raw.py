@@ -239,6 +239,17 @@ class RawReader(EventReader):
                                               lambda i: f"event {i}")
         return events
 
+    def time_range(self) -> tuple[int, int]:
+        """``(first t, last t)`` in µs: the smallest and largest decoded time (one decode of the file,
+        chunk by chunk, without holding its events); ``(0, 0)`` without events."""
+        state, lo, hi = self._new_state(), None, None
+        for start in range(0, self.word_count, self.chunk_words):
+            t = self._decode(start, state)["t"]
+            if t.size:
+                lo = int(t.min()) if lo is None else min(lo, int(t.min()))
+                hi = int(t.max()) if hi is None else max(hi, int(t.max()))
+        return (0, 0) if lo is None else (lo, hi)
+
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Release the memory map."""

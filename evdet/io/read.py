@@ -1,33 +1,49 @@
-"""Open any event file: format detection (header first, then extension), ``open_events``, ``read_events``."""
+"""Open any event file: format detection (content first: the HDF5 signature, the ``%`` header; then the
+extension), ``open_events``, ``read_events``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evdet.io.dat import DatReader
 from evdet.io.dtypes import concatenate_events
+from evdet.io.event_h5 import EventH5Reader, event_h5_layout, has_hdf5_signature, is_event_h5
 from evdet.io.header import parse_header
-from evdet.io.raw import RawReader
+from evdet.io.layout import H5_SUFFIXES, RAW_SUFFIXES
 
-EVENT_FILE_FORMATS = ("dat", "evt2", "evt3")
+if TYPE_CHECKING:
+    from evdet.io.dat import DatReader
+    from evdet.io.raw import RawReader
+
+EVENT_FILE_FORMATS = ("dat", "evt2", "evt3", "hdf5")
+"""What :func:`detect_format` returns: Prophesee DAT, RAW EVT 2.0 / 3.0, event HDF5 (RVT mirror, DSEC)."""
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """``"dat"``, ``"evt2"`` or ``"evt3"``.
+    """``"dat"``, ``"evt2"``, ``"evt3"`` or ``"hdf5"``.
 
-    The header decides when it declares an EVT version (``% evt 3.0``, ``% format EVT3;...``); otherwise
-    a ``.raw`` extension means RAW of unknown version (error) and anything else with a ``%`` header or a
-    ``.dat`` extension is DAT.
+    A file that starts with the HDF5 signature is ``"hdf5"`` when it holds ``events/{x, y, p, t}``
+    (:mod:`evdet.io.event_h5`), whatever its name. Otherwise the header decides when it declares an EVT
+    version (``% evt 3.0``, ``% format EVT3;...``); otherwise a ``.raw`` extension means RAW of unknown
+    version (error) and anything else with a ``%`` header or a ``.dat`` extension is DAT.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a ``.raw`` file without EVT version, an unsupported version, or an unknown extension
-            without a header (names the file).
+        ValueError: a ``.raw`` file without EVT version, an unsupported version, an unknown extension
+            without a header, or an HDF5 file without events, e.g. an evdet tensor file (names the file).
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"event file not found: {path}")
+    if has_hdf5_signature(path):
+        if event_h5_layout(path) is None:
+            raise ValueError(f"{path}: HDF5 file without an 'events' group holding x, y, p, t datasets: "
+                             f"not an event file (an evdet tensor file is read by evdet.data, not as "
+                             f"events)")
+        return "hdf5"
     header = parse_header(path)
     version = header.evt_version
     if version is not None:
@@ -41,25 +57,37 @@ def detect_format(path: str | os.PathLike) -> str:
                          f"the EVT version")
     if suffix == ".dat" or header.lines:
         return "dat"
-    raise ValueError(f"{path}: unknown event file type (extension {suffix!r}, no '%' header); "
-                     f"expected .dat or .raw")
+    raise ValueError(f"{path}: unknown event file type (extension {suffix!r}, no '%' header, not HDF5); "
+                     f"expected .dat, .raw or an event .h5")
+
+
+def is_event_file(path: str | os.PathLike) -> bool:
+    """True for a ``.dat`` / ``.raw`` file, or an ``.h5`` / ``.hdf5`` file holding events (RVT's mirror,
+    DSEC); an evdet tensor file is not an event file. Decided by name, then content for HDF5."""
+    name = Path(path).name.lower()
+    return name.endswith(RAW_SUFFIXES) or (name.endswith(H5_SUFFIXES) and is_event_h5(path))
 
 
 def open_events(path: str | os.PathLike, height: int | None = None,
-                width: int | None = None) -> DatReader | RawReader:
-    """A reader for ``path`` (``DatReader`` for DAT, ``RawReader`` for EVT 2.0/3.0); see ``detect_format``.
+                width: int | None = None) -> DatReader | RawReader | EventH5Reader:
+    """A reader for ``path`` (``DatReader`` for DAT, ``RawReader`` for EVT 2.0/3.0, ``EventH5Reader`` for
+    event HDF5); see ``detect_format``.
 
     Use as a context manager: ``with open_events(p) as r: ...``.
     """
     fmt = detect_format(path)
-    if fmt == "dat":
+    if fmt == "hdf5":
+        return EventH5Reader(path, height=height, width=width)
+    if fmt == "dat":  # the DAT/RAW decoders import numba (~0.2 s): only when needed
+        from evdet.io.dat import DatReader
         return DatReader(path, height=height, width=width)
+    from evdet.io.raw import RawReader
     return RawReader(path, height=height, width=width)
 
 
 def read_events(path: str | os.PathLike, t_start: int | None = None, t_end: int | None = None,
                 height: int | None = None, width: int | None = None) -> np.ndarray:
-    """Events of a DAT/RAW file, whole or in the half-open window ``[t_start, t_end)`` (µs).
+    """Events of a DAT / RAW / event HDF5 file, whole or in the half-open window ``[t_start, t_end)`` (µs).
 
     Returns:
         ``EVENT_DTYPE ndarray[N]`` sorted by ``t``.

@@ -1,4 +1,5 @@
-"""What the streaming event readers share (:class:`evdet.io.DatReader`, :class:`evdet.io.RawReader`).
+"""What the streaming event readers share (:class:`evdet.io.DatReader`, :class:`evdet.io.RawReader`,
+:class:`evdet.io.EventH5Reader`).
 
 :class:`EventReader` is a small base class: windows over the stream (``iter_windows``) built on the
 reader's ``seek_time`` / ``done`` / ``current_time`` / ``load_delta_t``, the argument checks of
@@ -37,8 +38,12 @@ def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[in
 
 class EventReader:
     """Base of the streaming readers: subclasses define ``path``, ``current_time`` (µs), ``done``,
-    ``seek_time(t)``, ``load_delta_t(delta_t)``, ``close()`` and ``_infer_geometry() -> (height, width)``
-    (from the caller, the header, or inferred from the events: see the subclass)."""
+    ``seek_time(t)``, ``load_delta_t(delta_t)``, ``load_n_events(n)``, ``load_all()``, ``time_range()``,
+    ``close()`` and ``_infer_geometry() -> (height, width)`` (from the caller, the header, or inferred from
+    the events: see the subclass). ``time_origin`` (µs) is where the recording's clock starts: 0 unless
+    the file stores an offset (DSEC's ``t_offset``)."""
+
+    time_origin: int = 0
 
     path: Path
     current_time: int
@@ -64,6 +69,9 @@ class EventReader:
         raise NotImplementedError
 
     def load_delta_t(self, delta_t: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def time_range(self) -> tuple[int, int]:
         raise NotImplementedError
 
     def close(self) -> None:

@@ -44,7 +44,7 @@ from evdet.io.h5 import H5TensorWriter
 from evdet.io.label_map import LABEL_MAP_FILENAME
 from evdet.io.layout import SPLITS
 from evdet.io.output_paths import output_folder, record_output
-from evdet.io.read import open_events
+from evdet.io.read import is_event_file, open_events
 from evdet.preprocessing.convert_outputs import (
     TOOL,
     check_unit,
@@ -56,7 +56,6 @@ from evdet.preprocessing.convert_outputs import (
 )
 from evdet.preprocessing.registry import events_to_tensor, get_representation
 
-RECORDING_SUFFIXES = (".dat", ".raw")
 _BATCH_BYTES = 64 << 20  # frames computed per kernel call: at most this much memory, at most 64 frames
 
 
@@ -96,8 +95,8 @@ def find_jobs(inputs: list[str | os.PathLike],
         if not item.exists():
             raise FileNotFoundError(f"input not found: {item}")
         if item.is_file():
-            if item.suffix.lower() not in RECORDING_SUFFIXES:
-                raise ValueError(f"input {item}: not a .dat or .raw recording")
+            if not is_event_file(item):
+                raise ValueError(f"input {item}: not a .dat, .raw or event HDF5 recording")
             jobs.append((item, output_dir))
             read += [item] + ([label_path_for(item)] if label_path_for(item).exists() else [])
             continue
@@ -108,10 +107,10 @@ def find_jobs(inputs: list[str | os.PathLike],
         for src, dst in folders:
             read.append(src)
             jobs += [(p, dst) for p in sorted(src.iterdir())
-                     if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
+                     if p.is_file() and is_event_file(p)]
     read += label_maps
     if not jobs:
-        raise ValueError(f"no .dat/.raw recordings found in {[str(i) for i in inputs]}")
+        raise ValueError(f"no .dat/.raw/event .h5 recordings found in {[str(i) for i in inputs]}")
     seen: dict[Path, Path] = {}
     for rec, dst in jobs:
         key = dst / recording_stem(rec)
@@ -143,14 +142,14 @@ def _part_name(stem: str, part: int, parts: bool) -> str:
     return f"{stem}_part{part:03d}" if parts else stem
 
 
-def _part_labels(boxes: np.ndarray, part: int, span: int, last_part: bool) -> np.ndarray:
-    """Labels of part ``part`` (absolute times): ``τ`` in ``(part·span, (part+1)·span]``."""
+def _part_labels(boxes: np.ndarray, part: int, span: int, last_part: bool, origin: int) -> np.ndarray:
+    """Labels of part ``part`` (absolute times): ``τ`` in ``(origin + part·span, origin + (part+1)·span]``."""
     t = boxes["t"]
     keep = np.ones(t.shape, dtype=bool)
     if part > 0:
-        keep &= t > part * span
+        keep &= t > origin + part * span
     if not last_part:
-        keep &= t <= (part + 1) * span
+        keep &= t <= origin + (part + 1) * span
     return boxes[keep]
 
 
@@ -178,6 +177,7 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
 
     with open_events(path) as reader:
         height, width = int(reader.height), int(reader.width)
+        t0 = int(reader.time_origin)  # frame 0 starts here (0, or DSEC's t_offset)
         d = _downsampling(cfg, height, width, path)
         shape = (rep.channels(**cfg.params), height >> d, width >> d)
         batch = int(max(1, min(64, _BATCH_BYTES // (4 * math.prod(shape)))))
@@ -188,14 +188,14 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
         def open_writer(q: int) -> H5TensorWriter:
             check_unit(final(q), out_dir / f"{_part_name(stem, q, parts)}_bbox.npy", boxes is not None)
             return H5TensorWriter(final(q), shape, representation=rep.name, delta_t=dt,
-                                  sensor_size=(height, width), start_ts=q * span,
+                                  sensor_size=(height, width), start_ts=t0 + q * span,
                                   params=cfg.params, downsampling_factor=d,
                                   compression=cfg.compression, store_as_uint8=cfg.store_as_uint8,
                                   uint8_scale=cfg.uint8_scale)
 
         def finish(q: int, w: H5TensorWriter, last: bool) -> None:
             if boxes is not None:
-                labels = _part_labels(boxes, q, span, last) if parts else boxes
+                labels = _part_labels(boxes, q, span, last, t0) if parts else boxes
                 save_unit_labels(out_dir / f"{_part_name(stem, q, parts)}_bbox.npy", labels)
             done_parts[q] = w.close()
             record_output(done_parts[q], TOOL)
@@ -205,11 +205,12 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
             from tqdm.auto import tqdm
 
             total = getattr(reader, "duration", None)
+            total = None if total is None else max(int(total) - t0, 0)
             bar = tqdm(total=total, desc=path.name, unit="µs", unit_scale=True, leave=False, position=1)
         try:
-            reader.seek_time(0)
+            reader.seek_time(t0)
             k = 0  # next global frame
-            last_t = -1
+            last_t = t0 - 1
             while not reader.done:
                 q = k // fpp
                 n = min(batch, (q + 1) * fpp - k)
@@ -228,14 +229,14 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
                 if writer is not None and not events.size:
                     writer.resize(writer.num_frames + n)  # empty frames: unwritten chunks read as zeros
                 elif writer is not None:
-                    writer.write(events_to_tensor(events, rep.name, n, height, width, dt, start_ts=k * dt,
-                                                  downsampling_factor=d, **cfg.params))
+                    writer.write(events_to_tensor(events, rep.name, n, height, width, dt,
+                                                  start_ts=t0 + k * dt, downsampling_factor=d, **cfg.params))
                 k += n
                 if bar is not None:
                     bar.update(n * dt if bar.total is None else min(n * dt, bar.total - bar.n))
-            num_frames = max(-(-(last_t + 1) // dt), 1)
+            num_frames = max(-(-(last_t - t0 + 1) // dt), 1)
             if boxes is not None and boxes.size:
-                num_frames = max(num_frames, -(-int(boxes["t"].max()) // dt))
+                num_frames = max(num_frames, -(-(int(boxes["t"].max()) - t0) // dt))
             num_parts = -(-num_frames // fpp)
             for q in range(num_parts):
                 count = min(fpp, num_frames - q * fpp)
