@@ -19,6 +19,7 @@ _EXPORTS = {
     "as_events": "dtypes",
     "concatenate_events": "dtypes",
     "decode_evt2": "evt2",
+    "decode_evt21": "evt21",
     "decode_evt3": "evt3",
     "H5TensorReader": "h5",
     "H5TensorWriter": "h5",

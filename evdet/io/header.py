@@ -66,13 +66,14 @@ class Header:
 
     @property
     def evt_version(self) -> str | None:
-        """``"2.0"``, ``"3.0"`` (or another declared version) for RAW files, None when not declared."""
+        """``"2.0"``, ``"2.1"``, ``"3.0"`` (or another declared version) for RAW files, None when not
+        declared (``% evt 2.1``, or ``% format EVT21;...`` / ``EVT2.1`` / ``EVT3``)."""
         version = self.get("evt")
         if version is not None:
             return version.strip()
         fmt = self.get("format")
         if fmt is not None:
-            match = re.match(r"\s*EVT\s*(\d+)(?:\.(\d+))?", fmt, re.IGNORECASE)
+            match = re.match(r"\s*EVT\s*(\d)\.?(\d)?", fmt, re.IGNORECASE)  # EVT3, EVT2.1, EVT21
             if match:
                 return f"{match.group(1)}.{match.group(2) or 0}"
         return None

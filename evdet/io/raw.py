@@ -1,8 +1,8 @@
-"""Prophesee RAW files (EVT 2.0 / EVT 3.0, SPEC 2.3): the streaming ``RawReader``.
+"""Prophesee RAW files (EVT 2.0 / 2.1 / 3.0, SPEC 2.3): the streaming ``RawReader``.
 
 The words after the ``%`` header are memory-mapped and decoded chunk by chunk by the numba kernels of
-``evt2.py`` / ``evt3.py``; the decoder state (time high, y, base x, polarity, ...) is carried across
-chunks, so reading by count or by time window never decodes the whole file at once.
+``evt2.py`` / ``evt21.py`` / ``evt3.py``; the decoder state (time high, y, base x, polarity, ...) is
+carried across chunks, so reading by count or by time window never decodes the whole file at once.
 """
 
 from __future__ import annotations
@@ -18,20 +18,23 @@ from evdet.io.evt2 import backward_steps as evt2_backward_steps
 from evdet.io.evt2 import decode_evt2, new_evt2_state
 from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, new_evt3_state
 from evdet.io.evt3 import backward_steps as evt3_backward_steps
+from evdet.io.evt21 import decode_evt21
 from evdet.io.header import Header, parse_header, resolve_geometry
 from evdet.io.reader import EventReader, sort_events_with_warning
 
-RAW_FORMATS = {"2": ("evt2", 4), "3": ("evt3", 2)}
-"""EVT major version -> (format name, word size in bytes)."""
+RAW_FORMATS = {"2.0": ("evt2", 4), "2.1": ("evt21", 8), "3.0": ("evt3", 2)}
+"""EVT version -> (format name, word size in bytes)."""
+_WORD_DTYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 DEFAULT_CHUNK_WORDS = 1 << 20
 
 
 class RawReader(EventReader):
-    """Streaming reader of a Prophesee RAW file (EVT 2.0 or EVT 3.0, from the ``% evt`` or ``% format``
+    """Streaming reader of a Prophesee RAW file (EVT 2.0, 2.1 or 3.0, from the ``% evt`` or ``% format``
     header line).
 
     Attributes:
-        path: the file. ``format``: ``"evt2"`` or ``"evt3"``.
+        path: the file. ``format``: ``"evt2"``, ``"evt21"`` or ``"evt3"``. ``legacy``: EVT 2.1 words in
+            IMX636's swapped-halves layout (``% format EVT21;endianness=legacy``).
         height, width: sensor size (pixels); from the caller, the header (``% geometry``, ``% format
             ...;height=;width=``, ``% Height``/``% Width``), or the plugin/sensor name (e.g.
             ``hal_plugin_gen3_fx3`` -> 480x640, ``hal_plugin_gen41_evk3`` -> 720x1280); otherwise inferred
@@ -66,15 +69,16 @@ class RawReader(EventReader):
         if version is None:
             raise ValueError(f"{self.path}: not a Prophesee RAW file: no '% evt' or '% format EVT' line in "
                              f"the {header.size}-byte header")
-        major = version.split(".")[0]
-        if major not in RAW_FORMATS:
-            raise ValueError(f"{self.path}: unsupported EVT version {version!r} (supported: 2.0, 3.0)")
+        if version not in RAW_FORMATS:
+            raise ValueError(f"{self.path}: unsupported EVT version {version!r} (supported: "
+                             f"{', '.join(RAW_FORMATS)})")
         if time_mode not in EVT3_TIME_MODES:
             raise ValueError(f"{self.path}: unknown time_mode {time_mode!r}; "
                              f"valid: {sorted(EVT3_TIME_MODES)}")
         if int(chunk_words) <= 0:
             raise ValueError(f"{self.path}: chunk_words must be positive, got {chunk_words}")
-        self.format, self.word_size = RAW_FORMATS[major]
+        self.format, self.word_size = RAW_FORMATS[version]
+        self.legacy = "endianness=legacy" in (header.get("format") or "").replace(" ", "").lower()
         self.time_mode = time_mode
         self.chunk_words = int(chunk_words)
         self.data_offset = header.size
@@ -84,7 +88,7 @@ class RawReader(EventReader):
                           f"{self.data_offset + n * self.word_size} ({rest} trailing bytes ignored)",
                           UserWarning, stacklevel=2)
         self.word_count = int(n)
-        dtype = np.uint32 if self.word_size == 4 else np.uint16
+        dtype = _WORD_DTYPES[self.word_size]
         if n:
             self._words = np.memmap(self.path, dtype=dtype, mode="r", offset=self.data_offset, shape=(n,))
         else:
@@ -109,10 +113,10 @@ class RawReader(EventReader):
 
     # ----------------------------------------------------------------- decoding
     def _new_state(self) -> np.ndarray:
-        return new_evt2_state() if self.format == "evt2" else new_evt3_state()
+        return new_evt3_state() if self.format == "evt3" else new_evt2_state()  # EVT 2.1 shares EVT 2.0's
 
     def _backward_steps(self, state: np.ndarray) -> int:
-        return evt2_backward_steps(state) if self.format == "evt2" else evt3_backward_steps(state)
+        return evt3_backward_steps(state) if self.format == "evt3" else evt2_backward_steps(state)
 
     def _decode(self, start: int, state: np.ndarray) -> np.ndarray:
         """Decode words ``[start, start + chunk_words)`` with ``state`` (updated)."""
@@ -120,6 +124,8 @@ class RawReader(EventReader):
         offset = self.data_offset + start * self.word_size
         if self.format == "evt2":
             return decode_evt2(words, state, source=str(self.path), byte_offset=offset)
+        if self.format == "evt21":
+            return decode_evt21(words, state, source=str(self.path), byte_offset=offset, legacy=self.legacy)
         return decode_evt3(words, state, source=str(self.path), byte_offset=offset, time_mode=self.time_mode)
 
     def _decode_next(self) -> np.ndarray:

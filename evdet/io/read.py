@@ -18,12 +18,13 @@ if TYPE_CHECKING:
     from evdet.io.dat import DatReader
     from evdet.io.raw import RawReader
 
-EVENT_FILE_FORMATS = ("dat", "evt2", "evt3", "hdf5")
-"""What :func:`detect_format` returns: Prophesee DAT, RAW EVT 2.0 / 3.0, event HDF5 (RVT mirror, DSEC)."""
+EVENT_FILE_FORMATS = ("dat", "evt2", "evt21", "evt3", "hdf5")
+"""What :func:`detect_format` returns: Prophesee DAT, RAW EVT 2.0 / 2.1 / 3.0, event HDF5 (RVT mirror,
+DSEC)."""
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """``"dat"``, ``"evt2"``, ``"evt3"`` or ``"hdf5"``.
+    """``"dat"``, ``"evt2"``, ``"evt21"``, ``"evt3"`` or ``"hdf5"``.
 
     A file that starts with the HDF5 signature is ``"hdf5"`` when it holds ``events/{x, y, p, t}``
     (:mod:`evdet.io.event_h5`), whatever its name. Otherwise the header decides when it declares an EVT
@@ -47,10 +48,11 @@ def detect_format(path: str | os.PathLike) -> str:
     header = parse_header(path)
     version = header.evt_version
     if version is not None:
-        major = version.split(".")[0]
-        if major in ("2", "3"):
-            return f"evt{major}"
-        raise ValueError(f"{path}: unsupported EVT version {version!r} (supported: 2.0, 3.0)")
+        from evdet.io.raw import RAW_FORMATS
+
+        if version in RAW_FORMATS:
+            return RAW_FORMATS[version][0]
+        raise ValueError(f"{path}: unsupported EVT version {version!r} (supported: {', '.join(RAW_FORMATS)})")
     suffix = path.suffix.lower()
     if suffix == ".raw":
         raise ValueError(f"{path}: RAW file without '% evt' or '% format EVT' header line: cannot tell "
@@ -70,7 +72,7 @@ def is_event_file(path: str | os.PathLike) -> bool:
 
 def open_events(path: str | os.PathLike, height: int | None = None,
                 width: int | None = None) -> DatReader | RawReader | EventH5Reader:
-    """A reader for ``path`` (``DatReader`` for DAT, ``RawReader`` for EVT 2.0/3.0, ``EventH5Reader`` for
+    """A reader for ``path`` (``DatReader`` for DAT, ``RawReader`` for EVT 2.0/2.1/3.0, ``EventH5Reader`` for
     event HDF5); see ``detect_format``.
 
     Use as a context manager: ``with open_events(p) as r: ...``.

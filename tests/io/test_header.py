@@ -62,7 +62,9 @@ def test_parse_header_missing_file(tmp_path):
 def test_evt_version_from_format_line():
     header = Header(fields={"format": "EVT3;height=720;width=1280"})
     assert header.evt_version == "3.0"
-    assert Header(fields={"format": "EVT21"}).evt_version == "21.0"
+    assert Header(fields={"format": "EVT21;endianness=legacy"}).evt_version == "2.1"  # OpenEB's spelling
+    assert Header(fields={"format": "EVT2.1"}).evt_version == "2.1"
+    assert Header(fields={"format": "EVT2"}).evt_version == "2.0"
 
 
 @pytest.mark.parametrize("fields, expected", [

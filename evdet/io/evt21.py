@@ -1,0 +1,133 @@
+"""Prophesee EVT 2.1 word decoding (SPEC 2.3): numba kernel and its public wrapper ``decode_evt21``.
+
+EVT 2.1 (the default of GenX320, an option of IMX636) extends EVT 2.0 to 64-bit vectorised words. Each
+word, read as a little-endian 64-bit integer, carries its type in bits 60-63:
+
+- ``0`` EVT_NEG / ``1`` EVT_POS: a group of up to 32 events of one polarity on one row: bits 0-31 are a
+  valid mask, ``y`` bits 32-42, ``x`` bits 43-53 (the group's first column), time low (6 bits) bits
+  54-59; bit ``i`` of the mask set means an event at ``(x + i, y)``, emitted in increasing ``i``;
+- ``8`` EVT_TIME_HIGH: bits 32-59 are bits 6-33 of the time; ``t = (time_high << 6) | time_low`` (µs);
+- ``10`` EXT_TRIGGER, ``14`` OTHERS, ``15`` CONTINUED: ignored.
+
+Any other type is an error. Events before the first EVT_TIME_HIGH are dropped (their time is unknown).
+The 34-bit time wraps after ~4.8 h: as for EVT 2.0, a time high that decreases by more than half its
+range adds 2^34 µs to the following times.
+
+IMX636 sends each 64-bit word as two 32-bit little-endian halves, low half *second*: OpenEB calls this
+layout "legacy" (``% format EVT21;endianness=legacy``); with ``legacy=True`` the two halves are swapped
+before decoding (type in bits 28-31 of the first 32-bit half).
+
+The decoder state is EVT 2.0's (:func:`evdet.io.evt2.new_evt2_state`): time high, wrap offset, error
+word, last time, backward steps.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.evt2 import new_evt2_state
+
+_TH, _LOOP, _ERR, _LAST_T, _BACK = 0, 1, 2, 3, 4  # the slots of new_evt2_state()
+_TH_HALF = 1 << 27
+_LOOP_STEP = 1 << 34
+EVT21_KNOWN_TYPES = (0, 1, 8, 10, 14, 15)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _word(words, i, legacy):  # pragma: no cover - compiled
+    w = np.uint64(words[i])
+    if legacy:
+        w = (w >> np.uint64(32)) | ((w & np.uint64(0xFFFFFFFF)) << np.uint64(32))
+    return w
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_evt21_kernel(words, legacy):  # pragma: no cover - compiled
+    """Upper bound of the events in ``words``: the set mask bits of every CD word."""
+    n = 0
+    for i in range(words.shape[0]):
+        w = _word(words, i, legacy)
+        if (w >> np.uint64(60)) <= np.uint64(1):
+            m = np.uint32(w & np.uint64(0xFFFFFFFF))
+            while m:
+                m &= m - np.uint32(1)
+                n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_evt21_kernel(words, out64, state, legacy):  # pragma: no cover - compiled
+    """words uint64[N] -> out64 int64[>= 2 * events] (EVENT_DTYPE buffer seen as int64: word 2n =
+    x | y << 16 | p << 32, word 2n+1 = t); returns the number of events written."""
+    th = state[_TH]
+    loop = state[_LOOP]
+    last_t = state[_LAST_T]
+    back = state[_BACK]
+    n = 0
+    for i in range(words.shape[0]):
+        w = _word(words, i, legacy)
+        kind = np.int64(w >> np.uint64(60))
+        hi = np.int64((w >> np.uint64(32)) & np.uint64(0xFFFFFFF))  # bits 32-59
+        if kind <= 1:
+            if th >= 0:
+                t = loop + ((th << 6) | (hi >> 22))
+                if t < last_t:
+                    back += 1
+                last_t = t
+                y = hi & 0x7FF
+                x = (hi >> 11) & 0x7FF
+                mask = np.int64(w & np.uint64(0xFFFFFFFF))
+                head = (y << 16) | (kind << 32)
+                for b in range(32):
+                    if (mask >> b) & 1:
+                        out64[2 * n] = (x + b) | head
+                        out64[2 * n + 1] = t
+                        n += 1
+        elif kind == 8:
+            if th >= 0 and th - hi > _TH_HALF:
+                loop += _LOOP_STEP
+            th = hi
+        elif kind != 10 and kind != 14 and kind != 15:
+            state[_ERR] = i
+            break
+    state[_TH] = th
+    state[_LOOP] = loop
+    state[_LAST_T] = last_t
+    state[_BACK] = back
+    return n
+
+
+def decode_evt21(words: np.ndarray, state: np.ndarray | None = None, source: str = "EVT2.1 data",
+                 byte_offset: int = 0, legacy: bool = False) -> np.ndarray:
+    """Decode EVT 2.1 words into events.
+
+    Args:
+        words: ``uint64 ndarray[N]`` (little-endian 64-bit words, header removed).
+        state: decoder state from :func:`evdet.io.evt2.new_evt2_state`, updated in place so that a stream
+            can be decoded chunk by chunk; None starts fresh.
+        source, byte_offset: file name and byte offset of ``words[0]``, used in error messages.
+        legacy: the IMX636 layout (32-bit halves swapped, see the module docstring).
+
+    Returns:
+        ``EVENT_DTYPE ndarray[n]`` (``t`` in µs), ``n <= 32 N``.
+
+    Raises:
+        ValueError: a word has an unknown type (names ``source``, the byte offset and the type).
+    """
+    if state is None:
+        state = new_evt2_state()
+    words = np.ascontiguousarray(words, dtype=np.uint64)
+    if words.shape[0] == 0:
+        return np.empty(0, dtype=EVENT_DTYPE)
+    out = np.empty(_count_evt21_kernel(words, bool(legacy)), dtype=EVENT_DTYPE)
+    n = _decode_evt21_kernel(words, out.view(np.int64), state, bool(legacy))
+    if state[_ERR] >= 0:
+        i = int(state[_ERR])
+        w = int(words[i])
+        if legacy:
+            w = (w >> 32) | ((w & 0xFFFFFFFF) << 32)
+        raise ValueError(f"{source}: unknown EVT 2.1 event type {w >> 60} in word 0x{w:016x} at byte "
+                         f"offset {byte_offset + 8 * i}")
+    return out[:n]
