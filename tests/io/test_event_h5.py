@@ -92,6 +92,7 @@ def test_windows_seeks_and_counts_match_a_numpy_reference(tmp_path, rng, monkeyp
     if search == "binary":  # no look-ahead at the read position, tiny final slices: every seek bisects
         monkeypatch.setattr(event_h5, "_LINEAR_SEARCH", 8)
         monkeypatch.setattr(event_h5, "_SLICE_SEARCH", 4)
+        monkeypatch.setattr(event_h5, "_READ_BLOCK", 1000)  # reads in several blocks
     ev = make_events(rng)
     ev["t"][1000:1200] = ev["t"][1000]  # a run of equal times across windows and slices
     ev = ev[np.argsort(ev["t"], kind="stable")]
@@ -120,6 +121,7 @@ def test_windows_seeks_and_counts_match_a_numpy_reference(tmp_path, rng, monkeyp
         assert r.done and r.load_delta_t(5).size == 0
     for t0, t1 in ((0, 1), (int(ev["t"][1000]), int(ev["t"][1000]) + 1), (50_000, 51_000), (299_000, 10**7)):
         assert_events_equal(read_events(path, t0, t1), window(ev, t0, t1))
+    assert_events_equal(read_events(path), ev)
 
 
 def test_a_window_reads_only_its_rows(tmp_path, rng, monkeypatch):
