@@ -63,7 +63,8 @@ class EventDataModule(L.LightningDataModule):
         return int(trainer.global_rank), int(trainer.world_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """Epoch of the next ``train_dataloader()`` (Lightning also calls the sampler's ``set_epoch``)."""
+        """Epoch of the next ``train_dataloader()`` at least (the trainer's epoch when later; Lightning also
+        calls the sampler's ``set_epoch``). Set on resume by the module's ``on_load_checkpoint``."""
         self._epoch = int(epoch)
 
     def setup(self, stage: str | None = None) -> None:
@@ -73,8 +74,8 @@ class EventDataModule(L.LightningDataModule):
         rank, world = self._rank_world()
         epoch = self._epoch
         trainer = getattr(self, "trainer", None)
-        if train and trainer is not None:
-            epoch = int(trainer.current_epoch)
+        if train and trainer is not None:  # a resumed run: its epoch is known before Lightning's counter
+            epoch = max(epoch, int(trainer.current_epoch))
         if world > 1 and getattr(getattr(trainer, "_accelerator_connector", None), "use_distributed_sampler",
                                  False):
             raise ValueError("EventDataModule shards videos itself: build the Trainer with "

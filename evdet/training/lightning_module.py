@@ -188,6 +188,17 @@ class LightningDetectionModel(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.detector.reset_all()
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """On ``--resume``: tell the data module the epoch that training continues with (the number of
+        epochs whose batches all ran, as Lightning counts them), before anything builds the training
+        loader. Lightning builds it while sizing the learning-rate schedule (``configure_optimizers``),
+        before it restores its own epoch counter; without this the resumed epoch would replay epoch 0's
+        data order."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._has_trainer() else None
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current")
+        if datamodule is not None and hasattr(datamodule, "set_epoch") and progress:
+            datamodule.set_epoch(int(progress["processed"]))
+
     # ------------------------------------------------------------------ validation / test
     def _eval_step(self, batch, split: str) -> list[list[Tensor]]:
         self.detector.reset(batch.mask_keep_memory)
