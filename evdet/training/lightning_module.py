@@ -89,6 +89,8 @@ class LightningDetectionModel(L.LightningModule):
             "val": DetectionAccumulator(), "test": DetectionAccumulator()
         }
         self.last_metrics: dict[str, dict[str, float]] = {}
+        #: the global step (weights) each split's ``last_metrics`` were computed at
+        self.last_metrics_step: dict[str, int] = {}
         #: the merged accumulator of the last finished validation/test epoch (e.g. to write detections)
         self.last_accumulators: dict[str, DetectionAccumulator] = {}
         #: test epochs also keep the detections of every bin (not only labelled ones), gathered over ranks
@@ -229,6 +231,7 @@ class LightningDetectionModel(L.LightningModule):
         if self._has_trainer() and self.trainer.sanity_checking:
             return metrics
         self.last_metrics[split] = metrics
+        self.last_metrics_step[split] = int(self.global_step)
         self.last_accumulators[split] = merged
         logged = {f"{split}/{k.replace(' ', '_')}": float(v) for k, v in metrics.items()}
         # every rank holds the same merged metrics: no reduction needed

@@ -309,9 +309,11 @@ def train(
     best = [cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None) == "val/AP"]
     if best and best[0].best_model_path:
         result.best_checkpoint = Path(best[0].best_model_path)
-    if "val" not in module.last_metrics and module.train_config.limit_val_batches != 0 \
+    validated_final = module.last_metrics_step.get("val") == trainer.global_step
+    if not validated_final and module.train_config.limit_val_batches != 0 \
             and trainer.state.status.value == "finished":
-        # stopped before any validation (e.g. --max-steps inside the first epoch): validate once now
+        # the final weights were never validated (e.g. --max-steps stopped inside an epoch, before any
+        # validation or after an earlier one): validate them now, so the metrics are the final model's
         trainer.validate(module, datamodule=dm, verbose=False)
     if "val" in module.last_metrics:
         result.metrics["val"] = dict(module.last_metrics["val"])

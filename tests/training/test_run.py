@@ -149,3 +149,20 @@ def test_new_run_over_an_earlier_one_needs_overwrite(dataset_dir, tmp_path):
     assert (root / "checkpoints" / "last.ckpt").stat().st_mtime_ns == first
     train(dataset_dir, root, model_config=MC, data_config=DC, train_config=tc, progress=False, overwrite=True)
     assert (root / "checkpoints" / "last.ckpt").stat().st_mtime_ns != first
+
+
+def test_max_steps_inside_an_epoch_reports_the_final_weights_metrics(dataset_dir, tmp_path):
+    """Validation ran after epoch 0 (step 2); --max-steps 3 stops inside epoch 1: the metrics returned and
+    saved are those of the step-3 weights (the ones in last.ckpt), not the epoch-0 validation's."""
+    import dataclasses
+    import json
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    tc = dataclasses.replace(TC, max_epochs=3, max_steps=3, eval_score_thresh=0.0, lr=5e-2)
+    root = tmp_path / "run"
+    result = train(dataset_dir, root, model_config=MC, data_config=DC, train_config=tc, progress=False)
+    assert torch.load(result.last_checkpoint, weights_only=True)["global_step"] == 3
+    final = train(dataset_dir, tmp_path / "check", model_config=MC, data_config=DC, train_config=tc,
+                  checkpoint=result.last_checkpoint, just_val=True, progress=False).metrics["val"]
+    assert result.metrics["val"] == final
+    assert json.loads((root / "metrics_val.json").read_text()) == final
