@@ -361,3 +361,17 @@ def test_events_outside_geometry_are_dropped(tmp_path, monkeypatch):
     with DatReader(path) as r, warnings.catch_warnings():
         warnings.simplefilter("error")
         assert r.geometry_inferred and r.load_all().size == 6  # inferred geometry holds every event
+
+
+def test_real_ncars_with_one_corrupt_record(tmp_path, real_data):
+    data = bytearray((real_data / "sample_ncars.dat").read_bytes())
+    with DatReader(real_data / "sample_ncars.dat") as r:
+        clean, offset = r.load_all(), r.data_offset
+    data[offset + 8 * 1000:offset + 8 * 1000 + 4] = np.uint32(0xF0000000).tobytes()
+    path = tmp_path / "corrupt.dat"
+    path.write_bytes(bytes(data))
+    with DatReader(path) as r:
+        message = f"record 1000 at byte offset {offset + 8000} .* skipped as corrupt"
+        with pytest.warns(UserWarning, match=message):
+            np.testing.assert_array_equal(r.load_all(), np.delete(clean, 1000))
+        assert r.duration == 99952

@@ -239,3 +239,25 @@ def test_events_outside_geometry_dropped_evt2_and_evt3(tmp_path):
     with RawReader(path, height=2048, width=2048) as r, warnings.catch_warnings():
         warnings.simplefilter("error")
         assert r.load_all().size == 8
+
+
+def test_real_evt2_sample_with_one_corrupt_time_high(tmp_path, real_data):
+    data = (real_data / "evt2_sample.raw").read_bytes()
+    header = RawReader(real_data / "evt2_sample.raw").data_offset
+    words = np.frombuffer(data[header:], dtype="<u4").copy()
+    with RawReader(real_data / "evt2_sample.raw") as r:
+        clean = r.load_all()
+    highs = np.flatnonzero(words >> 28 == 8)
+    k = int(highs[highs.size // 2])
+    group = np.flatnonzero(words[k + 1:int(highs[highs.size // 2 + 1])] >> 28 <= 1).size
+    words[k] = (8 << 28) | ((int(words[k]) + (1 << 27) + 12345) & 0xFFFFFFF)  # a far jump, as in issue 12
+    path = tmp_path / "corrupt.raw"
+    path.write_bytes(data[:header] + words.tobytes())
+    with RawReader(path, chunk_words=4096) as r:
+        with pytest.warns(UserWarning, match=f"byte offset {header + 4 * k} .* skipped as corrupt"):
+            events = r.load_all()
+    assert events.size == clean.size and group > 0
+    changed = np.flatnonzero(events["t"] != clean["t"])  # only the corrupt word's CD events (64 µs early)
+    assert changed.size <= group and np.all(clean["t"][changed] - events["t"][changed] == 64)
+    for field in ("x", "y", "p"):
+        np.testing.assert_array_equal(events[field], clean[field])
