@@ -95,6 +95,8 @@ def _decode_evt2_kernel(words, start, stop, out64, state, width, height):  # pra
     loop = state[_LOOP]
     last_t = state[_LAST_T]
     back = state[_BACK]
+    n_out = state[_NOUT]
+    first_out = state[_FOUT]
     n = 0
     for i in range(start, stop):
         w = np.int64(words[i])
@@ -103,21 +105,21 @@ def _decode_evt2_kernel(words, start, stop, out64, state, width, height):  # pra
             if th >= 0:
                 x = (w >> 11) & 0x7FF
                 y = w & 0x7FF
-                if x >= width or y >= height:
-                    if state[_NOUT] == 0:
-                        state[_FOUT] = i
-                    state[_NOUT] += 1
-                    continue
-                t = loop + ((th << 6) | ((w >> 22) & 0x3F))
-                if t < last_t:
-                    back += 1
-                last_t = t
-                out64[2 * n] = x | (y << 16) | (kind << 32)
-                out64[2 * n + 1] = t
-                n += 1
+                if x < width and y < height:
+                    t = loop + ((th << 6) | ((w >> 22) & 0x3F))
+                    if t < last_t:
+                        back += 1
+                    last_t = t
+                    out64[2 * n] = x | (y << 16) | (kind << 32)
+                    out64[2 * n + 1] = t
+                    n += 1
+                else:
+                    if n_out == 0:
+                        first_out = i
+                    n_out += 1
         elif kind == 8:
             new = w & _TH_MASK
-            if _time_high_is_corrupt(words, i, th, new):
+            if (th < 0 or ((new - th) & _TH_MASK) > 1) and _time_high_is_corrupt(words, i, th, new):
                 if state[_NSKIP] == 0:
                     state[_FSKIP] = i
                 state[_NSKIP] += 1
@@ -132,6 +134,8 @@ def _decode_evt2_kernel(words, start, stop, out64, state, width, height):  # pra
     state[_LOOP] = loop
     state[_LAST_T] = last_t
     state[_BACK] = back
+    state[_NOUT] = n_out
+    state[_FOUT] = first_out
     return n
 
 
