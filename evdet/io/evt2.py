@@ -36,8 +36,6 @@ _TH, _LOOP, _ERR, _LAST_T, _BACK, _NSKIP, _FSKIP, _NOUT, _FOUT = range(EVT2_STAT
 _TH_MASK = (1 << 28) - 1
 _TH_HALF = 1 << 27
 _LOOP_STEP = 1 << 34
-EVT2_MAX_COORD = 1 << 11
-"""x and y are 11-bit fields: the geometry limit that drops nothing."""
 EVT2_KNOWN_TYPES = (0, 1, 8, 10, 14, 15)
 
 
@@ -88,9 +86,26 @@ def _time_high_is_corrupt(words, i, th, new):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_evt2_kernel(words, start, stop, out64, state, width, height):  # pragma: no cover - compiled
+def _any_outside(words, start, stop, height, width):  # pragma: no cover - compiled
+    """Whether a CD word of ``words[start:stop]`` has ``x >= width`` or ``y >= height`` (a branch-free
+    scan, ~10x faster than decoding, that lets the decoder skip the per-event check)."""
+    chunk = words[start:stop]
+    bad = np.uint32(0)
+    h, wd = np.uint32(height), np.uint32(width)
+    for k in range(chunk.shape[0]):
+        w = chunk[k]
+        outside = np.uint32(((w >> 11) & 0x7FF) >= wd) | np.uint32((w & 0x7FF) >= h)
+        bad |= np.uint32((w >> 28) <= 1) & outside
+    return bad != 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_evt2_kernel(words, start, stop, out64, state, limits):  # pragma: no cover - compiled
     """words[start:stop] (uint32) -> out64 int64[>=2 (stop - start)] (EVENT_DTYPE buffer seen as int64,
-    little-endian: word 2n = x | y << 16 | p << 32, word 2n+1 = t); returns the number of events written."""
+    little-endian: word 2n = x | y << 16 | p << 32, word 2n+1 = t); returns the number of events written.
+
+    ``limits``: ``(height, width)``, events outside are dropped and counted, or None (no check: numba
+    compiles that case without it)."""
     th = state[_TH]
     loop = state[_LOOP]
     last_t = state[_LAST_T]
@@ -98,37 +113,39 @@ def _decode_evt2_kernel(words, start, stop, out64, state, width, height):  # pra
     n_out = state[_NOUT]
     first_out = state[_FOUT]
     n = 0
-    for i in range(start, stop):
-        w = np.int64(words[i])
+    chunk = words[start:stop]  # a loop over a slice is ~6 % faster than over range(start, stop)
+    for k in range(chunk.shape[0]):
+        w = np.int64(chunk[k])
         kind = w >> 28
         if kind <= 1:
             if th >= 0:
                 x = (w >> 11) & 0x7FF
                 y = w & 0x7FF
-                if x < width and y < height:
-                    t = loop + ((th << 6) | ((w >> 22) & 0x3F))
-                    if t < last_t:
-                        back += 1
-                    last_t = t
-                    out64[2 * n] = x | (y << 16) | (kind << 32)
-                    out64[2 * n + 1] = t
-                    n += 1
-                else:
-                    if n_out == 0:
-                        first_out = i
-                    n_out += 1
+                if limits is not None:
+                    if x >= limits[1] or y >= limits[0]:
+                        if n_out == 0:
+                            first_out = start + k
+                        n_out += 1
+                        continue
+                t = loop + ((th << 6) | ((w >> 22) & 0x3F))
+                if t < last_t:
+                    back += 1
+                last_t = t
+                out64[2 * n] = x | (y << 16) | (kind << 32)
+                out64[2 * n + 1] = t
+                n += 1
         elif kind == 8:
             new = w & _TH_MASK
-            if (th < 0 or ((new - th) & _TH_MASK) > 1) and _time_high_is_corrupt(words, i, th, new):
+            if (th < 0 or ((new - th) & _TH_MASK) > 1) and _time_high_is_corrupt(words, start + k, th, new):
                 if state[_NSKIP] == 0:
-                    state[_FSKIP] = i
+                    state[_FSKIP] = start + k
                 state[_NSKIP] += 1
                 continue
             if th >= 0 and th - new > _TH_HALF:
                 loop += _LOOP_STEP
             th = new
         elif kind != 10 and kind != 14 and kind != 15:
-            state[_ERR] = i
+            state[_ERR] = start + k
             break
     state[_TH] = th
     state[_LOOP] = loop
@@ -168,11 +185,13 @@ def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str 
         words = words.astype(np.uint32)
     stop = words.shape[0] if stop is None else min(int(stop), words.shape[0])
     start = min(int(start), stop)
-    height, width = (EVT2_MAX_COORD, EVT2_MAX_COORD) if geometry is None else geometry
     out = np.empty(stop - start, dtype=EVENT_DTYPE)
     if stop == start:
         return out
-    n = _decode_evt2_kernel(words, start, stop, out.view(np.int64), state, width, height)
+    limits = None
+    if geometry is not None and _any_outside(words, start, stop, int(geometry[0]), int(geometry[1])):
+        limits = (int(geometry[0]), int(geometry[1]))
+    n = _decode_evt2_kernel(words, start, stop, out.view(np.int64), state, limits)
     if state[_ERR] >= 0:
         i = int(state[_ERR])
         raise ValueError(f"{source}: unknown EVT 2.0 event type {int(words[i]) >> 28} in word "
