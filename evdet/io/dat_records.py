@@ -74,58 +74,84 @@ def _is_corrupt(records, i, prev):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_range(records, start, stop, out64, offset, prev, width, height, drops):  # pragma: no cover
+def _needs_checks(flat, start, stop, prev, height, width):  # pragma: no cover - compiled
+    """(any time jump near records ``[start, stop)``, any x/y outside ``(height, width)`` near them),
+    from ``flat`` = the records as ``uint64[N]`` (time word | packed word << 32): a branch-free scan,
+    ~2.5x faster than decoding, that lets the decoder leave out the checks. The jumps looked at are
+    those from ``prev`` (the previous accepted time, -1: none) to the first record and between the
+    records from the one before ``start`` to the one after ``stop``."""
+    seg = flat[max(start - 1, 0):min(stop + 1, flat.shape[0])]
+    last = np.int64(seg[0] & 0xFFFFFFFF)
+    jump = prev >= 0 and abs(np.int64(flat[start] & 0xFFFFFFFF) - prev) > HALF_TIME_WRAP
+    jumps = np.uint64(0)
+    outside = np.uint64(0)
+    for k in range(seg.shape[0]):
+        v = seg[k]
+        t = np.int64(v & 0xFFFFFFFF)
+        d = t - last
+        last = t
+        jumps |= np.uint64((d > HALF_TIME_WRAP) | (d < -HALF_TIME_WRAP))
+        outside |= np.uint64((((v >> 32) & 0x3FFF) >= width) | (((v >> 46) & 0x3FFF) >= height))
+    return jump or jumps != 0, outside != 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_range(records, start, stop, out64, offset, prev, limits, jumps, drops):  # pragma: no cover
     """Decode ``records[start:stop]`` into ``out64[2 (i - start) ...]`` (the EVENT_DTYPE buffer seen as
     int64, little-endian: word 2k = x | y << 16 | p << 32, word 2k+1 = t). A dropped event has word
     2k = -1 (p = -1); a skipped corrupt record gets the previous accepted time. ``records`` beyond
     ``stop`` are read (never decoded) to judge a jump at the end of the range.
 
-    ``drops`` int64[4] (corrupt count, first corrupt index, outside count, first outside index) is
-    updated. Returns (wrap offset, previous accepted t32, backward steps)."""
+    ``limits``: ``(height, width)`` to drop events outside, or None; ``jumps``: True to look for corrupt
+    records, or None (``_needs_checks`` found no jump: numba compiles the None cases without the
+    checks). ``drops`` int64[4] (corrupt count, first corrupt index, outside count, first outside
+    index) is updated. Returns (wrap offset, previous accepted t32, backward steps)."""
     backward = np.int64(0)
-    for i in range(start, stop):
-        j = 2 * (i - start)
-        if _is_corrupt(records, i, prev):
-            if drops[0] == 0:
-                drops[1] = i
-            drops[0] += 1
-            out64[j] = -1
-            out64[j + 1] = offset + max(prev, 0)
-            continue
-        t32 = np.int64(records[i, 0])
+    seg = records[start:stop]  # a loop over a slice compiles to faster code than over range(start, stop)
+    for k in range(seg.shape[0]):
+        j = 2 * k
+        if jumps is not None:
+            if _is_corrupt(records, start + k, prev):
+                if drops[0] == 0:
+                    drops[1] = start + k
+                drops[0] += 1
+                out64[j] = -1
+                out64[j + 1] = offset + max(prev, 0)
+                continue
+        t32 = np.int64(seg[k, 0])
         if t32 < prev:
             if prev - t32 > HALF_TIME_WRAP:
                 offset += TIME_WRAP
             else:
                 backward += 1
         prev = t32
-        w = np.int64(records[i, 1])
+        w = np.int64(seg[k, 1])
         x = w & 0x3FFF
         y = (w >> 14) & 0x3FFF
-        if x >= width or y >= height:
-            if drops[2] == 0:
-                drops[3] = i
-            drops[2] += 1
-            out64[j] = -1
-        else:
-            out64[j] = x | (y << 16) | (((w >> 28) & 1) << 32)
+        out64[j] = x | (y << 16) | (((w >> 28) & 1) << 32)
+        if limits is not None:
+            if x >= limits[1] or y >= limits[0]:
+                if drops[2] == 0:
+                    drops[3] = start + k
+                drops[2] += 1
+                out64[j] = -1
         out64[j + 1] = t32 + offset
     return offset, prev, backward
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_dat_kernel(records, start, stop, out64, state, width, height):  # pragma: no cover - compiled
+def _decode_dat_kernel(records, start, stop, out64, state, limits, jumps):  # pragma: no cover - compiled
     """Records ``[start, stop)`` -> out64 int64[2 (stop - start)] with ``state`` (see ``new_dat_state``)
     updated; returns the number of backward time steps that were not wraps (unsorted data)."""
     offset, prev, backward = _decode_range(records, start, stop, out64, state[_OFFSET], state[_PREV],
-                                           width, height, state[_NJUMP:])
+                                           limits, jumps, state[_NJUMP:])
     state[_OFFSET] = offset
     state[_PREV] = prev
     return backward
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _decode_dat_kernel_parallel(records, start, stop, out64, state, width, height,
+def _decode_dat_kernel_parallel(records, start, stop, out64, state, limits, jumps,
                                 block):  # pragma: no cover - compiled
     """Same result as ``_decode_dat_kernel``, over blocks of ``block`` records on all numba threads.
 
@@ -148,7 +174,7 @@ def _decode_dat_kernel_parallel(records, start, stop, out64, state, width, heigh
         drops[b, 1] = -1
         drops[b, 3] = -1
         offset, lastp[b], backs[b] = _decode_range(records, s, e, out64[2 * (s - start):], base, prev,
-                                                   width, height, drops[b])
+                                                   limits, jumps, drops[b])
         wraps[b] = offset - base
     for b in range(1, nblocks):
         s = start + b * block
@@ -157,7 +183,7 @@ def _decode_dat_kernel_parallel(records, start, stop, out64, state, width, heigh
             drops[b, 0] = 0
             drops[b, 2] = 0
             offset, lastp[b], backs[b] = _decode_range(records, s, e, out64[2 * (s - start):], base,
-                                                       lastp[b - 1], width, height, drops[b])
+                                                       lastp[b - 1], limits, jumps, drops[b])
             wraps[b] = offset - base
     shift = np.zeros(nblocks, dtype=np.int64)  # wraps of the blocks before b (µs)
     acc = np.int64(0)
@@ -223,16 +249,22 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None, sta
         state = new_dat_state()
     stop = records.shape[0] if stop is None else min(int(stop), records.shape[0])
     start = min(int(start), stop)
-    height, width = (DAT_MAX_COORD, DAT_MAX_COORD) if geometry is None else geometry
     out = np.empty(stop - start, dtype=EVENT_DTYPE)
     if stop == start:
         return out, 0
+    height, width = (DAT_MAX_COORD, DAT_MAX_COORD) if geometry is None else geometry
+    if not records.flags.c_contiguous:
+        records = np.ascontiguousarray(records)
+    flat = records.view(np.uint64).reshape(-1)  # [N]: time word | packed word << 32 (little-endian)
+    jumps, outside = _needs_checks(flat, start, stop, state[_PREV], np.uint64(height), np.uint64(width))
+    limits = (int(height), int(width)) if outside else None
+    jumps = True if jumps else None
     before = state[_NJUMP] + state[_NOUT]
     if stop - start >= PARALLEL_MIN_RECORDS and numba.get_num_threads() > 1:
-        backward = _decode_dat_kernel_parallel(records, start, stop, out.view(np.int64), state, width,
-                                               height, PARALLEL_BLOCK)
+        backward = _decode_dat_kernel_parallel(records, start, stop, out.view(np.int64), state, limits,
+                                               jumps, PARALLEL_BLOCK)
     else:
-        backward = _decode_dat_kernel(records, start, stop, out.view(np.int64), state, width, height)
+        backward = _decode_dat_kernel(records, start, stop, out.view(np.int64), state, limits, jumps)
     if not keep_dropped and state[_NJUMP] + state[_NOUT] != before:
         out = out[out["p"] >= 0]
     return out, int(backward)

@@ -181,8 +181,8 @@ def test_parallel_kernel_equals_sequential(rng, block, span):
         s_par = s_seq.copy()
         out_seq = np.empty(2 * (n - 3), dtype=np.int64)
         out_par = np.empty(2 * (n - 3), dtype=np.int64)
-        back_seq = _decode_dat_kernel(records, 1, n - 2, out_seq, s_seq, 600, 400)
-        back_par = _decode_dat_kernel_parallel(records, 1, n - 2, out_par, s_par, 600, 400, block)
+        back_seq = _decode_dat_kernel(records, 1, n - 2, out_seq, s_seq, (400, 600), True)
+        back_par = _decode_dat_kernel_parallel(records, 1, n - 2, out_par, s_par, (400, 600), True, block)
         np.testing.assert_array_equal(out_par, out_seq)
         np.testing.assert_array_equal(s_par, s_seq)
         assert back_par == back_seq > 0
