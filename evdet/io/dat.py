@@ -19,9 +19,11 @@ from evdet.io.dat_records import (
     DAT_RECORD_SIZE,
     HALF_TIME_WRAP,
     TIME_WRAP,
+    dat_drops,
     decode_dat_records,
     encode_dat_records,
     max_xy,
+    new_dat_state,
 )
 from evdet.io.dtypes import as_events
 from evdet.io.header import Header, parse_header, resolve_geometry
@@ -50,6 +52,11 @@ class DatReader(EventReader):
         done: every event has been returned (the read position is at the end).
 
     Reading functions return ``EVENT_DTYPE`` arrays in file order, which is time order for valid files.
+    A record whose time is an isolated jump of more than 2^31 µs (not a wrap: the next record does not
+    continue from it) is skipped as corrupt, and events outside a known geometry (caller or header)
+    are dropped; both are counted (``skipped_corrupt``, ``dropped_outside``: over the reads since the
+    last ``reset``/seek) and each kind is warned about once, naming the file and the byte offset of
+    the first. ``load_n_events(n)`` therefore returns n events minus the dropped ones.
     Windowed reads (``load_delta_t``, ``seek_time``) assume sorted timestamps (binary search); if a
     decoded block is found unsorted a ``UserWarning`` is raised once. ``load_all`` sorts (stable) with a
     warning.
@@ -60,7 +67,7 @@ class DatReader(EventReader):
             offset), or a header-less file whose records are not DAT records.
     Warns:
         UserWarning: the file ends with a partial record (names the byte offset; the complete records
-            are read).
+            are read); when reading: corrupt records skipped, events outside the geometry dropped.
     """
 
     def __init__(self, path: str | os.PathLike, height: int | None = None, width: int | None = None):
@@ -104,9 +111,10 @@ class DatReader(EventReader):
             self._check_legacy_records()
         self._geometry = resolve_geometry(header, height, width, str(self.path))
         self.geometry_inferred = self._geometry is None
+        self._limits = self._geometry  # events outside are dropped; None (inferred) drops none
+        self._warned: set[str] = set()
         self._index_pos: np.ndarray | None = None
         self._index_t: np.ndarray | None = None
-        self._warned_unsorted = False
         self.reset()
 
     # ----------------------------------------------------------------- geometry
@@ -130,33 +138,44 @@ class DatReader(EventReader):
 
     # ----------------------------------------------------------------- time index
     def _build_index(self) -> None:
-        """Coarse index: unwrapped t of every ``_INDEX_STRIDE``-th record and of the last one."""
+        """Coarse index: unwrapped t of every ``_INDEX_STRIDE``-th record and of the last one. A sampled
+        record that is an isolated time jump (corrupt, see ``dat_records``) is replaced by its
+        neighbour (the next one; the one before for the last record)."""
         if self._index_pos is not None:
             return
-        pos = np.arange(0, self.event_count, _INDEX_STRIDE, dtype=np.int64)
-        if self.event_count and pos[-1] != self.event_count - 1:
-            pos = np.append(pos, self.event_count - 1)
-        t32 = np.asarray(self._records[pos, 0]).astype(np.int64)
+        n = self.event_count
+        pos = np.arange(0, n, _INDEX_STRIDE, dtype=np.int64)
+        if n and pos[-1] != n - 1:
+            pos = np.append(pos, n - 1)
+        t = lambda i: np.asarray(self._records[np.clip(i, 0, n - 1), 0]).astype(np.int64)  # noqa: E731
+        jump = lambda a, b: np.abs(t(b) - t(a)) > HALF_TIME_WRAP  # noqa: E731
+        corrupt = np.where(pos == 0, (n >= 3) & jump(pos, pos + 1) & ~jump(pos + 1, pos + 2),
+                           jump(pos - 1, pos) & ((pos == n - 1) | jump(pos, pos + 1)))
+        pos = np.unique(np.where(corrupt, np.where(pos == n - 1, pos - 1, pos + 1), pos))
+        t32 = t(pos)
         wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -HALF_TIME_WRAP)]) if t32.size else t32
         self._index_pos = pos
         self._index_t = t32 + wraps * TIME_WRAP
 
-    def _decode_from_index(self, k: int, stop: int) -> np.ndarray:
-        """Decode records ``[index_pos[k], stop)`` with the wrap state known at entry ``k``."""
-        start = int(self._index_pos[k])
+    def _decode_from_index(self, k: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode records ``[index_pos[k], stop)`` with the wrap state known at entry ``k``: one event per
+        record (dropped ones marked ``p = -1``, see ``decode_dat_records``) and the state after them."""
         t_k = int(self._index_t[k])
-        state = np.array([t_k - (t_k & 0xFFFFFFFF), t_k & 0xFFFFFFFF], dtype=np.int64)
-        events, _ = decode_dat_records(self._records[start:stop], state)
-        return events
+        state = new_dat_state()
+        state[:2] = t_k - (t_k & 0xFFFFFFFF), t_k & 0xFFFFFFFF
+        events, _ = decode_dat_records(self._records, state, int(self._index_pos[k]), stop, self._limits,
+                                       keep_dropped=True)
+        return events, state
 
     def _state_before(self, pos: int) -> np.ndarray:
-        """Decoder state for starting at record ``pos``."""
+        """Decoder state for starting at record ``pos`` (no drops counted yet)."""
         if pos <= 0:
-            return np.array([0, -1], dtype=np.int64)
+            return new_dat_state()
         self._build_index()
         k = int(np.searchsorted(self._index_pos, pos - 1, side="right")) - 1
-        t_prev = int(self._decode_from_index(k, pos)["t"][-1])
-        return np.array([t_prev - (t_prev & 0xFFFFFFFF), t_prev & 0xFFFFFFFF], dtype=np.int64)
+        state = self._decode_from_index(k, pos)[1]
+        state[2:] = new_dat_state()[2:]
+        return state
 
     def _search(self, t: int) -> int:
         """Index of the first record with unwrapped time >= ``t`` (sorted file assumed)."""
@@ -167,7 +186,7 @@ class DatReader(EventReader):
         if k < 0:
             return 0
         stop = int(self._index_pos[k + 1]) + 1 if k + 1 < self._index_pos.size else self.event_count
-        seg = self._decode_from_index(k, stop)["t"]
+        seg = self._decode_from_index(k, stop)[0]["t"]
         return int(self._index_pos[k]) + int(np.searchsorted(seg, t, side="left"))
 
     def time_range(self) -> tuple[int, int]:
@@ -185,14 +204,45 @@ class DatReader(EventReader):
     # ----------------------------------------------------------------- reading
     def _read(self, stop: int) -> np.ndarray:
         stop = min(max(stop, self._pos), self.event_count)
-        events, backward = decode_dat_records(self._records[self._pos:stop], self._state)
-        if backward and not self._warned_unsorted:
-            self._warned_unsorted = True
-            warnings.warn(f"{self.path}: timestamps are not sorted near record {self._pos} (byte offset "
-                          f"{self.data_offset + self._pos * DAT_RECORD_SIZE}); windowed reads may be "
-                          f"inexact, use load_all() to get sorted events", UserWarning, stacklevel=3)
+        events, backward = decode_dat_records(self._records, self._state, self._pos, stop, self._limits)
+        if backward:
+            self._warn_once("unsorted", f"{self.path}: timestamps are not sorted near record {self._pos} "
+                            f"(byte offset {self._offset(self._pos)}); windowed reads may be inexact, use "
+                            f"load_all() to get sorted events", stacklevel=3)
+        self._warn_drops(self._state, stacklevel=3)
         self._pos = stop
         return events
+
+    def _offset(self, record: int) -> int:
+        """Byte offset of record ``record`` in the file."""
+        return self.data_offset + record * DAT_RECORD_SIZE
+
+    def _warn_drops(self, state: np.ndarray, stacklevel: int) -> None:
+        """Warn (once per kind and reader) about the corrupt records and outside events ``state`` counted."""
+        n_jump, first_jump, n_out, first_out = dat_drops(state)
+        if n_jump:
+            t32, prev = int(self._records[first_jump, 0]), int(self._records[max(first_jump - 1, 0), 0])
+            self._warn_once("corrupt", f"{self.path}: record {first_jump} at byte offset "
+                            f"{self._offset(first_jump)} has time word 0x{t32:08x} after 0x{prev:08x}: an "
+                            f"isolated jump of more than 2^31 µs (not a wrap: the next record does not "
+                            f"continue from it); skipped as corrupt ({n_jump} such record(s) in this read)",
+                            stacklevel + 1)
+        if n_out:
+            w = int(self._records[first_out, 1])
+            self._warn_once("outside", f"{self.path}: {n_out} event(s) outside the {self.height}x"
+                            f"{self.width} sensor geometry dropped in this read (first: record {first_out} "
+                            f"at byte offset {self._offset(first_out)}, x = {w & 0x3FFF}, "
+                            f"y = {(w >> 14) & 0x3FFF})", stacklevel + 1)
+
+    @property
+    def skipped_corrupt(self) -> int:
+        """Corrupt records (isolated time jumps) skipped by the reads since the last reset or seek."""
+        return dat_drops(self._state)[0]
+
+    @property
+    def dropped_outside(self) -> int:
+        """Events outside the geometry dropped by the reads since the last reset or seek."""
+        return dat_drops(self._state)[2]
 
     @property
     def done(self) -> bool:
@@ -207,7 +257,7 @@ class DatReader(EventReader):
     def reset(self) -> None:
         """Go back to the first event; ``current_time = 0``."""
         self._pos = 0
-        self._state = np.array([0, -1], dtype=np.int64)
+        self._state = new_dat_state()
         self.current_time = 0
 
     def load_n_events(self, n: int) -> np.ndarray:
@@ -252,8 +302,8 @@ class DatReader(EventReader):
         self._pos = int(n)
         self._state = self._state_before(self._pos)
         if self._pos < self.event_count:
-            self.current_time = int(decode_dat_records(self._records[self._pos:self._pos + 1],
-                                                       self._state.copy())[0]["t"][0])
+            self.current_time = int(decode_dat_records(self._records, self._state.copy(), self._pos,
+                                                       self._pos + 1, keep_dropped=True)[0]["t"][0])
         else:
             self.current_time = self.duration
 
@@ -261,9 +311,12 @@ class DatReader(EventReader):
         """All events, sorted by ``t`` (stable), without moving the read position.
 
         Warns:
-            UserWarning: the file's timestamps were not sorted (names the first offending record).
+            UserWarning: the file's timestamps were not sorted (names the first offending record); corrupt
+                records skipped, events outside the geometry dropped (see the class docstring).
         """
-        events, backward = decode_dat_records(self._records)
+        state = new_dat_state()
+        events, backward = decode_dat_records(self._records, state, geometry=self._limits)
+        self._warn_drops(state, stacklevel=2)
         if backward:
             events = sort_events_with_warning(
                 events, f"{self.path}: timestamps",

@@ -11,7 +11,8 @@
 - ``0x6`` EVT_TIME_LOW / ``0x8`` EVT_TIME_HIGH: 12 bits each; ``t = (time_high << 12) | time_low`` (µs);
 - ``0x7`` CONTINUED_4, ``0xA`` EXT_TRIGGER, ``0xE`` OTHERS, ``0xF`` CONTINUED_12: ignored.
 
-Any other type is an error. Events before the first EVT_TIME_HIGH are dropped (time unknown). The
+Any other type is an error. Events before the first EVT_TIME_HIGH are dropped (time unknown), and so
+are events outside the sensor geometry given to the decoder (counted in the state). The
 24-bit time wraps every 2^24 µs (~16.8 s): when time high decreases by more than half its range,
 2^24 µs is added to the following times.
 
@@ -34,10 +35,13 @@ import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
 
-EVT3_STATE_SIZE = 10
+EVT3_STATE_SIZE = 12
 # state slots: y, base x, vector polarity, time high (-1 = none yet), time low, loop offset, error word,
-# time-low overflow count (expelliarmus mode only), last event time, count of backward time steps
-_Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF, _LAST_T, _BACK = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+# time-low overflow count (expelliarmus mode only), last event time, count of backward time steps,
+# events outside the geometry and the word index of the first one (-1: none)
+_Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF, _LAST_T, _BACK, _NOUT, _FOUT = range(EVT3_STATE_SIZE)
+EVT3_MAX_COORD = 1 << 11
+"""x and y are 11-bit fields: the geometry limit that drops nothing."""
 EVT3_TIME_MODES = {"spec": 0, "expelliarmus": 1}
 _TH_HALF = 1 << 11
 _LOOP_STEP = 1 << 24
@@ -46,9 +50,15 @@ EVT3_MAX_EVENTS_PER_WORD = 12
 
 
 def new_evt3_state() -> np.ndarray:
-    """Fresh decoder state: ``int64 ndarray[10]`` (y, base x, polarity, time high, time low, wrap offset,
-    error word index, time-low overflow count, last event time, count of backward time steps)."""
-    return np.array([0, 0, 0, -1, 0, 0, -1, 0, -1, 0], dtype=np.int64)
+    """Fresh decoder state: ``int64 ndarray[12]`` (y, base x, polarity, time high, time low, wrap offset,
+    error word index, time-low overflow count, last event time, count of backward time steps, events
+    outside the geometry, first such word or -1)."""
+    return np.array([0, 0, 0, -1, 0, 0, -1, 0, -1, 0, 0, -1], dtype=np.int64)
+
+
+def evt3_outside(state: np.ndarray) -> tuple[int, int]:
+    """``(events outside the geometry dropped, word index of the first one or -1)`` counted in ``state``."""
+    return int(state[_NOUT]), int(state[_FOUT])
 
 
 def backward_steps(state: np.ndarray) -> int:
@@ -57,9 +67,11 @@ def backward_steps(state: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover - compiled
-    """Decode words[start:] into out64 (EVENT_DTYPE buffer seen as int64, little-endian: word 2n =
-    x | y << 16 | p << 32, word 2n+1 = t) until it could overflow; returns (events written, next word)."""
+def _decode_evt3_kernel(words, start, stop, out64, state, compat, width,
+                        height):  # pragma: no cover - compiled
+    """Decode words[start:stop] into out64 (EVENT_DTYPE buffer seen as int64, little-endian: word 2n =
+    x | y << 16 | p << 32, word 2n+1 = t) until it could overflow; returns (events written, next word).
+    Events with x >= width or y >= height are dropped and counted."""
     y = state[_Y]
     bx = state[_BX]
     pol = state[_POL]
@@ -69,10 +81,12 @@ def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover
     tlovf = state[_TLOVF]
     last_t = state[_LAST_T]
     back = state[_BACK]
+    n_out = state[_NOUT]
+    first_out = state[_FOUT]
     cap = out64.shape[0] // 2 - EVT3_MAX_EVENTS_PER_WORD
     n = 0
     i = start
-    nw = words.shape[0]
+    nw = stop
     t = loop + ((th + tlovf) << 12) + tl
     while i < nw and n <= cap:
         w = np.int64(words[i])
@@ -82,9 +96,15 @@ def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover
                 if t < last_t:
                     back += 1
                 last_t = t
-                out64[2 * n] = (w & 0x7FF) | (y << 16) | (((w >> 11) & 1) << 32)
-                out64[2 * n + 1] = t
-                n += 1
+                x = w & 0x7FF
+                if x >= width or y >= height:
+                    if n_out == 0:
+                        first_out = i
+                    n_out += 1
+                else:
+                    out64[2 * n] = x | (y << 16) | (((w >> 11) & 1) << 32)
+                    out64[2 * n + 1] = t
+                    n += 1
         elif kind == 0x0:
             y = w & 0x7FF
         elif kind == 0x4 or kind == 0x5:
@@ -97,9 +117,15 @@ def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover
                 high = (y << 16) | (pol << 32)
                 for b in range(nbits):
                     if (mask >> b) & 1:
-                        out64[2 * n] = ((bx + b) & 0x7FF) | high  # x field: 11 bits, no carry into y
-                        out64[2 * n + 1] = t
-                        n += 1
+                        x = (bx + b) & 0x7FF  # x field: 11 bits, no carry into y
+                        if x >= width or y >= height:
+                            if n_out == 0:
+                                first_out = i
+                            n_out += 1
+                        else:
+                            out64[2 * n] = x | high
+                            out64[2 * n + 1] = t
+                            n += 1
             bx += nbits
         elif kind == 0x3:
             bx = w & 0x7FF
@@ -129,19 +155,26 @@ def _decode_evt3_kernel(words, start, out64, state, compat):  # pragma: no cover
     state[_TLOVF] = tlovf
     state[_LAST_T] = last_t
     state[_BACK] = back
+    state[_NOUT] = n_out
+    state[_FOUT] = first_out
     return n, i
 
 
 def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str = "EVT3 data",
-                byte_offset: int = 0, time_mode: str = "spec") -> np.ndarray:
-    """Decode EVT 3.0 words into events.
+                byte_offset: int = 0, time_mode: str = "spec", start: int = 0, stop: int | None = None,
+                geometry: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode EVT 3.0 words ``[start, stop)`` into events.
 
     Args:
-        words: ``uint16 ndarray[N]`` (little-endian words, header removed).
+        words: ``uint16 ndarray[N]`` (little-endian words, header removed), e.g. a memory map.
         state: decoder state from ``new_evt3_state()``, updated in place so that a stream can be decoded
-            chunk by chunk (a chunk may end inside a vector); None starts fresh.
+            chunk by chunk (a chunk may end inside a vector; ``evt3_outside`` gives the drops); None
+            starts fresh.
         source, byte_offset: file name and byte offset of ``words[0]``, used in error messages.
         time_mode: ``"spec"`` or ``"expelliarmus"`` (see the module docstring).
+        start, stop: the words to decode (default: all).
+        geometry: ``(height, width)``: events with ``y >= height`` or ``x >= width`` are dropped and
+            counted; None drops none.
 
     Returns:
         ``EVENT_DTYPE ndarray[n]`` (``t`` in µs); a word may yield up to 12 events.
@@ -155,16 +188,20 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     compat = EVT3_TIME_MODES[time_mode]
     if state is None:
         state = new_evt3_state()
-    words = np.ascontiguousarray(words, dtype=np.uint16)
-    nw = words.shape[0]
-    capacity = max(nw + nw // 2, 4 * EVT3_MAX_EVENTS_PER_WORD)
+    words = np.asarray(words)
+    if words.dtype != np.uint16:
+        words = words.astype(np.uint16)
+    nw = words.shape[0] if stop is None else min(int(stop), words.shape[0])
+    start = min(int(start), nw)
+    height, width = (EVT3_MAX_COORD, EVT3_MAX_COORD) if geometry is None else geometry
+    capacity = max((nw - start) + (nw - start) // 2, 4 * EVT3_MAX_EVENTS_PER_WORD)
     out = np.empty(capacity, dtype=EVENT_DTYPE)
-    n, i = _decode_evt3_kernel(words, 0, out.view(np.int64), state, compat)
+    n, i = _decode_evt3_kernel(words, start, nw, out.view(np.int64), state, compat, width, height)
     parts = []
     while state[_ERR] < 0 and i < nw:  # dense vectors filled the buffer: continue into new ones
         parts.append(out[:n])
         out = np.empty(max(2 * (nw - i), 4 * EVT3_MAX_EVENTS_PER_WORD), dtype=EVENT_DTYPE)
-        n, i = _decode_evt3_kernel(words, i, out.view(np.int64), state, compat)
+        n, i = _decode_evt3_kernel(words, i, nw, out.view(np.int64), state, compat, width, height)
     if state[_ERR] >= 0:
         k = int(state[_ERR])
         raise ValueError(f"{source}: unknown EVT 3.0 event type 0x{int(words[k]) >> 12:x} in word "

@@ -15,8 +15,8 @@ import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
 from evdet.io.evt2 import backward_steps as evt2_backward_steps
-from evdet.io.evt2 import decode_evt2, new_evt2_state
-from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, new_evt3_state
+from evdet.io.evt2 import decode_evt2, evt2_drops, new_evt2_state
+from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, evt3_outside, new_evt3_state
 from evdet.io.evt3 import backward_steps as evt3_backward_steps
 from evdet.io.evt21 import decode_evt21
 from evdet.io.header import Header, parse_header, resolve_geometry
@@ -48,6 +48,12 @@ class RawReader(EventReader):
     decode of the skipped part. Windows split the stream at the first event with ``t >= end``, which is
     exact for time-ordered streams; a chunk found out of order raises a ``UserWarning`` once.
 
+    Corrupt data: an EVT 2.0 time-high word with an implausible jump (see ``evt2.py``) is skipped, and
+    events outside a known geometry (caller, header or plugin name) are dropped; both are counted
+    (``skipped_corrupt``, ``dropped_outside``: over the words decoded since the last ``reset``/seek)
+    and each kind is warned about once, naming the file and the byte offset of the first. The
+    decoders read ahead in the memory map, so the result does not depend on ``chunk_words``.
+
     Args:
         chunk_words: words decoded per step (memory: ~16 bytes x events per chunk).
         time_mode: EVT3 timestamp rule, ``"spec"`` (default) or ``"expelliarmus"`` (see ``evt3.py``).
@@ -57,7 +63,8 @@ class RawReader(EventReader):
         ValueError: the header declares no or an unsupported EVT version; while reading, a word of unknown
             type (names the byte offset).
     Warns:
-        UserWarning: the file ends with a partial word (names the byte offset; complete words are read).
+        UserWarning: the file ends with a partial word (names the byte offset; complete words are read);
+            when reading: corrupt time-high words skipped, events outside the geometry dropped.
     """
 
     def __init__(self, path: str | os.PathLike, height: int | None = None, width: int | None = None,
@@ -95,7 +102,8 @@ class RawReader(EventReader):
             self._words = np.zeros(0, dtype=dtype)
         self._geometry = resolve_geometry(header, height, width, str(self.path))
         self.geometry_inferred = self._geometry is None
-        self._warned_unsorted = False
+        self._limits = self._geometry  # events outside are dropped; None (inferred) drops none
+        self._warned: set[str] = set()
         self.reset()
 
     # ----------------------------------------------------------------- geometry
@@ -120,22 +128,57 @@ class RawReader(EventReader):
 
     def _decode(self, start: int, state: np.ndarray) -> np.ndarray:
         """Decode words ``[start, start + chunk_words)`` with ``state`` (updated)."""
-        words = self._words[start:start + self.chunk_words]
-        offset = self.data_offset + start * self.word_size
+        stop = start + self.chunk_words
+        kw = dict(source=str(self.path), byte_offset=self.data_offset, start=start, stop=stop,
+                  geometry=self._limits)
         if self.format == "evt2":
-            return decode_evt2(words, state, source=str(self.path), byte_offset=offset)
-        if self.format == "evt21":
-            return decode_evt21(words, state, source=str(self.path), byte_offset=offset, legacy=self.legacy)
-        return decode_evt3(words, state, source=str(self.path), byte_offset=offset, time_mode=self.time_mode)
+            return decode_evt2(self._words, state, **kw)
+        if self.format == "evt21":  # decoded by slice; no corrupt-word or geometry checks (yet)
+            return decode_evt21(self._words[start:stop], state, source=str(self.path),
+                                byte_offset=self._offset(start), legacy=self.legacy)
+        return decode_evt3(self._words, state, time_mode=self.time_mode, **kw)
+
+    def _drops(self, state: np.ndarray) -> tuple[int, int, int, int]:
+        """(corrupt words skipped, first one's word index, events outside the geometry, first one's word)."""
+        if self.format != "evt3":  # EVT 2.1 shares EVT 2.0's state (its counters stay 0)
+            return evt2_drops(state)
+        return (0, -1, *evt3_outside(state))
+
+    def _offset(self, word: int) -> int:
+        """Byte offset of word ``word`` in the file."""
+        return self.data_offset + word * self.word_size
+
+    def _warn_drops(self, state: np.ndarray, stacklevel: int) -> None:
+        """Warn (once per kind and reader) about the corrupt words and outside events ``state`` counted."""
+        n_skip, first_skip, n_out, first_out = self._drops(state)
+        if n_skip:
+            self._warn_once("corrupt", f"{self.path}: EV_TIME_HIGH word 0x{int(self._words[first_skip]):08x} "
+                            f"at byte offset {self._offset(first_skip)} is an implausible time jump (the "
+                            f"stream continues from the previous time high); skipped as corrupt ({n_skip} "
+                            f"such word(s) in this read)", stacklevel + 1)
+        if n_out:
+            self._warn_once("outside", f"{self.path}: {n_out} event(s) outside the {self.height}x"
+                            f"{self.width} sensor geometry dropped in this read (the first in the word at "
+                            f"byte offset {self._offset(first_out)})", stacklevel + 1)
+
+    @property
+    def skipped_corrupt(self) -> int:
+        """Corrupt EVT 2.0 time-high words skipped in the words decoded since the last reset or seek."""
+        return self._drops(self._state)[0]
+
+    @property
+    def dropped_outside(self) -> int:
+        """Events outside the geometry dropped in the words decoded since the last reset or seek."""
+        return self._drops(self._state)[2]
 
     def _decode_next(self) -> np.ndarray:
         events = self._decode(self._word_pos, self._state)
         self._word_pos = min(self._word_pos + self.chunk_words, self.word_count)
-        if not self._warned_unsorted and self._backward_steps(self._state):
-            self._warned_unsorted = True
-            warnings.warn(f"{self.path}: timestamps are not sorted in the words before byte offset "
-                          f"{self.data_offset + self._word_pos * self.word_size}; windowed reads may be "
-                          f"inexact, use load_all() to get sorted events", UserWarning, stacklevel=4)
+        if self._backward_steps(self._state):
+            self._warn_once("unsorted", f"{self.path}: timestamps are not sorted in the words before byte "
+                            f"offset {self._offset(self._word_pos)}; windowed reads may be inexact, use "
+                            f"load_all() to get sorted events", stacklevel=4)
+        self._warn_drops(self._state, stacklevel=4)
         return events
 
     def _append(self, parts: list[np.ndarray]) -> None:
@@ -240,6 +283,7 @@ class RawReader(EventReader):
         state = self._new_state()
         parts = [self._decode(start, state) for start in range(0, self.word_count, self.chunk_words)]
         events = concatenate_events(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
+        self._warn_drops(state, stacklevel=2)
         if self._backward_steps(state):
             events = sort_events_with_warning(events, f"{self.path}: decoded timestamps",
                                               lambda i: f"event {i}")

@@ -47,6 +47,14 @@ class EventReader:
 
     path: Path
     current_time: int
+    _warned: set[str]  # kinds of warning already given by this reader (set by the subclass constructor)
+
+    def _warn_once(self, kind: str, message: str, stacklevel: int) -> None:
+        """A ``UserWarning`` with ``message`` the first time this reader meets ``kind`` (e.g. "corrupt");
+        ``stacklevel`` counted from the caller of this method."""
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
     def _infer_geometry(self) -> tuple[int, int]:
         raise NotImplementedError

@@ -111,8 +111,9 @@ def test_32bit_wrap_roundtrip(tmp_path, rng, monkeypatch):
     with pytest.raises(ValueError, match="2\\^31"):
         write_dat(path, events, 480, 640)
     assert not path.exists() and not [p for p in tmp_path.iterdir() if is_temporary(p)]
-    # a steady stream crossing two wraps
-    t = np.linspace(WRAP - 10**6, 2 * WRAP + 10**6, 600).astype(np.int64)
+    # a steady stream crossing two wraps (neither between its first two nor its last two records: there a
+    # wrap cannot be told from a corrupt record, see test_isolated_time_jump_is_skipped)
+    t = np.linspace(WRAP - 10**8, 2 * WRAP + 10**8, 600).astype(np.int64)
     events = random_events(rng, 600)
     events["t"] = t
     write_dat(path, events, 480, 640)
@@ -253,3 +254,124 @@ def test_empty_files(tmp_path, content):
             assert r.duration == 0
             r.seek_time(5)
             assert r.position == 0
+
+
+def write_records(path, times, words, geometry: tuple[int, int] | None = (480, 640)) -> int:
+    """A DAT file of hand-made records (time words, packed x/y/p words); returns its data offset."""
+    header = b"% Version 2\n" + (b"" if geometry is None else
+                                 f"% Height {geometry[0]}\n% Width {geometry[1]}\n".encode())
+    records = np.stack([np.asarray(times, dtype=np.uint32), np.asarray(words, dtype=np.uint32)], axis=1)
+    path.write_bytes(header + bytes([12, 8]) + records.tobytes())
+    return len(header) + 2
+
+
+def assert_streaming_equals(r: DatReader, events: np.ndarray) -> None:
+    """Every reading path of ``r`` gives ``events`` (sorted) across the corrupt records."""
+    for n in (1, 2, 3, 7):
+        r.reset()
+        chunks = []
+        while not r.done:
+            chunks.append(r.load_n_events(n))
+        np.testing.assert_array_equal(np.concatenate(chunks), events)
+    t0 = int(events["t"][0]) - 5
+    for dt in (1, 500, 1000, 10**6):
+        np.testing.assert_array_equal(np.concatenate([ev for _, ev in r.iter_windows(dt, t0)]), events)
+    for t in np.unique(np.concatenate([events["t"], events["t"] + 1, [0]])):
+        r.seek_time(int(t))
+        np.testing.assert_array_equal(r.load_delta_t(10**12), events[events["t"] >= t])
+
+
+def test_isolated_time_jump_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(dat_module, "_INDEX_STRIDE", 2)  # the coarse index samples the corrupt record
+    times = [1000, 2000, 0xF0000000, 3000, 4000, 5000]
+    words = [1, 2, 3, 4, 5, 6]  # x = 1..6, y = 0, p = 0
+    path = tmp_path / "jump.dat"
+    offset = write_records(path, times, words)
+    expected = np.zeros(5, dtype=EVENT_DTYPE)
+    expected["x"] = [1, 2, 4, 5, 6]
+    expected["t"] = [1000, 2000, 3000, 4000, 5000]
+    with DatReader(path) as r:
+        with pytest.warns(UserWarning, match=rf"jump.dat: record 2 at byte offset {offset + 16} has time "
+                                             r"word 0xf0000000 .*skipped as corrupt \(1 such record"):
+            np.testing.assert_array_equal(r.load_all(), expected)
+        assert r.time_range() == (1000, 5000) and r.duration == 5000  # was 2^32 + 5000
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once per reader
+            assert_streaming_equals(r, expected)
+            r.reset()
+            r.load_n_events(4)
+            assert r.skipped_corrupt == 1
+            r.seek_event(3)
+            assert r.current_time == 3000 and r.skipped_corrupt == 0
+            np.testing.assert_array_equal(r.load_n_events(10), expected[2:])
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_jump_at_either_end_is_corrupt(tmp_path, monkeypatch, where):
+    monkeypatch.setattr(dat_module, "_INDEX_STRIDE", 2)
+    times = [1000, 2000, 3000, 4000, 5000]
+    times[0 if where == "first" else -1] = 0xF0000000 if where == "first" else 0xF0000005
+    path = tmp_path / "end.dat"
+    write_records(path, times, [1, 2, 3, 4, 5])
+    with DatReader(path) as r:
+        with pytest.warns(UserWarning, match="skipped as corrupt"):
+            events = r.load_all()
+        kept = [2000, 3000, 4000, 5000] if where == "first" else [1000, 2000, 3000, 4000]
+        np.testing.assert_array_equal(events["t"], kept)
+        assert r.time_range() == (kept[0], kept[-1])
+        assert_streaming_equals(r, events)
+
+
+def test_wrap_is_kept_when_times_continue(tmp_path, monkeypatch):
+    monkeypatch.setattr(dat_module, "_INDEX_STRIDE", 2)
+    times = [WRAP - 3000, WRAP - 2000, WRAP - 1000, 500, 1500, 2500]
+    path = tmp_path / "wrap2.dat"
+    write_records(path, times, [1, 2, 3, 4, 5, 6])
+    with DatReader(path) as r, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        events = r.load_all()
+        np.testing.assert_array_equal(events["t"], [WRAP - 3000, WRAP - 2000, WRAP - 1000, WRAP + 500,
+                                                     WRAP + 1500, WRAP + 2500])
+        assert r.duration == WRAP + 2500
+        assert_streaming_equals(r, events)
+
+
+def test_events_outside_geometry_are_dropped(tmp_path, monkeypatch):
+    monkeypatch.setattr(dat_module, "_INDEX_STRIDE", 2)
+    xy = [(1, 1), (640, 1), (2, 2), (3, 480), (639, 479), (5000, 9000)]
+    words = [x | (y << 14) for x, y in xy]
+    times = [100, 200, 300, 400, 500, 600]
+    path = tmp_path / "outside.dat"
+    offset = write_records(path, times, words)
+    with DatReader(path) as r:
+        message = (rf"outside.dat: 3 event\(s\) outside the 480x640 sensor geometry dropped .*record 1 at "
+                   rf"byte offset {offset + 8}, x = 640, y = 1")
+        with pytest.warns(UserWarning, match=message):
+            events = r.load_all()
+        np.testing.assert_array_equal(events["x"], [1, 2, 639])
+        np.testing.assert_array_equal(events["t"], [100, 300, 500])
+        assert_streaming_equals(r, events)
+        r.reset()
+        r.load_n_events(6)
+        assert r.dropped_outside == 3
+    with DatReader(path, height=10_000, width=6000) as r, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r.load_all().size == 6  # inside the caller's geometry
+    write_records(path, times, words, geometry=None)
+    with DatReader(path) as r, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r.geometry_inferred and r.load_all().size == 6  # inferred geometry holds every event
+
+
+def test_real_ncars_with_one_corrupt_record(tmp_path, real_data):
+    data = bytearray((real_data / "sample_ncars.dat").read_bytes())
+    with DatReader(real_data / "sample_ncars.dat") as r:
+        clean, offset = r.load_all(), r.data_offset
+    data[offset + 8 * 1000:offset + 8 * 1000 + 4] = np.uint32(0xF0000000).tobytes()
+    path = tmp_path / "corrupt.dat"
+    path.write_bytes(bytes(data))
+    with DatReader(path) as r:
+        message = f"record 1000 at byte offset {offset + 8000} .* skipped as corrupt"
+        with pytest.warns(UserWarning, match=message):
+            np.testing.assert_array_equal(r.load_all(), np.delete(clean, 1000))
+        assert r.duration == 99952

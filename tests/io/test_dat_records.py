@@ -6,30 +6,81 @@ import numpy as np
 import pytest
 
 from evdet.io.dat_records import (
+    DAT_MAX_COORD,
+    HALF_TIME_WRAP,
     TIME_WRAP,
     _decode_dat_kernel,
     _decode_dat_kernel_parallel,
+    dat_drops,
     decode_dat_records,
     encode_dat_records,
     max_xy,
+    new_dat_state,
 )
 from evdet.io.dtypes import EVENT_DTYPE
 
 WRAP = TIME_WRAP
 
 
-def reference_decode(records: np.ndarray) -> np.ndarray:
-    """Plain numpy DAT decode with the unwrapping rule of SPEC 2.2."""
+def reference_decode(records: np.ndarray, geometry: tuple[int, int] | None = None) -> np.ndarray:
+    """Plain numpy DAT decode with the rules of ``dat_records`` for isolated corrupt records (no two
+    corrupt records closer than 2 apart): a record that jumps (> 2^31) from its predecessor and to its
+    successor (or is the last) is dropped, the first one when it jumps to the second and the second does
+    not jump to the third; a decrease > 2^31 between kept records is a wrap; events outside
+    ``geometry`` (height, width) are dropped."""
     t32 = records[:, 0].astype(np.int64)
-    w = records[:, 1].astype(np.int64)
-    steps = np.diff(t32)
-    wraps = np.concatenate([[0], np.cumsum(steps < -(1 << 31))])
-    out = np.zeros(len(records), dtype=EVENT_DTYPE)
+    n = t32.size
+    jump = np.abs(np.diff(t32)) > HALF_TIME_WRAP  # jump[i]: between records i and i + 1
+    corrupt = np.zeros(n, dtype=bool)
+    if n >= 2:
+        corrupt[1:-1] = jump[:-1] & jump[1:]
+        corrupt[-1] = jump[-1]
+    if n >= 3:
+        corrupt[0] = jump[0] & ~jump[1]
+    t32, w = t32[~corrupt], records[~corrupt, 1].astype(np.int64)
+    wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -HALF_TIME_WRAP)])
+    out = np.zeros(t32.size, dtype=EVENT_DTYPE)
     out["x"] = w & 0x3FFF
     out["y"] = (w >> 14) & 0x3FFF
     out["p"] = (w >> 28) & 1
     out["t"] = t32 + wraps * WRAP
+    if geometry is not None:
+        out = out[(out["y"] < geometry[0]) & (out["x"] < geometry[1])]
     return out
+
+
+def corrupt_records(rng, records: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of ``records`` whose time word is replaced, at ``count`` random positions at least 3 apart
+    and from the ends and away from wraps, by a value more than 2^31 away from both neighbours.
+    Returns (copy, positions)."""
+    t = records[:, 0].astype(np.int64)
+    wraps = np.flatnonzero(np.abs(np.diff(t)) > HALF_TIME_WRAP)
+    ok = np.ones(t.size, dtype=bool)
+    for w in wraps:
+        ok[max(w - 2, 0):w + 4] = False
+    ok &= np.abs(t - HALF_TIME_WRAP) > (1 << 28)
+    ok[:3] = ok[-3:] = False
+    candidates = np.flatnonzero(ok)
+    positions: list[int] = []
+    for i in rng.permutation(candidates):
+        if len(positions) == count:
+            break
+        if all(abs(int(i) - q) >= 3 for q in positions):
+            positions.append(int(i))
+    positions = sorted(positions)
+    bad = records.copy()
+    bad[positions, 0] = np.where(t[positions] < HALF_TIME_WRAP, 0xFFFFFFFF, 0).astype(np.uint32)
+    return bad, np.array(positions)
+
+
+def random_records(rng, n: int, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """(records, unwrapped t) of n sorted random events over ``span`` µs."""
+    records = np.zeros((n, 2), dtype=np.uint32)
+    t = np.sort(rng.integers(0, span, n))
+    records[:, 0] = t % WRAP
+    records[:, 1] = (rng.integers(0, 1 << 14, n) | (rng.integers(0, 1 << 14, n) << 14)
+                     | (rng.integers(0, 2, n) << 28)).astype(np.uint32)
+    return records, t
 
 
 def test_kernel_matches_numpy_reference_with_wraps(rng):
@@ -45,10 +96,70 @@ def test_kernel_matches_numpy_reference_with_wraps(rng):
     np.testing.assert_array_equal(events, ref)
     np.testing.assert_array_equal(events["t"], t)
     # decoding in two pieces with the carried state gives the same result
-    state = np.array([0, -1], dtype=np.int64)
+    state = new_dat_state()
     a, _ = decode_dat_records(records[:777], state)
     b, _ = decode_dat_records(records[777:], state)
     np.testing.assert_array_equal(np.concatenate([a, b]), ref)
+    assert dat_drops(state) == (0, -1, 0, -1)
+
+
+def test_isolated_jumps_skipped_as_reference(rng):
+    records, _ = random_records(rng, 3000, 3 * WRAP)
+    clean = reference_decode(records)
+    bad, positions = corrupt_records(rng, records, 40)
+    positions = np.union1d(positions, [0, 2999])  # also the first and the last record
+    bad[0, 0] = 0xFFFFFFFF if records[0, 0] < HALF_TIME_WRAP else 0
+    bad[-1, 0] = 0xFFFFFFFF if records[-1, 0] < HALF_TIME_WRAP else 0
+    kept = np.setdiff1d(np.arange(3000), positions)
+    state = new_dat_state()
+    events, backward = decode_dat_records(bad, state)
+    assert backward == 0
+    np.testing.assert_array_equal(events, reference_decode(bad))
+    np.testing.assert_array_equal(events, clean[kept])  # nothing but the corrupt records changes
+    assert dat_drops(state) == (positions.size, 0, 0, -1)
+    # pieces cut at, before and after corrupt records: the record after the cut is read ahead
+    cuts = sorted({0, 3000, *positions.tolist(), *(positions + 1).tolist(), *(positions - 1).tolist()} - {-1})
+    state = new_dat_state()
+    parts = [decode_dat_records(bad, state, a, b)[0] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    np.testing.assert_array_equal(np.concatenate(parts), events)
+    assert dat_drops(state)[:2] == (positions.size, 0)
+    # one event per record when asked, skipped ones marked p = -1 with the previous kept time
+    every, _ = decode_dat_records(bad, keep_dropped=True)
+    np.testing.assert_array_equal(every[kept], events)
+    assert np.all(every["p"][positions] == -1) and np.all(np.diff(every["t"]) >= 0)
+
+
+def test_wrap_versus_isolated_jump_by_hand():
+    # 0xF0000000 among ordinary times: a corrupt record, not a wrap (it used to add 2^32 to the rest)
+    records = np.array([[1000, 1], [2000, 2], [0xF0000000, 3], [3000, 4], [4000, 5]], dtype=np.uint32)
+    state = new_dat_state()
+    events, _ = decode_dat_records(records, state)
+    np.testing.assert_array_equal(events["t"], [1000, 2000, 3000, 4000])
+    np.testing.assert_array_equal(events["x"], [1, 2, 4, 5])
+    assert dat_drops(state) == (1, 2, 0, -1)
+    # a decrease of more than 2^31 followed by times continuing from near zero: a wrap
+    records = np.array([[WRAP - 2000, 1], [WRAP - 1000, 2], [500, 3], [1500, 4]], dtype=np.uint32)
+    events, _ = decode_dat_records(records)
+    np.testing.assert_array_equal(events["t"], [WRAP - 2000, WRAP - 1000, WRAP + 500, WRAP + 1500])
+    # a jump at the last record has no continuation: corrupt; the first record jumping to the rest: corrupt
+    records = np.array([[0xF0000000, 9], [1000, 1], [2000, 2], [10, 3]], dtype=np.uint32)
+    records[3, 0] = 0xF0000001
+    state = new_dat_state()
+    events, _ = decode_dat_records(records, state)
+    np.testing.assert_array_equal(events["t"], [1000, 2000])
+    assert dat_drops(state) == (2, 0, 0, -1)
+
+
+def test_events_outside_geometry_dropped_and_counted(rng):
+    records, _ = random_records(rng, 2000, WRAP // 2)
+    state = new_dat_state()
+    events, _ = decode_dat_records(records, state, geometry=(480, 640))
+    np.testing.assert_array_equal(events, reference_decode(records, (480, 640)))
+    inside = ((records[:, 1] & 0x3FFF) < 640) & (((records[:, 1] >> 14) & 0x3FFF) < 480)
+    assert events.size == inside.sum() > 0
+    assert dat_drops(state) == (0, -1, 2000 - inside.sum(), int(np.flatnonzero(~inside)[0]))
+    full, _ = decode_dat_records(records, geometry=(DAT_MAX_COORD, DAT_MAX_COORD))
+    assert full.size == 2000
 
 
 @pytest.mark.parametrize("span", [4 * WRAP, WRAP // 2])  # many wraps (shifted blocks) / none
@@ -60,16 +171,22 @@ def test_parallel_kernel_equals_sequential(rng, block, span):
     t[100:110] = t[100:110][::-1]  # a few backward steps that are not wraps
     records[:, 0] = t % WRAP
     records[:, 1] = rng.integers(0, 1 << 29, n).astype(np.uint32)
-    for first_state in ([0, -1], [WRAP, int(records[0, 0]) + 5]):
-        s_seq = np.array(first_state, dtype=np.int64)
+    records, _ = corrupt_records(rng, records, 30)
+    for b in (1, 2, 3):  # corrupt records ending, starting and following a block of 7 or 256 records
+        records[7 * b - b % 2, 0] = 0xFFFFFFFF if records[7 * b - b % 2, 0] < HALF_TIME_WRAP else 0
+        records[256 * b - 1, 0] = 0xFFFFFFFF if records[256 * b - 1, 0] < HALF_TIME_WRAP else 0
+    for first in ([0, -1], [WRAP, int(records[0, 0]) + 5]):
+        s_seq = new_dat_state()
+        s_seq[:2] = first
         s_par = s_seq.copy()
-        out_seq = np.empty(2 * n, dtype=np.int64)
-        out_par = np.empty(2 * n, dtype=np.int64)
-        back_seq = _decode_dat_kernel(records, out_seq, s_seq)
-        back_par = _decode_dat_kernel_parallel(records, out_par, s_par, block)
+        out_seq = np.empty(2 * (n - 3), dtype=np.int64)
+        out_par = np.empty(2 * (n - 3), dtype=np.int64)
+        back_seq = _decode_dat_kernel(records, 1, n - 2, out_seq, s_seq, (400, 600), True)
+        back_par = _decode_dat_kernel_parallel(records, 1, n - 2, out_par, s_par, (400, 600), True, block)
         np.testing.assert_array_equal(out_par, out_seq)
         np.testing.assert_array_equal(s_par, s_seq)
         assert back_par == back_seq > 0
+        assert s_seq[2] >= 30 and s_seq[4] > 0  # corrupt records and outside events were counted
 
 
 def test_kernel_counts_backward_steps():

@@ -6,21 +6,40 @@ import numpy as np
 import pytest
 
 from evdet.io.dtypes import EVENT_DTYPE
-from evdet.io.evt2 import decode_evt2, new_evt2_state
+from evdet.io.evt2 import decode_evt2, evt2_drops, new_evt2_state
+
+R = 1 << 28  # time-high range
 
 
-def reference_decode_evt2(words) -> np.ndarray:
-    """Per-word reference: CD words before the first time high dropped; wrap of 2^34 on big decrease."""
+def reference_decode_evt2(words, geometry: tuple[int, int] = (2048, 2048)) -> np.ndarray:
+    """Per-word reference: CD words before the first time high dropped; wrap of 2^34 on big decrease; a
+    time-high step other than 0/1 is corrupt (skipped) when the next time high is nearer, going forward
+    modulo 2^28, to the current time high than to the new one (at the end: when it goes backwards; for
+    the first one: when neither of the next two is forward from it); events outside ``geometry`` dropped."""
+    words = [int(v) for v in words]
+    highs = [(i, w & (R - 1)) for i, w in enumerate(words) if w >> 28 == 8]
+    next_high = {i: (highs[k + 1][1] if k + 1 < len(highs) else None) for k, (i, _) in enumerate(highs)}
+    after_next = {i: (highs[k + 2][1] if k + 2 < len(highs) else None) for k, (i, _) in enumerate(highs)}
     out = []
     time_high, loop = None, 0
-    for w in (int(v) for v in words):
+    for i, w in enumerate(words):
         kind = w >> 28
         if kind in (0, 1):
-            if time_high is not None:
+            x, y = (w >> 11) & 0x7FF, w & 0x7FF
+            if time_high is not None and y < geometry[0] and x < geometry[1]:
                 t = loop + ((time_high << 6) | ((w >> 22) & 0x3F))
-                out.append(((w >> 11) & 0x7FF, w & 0x7FF, kind, t))
+                out.append((x, y, kind, t))
         elif kind == 8:
-            new = w & 0xFFFFFFF
+            new, nxt = w & (R - 1), next_high[i]
+            if time_high is None:
+                if nxt is not None and (nxt - new) % R >= R // 2 and (
+                        after_next[i] is not None and (after_next[i] - new) % R >= R // 2):
+                    continue
+            elif (new - time_high) % R > 1:
+                if nxt is None and (new - time_high) % R >= R // 2:
+                    continue
+                if nxt is not None and (nxt - time_high) % R < (nxt - new) % R:
+                    continue
             if time_high is not None and time_high - new > (1 << 27):
                 loop += 1 << 34
             time_high = new
@@ -49,14 +68,16 @@ def encode_evt2(events: np.ndarray) -> np.ndarray:
     return np.array(words, dtype=np.uint32)
 
 
-def random_stream(rng, n: int) -> np.ndarray:
-    """Random valid words: CD, time high (increasing), ext trigger, others, continued."""
+def random_stream(rng, n: int, corrupt: float = 0.0) -> np.ndarray:
+    """Random valid words: CD, time high (increasing, with gaps), ext trigger, others, continued; with
+    probability ``corrupt`` a time-high word is replaced by a random 28-bit value."""
     words, high = [cd(1, 2, 1, 3)], 5  # a CD word before the first time high (dropped)
     for _ in range(n):
         r = rng.random()
         if r < 0.1:
-            high += int(rng.integers(0, 3))
-            words.append(th(high))
+            high += int(rng.choice([0, 1, 1, 2, 1000]))
+            value = int(rng.integers(0, R)) if rng.random() < corrupt else high
+            words.append(th(value))
         elif r < 0.13:
             words.append((int(rng.choice([10, 14, 15])) << 28) | int(rng.integers(0, 1 << 28)))
         else:
@@ -75,12 +96,68 @@ def test_kernel_matches_reference_on_random_stream(rng):
 
 
 def test_chunked_decoding_carries_state(rng):
-    words = random_stream(rng, 2000)
+    words = random_stream(rng, 2000, corrupt=0.05)
     ref = decode_evt2(words)
     state = new_evt2_state()
-    cuts = [0, 1, 17, 500, 501, 1999, words.size]
-    parts = [decode_evt2(words[a:b], state) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    highs = np.flatnonzero(words >> 28 == 8)
+    cuts = sorted({0, 1, 17, 500, 501, 1999, words.size, *highs.tolist(), *(highs + 1).tolist()})
+    parts = [decode_evt2(words, state, start=a, stop=b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
     np.testing.assert_array_equal(np.concatenate(parts), ref)
+    assert evt2_drops(state)[0] > 0
+
+
+def test_random_corrupt_time_highs_match_reference(rng):
+    words = random_stream(rng, 5000, corrupt=0.03)
+    state = new_evt2_state()
+    out = decode_evt2(words, state, geometry=(300, 1000))
+    np.testing.assert_array_equal(out, reference_decode_evt2(words, geometry=(300, 1000)))
+    assert evt2_drops(state)[0] > 5 and evt2_drops(state)[2] > 1000
+
+
+def test_one_corrupt_time_high_moves_nothing():
+    # time high 100, 101, 102 with one CD word each; the middle word corrupted to a jump of 2^27 + 5
+    # (it used to count the return to 102 as a 34-bit wrap, moving the rest of the stream by 2^34 µs)
+    clean = [th(100), cd(1, 1, 1, 10), th(101), cd(2, 2, 0, 20), th(102), cd(3, 3, 1, 30), th(102),
+             cd(4, 4, 1, 40)]
+    for bad_value in (101 + (1 << 27) + 5, 101 - 50, (101 + (1 << 20)), 0):
+        words = np.array(clean, dtype=np.uint32)
+        words[2] = th(bad_value)
+        state = new_evt2_state()
+        out = decode_evt2(words, state)
+        np.testing.assert_array_equal(out["x"], [1, 2, 3, 4])
+        # the corrupt word's CD event keeps the previous time high; nothing else moves
+        np.testing.assert_array_equal(out["t"], [(100 << 6) | 10, (100 << 6) | 20, (102 << 6) | 30,
+                                                 (102 << 6) | 40])
+        assert evt2_drops(state)[:2] == (1, 2)
+        np.testing.assert_array_equal(out, reference_decode_evt2(words))
+
+
+def test_real_gaps_and_corrupt_first_or_last_time_high():
+    # a jump followed by time highs continuing from it is a gap in the recording, not corruption
+    words = np.array([th(100), cd(1, 1, 1, 0), th(5000), cd(2, 2, 1, 0), th(5001), cd(3, 3, 1, 0)],
+                     dtype=np.uint32)
+    np.testing.assert_array_equal(decode_evt2(words)["t"], [100 << 6, 5000 << 6, 5001 << 6])
+    # last time high going backwards: corrupt; going forward: a gap
+    words = np.array([th(100), cd(1, 1, 1, 0), th(40), cd(2, 2, 1, 0)], dtype=np.uint32)
+    np.testing.assert_array_equal(decode_evt2(words)["t"], [100 << 6, 100 << 6])
+    words[2] = th(4000)
+    np.testing.assert_array_equal(decode_evt2(words)["t"], [100 << 6, 4000 << 6])
+    # a first time high that the next one does not move forward from: corrupt, its CD words dropped
+    words = np.array([th(1 << 27 | 7), cd(1, 1, 1, 0), th(8), cd(2, 2, 1, 0), th(9), cd(3, 3, 1, 0)],
+                     dtype=np.uint32)
+    state = new_evt2_state()
+    np.testing.assert_array_equal(decode_evt2(words, state)["t"], [8 << 6, 9 << 6])
+    assert evt2_drops(state)[:2] == (1, 0)
+
+
+def test_events_outside_geometry_dropped():
+    words = np.array([th(1), cd(639, 479, 1, 0), cd(640, 0, 1, 1), cd(0, 480, 0, 2), cd(5, 6, 0, 3)],
+                     dtype=np.uint32)
+    state = new_evt2_state()
+    out = decode_evt2(words, state, geometry=(480, 640))
+    np.testing.assert_array_equal(out["x"], [639, 5])
+    assert evt2_drops(state)[2:] == (2, 2)
+    assert decode_evt2(words).size == 4
 
 
 def test_encode_decode_roundtrip(rng):

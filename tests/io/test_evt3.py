@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from evdet.io.dtypes import EVENT_DTYPE
-from evdet.io.evt3 import decode_evt3, new_evt3_state
+from evdet.io.evt3 import decode_evt3, evt3_outside, new_evt3_state
 
 
-def reference_decode_evt3(words, time_mode: str = "spec") -> np.ndarray:
-    """Per-word reference decoder (SPEC 2.3 and the module docstring)."""
+def reference_decode_evt3(words, time_mode: str = "spec",
+                          geometry: tuple[int, int] | None = None) -> np.ndarray:
+    """Per-word reference decoder (SPEC 2.3 and the module docstring); events outside ``geometry``
+    (height, width) are dropped."""
     compat = time_mode == "expelliarmus"
     out = []
     y = base_x = pol = time_low = loop = tl_ovf = 0
@@ -41,6 +43,8 @@ def reference_decode_evt3(words, time_mode: str = "spec") -> np.ndarray:
             time_high = value
         elif kind not in (0x7, 0xA, 0xE, 0xF):
             raise ValueError(f"unknown type {kind}")
+    if geometry is not None:
+        out = [e for e in out if e[1] < geometry[0] and e[0] < geometry[1]]
     return np.array(out, dtype=[("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")]).astype(EVENT_DTYPE)
 
 
@@ -112,6 +116,23 @@ def test_kernel_matches_reference_on_random_stream(rng, time_mode):
     assert out.dtype == EVENT_DTYPE
     assert out.size == ref.size > 4000
     np.testing.assert_array_equal(out, ref)
+
+
+def test_events_outside_geometry_dropped_as_reference(rng):
+    words = random_stream(rng, 4000)
+    state = new_evt3_state()
+    out = decode_evt3(words, state, geometry=(1000, 700))
+    ref = reference_decode_evt3(words, geometry=(1000, 700))
+    np.testing.assert_array_equal(out, ref)
+    n_out, first = evt3_outside(state)
+    assert n_out == decode_evt3(words).size - ref.size > 100
+    assert decode_evt3(words[:first + 1], geometry=(1000, 700)).size == decode_evt3(words[:first],
+                                                                                    geometry=(1000, 700)).size
+    # by hand: a vector of 5 events from x = 1278 in a 1280-wide frame keeps 2
+    words = np.array([time_high(0), time_low(0), addr_y(3), base_x(1278, 1), vect8(0b11111)], dtype=np.uint16)
+    state = new_evt3_state()
+    np.testing.assert_array_equal(decode_evt3(words, state, geometry=(720, 1280))["x"], [1278, 1279])
+    assert evt3_outside(state) == (3, 4)
 
 
 def test_chunked_decoding_with_cuts_inside_vectors(rng):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,107 @@ def test_unsorted_stream_warns_and_load_all_sorts(tmp_path):
         assert list(events["x"]) == [6, 5]
         with pytest.warns(UserWarning, match="not sorted"):
             r.load_n_events(2)
+
+
+def th2(value: int) -> int:
+    return (8 << 28) | value
+
+
+def cd2(x: int, y: int, p: int, t_low: int) -> int:
+    return (p << 28) | (t_low << 22) | (x << 11) | y
+
+
+def assert_streaming_equals(path, events: np.ndarray) -> None:
+    """Every reading path and chunk size of a RawReader gives ``events`` (sorted), warning-free after
+    the first read of each reader (warned once)."""
+    for chunk in (1, 2, 3, 5, 1 << 20):
+        with RawReader(path, chunk_words=chunk) as r:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                np.testing.assert_array_equal(r.load_all(), events)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                for n in (1, 2, 7):
+                    r.reset()
+                    chunks = []
+                    while not r.done:
+                        chunks.append(r.load_n_events(n))
+                    np.testing.assert_array_equal(np.concatenate(chunks), events)
+                t0 = int(events["t"][0]) - 3
+                for dt in (1, 64, 10**6):
+                    windows = [ev for _, ev in r.iter_windows(dt, t0)]
+                    np.testing.assert_array_equal(np.concatenate(windows), events)
+                for t in np.unique(np.concatenate([events["t"], events["t"] + 1])):
+                    r.seek_time(int(t))
+                    np.testing.assert_array_equal(r.load_delta_t(10**12), events[events["t"] >= t])
+
+
+def test_evt2_corrupt_time_high_does_not_move_the_stream(tmp_path):
+    # time high 1000..1003 with two CD words each; the word for 1002 is corrupted to a jump of 2^27 + 9
+    # (the return to 1003 was taken for a 34-bit wrap: the rest of the stream moved by 2^34 µs)
+    words, lows = [], [5, 9, 5, 9, 20, 30, 5, 9]
+    for k, high in enumerate((1000, 1001, 1002, 1003)):
+        words += [th2(high if high != 1002 else 1002 + (1 << 27) + 9), cd2(k, 1, 1, lows[2 * k]),
+                  cd2(k, 2, 0, lows[2 * k + 1])]
+    path = write_raw(tmp_path / "th.raw", ["evt 2.0", "geometry 640x480"], np.array(words, np.uint32))
+    expected = np.zeros(8, dtype=EVENT_DTYPE)
+    expected["x"] = [0, 0, 1, 1, 2, 2, 3, 3]
+    expected["y"] = [1, 2] * 4
+    expected["p"] = [1, 0] * 4
+    highs = [1000, 1000, 1001, 1001, 1001, 1001, 1003, 1003]  # the corrupt word's CD words keep 1001
+    expected["t"] = [(h << 6) | low for h, low in zip(highs, lows, strict=True)]
+    offset = len(b"% evt 2.0\n% geometry 640x480\n") + 4 * 6
+    with RawReader(path) as r:
+        message = (rf"th.raw: EV_TIME_HIGH word 0x{8 << 28 | 1002 + (1 << 27) + 9:08x} at byte offset "
+                   rf"{offset} .* skipped as corrupt \(1 such")
+        with pytest.warns(UserWarning, match=message):
+            np.testing.assert_array_equal(r.load_all(), expected)
+        r.load_n_events(100)
+        assert r.skipped_corrupt == 1 and r.dropped_outside == 0
+    assert_streaming_equals(path, expected)
+
+
+def test_events_outside_geometry_dropped_evt2_and_evt3(tmp_path):
+    words = np.array([th2(7), cd2(1, 1, 1, 0), cd2(320, 5, 1, 1), cd2(2, 240, 0, 2), cd2(319, 239, 0, 3)],
+                     dtype=np.uint32)
+    path = write_raw(tmp_path / "out2.raw", ["evt 2.0", "geometry 320x240"], words)
+    message = r"out2.raw: 2 event\(s\) outside the 240x320 sensor geometry dropped .*byte offset 37\)"
+    with RawReader(path) as r, pytest.warns(UserWarning, match=message):
+        events = r.load_all()
+    np.testing.assert_array_equal(events["x"], [1, 319])
+    assert_streaming_equals(path, events)
+    # EVT3: an EVT_ADDR_X and a vector crossing the right edge, and a row below the frame
+    words = np.array([0x8 << 12 | 1, 0x6 << 12 | 2, 5, 0x2 << 12 | 318, 0x2 << 12 | 320, 0x3 << 12 | 316,
+                      0x4 << 12 | 0b11111, 250, 0x2 << 12 | 3], dtype=np.uint16)
+    path = write_raw(tmp_path / "out3.raw", ["evt 3.0", "geometry 320x240"], words)
+    message = r"out3.raw: 3 event\(s\) outside the 240x320 sensor geometry dropped .*byte offset 37\)"
+    with RawReader(path) as r, pytest.warns(UserWarning, match=message):
+        events = r.load_all()
+    np.testing.assert_array_equal(events["x"], [318, 316, 317, 318, 319])
+    assert np.all(events["y"] == 5) and np.all(events["t"] == (1 << 12) | 2)
+    assert_streaming_equals(path, events)
+    with RawReader(path, height=2048, width=2048) as r, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r.load_all().size == 8
+
+
+def test_real_evt2_sample_with_one_corrupt_time_high(tmp_path, real_data):
+    data = (real_data / "evt2_sample.raw").read_bytes()
+    header = RawReader(real_data / "evt2_sample.raw").data_offset
+    words = np.frombuffer(data[header:], dtype="<u4").copy()
+    with RawReader(real_data / "evt2_sample.raw") as r:
+        clean = r.load_all()
+    highs = np.flatnonzero(words >> 28 == 8)
+    k = int(highs[highs.size // 2])
+    group = np.flatnonzero(words[k + 1:int(highs[highs.size // 2 + 1])] >> 28 <= 1).size
+    words[k] = (8 << 28) | ((int(words[k]) + (1 << 27) + 12345) & 0xFFFFFFF)  # a far jump, as in issue 12
+    path = tmp_path / "corrupt.raw"
+    path.write_bytes(data[:header] + words.tobytes())
+    with RawReader(path, chunk_words=4096) as r:
+        with pytest.warns(UserWarning, match=f"byte offset {header + 4 * k} .* skipped as corrupt"):
+            events = r.load_all()
+    assert events.size == clean.size and group > 0
+    changed = np.flatnonzero(events["t"] != clean["t"])  # only the corrupt word's CD events (64 µs early)
+    assert changed.size <= group and np.all(clean["t"][changed] - events["t"][changed] == 64)
+    for field in ("x", "y", "p"):
+        np.testing.assert_array_equal(events[field], clean[field])
