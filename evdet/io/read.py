@@ -63,6 +63,10 @@ def detect_format(path: str | os.PathLike) -> str:
                      f"expected .dat, .raw or an event .h5")
 
 
+RAW_READER_OPTIONS = ("chunk_words", "time_mode")
+"""Keyword options of :class:`evdet.io.RawReader` that :func:`open_events` forwards."""
+
+
 def is_event_file(path: str | os.PathLike) -> bool:
     """True for a ``.dat`` / ``.raw`` file, or an ``.h5`` / ``.hdf5`` file holding events (RVT's mirror,
     DSEC); an evdet tensor file is not an event file. Decided by name, then content for HDF5."""
@@ -70,29 +74,47 @@ def is_event_file(path: str | os.PathLike) -> bool:
     return name.endswith(RAW_SUFFIXES) or (name.endswith(H5_SUFFIXES) and is_event_h5(path))
 
 
-def open_events(path: str | os.PathLike, height: int | None = None,
-                width: int | None = None) -> DatReader | RawReader | EventH5Reader:
+def open_events(path: str | os.PathLike, height: int | None = None, width: int | None = None,
+                **options) -> DatReader | RawReader | EventH5Reader:
     """A reader for ``path`` (``DatReader`` for DAT, ``RawReader`` for EVT 2.0/2.1/3.0, ``EventH5Reader`` for
     event HDF5); see ``detect_format``.
 
+    Args:
+        height, width: sensor size, overriding the file's (see each reader).
+        options: reader options, forwarded to RAW files' ``RawReader`` (``chunk_words``, ``time_mode``);
+            other formats have none.
+
     Use as a context manager: ``with open_events(p) as r: ...``.
+
+    Raises:
+        ValueError: an option the file's reader does not take (names the file and the option), and the
+            errors of :func:`detect_format` and of the reader.
     """
     fmt = detect_format(path)
+    if options and fmt in ("dat", "hdf5"):
+        raise ValueError(f"{path}: {fmt} files take no reader options, got {sorted(options)}")
+    unknown = sorted(set(options) - set(RAW_READER_OPTIONS))
+    if unknown:
+        raise ValueError(f"{path}: unknown reader option(s) {unknown} (RAW files take "
+                         f"{', '.join(RAW_READER_OPTIONS)})")
     if fmt == "hdf5":
         return EventH5Reader(path, height=height, width=width)
     if fmt == "dat":  # the DAT/RAW decoders import numba (~0.2 s): only when needed
         from evdet.io.dat import DatReader
         return DatReader(path, height=height, width=width)
     from evdet.io.raw import RawReader
-    return RawReader(path, height=height, width=width)
+    return RawReader(path, height=height, width=width, **options)
 
 
 def read_events(path: str | os.PathLike, t_start: int | None = None, t_end: int | None = None,
-                height: int | None = None, width: int | None = None) -> np.ndarray:
+                height: int | None = None, width: int | None = None, **options) -> np.ndarray:
     """Events of a DAT / RAW / event HDF5 file, whole or in the half-open window ``[t_start, t_end)`` (µs).
 
     Returns:
         ``EVENT_DTYPE ndarray[N]`` sorted by ``t``.
+
+    Args:
+        options: reader options (RAW files: ``chunk_words``, ``time_mode``), see :func:`open_events`.
 
     Raises:
         ValueError: ``t_end <= t_start``; see ``open_events`` for file errors.
@@ -101,7 +123,7 @@ def read_events(path: str | os.PathLike, t_start: int | None = None, t_end: int 
     """
     if t_start is not None and t_end is not None and int(t_end) <= int(t_start):
         raise ValueError(f"{path}: empty time window [{t_start}, {t_end})")
-    with open_events(path, height=height, width=width) as reader:
+    with open_events(path, height=height, width=width, **options) as reader:
         if t_start is None and t_end is None:
             return reader.load_all()
         reader.seek_time(0 if t_start is None else int(t_start))

@@ -74,3 +74,17 @@ def test_read_events_window_and_geometry(tmp_path, rng):
         read_events(path, 5, 5)
     with open_events(path, height=100, width=200) as r:
         assert (r.height, r.width) == (100, 200)
+
+
+def test_open_events_forwards_raw_reader_options(tmp_path, real_data):
+
+    path = real_data / "evt3_sample.raw"
+    with open_events(path, chunk_words=1000, time_mode="expelliarmus") as r:
+        assert r.chunk_words == 1000 and r.time_mode == "expelliarmus"
+    spec, legacy = read_events(path), read_events(path, time_mode="expelliarmus")
+    assert spec.size == legacy.size and spec["t"].max() < legacy["t"].max()  # the two EVT3 time rules
+    with pytest.raises(ValueError, match="unknown reader option"):
+        open_events(path, chunk=3)
+    dat = next(real_data.glob("*.dat"))
+    with pytest.raises(ValueError, match=f"{dat.name}: dat files take no reader options"):
+        open_events(dat, time_mode="spec")
