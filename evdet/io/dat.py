@@ -147,8 +147,13 @@ class DatReader(EventReader):
         pos = np.arange(0, n, _INDEX_STRIDE, dtype=np.int64)
         if n and pos[-1] != n - 1:
             pos = np.append(pos, n - 1)
-        t = lambda i: np.asarray(self._records[np.clip(i, 0, n - 1), 0]).astype(np.int64)  # noqa: E731
-        jump = lambda a, b: np.abs(t(b) - t(a)) > HALF_TIME_WRAP  # noqa: E731
+
+        def t(i: np.ndarray) -> np.ndarray:  # stored times of records i (clipped to the file)
+            return np.asarray(self._records[np.clip(i, 0, n - 1), 0]).astype(np.int64)
+
+        def jump(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # a step of more than 2^31 from a to b
+            return np.abs(t(b) - t(a)) > HALF_TIME_WRAP
+
         corrupt = np.where(pos == 0, (n >= 3) & jump(pos, pos + 1) & ~jump(pos + 1, pos + 2),
                            jump(pos - 1, pos) & ((pos == n - 1) | jump(pos, pos + 1)))
         pos = np.unique(np.where(corrupt, np.where(pos == n - 1, pos - 1, pos + 1), pos))

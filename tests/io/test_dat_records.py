@@ -208,3 +208,19 @@ def test_encode_decode_round_trip_and_max_xy(rng):
     np.testing.assert_array_equal(decoded, events)
     assert max_xy(records) == (events["x"].max(), events["y"].max())
     assert max_xy(records[:0]) == (-1, -1)
+
+
+def test_random_single_word_corruptions_of_the_real_sample_stay_local(real_data, rng):
+    """Property (issue 12): corrupting any one 32-bit word of the real N-CARS records (a random value or
+    one flipped bit) changes at most the event of that record."""
+    data = (real_data / "sample_ncars.dat").read_bytes()
+    records = np.frombuffer(data[93:], dtype="<u4").reshape(-1, 2)
+    geometry = (42, 78)
+    clean = decode_dat_records(records, keep_dropped=True, geometry=geometry)[0]
+    for trial in range(60):
+        k, field = int(rng.integers(0, records.shape[0])), trial % 2
+        bad = records.copy()
+        bad[k, field] = (int(rng.integers(0, 1 << 32)) if trial % 4 < 2
+                         else int(records[k, field]) ^ (1 << int(rng.integers(0, 32))))
+        out = decode_dat_records(bad, keep_dropped=True, geometry=geometry)[0]
+        np.testing.assert_array_equal(np.delete(out, k), np.delete(clean, k))

@@ -194,3 +194,32 @@ def test_unknown_type_names_byte_offset():
 def test_empty_input():
     out = decode_evt2(np.zeros(0, dtype=np.uint32))
     assert out.size == 0 and out.dtype == EVENT_DTYPE
+
+
+def test_random_single_word_corruptions_of_the_real_sample_stay_local(real_data, rng):
+    """Property (issue 12): corrupting any one word of the real EVT 2.0 sample (a random value, or one
+    flipped bit) either raises naming the byte offset (unknown word type) or changes only the events
+    of that word and of the word group after it (up to the next time-high word)."""
+    data = (real_data / "evt2_sample.raw").read_bytes()
+    words = np.frombuffer(data[data.index(b"% evt 2.0\n") + 10:], dtype="<u4")
+    clean = decode_evt2(words, geometry=(480, 640))
+    is_cd = (words >> 28) <= 1
+    first_high = int(np.flatnonzero(words >> 28 == 8)[0])
+    events_before = np.concatenate([[0], np.cumsum(is_cd & (np.arange(words.size) > first_high))])
+    highs = np.flatnonzero(words >> 28 == 8)
+    for trial in range(40):
+        k = int(rng.integers(first_high + 1, words.size - 1)) if trial else first_high
+        bad = words.copy()
+        flip = int(words[k]) ^ (1 << int(rng.integers(0, 32)))
+        bad[k] = int(rng.integers(0, 1 << 32)) if trial % 2 else flip
+        try:
+            out = decode_evt2(bad, geometry=(480, 640))
+        except ValueError as err:
+            assert f"byte offset {4 * k}" in str(err)
+            continue
+        nxt = highs[np.searchsorted(highs, k, side="right")] if k < highs[-1] else words.size
+        a, b = int(events_before[k]), int(events_before[nxt])  # clean events of words [k, nxt)
+        tail = clean.size - b
+        assert abs(out.size - clean.size) <= b - a + 1
+        np.testing.assert_array_equal(out[:a], clean[:a])
+        np.testing.assert_array_equal(out[out.size - tail:], clean[b:])
