@@ -18,7 +18,9 @@ layout "legacy" (``% format EVT21;endianness=legacy``); with ``legacy=True`` the
 before decoding (type in bits 28-31 of the first 32-bit half).
 
 The decoder state is EVT 2.0's (:func:`evdet.io.evt2.new_evt2_state`): time high, wrap offset, error
-word, last time, backward steps.
+word, last time, backward steps, events outside the geometry and the first one's word (counted as
+:func:`evdet.io.evt2.evt2_drops` reads them). Time-high words are not validated against their successor
+as EVT 2.0's are (no corrupt-word rule for EVT 2.1 yet).
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE
-from evdet.io.evt2 import new_evt2_state
-
-_TH, _LOOP, _ERR, _LAST_T, _BACK = 0, 1, 2, 3, 4  # the slots of new_evt2_state()
-_TH_HALF = 1 << 27
-_LOOP_STEP = 1 << 34
-EVT21_KNOWN_TYPES = (0, 1, 8, 10, 14, 15)
+from evdet.io.evt2 import (  # EVT 2.0's state slots and time-high wrap rule
+    _BACK,
+    _ERR,
+    _FOUT,
+    _LAST_T,
+    _LOOP,
+    _LOOP_STEP,
+    _NOUT,
+    _TH,
+    _TH_HALF,
+    new_evt2_state,
+)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -44,10 +52,10 @@ def _word(words, i, legacy):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_evt21_kernel(words, legacy):  # pragma: no cover - compiled
-    """Upper bound of the events in ``words``: the set mask bits of every CD word."""
+def _count_evt21_kernel(words, start, stop, legacy):  # pragma: no cover - compiled
+    """Upper bound of the events in ``words[start:stop]``: the set mask bits of every CD word."""
     n = 0
-    for i in range(words.shape[0]):
+    for i in range(start, stop):
         w = _word(words, i, legacy)
         if (w >> np.uint64(60)) <= np.uint64(1):
             m = np.uint32(w & np.uint64(0xFFFFFFFF))
@@ -58,15 +66,18 @@ def _count_evt21_kernel(words, legacy):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_evt21_kernel(words, out64, state, legacy):  # pragma: no cover - compiled
-    """words uint64[N] -> out64 int64[>= 2 * events] (EVENT_DTYPE buffer seen as int64: word 2n =
-    x | y << 16 | p << 32, word 2n+1 = t); returns the number of events written."""
+def _decode_evt21_kernel(words, start, stop, out64, state, legacy, height, width):  # pragma: no cover
+    """words uint64[N], decoded in ``[start, stop)`` -> out64 int64[>= 2 * events] (EVENT_DTYPE buffer seen
+    as int64: word 2n = x | y << 16 | p << 32, word 2n+1 = t); events with ``y >= height`` or
+    ``x >= width`` are dropped and counted (a negative height keeps all); returns the events written."""
     th = state[_TH]
     loop = state[_LOOP]
     last_t = state[_LAST_T]
     back = state[_BACK]
+    n_out = state[_NOUT]
+    first_out = state[_FOUT]
     n = 0
-    for i in range(words.shape[0]):
+    for i in range(start, stop):
         w = _word(words, i, legacy)
         kind = np.int64(w >> np.uint64(60))
         hi = np.int64((w >> np.uint64(32)) & np.uint64(0xFFFFFFF))  # bits 32-59
@@ -82,6 +93,11 @@ def _decode_evt21_kernel(words, out64, state, legacy):  # pragma: no cover - com
                 head = (y << 16) | (kind << 32)
                 for b in range(32):
                     if (mask >> b) & 1:
+                        if height >= 0 and (y >= height or x + b >= width):
+                            if first_out < 0:
+                                first_out = i
+                            n_out += 1
+                            continue
                         out64[2 * n] = (x + b) | head
                         out64[2 * n + 1] = t
                         n += 1
@@ -96,33 +112,45 @@ def _decode_evt21_kernel(words, out64, state, legacy):  # pragma: no cover - com
     state[_LOOP] = loop
     state[_LAST_T] = last_t
     state[_BACK] = back
+    state[_NOUT] = n_out
+    state[_FOUT] = first_out
     return n
 
 
 def decode_evt21(words: np.ndarray, state: np.ndarray | None = None, source: str = "EVT2.1 data",
-                 byte_offset: int = 0, legacy: bool = False) -> np.ndarray:
-    """Decode EVT 2.1 words into events.
+                 byte_offset: int = 0, start: int = 0, stop: int | None = None,
+                 geometry: tuple[int, int] | None = None, legacy: bool = False) -> np.ndarray:
+    """Decode EVT 2.1 words ``[start, stop)`` into events.
 
     Args:
-        words: ``uint64 ndarray[N]`` (little-endian 64-bit words, header removed).
+        words: ``uint64 ndarray[N]`` (little-endian 64-bit words, header removed), e.g. a memory map of the
+            whole stream.
         state: decoder state from :func:`evdet.io.evt2.new_evt2_state`, updated in place so that a stream
             can be decoded chunk by chunk; None starts fresh.
         source, byte_offset: file name and byte offset of ``words[0]``, used in error messages.
+        start, stop: the words to decode (default: all).
+        geometry: ``(height, width)``: events with ``y >= height`` or ``x >= width`` are dropped and
+            counted; None drops none.
         legacy: the IMX636 layout (32-bit halves swapped, see the module docstring).
 
     Returns:
-        ``EVENT_DTYPE ndarray[n]`` (``t`` in µs), ``n <= 32 N``.
+        ``EVENT_DTYPE ndarray[n]`` (``t`` in µs), ``n <= 32 (stop - start)``.
 
     Raises:
         ValueError: a word has an unknown type (names ``source``, the byte offset and the type).
     """
     if state is None:
         state = new_evt2_state()
-    words = np.ascontiguousarray(words, dtype=np.uint64)
-    if words.shape[0] == 0:
+    words = np.asarray(words)
+    if words.dtype != np.uint64:
+        words = words.astype(np.uint64)
+    stop = words.shape[0] if stop is None else min(int(stop), words.shape[0])
+    start = min(int(start), stop)
+    if stop == start:
         return np.empty(0, dtype=EVENT_DTYPE)
-    out = np.empty(_count_evt21_kernel(words, bool(legacy)), dtype=EVENT_DTYPE)
-    n = _decode_evt21_kernel(words, out.view(np.int64), state, bool(legacy))
+    height, width = (-1, -1) if geometry is None else (int(geometry[0]), int(geometry[1]))
+    out = np.empty(_count_evt21_kernel(words, start, stop, bool(legacy)), dtype=EVENT_DTYPE)
+    n = _decode_evt21_kernel(words, start, stop, out.view(np.int64), state, bool(legacy), height, width)
     if state[_ERR] >= 0:
         i = int(state[_ERR])
         w = int(words[i])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +24,50 @@ from evdet.io.evt21 import decode_evt21
 from evdet.io.header import Header, parse_header, resolve_geometry
 from evdet.io.reader import EventReader, sort_events_with_warning
 
-RAW_FORMATS = {"2.0": ("evt2", 4), "2.1": ("evt21", 8), "3.0": ("evt3", 2)}
-"""EVT version -> (format name, word size in bytes)."""
-_WORD_DTYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 DEFAULT_CHUNK_WORDS = 1 << 20
+
+
+@dataclass(frozen=True)
+class RawCodec:
+    """How the words of one EVT version are decoded.
+
+    Attributes:
+        name: format name (``RawReader.format``, :func:`evdet.io.detect_format`).
+        word_dtype: numpy dtype of one word (its itemsize is the word size).
+        new_state: fresh decoder state. backward_steps(state): events decoded with ``t`` below their
+            predecessor's. drops(state): ``(corrupt words skipped, first one's word, events outside the
+            geometry, first one's word)``.
+        decode: ``decode(words, state, source=, byte_offset=, start=, stop=, geometry=, **options)`` of
+            words ``[start, stop)`` of the whole memory map ``words``.
+        options: names of the reader attributes passed to ``decode`` as keyword options.
+    """
+
+    name: str
+    word_dtype: type
+    new_state: Callable[[], np.ndarray]
+    backward_steps: Callable[[np.ndarray], int]
+    drops: Callable[[np.ndarray], tuple[int, int, int, int]]
+    decode: Callable[..., np.ndarray]
+    options: tuple[str, ...] = ()
+
+    @property
+    def word_size(self) -> int:
+        """Bytes per word."""
+        return np.dtype(self.word_dtype).itemsize
+
+
+def _evt3_drops(state: np.ndarray) -> tuple[int, int, int, int]:
+    return (0, -1, *evt3_outside(state))  # EVT3 has no corrupt-word rule
+
+
+RAW_CODECS = {
+    "2.0": RawCodec("evt2", np.uint32, new_evt2_state, evt2_backward_steps, evt2_drops, decode_evt2),
+    "2.1": RawCodec("evt21", np.uint64, new_evt2_state, evt2_backward_steps, evt2_drops, decode_evt21,
+                    ("legacy",)),  # EVT 2.1 shares EVT 2.0's state
+    "3.0": RawCodec("evt3", np.uint16, new_evt3_state, evt3_backward_steps, _evt3_drops, decode_evt3,
+                    ("time_mode",)),
+}
+"""EVT version (as :attr:`evdet.io.header.Header.evt_version` spells it) -> its codec."""
 
 
 class RawReader(EventReader):
@@ -76,15 +118,16 @@ class RawReader(EventReader):
         if version is None:
             raise ValueError(f"{self.path}: not a Prophesee RAW file: no '% evt' or '% format EVT' line in "
                              f"the {header.size}-byte header")
-        if version not in RAW_FORMATS:
+        if version not in RAW_CODECS:
             raise ValueError(f"{self.path}: unsupported EVT version {version!r} (supported: "
-                             f"{', '.join(RAW_FORMATS)})")
+                             f"{', '.join(RAW_CODECS)})")
         if time_mode not in EVT3_TIME_MODES:
             raise ValueError(f"{self.path}: unknown time_mode {time_mode!r}; "
                              f"valid: {sorted(EVT3_TIME_MODES)}")
         if int(chunk_words) <= 0:
             raise ValueError(f"{self.path}: chunk_words must be positive, got {chunk_words}")
-        self.format, self.word_size = RAW_FORMATS[version]
+        self.codec = RAW_CODECS[version]
+        self.format, self.word_size = self.codec.name, self.codec.word_size
         self.legacy = "endianness=legacy" in (header.get("format") or "").replace(" ", "").lower()
         self.time_mode = time_mode
         self.chunk_words = int(chunk_words)
@@ -95,7 +138,7 @@ class RawReader(EventReader):
                           f"{self.data_offset + n * self.word_size} ({rest} trailing bytes ignored)",
                           UserWarning, stacklevel=2)
         self.word_count = int(n)
-        dtype = _WORD_DTYPES[self.word_size]
+        dtype = self.codec.word_dtype
         if n:
             self._words = np.memmap(self.path, dtype=dtype, mode="r", offset=self.data_offset, shape=(n,))
         else:
@@ -121,28 +164,20 @@ class RawReader(EventReader):
 
     # ----------------------------------------------------------------- decoding
     def _new_state(self) -> np.ndarray:
-        return new_evt3_state() if self.format == "evt3" else new_evt2_state()  # EVT 2.1 shares EVT 2.0's
+        return self.codec.new_state()
 
     def _backward_steps(self, state: np.ndarray) -> int:
-        return evt3_backward_steps(state) if self.format == "evt3" else evt2_backward_steps(state)
+        return self.codec.backward_steps(state)
 
     def _decode(self, start: int, state: np.ndarray) -> np.ndarray:
         """Decode words ``[start, start + chunk_words)`` with ``state`` (updated)."""
-        stop = start + self.chunk_words
-        kw = dict(source=str(self.path), byte_offset=self.data_offset, start=start, stop=stop,
-                  geometry=self._limits)
-        if self.format == "evt2":
-            return decode_evt2(self._words, state, **kw)
-        if self.format == "evt21":  # decoded by slice; no corrupt-word or geometry checks (yet)
-            return decode_evt21(self._words[start:stop], state, source=str(self.path),
-                                byte_offset=self._offset(start), legacy=self.legacy)
-        return decode_evt3(self._words, state, time_mode=self.time_mode, **kw)
+        options = {name: getattr(self, name) for name in self.codec.options}
+        return self.codec.decode(self._words, state, source=str(self.path), byte_offset=self.data_offset,
+                                 start=start, stop=start + self.chunk_words, geometry=self._limits, **options)
 
     def _drops(self, state: np.ndarray) -> tuple[int, int, int, int]:
         """(corrupt words skipped, first one's word index, events outside the geometry, first one's word)."""
-        if self.format != "evt3":  # EVT 2.1 shares EVT 2.0's state (its counters stay 0)
-            return evt2_drops(state)
-        return (0, -1, *evt3_outside(state))
+        return self.codec.drops(state)
 
     def _offset(self, word: int) -> int:
         """Byte offset of word ``word`` in the file."""

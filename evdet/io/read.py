@@ -48,11 +48,11 @@ def detect_format(path: str | os.PathLike) -> str:
     header = parse_header(path)
     version = header.evt_version
     if version is not None:
-        from evdet.io.raw import RAW_FORMATS
+        from evdet.io.raw import RAW_CODECS
 
-        if version in RAW_FORMATS:
-            return RAW_FORMATS[version][0]
-        raise ValueError(f"{path}: unsupported EVT version {version!r} (supported: {', '.join(RAW_FORMATS)})")
+        if version in RAW_CODECS:
+            return RAW_CODECS[version].name
+        raise ValueError(f"{path}: unsupported EVT version {version!r} (supported: {', '.join(RAW_CODECS)})")
     suffix = path.suffix.lower()
     if suffix == ".raw":
         raise ValueError(f"{path}: RAW file without '% evt' or '% format EVT' header line: cannot tell "

@@ -104,3 +104,13 @@ def test_raw_file_streams_like_load_all(tmp_path, rng, header, legacy):
         assert r.time_range() == (int(want["t"][0]), int(want["t"][-1]))
     np.testing.assert_array_equal(read_events(path, 30_000, 60_000),
                                   want[(want["t"] >= 30_000) & (want["t"] < 60_000)])
+
+
+def test_events_outside_the_geometry_are_dropped_and_counted():
+    from evdet.io.evt2 import evt2_drops
+
+    words = np.array([time_high(1), cd(1, 0, 32, 2, 0b11 | (1 << 31)), cd(0, 1, 0, 9, 1)], dtype=np.uint64)
+    state = new_evt2_state()
+    got = decode_evt21(words, state, geometry=(8, 60))  # x 32, 33 kept; x 63 and row 9 outside
+    np.testing.assert_array_equal(got, np.array([(32, 2, 1, 64), (33, 2, 1, 64)], dtype=EVENT_DTYPE))
+    assert evt2_drops(state) == (0, -1, 2, 1)  # two events, the first in word 1
