@@ -147,6 +147,7 @@ class RawReader(EventReader):
         self.geometry_inferred = self._geometry is None
         self._limits = self._geometry  # events outside are dropped; None (inferred) drops none
         self._warned: set[str] = set()
+        self._stats: tuple[int, int, int] | None = None
         self.reset()
 
     # ----------------------------------------------------------------- geometry
@@ -218,6 +219,7 @@ class RawReader(EventReader):
 
     def _append(self, parts: list[np.ndarray]) -> None:
         """Append decoded chunks to the pending events (one copy, however many chunks)."""
+        self._base += self._bpos  # stream index of the first pending event
         pending = self._buf[self._bpos:]
         self._buf = concatenate_events([pending, *parts]) if pending.size else concatenate_events(parts)
         self._bpos = 0
@@ -259,6 +261,7 @@ class RawReader(EventReader):
         self._word_pos = 0
         self._buf = np.zeros(0, dtype=EVENT_DTYPE)
         self._bpos = 0
+        self._base = 0  # stream index of self._buf[0]
         self.current_time = 0
 
     def load_n_events(self, n: int) -> np.ndarray:
@@ -306,8 +309,34 @@ class RawReader(EventReader):
             if events.size and int(events["t"][-1]) >= t:
                 self._append([events])
                 break
+            self._base += events.size  # skipped
         self._bpos = self._split_at_time(t)
         self.current_time = t
+
+    @property
+    def position(self) -> int:
+        """Index of the next event to be returned (in decoding order)."""
+        return self._base + self._bpos
+
+    def seek_event(self, n: int) -> None:
+        """Position at event index ``n`` (0 <= n <= event_count) by decoding forward from the start;
+        ``current_time`` = its time (or, at the end, the last time).
+
+        Raises:
+            ValueError: ``n`` out of range.
+        """
+        n = int(n)
+        if not 0 <= n <= self.event_count:
+            raise ValueError(f"{self.path}: seek_event({n}) out of range [0, {self.event_count}]")
+        self.reset()
+        while not self._eof and self._base + self._buf.size <= n:
+            events = self._decode_next()
+            if self._base + events.size > n:
+                self._append([events])
+                break
+            self._base += events.size  # skipped
+        self._bpos = n - self._base
+        self.current_time = int(self._buf["t"][self._bpos]) if self._bpos < self._buf.size else self.duration
 
     def load_all(self) -> np.ndarray:
         """All events sorted by ``t`` (stable), without moving the read position.
@@ -324,22 +353,41 @@ class RawReader(EventReader):
                                               lambda i: f"event {i}")
         return events
 
+    def _scan(self) -> tuple[int, int, int]:
+        """``(event count, smallest t, largest t)``: one decode of the file, chunk by chunk, without
+        holding its events (done once, on first use)."""
+        if self._stats is None:
+            state, count, lo, hi = self._new_state(), 0, None, None
+            for start in range(0, self.word_count, self.chunk_words):
+                t = self._decode(start, state)["t"]
+                if t.size:
+                    count += t.size
+                    lo = int(t.min()) if lo is None else min(lo, int(t.min()))
+                    hi = int(t.max()) if hi is None else max(hi, int(t.max()))
+            self._stats = (count, 0, 0) if lo is None else (count, lo, hi)
+        return self._stats
+
     def time_range(self) -> tuple[int, int]:
-        """``(first t, last t)`` in µs: the smallest and largest decoded time (one decode of the file,
-        chunk by chunk, without holding its events); ``(0, 0)`` without events."""
-        state, lo, hi = self._new_state(), None, None
-        for start in range(0, self.word_count, self.chunk_words):
-            t = self._decode(start, state)["t"]
-            if t.size:
-                lo = int(t.min()) if lo is None else min(lo, int(t.min()))
-                hi = int(t.max()) if hi is None else max(hi, int(t.max()))
-        return (0, 0) if lo is None else (lo, hi)
+        """``(first t, last t)`` in µs: the smallest and largest decoded time (see ``_scan``); ``(0, 0)``
+        without events."""
+        return self._scan()[1:]
+
+    @property
+    def event_count(self) -> int:
+        """Number of events in the file (one decode of the file on first use)."""
+        return self._scan()[0]
+
+    @property
+    def duration(self) -> int:
+        """Time of the last event in µs (the recording length from t = 0); 0 without events."""
+        return self._scan()[2]
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Release the memory map."""
         self._words = self._words[:0].copy()
         self.word_count = 0
+        self._stats = None
         self.reset()
 
     def __repr__(self) -> str:

@@ -37,16 +37,22 @@ def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[in
 
 
 class EventReader:
-    """Base of the streaming readers: subclasses define ``path``, ``current_time`` (µs), ``done``,
-    ``seek_time(t)``, ``load_delta_t(delta_t)``, ``load_n_events(n)``, ``load_all()``, ``time_range()``,
-    ``close()`` and ``_infer_geometry() -> (height, width)`` (from the caller, the header, or inferred from
-    the events: see the subclass). ``time_origin`` (µs) is where the recording's clock starts: 0 unless
-    the file stores an offset (DSEC's ``t_offset``)."""
+    """Base of the streaming readers (:class:`evdet.io.DatReader`, :class:`evdet.io.RawReader`,
+    :class:`evdet.io.EventH5Reader`): the one contract every event format implements.
+
+    Subclasses define ``path``, ``current_time`` (µs: start of the next ``load_delta_t`` window),
+    ``done``, ``event_count``, ``duration`` (µs, time of the last event), ``position`` (index of the next
+    event), ``load_n_events(n)``, ``load_delta_t(delta_t)``, ``load_all()``, ``seek_time(t)``,
+    ``seek_event(n)``, ``reset()``, ``time_range()``, ``close()`` and ``_infer_geometry() -> (height,
+    width)`` (from the caller, the header, or inferred from the events: see the subclass); this class adds
+    ``height``, ``width``, ``iter_windows`` and the context manager. ``time_origin`` (µs) is where the
+    recording's clock starts: 0 unless the file stores an offset (DSEC's ``t_offset``)."""
 
     time_origin: int = 0
 
     path: Path
     current_time: int
+    event_count: int
     _warned: set[str]  # kinds of warning already given by this reader (set by the subclass constructor)
 
     def _warn_once(self, kind: str, message: str, stacklevel: int) -> None:
@@ -80,6 +86,26 @@ class EventReader:
         raise NotImplementedError
 
     def time_range(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def load_n_events(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def load_all(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def seek_event(self, n: int) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def duration(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def position(self) -> int:
         raise NotImplementedError
 
     def close(self) -> None:

@@ -261,3 +261,23 @@ def test_real_evt2_sample_with_one_corrupt_time_high(tmp_path, real_data):
     assert changed.size <= group and np.all(clean["t"][changed] - events["t"][changed] == 64)
     for field in ("x", "y", "p"):
         np.testing.assert_array_equal(events[field], clean[field])
+
+
+def test_event_count_duration_position_and_seek_event(tmp_path, rng):
+    ev, words = evt2_stream(rng, 3000)
+    path = write_raw(tmp_path / "s.raw", ["evt 2.0", "geometry 320x240"], words)
+    with RawReader(path, chunk_words=101) as r:
+        assert r.event_count == ev.size and r.duration == int(ev["t"][-1])
+        assert r.position == 0
+        r.load_n_events(10)
+        assert r.position == 10
+        r.seek_time(int(ev["t"][1500]))
+        assert r.position == int(np.searchsorted(ev["t"], ev["t"][1500]))
+        for n in (0, 1, 777, ev.size - 1):
+            r.seek_event(n)
+            assert r.position == n and r.current_time == int(ev["t"][n])
+            np.testing.assert_array_equal(r.load_n_events(5), ev[n:n + 5])
+        r.seek_event(ev.size)
+        assert r.done and r.current_time == int(ev["t"][-1])
+        with pytest.raises(ValueError, match="out of range"):
+            r.seek_event(ev.size + 1)
