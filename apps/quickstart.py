@@ -74,7 +74,8 @@ def summary_lines(out: Path, metrics: dict, num_val: int, result, video: Path | 
     where = [("dataset", out / "dataset", "simulated .dat recordings + _bbox.npy labels"),
              ("tensors", out / "hdf5", "HDF5 histograms the model reads"),
              ("checkpoint", result.last_checkpoint, "last epoch"),
-             ("best", result.best_checkpoint, "best validation AP"),
+             ("best", result.best_checkpoint and run / "checkpoints" / result.best_checkpoint.name,
+              "best validation AP"),  # Lightning's path is absolute: shown like the others
              ("metrics", run / "metrics_val.json", "the table above"),
              ("curves", run / "training_curves.png", "training loss, validation AP per epoch"),
              ("logs", run / "logs", f"tensorboard --logdir {run / 'logs' / 'tensorboard'}"),
