@@ -257,3 +257,37 @@ def test_zoomed_batches_are_float32(dataset_dir):
     batches = list(build_dataloader(dataset_dir, "train", config, train=True))
     data = [b for b in batches if not b.padding.all()]  # (all-padding batches stay uint8: no column zoomed)
     assert data and all(b.inputs.dtype == torch.float32 and b.input_scale == 1.0 for b in data)
+
+
+def test_dsec_sequence_folders_are_a_dataset_with_labels(tmp_path, rng):
+    """A split of DSEC sequences (``<seq>/events/left/events.h5`` with ``t_offset`` and
+    ``<seq>/object_detections/left/tracks.npy``) trains as it is: bins start at ``t_offset``, and the
+    tracks label the bins ending at their (absolute) times."""
+    from evdet.preprocessing import events_to_tensor
+
+    n, offset = 2000, 7_000_000_000
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 40_000, n))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 16, n), rng.integers(0, 12, n), rng.integers(0, 2, n)
+    seq = tmp_path / "train" / "zurich_city_00_a"
+    (seq / "events" / "left").mkdir(parents=True)
+    with h5py.File(seq / "events" / "left" / "events.h5", "w") as f:
+        for k, dtype in (("x", np.uint16), ("y", np.uint16), ("p", np.uint8), ("t", np.uint32)):
+            f.create_dataset(f"events/{k}", data=ev[k].astype(dtype))
+        f["t_offset"] = np.int64(offset)
+        f["ms_to_idx"] = np.searchsorted(ev["t"], 1000 * np.arange(41)).astype(np.uint64)
+    tracks = np.zeros(2, dtype=BBOX_DTYPE)
+    tracks["t"] = offset + np.array([2 * DT, 3 * DT])  # ends of bins 1 and 2
+    tracks["x"], tracks["y"], tracks["w"], tracks["h"], tracks["class_id"] = 2, 3, 5, 4, [0, 1]
+    (seq / "object_detections" / "left").mkdir(parents=True)
+    np.save(seq / "object_detections" / "left" / "tracks.npy", tracks)
+    save_label_map(tmp_path, {0: "pedestrian", 1: "car"})
+
+    info = describe_dataset(tmp_path, delta_t=DT)
+    (spec,) = info.videos["train"]
+    assert spec.path.endswith("events.h5") and spec.start_ts == offset and spec.sensor_size == (12, 16)
+    (batch,) = stream_batches([seq / "events" / "left" / "events.h5"], DataConfig(num_tbins=4, delta_t=DT))
+    assert [batch.labels[k][0].shape[0] for k in range(4)] == [0, 1, 1, 0]
+    assert batch.frame_is_labeled[:, 0].tolist() == [False, True, True, False]
+    ref = events_to_tensor(ev, "histo", 4, 12, 16, DT)  # the file's times are relative to t_offset
+    np.testing.assert_allclose(batch.float_inputs()[:, 0].numpy(), ref)
