@@ -287,21 +287,39 @@ def test_rvt_t_with_the_set_head_builds_and_gives_a_loss():
     assert all(p.grad is not None for p in det.backbone.parameters())
 
 
-# ---------------------------------------------------------------- export
-def _info():
+# ---------------------------------------------------------------- checkpoint and export
+def _info(model_config=None):
     from evdet.inference.checkpoint import CheckpointInfo
 
+    model_config = {"head": "anchor"} if model_config is None else model_config
     return CheckpointInfo(classes=("car", "pedestrian"), label_map={0: "car", 1: "pedestrian"},
                           representation="histo", representation_params={}, delta_t=50_000, num_tbins=2,
                           in_channels=2, sensor_size=(48, 60), network_size=(48, 60), score_thresh=0.1,
-                          nms_thresh=0.5, max_detections=10, model_config={"head": "anchor"})
+                          nms_thresh=0.5, max_detections=10, model_config=model_config)
+
+
+def _small_config() -> ModelConfig:
+    rvt = RVTConfig(embed_dim=8, dim_head=8, partition_split_32=1)
+    anchor = AnchorHeadConfig(anchor_size=8.0, width=16)
+    return ModelConfig(backbone="rvt", head="anchor", rvt=rvt, anchor=anchor)
 
 
 def _small_detector():
-    rvt = RVTConfig(embed_dim=8, dim_head=8, partition_split_32=1)
-    mc = ModelConfig(backbone="rvt", head="anchor", rvt=rvt,
-                     anchor=AnchorHeadConfig(anchor_size=8.0, width=16))
-    return build_detector(mc, 2, 2)
+    return build_detector(_small_config(), 2, 2)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    from evdet.inference.checkpoint import load_detector, save_detector_checkpoint
+
+    torch.manual_seed(0)
+    det = _small_detector().eval()
+    mc = _small_config()
+    save_detector_checkpoint(tmp_path / "m.ckpt", det, _info(config_to_dict(mc)))
+    loaded, info = load_detector(tmp_path / "m.ckpt")
+    assert info.config == mc
+    x = torch.rand(2, 2, 2, 48, 60)
+    for a, b in zip(det(x), loaded(x), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_scripts_and_matches_eager(tmp_path):
