@@ -27,7 +27,7 @@ class AnchorHead(DetectionHead):
             the levels: levels of different widths (e.g. RVT's stages) are first projected to ``width``
             channels by a 1×1 conv each (``input_proj.{l}``); levels of equal width are used as they are.
         strides: the backbone's ``strides`` (one per level; anchors use the true stride of each level,
-            computed from the feature and image sizes).
+            computed from the image size and the level's cells covering it: :mod:`evdet.models.anchors`).
         num_classes: foreground classes C (the head predicts C+1 logits, background last).
         anchor_list: ``"PSEE_ANCHORS"``, ``"COCO_ANCHORS"`` or a list of ``(ratio w/h, scale)``.
         base_anchor_size: anchor base size of the first level (pixels); level l uses ``· 2^l``.
@@ -66,7 +66,7 @@ class AnchorHead(DetectionHead):
         if not 0.0 <= bg_iou_threshold <= fg_iou_threshold <= 1.0:
             raise ValueError(f"AnchorHead: need 0 <= bg_iou_threshold ({bg_iou_threshold}) <= "
                              f"fg_iou_threshold ({fg_iou_threshold}) <= 1")
-        self.anchors = Anchors(len(channels), anchor_list, base_anchor_size)
+        self.anchors = Anchors(len(channels), anchor_list, base_anchor_size, list(strides))
         self.box_head = BoxHead(width, self.anchors.num_anchors, num_classes, num_layers,
                                 background_prior)
         self.fg_iou_threshold = fg_iou_threshold
