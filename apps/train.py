@@ -13,7 +13,14 @@ from pathlib import Path
 # configs only (cheap: no torch, Lightning or numba, so that --help is instant); the rest is imported
 # inside main()
 from evdet.data.config import SAMPLING_MODES, DataConfig
-from evdet.inference.model_config import HEADS, AnchorHeadConfig, DetrHeadConfig, ModelConfig, VanillaConfig
+from evdet.inference.model_config import (
+    HEADS,
+    AnchorHeadConfig,
+    DetrHeadConfig,
+    ModelConfig,
+    RVTConfig,
+    VanillaConfig,
+)
 from evdet.training.config import LR_SCHEDULES, TrainConfig
 
 
@@ -41,7 +48,7 @@ def _set_loss_weights(weights: list[float] | None) -> dict[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     mc, tc, dc = ModelConfig(), TrainConfig(), DataConfig()
-    van, anc, st = mc.vanilla, mc.anchor, mc.set
+    van, anc, st, rvt = mc.vanilla, mc.anchor, mc.set, mc.rvt
     p = argparse.ArgumentParser(
         prog="evdet-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -50,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("model")
     g.add_argument("--head", default=mc.head, choices=sorted(HEADS), help="detection head")
-    g.add_argument("--backbone", default=mc.backbone, help="Vanilla, Vanilla_VGG or Vanilla_VGGRU")
+    g.add_argument("--backbone", default=mc.backbone,
+                   help="Vanilla, Vanilla_VGG, Vanilla_VGGRU (ConvRNN) or rvt-t, rvt-s, rvt-b, rvt (RVT's "
+                        "MaxViT-RNN; see docs/models.md)")
+    g.add_argument("--rvt-partition-split", type=int, default=rvt.partition_split_32, choices=(1, 2, 4),
+                   help="rvt*: pad to multiples of 32 x this, attention partitions padded / (32 x this) "
+                        "(RVT: 1 on Gen1, 2 on 1Mpx)")
     g.add_argument("--base", type=int, default=van.base, help="backbone base width")
     g.add_argument("--cout", type=int, default=van.cout, help="channels of the recurrent feature levels")
     g.add_argument("--anchors", default=anc.anchors, help="anchor list name (PSEE_ANCHORS, COCO_ANCHORS)")
@@ -139,6 +151,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
     """The three configs described by parsed command-line arguments."""
     mc = ModelConfig(head=args.head, backbone=args.backbone,
                      vanilla=VanillaConfig(base=args.base, cout=args.cout),
+                     rvt=RVTConfig(partition_split_32=args.rvt_partition_split),
                      anchor=AnchorHeadConfig(anchors=args.anchors, anchor_size=args.anchor_size),
                      set=DetrHeadConfig(num_queries=args.num_queries, dec_layers=args.dec_layers,
                                         hidden_dim=args.hidden_dim, nheads=args.nheads,

@@ -27,6 +27,8 @@ _EXPORTS = {
     "DetrHeadConfig": "model_config",
     "HEADS": "model_config",
     "ModelConfig": "model_config",
+    "RVTConfig": "model_config",
+    "RVT_SIZES": "model_config",
     "VanillaConfig": "model_config",
     "build_detector": "model_config",
     "load_pretrained": "pretrained",

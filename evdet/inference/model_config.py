@@ -24,7 +24,9 @@ __all__ = [
     "HEADS",
     "AnchorHeadConfig",
     "DetrHeadConfig",
+    "RVT_SIZES",
     "ModelConfig",
+    "RVTConfig",
     "VanillaConfig",
     "build_backbone_for",
     "build_detector",
@@ -54,6 +56,94 @@ class VanillaConfig:
         _positive_ints(self, "base", "cout")
 
 
+#: ``(embed_dim, dim_head)`` of RVT's sizes (uzh-rpg/RVT ``config/experiment/*/{tiny,small,base}.yaml``);
+#: ``rvt`` (every field from :class:`RVTConfig`) defaults to RVT's model defaults, those of ``rvt-b``.
+RVT_SIZES: dict[str, tuple[int, int]] = {"rvt": (64, 32), "rvt-t": (32, 32), "rvt-s": (48, 24),
+                                         "rvt-b": (64, 32)}
+
+
+@dataclass(frozen=True)
+class RVTConfig:
+    """RVT's MaxViT-RNN backbones ``rvt-t``, ``rvt-s``, ``rvt-b`` and the generic ``rvt``
+    (:class:`evdet.models.RVTBackbone`; defaults are RVT's ``config/model/maxvit_yolox/default.yaml``).
+
+    Attributes:
+        embed_dim: channels of stage 1 (None: the size's, :data:`RVT_SIZES`); set it only with ``rvt``, or
+            to the size's value.
+        dim_head: channels per attention head (None: the size's, as ``embed_dim``).
+        dim_multiplier: stage widths / ``embed_dim``, one per stage.
+        num_blocks: window + grid attention pairs per stage.
+        stem_patch_size: downsampling of stage 1 (2, 4 or 8); later stages downsample by 2.
+        overlap: overlapping downsampling convolutions (kernel 2f − 1).
+        norm_affine: affine LayerNorm after each downsampling.
+        partition_split_32: pad the input to multiples of 32 × this and use ``padded / (32 × this)`` as the
+            attention partition size (RVT: 1 for Gen1, 2 for 1Mpx); 1, 2 or 4.
+        partition_size: ``(height, width)`` of the attention partitions instead (None: derived as above).
+        mlp_ratio: MLP hidden width / stage width.
+        ls_init_value: LayerScale initial value (0: no LayerScale).
+        attention_bias, mlp_bias: biases of the attention and MLP linear layers.
+        drop_mlp: dropout in the MLPs.
+        lstm_dws_conv: depthwise conv in the ConvLSTMs; lstm_dws_conv_only_hidden: on ``h`` only (else on
+            ``cat(x, h)``); lstm_dws_conv_kernel_size: its kernel; lstm_drop_cell_update: dropout on the
+            cell input.
+    """
+
+    embed_dim: int | None = None
+    dim_head: int | None = None
+    dim_multiplier: tuple[int, ...] = (1, 2, 4, 8)
+    num_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    stem_patch_size: int = 4
+    overlap: bool = True
+    norm_affine: bool = True
+    partition_split_32: int = 2
+    partition_size: tuple[int, int] | None = None
+    mlp_ratio: int = 4
+    ls_init_value: float = 1e-5
+    attention_bias: bool = True
+    mlp_bias: bool = True
+    drop_mlp: float = 0.0
+    lstm_dws_conv: bool = False
+    lstm_dws_conv_only_hidden: bool = True
+    lstm_dws_conv_kernel_size: int = 3
+    lstm_drop_cell_update: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, "mlp_ratio", "lstm_dws_conv_kernel_size")
+        for name in ("embed_dim", "dim_head"):
+            if getattr(self, name) is not None:
+                _positive_ints(self, name)
+        if (len(self.dim_multiplier) == 0 or len(self.dim_multiplier) != len(self.num_blocks)
+                or min(self.dim_multiplier) < 1 or min(self.num_blocks) < 1):
+            raise ValueError(f"RVTConfig: dim_multiplier {self.dim_multiplier} and num_blocks "
+                             f"{self.num_blocks} must be positive and have one entry per stage")
+        if self.stem_patch_size not in (2, 4, 8):
+            raise ValueError(f"RVTConfig.stem_patch_size must be 2, 4 or 8, got {self.stem_patch_size}")
+        if self.partition_split_32 not in (1, 2, 4):
+            raise ValueError(f"RVTConfig.partition_split_32 must be 1, 2 or 4, got {self.partition_split_32}")
+        ps = self.partition_size
+        if ps is not None and (len(ps) != 2 or min(ps) < 1):
+            raise ValueError(f"RVTConfig.partition_size must be (height, width) >= 1 or None, got "
+                             f"{self.partition_size}")
+        if not (0.0 <= self.drop_mlp < 1.0 and 0.0 <= self.lstm_drop_cell_update < 1.0):
+            raise ValueError(f"RVTConfig: dropouts must be in [0, 1), got drop_mlp={self.drop_mlp}, "
+                             f"lstm_drop_cell_update={self.lstm_drop_cell_update}")
+
+    def sizes(self, name: str) -> tuple[int, int]:
+        """``(embed_dim, dim_head)`` of backbone ``name`` (a key of :data:`RVT_SIZES`) with this config.
+
+        Raises:
+            ValueError: ``embed_dim`` or ``dim_head`` is set to another value than size ``name``'s.
+        """
+        embed_dim, dim_head = RVT_SIZES[name]
+        for field_name, value, size_value in (("embed_dim", self.embed_dim, embed_dim),
+                                              ("dim_head", self.dim_head, dim_head)):
+            if value is not None and name != "rvt" and value != size_value:
+                raise ValueError(f"RVTConfig.{field_name} = {value} contradicts backbone {name!r} "
+                                 f"({field_name} {size_value}); use backbone 'rvt' for other sizes")
+        return (embed_dim if self.embed_dim is None else self.embed_dim,
+                dim_head if self.dim_head is None else self.dim_head)
+
+
 @dataclass(frozen=True)
 class AnchorHeadConfig:
     """The anchor head (``head: anchor``; SPEC 5).
@@ -69,6 +159,8 @@ class AnchorHeadConfig:
         focal_alpha: weight of foreground anchors in the focal loss (background: 1 − α); None: no weighting.
         num_layers: 3×3 conv layers in each head tower.
         top_k: candidates (anchor, class) kept per frame before NMS when decoding.
+        width: tower channels for backbones whose levels differ in width (``rvt*``: each level is projected
+            to it by a 1×1 conv); None: the widest level's.
     """
 
     anchors: str = "PSEE_ANCHORS"
@@ -80,9 +172,12 @@ class AnchorHeadConfig:
     focal_alpha: float | None = None
     num_layers: int = 1
     top_k: int = 500
+    width: int | None = None
 
     def __post_init__(self) -> None:
         _positive_ints(self, "top_k")
+        if self.width is not None:
+            _positive_ints(self, "width")
         if not isinstance(self.num_layers, int) or self.num_layers < 0:
             raise ValueError(f"AnchorHeadConfig.num_layers must be an integer >= 0, got {self.num_layers!r}")
         if not self.anchor_size > 0:
@@ -153,6 +248,7 @@ class ModelConfig:
         backbone: a key of :data:`BACKBONES`.
         head: a key of :data:`HEADS`.
         vanilla: options of the ``Vanilla*`` backbones.
+        rvt: options of the ``rvt*`` backbones.
         anchor: options of the ``anchor`` head.
         set: options of the ``set`` head.
         score_thresh: minimum class score kept when decoding (validation, detection, demo).
@@ -163,6 +259,7 @@ class ModelConfig:
     backbone: str = "Vanilla"
     head: str = "anchor"
     vanilla: VanillaConfig = field(default_factory=VanillaConfig)
+    rvt: RVTConfig = field(default_factory=RVTConfig)
     anchor: AnchorHeadConfig = field(default_factory=AnchorHeadConfig)
     set: DetrHeadConfig = field(default_factory=DetrHeadConfig)
     score_thresh: float = 0.05
@@ -176,6 +273,8 @@ class ModelConfig:
         if self.head not in HEADS:
             raise ValueError(f"ModelConfig.head = {self.head!r}: valid heads are {sorted(HEADS)}")
         _positive_ints(self, "max_detections")
+        if self.backbone in RVT_SIZES:
+            self.rvt.sizes(self.backbone)
         if not 0.0 <= self.score_thresh <= 1.0:
             raise ValueError(f"ModelConfig.score_thresh must be in [0, 1], got {self.score_thresh}")
         if not 0.0 < self.nms_thresh <= 1.0:
@@ -191,6 +290,21 @@ def _vanilla(name: str) -> Callable[[ModelConfig, int], nn.Module]:
     return build
 
 
+def _rvt(name: str) -> Callable[[ModelConfig, int], nn.Module]:
+    def build(config: ModelConfig, in_channels: int) -> nn.Module:
+        from evdet.models.rvt_backbone import RVTBackbone
+
+        c = config.rvt
+        embed_dim, dim_head = c.sizes(name)
+        return RVTBackbone(in_channels, embed_dim, tuple(c.dim_multiplier), tuple(c.num_blocks), dim_head,
+                           c.stem_patch_size, c.overlap, c.norm_affine, c.partition_split_32,
+                           None if c.partition_size is None else tuple(c.partition_size), c.mlp_ratio,
+                           c.ls_init_value, c.attention_bias, c.mlp_bias, c.drop_mlp, c.lstm_dws_conv,
+                           c.lstm_dws_conv_only_hidden, c.lstm_dws_conv_kernel_size, c.lstm_drop_cell_update)
+
+    return build
+
+
 def _anchor_head(config: ModelConfig, channels: list[int], strides: list[int], num_classes: int) -> nn.Module:
     from evdet.models import AnchorHead
 
@@ -199,7 +313,8 @@ def _anchor_head(config: ModelConfig, channels: list[int], strides: list[int], n
                       base_anchor_size=float(c.anchor_size), fg_iou_threshold=c.fg_iou_threshold,
                       bg_iou_threshold=c.bg_iou_threshold,
                       allow_low_quality_matches=c.allow_low_quality_matches, focal_gamma=c.focal_gamma,
-                      focal_alpha=c.focal_alpha, num_layers=c.num_layers, top_k=c.top_k)
+                      focal_alpha=c.focal_alpha, num_layers=c.num_layers, top_k=c.top_k,
+                      width=c.width if len(set(channels)) > 1 else None)
 
 
 def _detr_head(config: ModelConfig, channels: list[int], strides: list[int], num_classes: int) -> nn.Module:
@@ -220,6 +335,7 @@ BACKBONES: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     "Vanilla": _vanilla("Vanilla"),
     "Vanilla_VGG": _vanilla("Vanilla_VGG"),
     "Vanilla_VGGRU": _vanilla("Vanilla_VGGRU"),
+    **{name: _rvt(name) for name in RVT_SIZES},
 }
 
 #: Head name → builder ``(model_config, channels, strides, num_classes) -> head``

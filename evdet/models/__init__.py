@@ -1,6 +1,7 @@
 """Detectors: recurrent backbones and detection heads composed into one :class:`RecurrentDetector`.
 
 Backbones (``BACKBONES``) declare their feature levels (``channels``, ``strides``) and recurrent state;
+:class:`RVTBackbone` is RVT's MaxViT-RNN (``rvt-t/s/b`` in :mod:`evdet.inference.model_config`);
 heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`) are built from those levels, so any
 backbone combines with any head.
 """
@@ -15,6 +16,7 @@ from evdet.models.detr_head import DetrHead, decode_set_predictions
 from evdet.models.focal_loss import smooth_l1_loss, softmax_focal_loss
 from evdet.models.head import ClassLogitLayer, DetectionHead
 from evdet.models.matcher import HungarianMatcher
+from evdet.models.rvt_backbone import RVTBackbone, rvt_input_geometry
 from evdet.models.set_criterion import SetCriterion, slot_metrics
 from evdet.models.set_head import SetTransformer, sine_position_encoding
 
@@ -31,6 +33,7 @@ __all__ = [
     "DetectionHead",
     "DetrHead",
     "HungarianMatcher",
+    "RVTBackbone",
     "RecurrentDetector",
     "SetCriterion",
     "SetTransformer",
@@ -42,6 +45,7 @@ __all__ = [
     "decode",
     "decode_set_predictions",
     "encode",
+    "rvt_input_geometry",
     "smooth_l1_loss",
     "slot_metrics",
     "softmax_focal_loss",

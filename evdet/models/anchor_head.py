@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from evdet.models.anchors import Anchors, batched_decode, encode
 from evdet.models.box_head import BoxHead
@@ -23,10 +23,11 @@ class AnchorHead(DetectionHead):
     """Anchor-based single-stage head shared by all feature levels.
 
     Args:
-        channels: channels of every feature level (the backbone's ``channels``; all equal, the towers are
-            shared).
+        channels: channels of every feature level (the backbone's ``channels``). The towers are shared by
+            the levels: levels of different widths (e.g. RVT's stages) are first projected to ``width``
+            channels by a 1×1 conv each (``input_proj.{l}``); levels of equal width are used as they are.
         strides: the backbone's ``strides`` (one per level; anchors use the true stride of each level,
-            computed from the feature and image sizes).
+            computed from the image size and the level's cells covering it: :mod:`evdet.models.anchors`).
         num_classes: foreground classes C (the head predicts C+1 logits, background last).
         anchor_list: ``"PSEE_ANCHORS"``, ``"COCO_ANCHORS"`` or a list of ``(ratio w/h, scale)``.
         base_anchor_size: anchor base size of the first level (pixels); level l uses ``· 2^l``.
@@ -35,9 +36,10 @@ class AnchorHead(DetectionHead):
         num_layers: conv layers in each head tower.
         top_k: candidates kept per frame before NMS at decoding.
         background_prior: P(background) of every anchor at initialisation.
+        width: channels of the towers when the levels' widths differ (None: the largest of them).
 
     Raises:
-        ValueError: levels with different channel counts, ``channels`` and ``strides`` of different
+        ValueError: ``width`` given for levels of equal width, ``channels`` and ``strides`` of different
             lengths, unknown anchor list name.
     """
 
@@ -48,19 +50,24 @@ class AnchorHead(DetectionHead):
                  base_anchor_size: float = 32.0, fg_iou_threshold: float = 0.5, bg_iou_threshold: float = 0.3,
                  allow_low_quality_matches: bool = True, focal_gamma: float = 2.0,
                  focal_alpha: float | None = None, num_layers: int = 1, top_k: int = 500,
-                 background_prior: float = 0.99):
+                 background_prior: float = 0.99, width: int | None = None):
         super().__init__(num_classes)
         channels = [int(c) for c in channels]
-        if len(set(channels)) != 1:
-            raise ValueError(f"AnchorHead: the shared towers need equal channels on every level, got "
-                             f"{channels}")
+        if len(set(channels)) == 1:
+            if width is not None and width != channels[0]:
+                raise ValueError(f"AnchorHead: width {width} given for levels of equal width {channels}")
+            width = channels[0]
+            self.input_proj = nn.ModuleList()
+        else:
+            width = max(channels) if width is None else int(width)
+            self.input_proj = nn.ModuleList([nn.Conv2d(c, width, 1) for c in channels])
         if len(strides) != len(channels):
             raise ValueError(f"AnchorHead: {len(channels)} levels but {len(strides)} strides")
         if not 0.0 <= bg_iou_threshold <= fg_iou_threshold <= 1.0:
             raise ValueError(f"AnchorHead: need 0 <= bg_iou_threshold ({bg_iou_threshold}) <= "
                              f"fg_iou_threshold ({fg_iou_threshold}) <= 1")
-        self.anchors = Anchors(len(channels), anchor_list, base_anchor_size)
-        self.box_head = BoxHead(channels[0], self.anchors.num_anchors, num_classes, num_layers,
+        self.anchors = Anchors(len(channels), anchor_list, base_anchor_size, list(strides))
+        self.box_head = BoxHead(width, self.anchors.num_anchors, num_classes, num_layers,
                                 background_prior)
         self.fg_iou_threshold = fg_iou_threshold
         self.bg_iou_threshold = bg_iou_threshold
@@ -69,6 +76,15 @@ class AnchorHead(DetectionHead):
         self.focal_alpha = focal_alpha
         self.top_k = top_k
 
+    def _levels(self, features: list[Tensor]) -> list[Tensor]:
+        """The features at the towers' width (projected when the levels' widths differ)."""
+        if len(self.input_proj) == 0:
+            return features
+        out: list[Tensor] = []
+        for i, proj in enumerate(self.input_proj):
+            out.append(proj(features[i]))
+        return out
+
     def _anchors_for(self, features: list[Tensor], image_height: int, image_width: int) -> Tensor:
         sizes = [[f.shape[-2], f.shape[-1]] for f in features]
         return self.anchors(sizes, image_height, image_width)
@@ -76,13 +92,13 @@ class AnchorHead(DetectionHead):
     def forward(self, features: list[Tensor], image_height: int, image_width: int) -> list[Tensor]:
         """``[loc Tensor[N, A, 4], cls Tensor[N, A, C+1]]``: SSD deltas and class logits (background last)
         of the A anchors of all levels (order level, row, column, anchor: :class:`Anchors`)."""
-        loc, cls = self.box_head(features)
+        loc, cls = self.box_head(self._levels(features))
         return [loc, cls]
 
     def detect(self, features: list[Tensor], image_height: int, image_width: int, score_thresh: float,
                nms_thresh: float, max_detections: int) -> list[Tensor]:
         """Per-frame detections (see :func:`evdet.models.anchors.batched_decode`)."""
-        loc, cls = self.box_head(features)
+        loc, cls = self.box_head(self._levels(features))
         anchors = self._anchors_for(features, image_height, image_width)
         return batched_decode(loc, cls, anchors, image_height, image_width, score_thresh, nms_thresh,
                               max_detections, self.top_k)
@@ -92,7 +108,7 @@ class AnchorHead(DetectionHead):
              image_width: int) -> dict[str, Tensor]:
         """``{"loss", "loss_cls", "loss_box"}``: focal and smooth-L1 sums divided by max(1, number of
         positive anchors)."""
-        loc, cls = self.box_head(features)  # [N, A, 4], [N, A, C+1]
+        loc, cls = self.box_head(self._levels(features))  # [N, A, 4], [N, A, C+1]
         anchors = self._anchors_for(features, image_height, image_width)
         loc_t, cls_t = encode(anchors, targets, self.num_classes, self.fg_iou_threshold,
                               self.bg_iou_threshold, self.allow_low_quality_matches)

@@ -3,7 +3,10 @@
 Anchor ``a`` of level ``l`` (base size ``S = base_size · 2^l``, list entry ``(ratio, scale)`` with
 ratio = w/h) has ``w = scale·S·√ratio``, ``h = scale·S/√ratio`` and is centred at
 ``((j + 0.5)·W/W_l, (i + 0.5)·H/H_l)`` for feature cell (i, j): the *true* stride ``H/H_l`` keeps the
-centres inside the image when H is not a multiple of the nominal stride (e.g. 240×304).
+centres inside the image when H is not a multiple of the nominal stride (e.g. 240×304). When the level's
+nominal stride s is given and the level has more than ``ceil(H/s)`` rows (a backbone that pads its input,
+e.g. RVT's to multiples of 32), the spacing is ``H / ceil(H/s)``, that of the rows covering the image, and
+continues into the padding (likewise for columns).
 Anchors of all levels are concatenated level by level, then row, column, anchor (the layout of
 ``BoxHead``'s outputs). Boxes are xyxy in network pixels.
 """
@@ -61,11 +64,13 @@ class AnchorLayer(nn.Module):
     Args:
         base_size: S in pixels.
         anchor_list: ``(ratio, scale)`` pairs.
+        stride: the level's nominal stride (0: unknown; see the module docstring).
     """
 
-    def __init__(self, base_size: float, anchor_list: list[tuple[float, float]]):
+    def __init__(self, base_size: float, anchor_list: list[tuple[float, float]], stride: int = 0):
         super().__init__()
         self.base_size = float(base_size)
+        self.stride = int(stride)
         self.num_anchors = len(anchor_list)
         self.register_buffer("cell_anchors", base_anchors(base_size, anchor_list), persistent=False)
 
@@ -75,8 +80,12 @@ class AnchorLayer(nn.Module):
         Returns ``Tensor[feat_height · feat_width · A, 4]`` xyxy pixels, ordered row, column, anchor.
         """
         dev = self.cell_anchors.device
-        sy = float(image_height) / float(feat_height)
-        sx = float(image_width) / float(feat_width)
+        rows, cols = feat_height, feat_width
+        if self.stride > 0:  # levels of a padded input: the spacing of the cells covering the image
+            rows = min(rows, (image_height + self.stride - 1) // self.stride)
+            cols = min(cols, (image_width + self.stride - 1) // self.stride)
+        sy = float(image_height) / float(rows)
+        sx = float(image_width) / float(cols)
         cy = (torch.arange(feat_height, dtype=torch.float32, device=dev) + 0.5) * sy
         cx = (torch.arange(feat_width, dtype=torch.float32, device=dev) + 0.5) * sx
         yy = cy.view(-1, 1).expand(feat_height, feat_width)
@@ -92,18 +101,23 @@ class Anchors(nn.Module):
         num_levels: feature levels; level l has base size ``base_size · 2^l``.
         anchor_list: name in ``ANCHOR_LISTS`` or ``(ratio, scale)`` pairs.
         base_size: base size of level 0 (pixels).
+        strides: nominal stride of every level (None: unknown), see the module docstring.
     """
 
     cached: Tensor | None
     cache_key: list[int]
 
     def __init__(self, num_levels: int, anchor_list: Union[str, list[tuple[float, float]]] = "PSEE_ANCHORS",
-                 base_size: float = 32.0):
+                 base_size: float = 32.0, strides: list[int] | None = None):
         super().__init__()
         pairs = resolve_anchor_list(anchor_list)
+        if strides is not None and len(strides) != num_levels:
+            raise ValueError(f"Anchors: {num_levels} levels but {len(strides)} strides")
+        level_strides = [0] * num_levels if strides is None else [int(v) for v in strides]
         self.num_anchors = len(pairs)
         self.num_levels = num_levels
-        self.layers = nn.ModuleList([AnchorLayer(base_size * 2**i, pairs) for i in range(num_levels)])
+        self.layers = nn.ModuleList([AnchorLayer(base_size * 2**i, pairs, level_strides[i])
+                                     for i in range(num_levels)])
         self.register_buffer("device_probe", torch.zeros(0), persistent=False)  # follows .to(device)
         self.cached = None
         self.cache_key = []

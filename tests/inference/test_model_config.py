@@ -68,7 +68,7 @@ def test_build_detector_uses_the_registries(monkeypatch):
         build_detector(ModelConfig(), 2, 0)
 
 
-@pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU"])
+@pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU", "rvt-t"])
 @pytest.mark.parametrize("head, cls", [("anchor", AnchorHead), ("set", DetrHead)])
 def test_every_backbone_builds_with_every_head(backbone, head, cls):
     mc = ModelConfig(backbone=backbone, head=head, vanilla=VanillaConfig(base=4, cout=8),

@@ -2,6 +2,7 @@ import pytest
 import torch
 from detectors import anchor_detector
 
+from evdet.models import AnchorHead
 from evdet.ops import box_iou
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -213,3 +214,15 @@ def test_overfit_tiny_sequence():
             assert top.shape[0] == 1
             assert int(top[0, 5]) == int(gt[j][0, 4])
             assert box_iou(top[:, :4], gt[j][:, :4]).item() > 0.7
+
+
+def test_levels_of_different_widths_are_projected_to_one_tower_width():
+    head = AnchorHead([4, 8, 16], [4, 8, 16], 2, base_anchor_size=8.0)
+    assert [p.in_channels for p in head.input_proj] == [4, 8, 16] and head.box_head.in_channels == 16
+    feats = [torch.rand(2, c, 16 // 2 ** i, 16 // 2 ** i) for i, c in enumerate([4, 8, 16])]
+    loc, cls = head(feats, 64, 64)
+    assert loc.shape == (2, (256 + 64 + 16) * head.anchors.num_anchors, 4)
+    assert AnchorHead([4, 8, 16], [4, 8, 16], 2, width=6).box_head.in_channels == 6
+    assert len(AnchorHead([8, 8], [8, 16], 2).input_proj) == 0  # equal widths: no projection, same keys
+    with pytest.raises(ValueError, match="equal width"):
+        AnchorHead([8, 8], [8, 16], 2, width=4)

@@ -156,3 +156,19 @@ def test_batched_decode_equals_per_frame(rng):
         single = decode(loc[f], cls[f], anchors, h, w, 0.2, 0.5, 30, 200)[0]
         assert torch.equal(single, batched[f])
         assert 0 < single.shape[0] <= 30
+
+
+def test_declared_strides_space_the_anchors_of_a_padded_input_like_the_image_cells():
+    """A backbone padding 240x304 to 256x320 (RVT): levels 64x80 ... 8x10 at strides 4 ... 32."""
+    h, w, strides = 240, 304, [4, 8, 16, 32]
+    padded = [[256 // s, 320 // s] for s in strides]
+    anchors = Anchors(4, [(1.0, 1.0)], base_size=8, strides=strides)(padded, h, w)
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    level0 = centres[:64 * 80].view(64, 80, 2)
+    assert torch.allclose(level0[1:, 0, 1] - level0[:-1, 0, 1], torch.tensor(4.0))  # not 240 / 64
+    assert torch.allclose(level0[0, 1:, 0] - level0[0, :-1, 0], torch.tensor(4.0))
+    last = centres[-80:].view(8, 10, 2)
+    assert torch.allclose(last[1, 0, 1] - last[0, 0, 1], torch.tensor(30.0))  # ceil(240/32) = 8 rows: 240/8
+    ceil_sizes = [[math.ceil(h / s), math.ceil(w / s)] for s in strides]  # unpadded levels: no change
+    assert torch.equal(Anchors(4, "PSEE_ANCHORS", strides=strides)(ceil_sizes, h, w),
+                       Anchors(4, "PSEE_ANCHORS")(ceil_sizes, h, w))
