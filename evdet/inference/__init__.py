@@ -28,6 +28,7 @@ _EXPORTS = {
     "HEADS": "model_config",
     "ModelConfig": "model_config",
     "VanillaConfig": "model_config",
+    "YoloxHeadConfig": "model_config",
     "build_detector": "model_config",
     "load_pretrained": "pretrained",
     "transfer_weights": "pretrained",

@@ -1,8 +1,8 @@
 """Detectors: recurrent backbones and detection heads composed into one :class:`RecurrentDetector`.
 
 Backbones (``BACKBONES``) declare their feature levels (``channels``, ``strides``) and recurrent state;
-heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`) are built from those levels, so any
-backbone combines with any head.
+heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`, :class:`YoloxHead`) are built from
+those levels, so any backbone combines with any head.
 """
 
 from evdet.models.anchor_head import AnchorHead
@@ -17,6 +17,11 @@ from evdet.models.head import ClassLogitLayer, DetectionHead
 from evdet.models.matcher import HungarianMatcher
 from evdet.models.set_criterion import SetCriterion, slot_metrics
 from evdet.models.set_head import SetTransformer, sine_position_encoding
+from evdet.models.simota import simota_assign
+from evdet.models.yolox_decoding import yolox_postprocess
+from evdet.models.yolox_head import YoloxHead
+from evdet.models.yolox_loss import yolox_loss
+from evdet.models.yolox_pafpn import YoloxPAFPN
 
 __all__ = [
     "ANCHOR_LISTS",
@@ -37,6 +42,8 @@ __all__ = [
     "Vanilla",
     "Vanilla_VGG",
     "Vanilla_VGGRU",
+    "YoloxHead",
+    "YoloxPAFPN",
     "batched_decode",
     "build_backbone",
     "decode",
@@ -46,4 +53,7 @@ __all__ = [
     "slot_metrics",
     "softmax_focal_loss",
     "sine_position_encoding",
+    "simota_assign",
+    "yolox_loss",
+    "yolox_postprocess",
 ]
