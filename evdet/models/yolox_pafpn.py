@@ -16,16 +16,26 @@ nearest-exact resize onto it. Module names are RVT's (``lateral_conv0``, ``C3_p4
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from evdet.models.yolox_blocks import BaseConv, CSPLayer, conv_block
 
 
+def _nearest_exact_index(size_in: int, size_out: int, device: torch.device) -> Tensor:
+    """Source index of every output pixel, as torch's nearest-exact kernel computes it:
+    ``min(floor((i + 0.5) · (in / out)), in − 1)`` in float32."""
+    scale = torch.tensor(float(size_in) / float(size_out), dtype=torch.float32, device=device)
+    idx = ((torch.arange(size_out, dtype=torch.float32, device=device) + 0.5) * scale).floor()
+    return idx.clamp(max=size_in - 1).to(torch.int64)
+
+
 def upsample_to(x: Tensor, like: Tensor) -> Tensor:
-    """``x`` ``Tensor[N, C, h, w]`` resized (nearest-exact) to the spatial size of ``like``
-    ``Tensor[N, C', H, W]``."""
-    return F.interpolate(x, size=[like.shape[-2], like.shape[-1]], mode="nearest-exact")
+    """``x`` ``Tensor[N, C, h, w]`` resized (nearest-exact, identical to ``F.interpolate(...,
+    mode="nearest-exact")``) to the spatial size of ``like`` ``Tensor[N, C', H, W]``; written as two index
+    selections so that the ONNX exporter, which lacks nearest-exact, can export it."""
+    rows = _nearest_exact_index(x.shape[-2], like.shape[-2], x.device)
+    cols = _nearest_exact_index(x.shape[-1], like.shape[-1], x.device)
+    return x.index_select(2, rows).index_select(3, cols)
 
 
 class YoloxPAFPN(nn.Module):

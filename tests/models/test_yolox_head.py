@@ -87,3 +87,17 @@ def test_class_remapping_by_name():
     dst.map_cls_weights(src.state_dict(), ["car", "pedestrian"], ["pedestrian", "bus", "car"])
     b = dst.head.yolox_head.cls_preds[0].bias
     assert b[0].item() == 2.0 and b[2].item() == 1.0 and abs(b[1].item() + math.log(99)) < 1e-5
+
+
+def test_upsample_equals_torch_nearest_exact():
+    import torch.nn.functional as F
+
+    from evdet.models.yolox_pafpn import upsample_to
+
+    for (h, w), (oh, ow) in [((4, 5), (8, 10)), ((8, 10), (15, 19)), ((3, 7), (5, 13))]:
+        x = torch.rand(2, 3, h, w)
+        ref = F.interpolate(x, size=[oh, ow], mode="nearest-exact")
+        assert torch.equal(upsample_to(x, torch.zeros(1, 1, oh, ow)), ref)
+    x = torch.rand(1, 2, 4, 5)
+    assert torch.equal(upsample_to(x, torch.zeros(1, 1, 8, 10)),
+                       F.interpolate(x, scale_factor=2, mode="nearest-exact"))  # RVT's call
