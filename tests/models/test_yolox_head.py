@@ -101,3 +101,22 @@ def test_upsample_equals_torch_nearest_exact():
     x = torch.rand(1, 2, 4, 5)
     assert torch.equal(upsample_to(x, torch.zeros(1, 1, 8, 10)),
                        F.interpolate(x, scale_factor=2, mode="nearest-exact"))  # RVT's call
+
+
+def test_loss_terms_hand_computed():
+    from evdet.models.yolox_loss import yolox_loss
+
+    grid, strides = anchor_grid([[2, 2]], [8], torch.device("cpu"), torch.float32)
+    gt = torch.tensor([[0.0, 0.0, 16.0, 16.0, 1.0]])  # centre (8, 8): all four cells in the centre prior
+    boxes = torch.tensor([[[8.0, 8.0, 16.0, 16.0]] * 4])
+    boxes[0, 0] = torch.tensor([12.0, 8.0, 16.0, 16.0])  # IoU 8·16 / (2·256 − 128) = 1/3
+    # dynamic k = int(1/3 + 1 + 1 + 1) = 3: the three exact boxes (lower cost) are foreground
+    out = yolox_loss(boxes, torch.zeros(1, 4), torch.zeros(1, 4, 2), torch.zeros(1, 4, 4), grid, strides,
+                     [gt])
+    log2 = math.log(2.0)
+    assert abs(out["loss_iou"].item()) < 1e-6  # 5 · Σ (1 − 1²) / 3
+    assert abs(out["loss_obj"].item() - 4 * log2 / 3) < 1e-6  # BCE(0, ·) = log 2 on all 4 anchors
+    # class targets IoU · onehot = (0, 1): BCE(0, 0) + BCE(0, 1) = 2 log 2 per foreground anchor
+    assert abs(out["loss_cls"].item() - 2 * log2) < 1e-6
+    assert abs(out["loss"].item() - (4 * log2 / 3 + 2 * log2)) < 1e-6
+    assert abs(out["fg_per_gt"].item() - 3.0) < 1e-6
