@@ -30,6 +30,7 @@ _EXPORTS = {
     "RVTConfig": "model_config",
     "RVT_SIZES": "model_config",
     "VanillaConfig": "model_config",
+    "YoloxHeadConfig": "model_config",
     "build_detector": "model_config",
     "load_pretrained": "pretrained",
     "transfer_weights": "pretrained",

@@ -28,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "RVTConfig",
     "VanillaConfig",
+    "YoloxHeadConfig",
     "build_backbone_for",
     "build_detector",
 ]
@@ -241,6 +242,42 @@ class DetrHeadConfig:
 
 
 @dataclass(frozen=True)
+class YoloxHeadConfig:
+    """The YOLOX head (``head: yolox``): RVT's PAFPN + decoupled YOLOX head, SimOTA and the YOLOX losses
+    (docs/models.md).
+
+    Attributes:
+        in_strides: strides of the three backbone levels fed to the PAFPN (s, 2s, 4s); None: the first
+            three levels of stride >= 8 (RVT's stages 2-4, Vanilla's levels 0-2).
+        depth: PAFPN depth multiplier, ``round(3 · depth)`` bottlenecks per CSP layer (RVT-T/S 0.33,
+            RVT-B 0.67).
+        depthwise: depthwise-separable 3×3 convolutions in the PAFPN and head.
+        act: activation, ``silu`` (RVT), ``relu`` or ``lrelu``.
+        use_l1: add YOLOX's L1 loss on the raw box outputs (RVT: off).
+        class_score_only: detections are scored with the best class probability alone (what RVT's
+            evaluation ranks by) instead of objectness × class probability (YOLOX's score).
+    """
+
+    in_strides: tuple[int, int, int] | None = None
+    depth: float = 0.33
+    depthwise: bool = False
+    act: str = "silu"
+    use_l1: bool = False
+    class_score_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.depth > 0:
+            raise ValueError(f"YoloxHeadConfig.depth must be > 0, got {self.depth}")
+        if self.act not in ("silu", "relu", "lrelu"):
+            raise ValueError(f"YoloxHeadConfig.act must be 'silu', 'relu' or 'lrelu', got {self.act!r}")
+        if self.in_strides is not None:
+            strides = list(self.in_strides)
+            if len(strides) != 3 or any(not isinstance(v, int) or v < 1 for v in strides):
+                raise ValueError(f"YoloxHeadConfig.in_strides must be three positive integers or None, got "
+                                 f"{self.in_strides!r}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Which detector to build (a backbone and a head, each with its own options) and how it decodes.
 
@@ -251,6 +288,7 @@ class ModelConfig:
         rvt: options of the ``rvt*`` backbones.
         anchor: options of the ``anchor`` head.
         set: options of the ``set`` head.
+        yolox: options of the ``yolox`` head.
         score_thresh: minimum class score kept when decoding (validation, detection, demo).
         nms_thresh: class-wise NMS IoU threshold (suppress when IoU > threshold).
         max_detections: at most this many detections per frame.
@@ -262,6 +300,7 @@ class ModelConfig:
     rvt: RVTConfig = field(default_factory=RVTConfig)
     anchor: AnchorHeadConfig = field(default_factory=AnchorHeadConfig)
     set: DetrHeadConfig = field(default_factory=DetrHeadConfig)
+    yolox: YoloxHeadConfig = field(default_factory=YoloxHeadConfig)
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
     max_detections: int = 100
@@ -329,6 +368,15 @@ def _detr_head(config: ModelConfig, channels: list[int], strides: list[int], num
                     lr_mult=c.lr_mult)
 
 
+def _yolox_head(config: ModelConfig, channels: list[int], strides: list[int], num_classes: int) -> nn.Module:
+    from evdet.models import YoloxHead
+
+    c = config.yolox
+    return YoloxHead(channels, strides, num_classes,
+                     in_strides=None if c.in_strides is None else list(c.in_strides), depth=c.depth,
+                     depthwise=c.depthwise, act=c.act, use_l1=c.use_l1, class_score_only=c.class_score_only)
+
+
 #: Backbone name → builder ``(model_config, in_channels) -> backbone`` (the backbone contract in
 #: :mod:`evdet.models.backbones`).
 BACKBONES: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
@@ -343,6 +391,7 @@ BACKBONES: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
 HEADS: dict[str, Callable[[ModelConfig, list[int], list[int], int], nn.Module]] = {
     "anchor": _anchor_head,
     "set": _detr_head,
+    "yolox": _yolox_head,
 }
 
 

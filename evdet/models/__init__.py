@@ -2,8 +2,8 @@
 
 Backbones (``BACKBONES``) declare their feature levels (``channels``, ``strides``) and recurrent state;
 :class:`RVTBackbone` is RVT's MaxViT-RNN (``rvt-t/s/b`` in :mod:`evdet.inference.model_config`);
-heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`) are built from those levels, so any
-backbone combines with any head.
+heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`, :class:`YoloxHead`) are built from
+those levels, so any backbone combines with any head.
 """
 
 from evdet.models.anchor_head import AnchorHead
@@ -19,6 +19,11 @@ from evdet.models.matcher import HungarianMatcher
 from evdet.models.rvt_backbone import RVTBackbone, rvt_input_geometry
 from evdet.models.set_criterion import SetCriterion, slot_metrics
 from evdet.models.set_head import SetTransformer, sine_position_encoding
+from evdet.models.simota import simota_assign
+from evdet.models.yolox_decoding import yolox_postprocess
+from evdet.models.yolox_head import YoloxHead
+from evdet.models.yolox_loss import yolox_loss
+from evdet.models.yolox_pafpn import YoloxPAFPN
 
 __all__ = [
     "ANCHOR_LISTS",
@@ -40,6 +45,8 @@ __all__ = [
     "Vanilla",
     "Vanilla_VGG",
     "Vanilla_VGGRU",
+    "YoloxHead",
+    "YoloxPAFPN",
     "batched_decode",
     "build_backbone",
     "decode",
@@ -50,4 +57,7 @@ __all__ = [
     "slot_metrics",
     "softmax_focal_loss",
     "sine_position_encoding",
+    "simota_assign",
+    "yolox_loss",
+    "yolox_postprocess",
 ]

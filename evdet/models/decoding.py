@@ -1,7 +1,8 @@
-"""Shared tail of detection decoding: top-k candidate selection and per-frame NMS regrouping.
+"""Shared tail of detection decoding: top-k candidate selection, per-frame NMS and regrouping.
 
-Used by :func:`evdet.models.anchors.batched_decode` (anchor head) and
-:func:`evdet.models.detr_head.decode_set_predictions` (set head); pure functions, TorchScript-able.
+Used by :func:`evdet.models.anchors.batched_decode` (anchor head),
+:func:`evdet.models.detr_head.decode_set_predictions` (set head) and
+:func:`evdet.models.yolox_decoding.yolox_postprocess` (YOLOX head); pure functions, TorchScript-able.
 """
 
 import torch
@@ -57,13 +58,28 @@ def nms_per_frame(boxes: Tensor, scores: Tensor, frame_idx: Tensor, class_idx: T
         keep = batched_nms(boxes, scores, frame_idx * num_classes + class_idx, nms_thresh)  # by score, desc
     else:
         keep = torch.sort(scores, descending=True, stable=True)[1]
-    fk = frame_idx[keep]
-    order = torch.sort(fk, stable=True)[1]  # by frame, keeping the score order inside each frame
-    keep = keep[order]
-    fk = fk[order]
     # [K, 6]
     dets = torch.cat((boxes[keep], scores[keep].unsqueeze(1), class_idx[keep].unsqueeze(1).float()), 1)
-    counts: list[int] = torch.bincount(fk, minlength=n_frames).tolist()
+    return split_per_frame(dets, frame_idx[keep], n_frames, max_detections)
+
+
+def split_per_frame(dets: Tensor, frame_idx: Tensor, n_frames: int, max_detections: int) -> list[Tensor]:
+    """Detection rows ``Tensor[K, 6]`` regrouped per frame, each frame keeping the rows' order and at most
+    its first ``max_detections`` rows.
+
+    Args:
+        dets: ``Tensor[K, 6]`` rows ``(x1, y1, x2, y2, score, class_idx)``, in the order wanted inside a
+            frame (scores descending).
+        frame_idx: ``Tensor[K]`` int64 in 0..N−1, the frame of each row.
+        n_frames: N.
+        max_detections: rows kept per frame.
+
+    Returns:
+        N tensors ``[n, 6]``.
+    """
+    order = torch.sort(frame_idx, stable=True)[1]  # by frame, keeping the order inside each frame
+    dets = dets[order]
+    counts: list[int] = torch.bincount(frame_idx, minlength=n_frames).tolist()
     out: list[Tensor] = []
     start = 0
     for i in range(n_frames):

@@ -12,9 +12,10 @@ from evdet.inference.model_config import (
     DetrHeadConfig,
     ModelConfig,
     VanillaConfig,
+    YoloxHeadConfig,
     build_detector,
 )
-from evdet.models import AnchorHead, DetrHead, RecurrentDetector
+from evdet.models import AnchorHead, DetrHead, RecurrentDetector, YoloxHead
 from evdet.training.config import TrainConfig
 
 
@@ -41,6 +42,10 @@ def test_config_validation_names_the_field():
         AnchorHeadConfig(fg_iou_threshold=0.2, bg_iou_threshold=0.3)
     with pytest.raises(ValueError, match="cls_loss"):
         DetrHeadConfig(cls_loss="bce")
+    with pytest.raises(ValueError, match="YoloxHeadConfig.in_strides"):
+        YoloxHeadConfig(in_strides=(8, 16))
+    with pytest.raises(ValueError, match="no level of stride"):
+        build_detector(ModelConfig(head="yolox", yolox=YoloxHeadConfig(in_strides=(4, 8, 16))), 2, 2)
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="linear")
     with pytest.raises(ValueError, match="max_epochs or max_steps"):
@@ -69,7 +74,7 @@ def test_build_detector_uses_the_registries(monkeypatch):
 
 
 @pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU", "rvt-t"])
-@pytest.mark.parametrize("head, cls", [("anchor", AnchorHead), ("set", DetrHead)])
+@pytest.mark.parametrize("head, cls", [("anchor", AnchorHead), ("set", DetrHead), ("yolox", YoloxHead)])
 def test_every_backbone_builds_with_every_head(backbone, head, cls):
     mc = ModelConfig(backbone=backbone, head=head, vanilla=VanillaConfig(base=4, cout=8),
                      set=DetrHeadConfig(num_queries=4, dec_layers=1, hidden_dim=16, nheads=2,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evdet.models import AnchorHead, DetrHead, RecurrentDetector, build_backbone
+from evdet.models import AnchorHead, DetrHead, RecurrentDetector, YoloxHead, build_backbone
 
 
 def anchor_detector(in_channels: int = 2, num_classes: int = 2, base: int = 4, cout: int = 8,
@@ -17,3 +17,10 @@ def detr_detector(in_channels: int = 2, num_classes: int = 2, base: int = 4, cou
     """``RecurrentDetector(build_backbone(backbone, ...), DetrHead(..., **head_kw))``."""
     bb = build_backbone(backbone, in_channels, base, cout)
     return RecurrentDetector(bb, DetrHead(bb.channels, bb.strides, num_classes, **head_kw))
+
+
+def yolox_detector(in_channels: int = 2, num_classes: int = 2, base: int = 4, cout: int = 8,
+                   backbone: str = "Vanilla", **head_kw) -> RecurrentDetector:
+    """``RecurrentDetector(build_backbone(backbone, ...), YoloxHead(..., **head_kw))``."""
+    bb = build_backbone(backbone, in_channels, base, cout)
+    return RecurrentDetector(bb, YoloxHead(bb.channels, bb.strides, num_classes, **head_kw))

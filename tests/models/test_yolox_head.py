@@ -1,0 +1,122 @@
+"""evdet.models.yolox_*: grid order, decoding, SimOTA, losses, RVT's postprocess, remapping, scripting."""
+
+import math
+
+import torch
+
+from evdet.models import RecurrentDetector, YoloxHead, build_backbone
+from evdet.models.simota import dynamic_k_matching
+from evdet.models.yolox_decoding import anchor_grid, decode_boxes, yolox_postprocess
+from evdet.models.yolox_loss import iou_loss
+
+
+def _detector(num_classes=2):
+    torch.manual_seed(0)
+    bb = build_backbone("Vanilla", 2, 4, 16)
+    return RecurrentDetector(bb, YoloxHead(bb.channels, bb.strides, num_classes))
+
+
+def test_grid_order_is_stride_8_16_32_row_major_and_boxes_decode():
+    grid, strides = anchor_grid([[2, 3], [1, 2], [1, 1]], [8, 16, 32], torch.device("cpu"), torch.float32)
+    assert grid.tolist() == [[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1], [0, 0], [1, 0], [0, 0]]
+    assert strides.tolist() == [8] * 6 + [16] * 2 + [32]
+    raw = torch.zeros(1, 9, 4)
+    raw[0, 4] = torch.tensor([0.5, -0.25, math.log(2.0), 0.0])
+    box = decode_boxes(raw, grid, strides)[0, 4]
+    assert torch.allclose(box, torch.tensor([(0.5 + 1) * 8, (-0.25 + 1) * 8, 16.0, 8.0]))
+
+
+def test_dynamic_k_hand_computed():
+    # box 0: top-3 IoUs 0.9+0.8+0.7 = 2.4 -> k = 2; box 1: 0.3+0.2+0.1 -> k = max(1, 0) = 1
+    ious = torch.tensor([[0.9, 0.8, 0.7, 0.0], [0.3, 0.2, 0.0, 0.1]])
+    cost = torch.tensor([[1.0, 2.0, 3.0, 9.0], [0.5, 9.0, 9.0, 9.0]])
+    fg, gt, iou = dynamic_k_matching(cost, ious)
+    # anchor 0 is wanted by both boxes: the lower cost (box 1, 0.5) wins
+    assert fg.tolist() == [True, True, False, False]
+    assert gt.tolist() == [1, 0] and torch.allclose(iou, torch.tensor([0.3, 0.8]))
+
+
+def test_iou_loss_is_one_minus_iou_squared():
+    pred = torch.tensor([[5.0, 5.0, 10.0, 10.0]])
+    target = torch.tensor([[10.0, 5.0, 10.0, 10.0]])  # half overlap: IoU = 50 / 150
+    assert torch.allclose(iou_loss(pred, target), torch.tensor([1 - (1 / 3) ** 2]))
+
+
+def test_postprocess_threshold_on_product_classwise_nms_clip_after():
+    # rows: cx, cy, w, h, obj, p(c0), p(c1)
+    pred = torch.tensor([[[10.0, 10.0, 30.0, 20.0, 0.9, 0.8, 0.1],   # score 0.72, c0, x1 = -5
+                          [11.0, 10.0, 30.0, 20.0, 0.9, 0.7, 0.1],   # 0.63, c0, overlaps row 0 -> removed
+                          [11.0, 10.0, 30.0, 20.0, 0.9, 0.1, 0.6],   # 0.54, c1: other class, kept
+                          [50.0, 50.0, 10.0, 10.0, 0.5, 0.19, 0.0]]])  # 0.095 < 0.1: dropped
+    det = yolox_postprocess(pred, 40, 60, 0.1, 0.45, 10)[0]
+    assert det[:, 5].tolist() == [0.0, 1.0]
+    assert torch.allclose(det[:, 4], torch.tensor([0.72, 0.54]))
+    assert torch.allclose(det[0, :4], torch.tensor([0.0, 0.0, 25.0, 20.0]))  # clipped after NMS
+    cls_only = yolox_postprocess(pred, 40, 60, 0.1, 0.45, 10, class_score_only=True)[0]
+    assert torch.allclose(cls_only[:, 4], torch.tensor([0.8, 0.6]))
+
+
+def test_trains_loss_decreases_and_scripted_detect_equals_eager():
+    det = _detector()
+    x = torch.rand(2, 2, 2, 64, 64)
+    tg = [[torch.tensor([[8.0, 8.0, 40.0, 30.0, 1.0]]), torch.zeros(0, 5)] for _ in range(2)]
+    labeled = torch.ones(2, 2, dtype=torch.bool)
+    opt = torch.optim.Adam(det.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        det.reset_all()
+        out = det.compute_loss(x, tg, labeled)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    assert set(out) >= {"loss", "loss_iou", "loss_obj", "loss_cls"}
+    assert losses[-1] < 0.7 * losses[0]
+    det.eval().reset_all()
+    ref = det.detect(x, 0.0, 0.45, 5)
+    det.reset_all()
+    got = torch.jit.script(det).detect(x, 0.0, 0.45, 5)
+    for r, g in zip(ref, got, strict=True):
+        torch.testing.assert_close(g, r)
+
+
+def test_class_remapping_by_name():
+    src, dst = _detector(2), _detector(3)
+    with torch.no_grad():
+        src.head.yolox_head.cls_preds[0].bias.copy_(torch.tensor([1.0, 2.0]))
+    dst.map_cls_weights(src.state_dict(), ["car", "pedestrian"], ["pedestrian", "bus", "car"])
+    b = dst.head.yolox_head.cls_preds[0].bias
+    assert b[0].item() == 2.0 and b[2].item() == 1.0 and abs(b[1].item() + math.log(99)) < 1e-5
+
+
+def test_upsample_equals_torch_nearest_exact():
+    import torch.nn.functional as F
+
+    from evdet.models.yolox_pafpn import upsample_to
+
+    for (h, w), (oh, ow) in [((4, 5), (8, 10)), ((8, 10), (15, 19)), ((3, 7), (5, 13))]:
+        x = torch.rand(2, 3, h, w)
+        ref = F.interpolate(x, size=[oh, ow], mode="nearest-exact")
+        assert torch.equal(upsample_to(x, torch.zeros(1, 1, oh, ow)), ref)
+    x = torch.rand(1, 2, 4, 5)
+    assert torch.equal(upsample_to(x, torch.zeros(1, 1, 8, 10)),
+                       F.interpolate(x, scale_factor=2, mode="nearest-exact"))  # RVT's call
+
+
+def test_loss_terms_hand_computed():
+    from evdet.models.yolox_loss import yolox_loss
+
+    grid, strides = anchor_grid([[2, 2]], [8], torch.device("cpu"), torch.float32)
+    gt = torch.tensor([[0.0, 0.0, 16.0, 16.0, 1.0]])  # centre (8, 8): all four cells in the centre prior
+    boxes = torch.tensor([[[8.0, 8.0, 16.0, 16.0]] * 4])
+    boxes[0, 0] = torch.tensor([12.0, 8.0, 16.0, 16.0])  # IoU 8·16 / (2·256 − 128) = 1/3
+    # dynamic k = int(1/3 + 1 + 1 + 1) = 3: the three exact boxes (lower cost) are foreground
+    out = yolox_loss(boxes, torch.zeros(1, 4), torch.zeros(1, 4, 2), torch.zeros(1, 4, 4), grid, strides,
+                     [gt])
+    log2 = math.log(2.0)
+    assert abs(out["loss_iou"].item()) < 1e-6  # 5 · Σ (1 − 1²) / 3
+    assert abs(out["loss_obj"].item() - 4 * log2 / 3) < 1e-6  # BCE(0, ·) = log 2 on all 4 anchors
+    # class targets IoU · onehot = (0, 1): BCE(0, 0) + BCE(0, 1) = 2 log 2 per foreground anchor
+    assert abs(out["loss_cls"].item() - 2 * log2) < 1e-6
+    assert abs(out["loss"].item() - (4 * log2 / 3 + 2 * log2)) < 1e-6
+    assert abs(out["fg_per_gt"].item() - 3.0) < 1e-6
