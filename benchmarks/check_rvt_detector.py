@@ -1,0 +1,406 @@
+"""Check evdet's RVT + YOLOX detector against RVT's ``YoloXDetector``: checkpoint import, detections, loss.
+
+    python benchmarks/check_rvt_detector.py --rvt-dir PATH/TO/uzh-rpg/RVT
+
+Imports RVT's ``YoloXDetector`` (``models/detection/yolox_extension/models/detector.py``), its
+``postprocess`` (``models/detection/yolox/utils/boxes.py``) and ``InputPadderFromShape`` from a checkout of
+RVT, with the stand-ins of ``benchmarks/rvt_reference.py`` in ``sys.modules`` (omegaconf, RVT's
+``data.utils.types``, and torchvision: a plain greedy NMS written for the check), so nothing beyond torch
+is needed. Two cases: Gen1 (240×304, ``partition_split_32`` 1, 2 classes) and 1Mpx at half resolution
+(360×640, ``partition_split_32`` 2, 3 classes), both at RVT-T sizes (embed_dim 32, PAFPN depth 0.33).
+
+For each case RVT's detector is initialised by RVT's own code, then perturbed (:func:`build_rvt_detector`:
+seeded noise on every weight, BatchNorm statistics measured on random input, class/objectness outputs
+moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. Then:
+
+(a) import: RVT's weights are written in RVT's Lightning checkpoint layout (``state_dict`` with the
+    ``mdl.`` prefix, ``epoch``, ``global_step``, ``pytorch-lightning_version``) and converted with evdet's
+    ``import_rvt_checkpoint``; the detector under test is ``load_detector`` of the converted file.
+(b) detections: two chunks of random stacked-histogram-like input (sparse float counts 0..10, batch 2)
+    run through RVT bin by bin (RVT's padder, LSTM states carried, ``postprocess`` with confidence 0.1
+    and NMS 0.45, as RVT's validation) and through evdet's ``detect`` one chunk per call; between the
+    chunks batch column 0 is reset (evdet: ``reset([0, 1])``; RVT: that column of every state zeroed).
+    Per frame the detections must agree in number, class and order; boxes within 2e-3 px, scores within
+    1e-5. evdet clips boxes to the (unpadded) image after NMS, RVT does not: RVT's boxes are clipped
+    before the comparison (the table counts how many needed it). Two scores: YOLOX's objectness × class
+    probability (RVT's ``obj_conf * class_conf``, the NMS ranking) and evdet's ``class_score_only``
+    (RVT's ``class_conf``, what RVT's evaluation stores; RVT's rows are re-sorted by it, stably).
+(c) loss: one chunk with a few labelled frames (random boxes) and some unlabelled ones; RVT's training
+    step (backbone bin by bin on every frame, the features of the labelled frames concatenated in time
+    then batch order, FPN + head in train mode with the YOLOX-format labels ``[class, cx, cy, w, h]``
+    zero-padded per frame) against evdet's ``compute_loss``. Each term RVT reports (``loss``,
+    ``iou_loss``, ``conf_loss``, ``cls_loss``, ``num_fg``) must agree within a relative 1e-4. RVT's
+    ``l1_loss`` is 0 (``use_l1`` is never switched on in RVT) and is not compared.
+
+Precision (``--dtype``): by default both models and the inputs are float64 (after the import, from the
+float32 checkpoint), so that the comparison measures the implementations, not float32 rounding; evdet's
+post-processing computes in float32 whatever the model dtype, hence box differences of ~1e-5 px there.
+In float32 the two implementations differ by rounding only, but that rounding is large here: the random
+backbone's outputs differ at ~5e-6 relative (evdet runs a chunk in one batch, RVT bin by bin) and the
+PAFPN's convolutions see different memory layouts (RVT's concatenations keep the backbone's channels-last
+strides, evdet's upsampling by index selection does not, so oneDNN picks other kernels), amplified by
+the BatchNorm gains; scores then differ by ~1e-5 and near-tied detections can swap, so ``--dtype float32``
+may exceed the tolerances without any mismatch in the maths.
+
+Prints one table per check; exits with status 1 when any tolerance fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rvt_reference import detector_config, import_rvt
+from torch import Tensor
+
+from evdet.inference.model_config import RVT_SIZES, ModelConfig, RVTConfig, YoloxHeadConfig, build_detector
+from evdet.models.rvt_backbone import rvt_input_geometry
+
+BOX_TOL = 2e-3  # px
+SCORE_TOL = 1e-5
+LOSS_RTOL = 1e-4
+CONF_THRESH = 0.1  # RVT's postprocess.confidence_threshold
+NMS_THRESH = 0.45  # RVT's postprocess.nms_threshold
+BATCH = 2
+CHUNK_BINS = 3
+LOSS_BINS = 4
+#: ``(t, b)`` of the labelled frames of the loss chunk (the others are unlabelled)
+LABELLED = ((1, 0), (2, 1), (3, 0), (3, 1))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    dataset: str  # evdet importer's name: "gen1" or "gen4"
+    height: int
+    width: int
+    partition_split_32: int
+    num_classes: int
+    backbone: str = "rvt-t"
+    fpn_depth: float = 0.33
+
+
+CASES = (Case("Gen1", "gen1", 240, 304, 1, 2), Case("1Mpx half", "gen4", 360, 640, 2, 3))
+
+
+# ---------------------------------------------------------------------------------------------- RVT side
+def build_rvt_detector(case: Case, seed: int) -> torch.nn.Module:
+    """RVT's ``YoloXDetector`` as RVT initialises it, then perturbed (module docstring): seeded noise of
+    0.1 × each tensor's std on every weight; BatchNorm statistics measured on three random bins (so that
+    the features are normalised in eval mode, as in a trained model, instead of shrinking layer by layer);
+    class and objectness weights × 2 (scores vary from anchor to anchor); class biases from the 0.01
+    prior to 0 (probability 0.5), objectness biases from the prior up by 1.5, box-size biases + 1.5
+    (boxes of about 4.5 strides, so that the NMS suppresses some)."""
+    from models.detection.yolox_extension.models.detector import YoloXDetector
+    from utils.padding import InputPadderFromShape
+
+    embed_dim, dim_head = RVT_SIZES[case.backbone]
+    padded_h, padded_w, p_h, p_w = padded_geometry(case)
+    torch.manual_seed(seed)
+    model = YoloXDetector(detector_config(embed_dim, dim_head, (p_h, p_w), (padded_h, padded_w),
+                                          case.num_classes, case.fpn_depth))
+    padder = InputPadderFromShape((padded_h, padded_w))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.numel() > 1:
+                p.add_(torch.randn_like(p) * 0.1 * p.std())
+        model.eval()
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.train()
+                m.momentum = None  # cumulative average over the calibration bins
+                m.reset_running_stats()
+        calibration = random_histograms(torch.Generator().manual_seed(seed + 1000), 3, case)
+        states = None
+        for t in range(calibration.shape[0]):
+            features, states = model.forward_backbone(padder.pad_tensor_ev_repr(calibration[t]), states)
+            model.forward_detect(features)
+        model.eval()
+        head = model.yolox_head
+        head.output_grids = head.output_strides = None  # RVT caches the decoding grid on first use
+        for k in range(len(head.cls_preds)):
+            head.cls_preds[k].weight.mul_(2.0)
+            head.obj_preds[k].weight.mul_(2.0)
+            head.cls_preds[k].bias.add_(4.6)
+            head.obj_preds[k].bias.add_(1.5)
+            head.reg_preds[k].bias[2:].add_(1.5)
+    return model
+
+
+def padded_geometry(case: Case) -> list[int]:
+    """``[padded_height, padded_width, partition_h, partition_w]`` (RVT's padding to multiples of
+    32 × partition_split_32)."""
+    return rvt_input_geometry(case.height, case.width, 32, case.partition_split_32, [])
+
+
+def write_rvt_checkpoint(model: torch.nn.Module, path: Path) -> None:
+    """RVT's Lightning checkpoint layout: the ``Module``'s ``mdl`` attribute is the ``YoloXDetector``."""
+    state = {"mdl." + k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 3, "global_step": 12345, "pytorch-lightning_version": "1.8.6",
+                "hyper_parameters": {}}, path)
+
+
+def zero_column(states: list, column: int) -> list:
+    """RVT's LSTM states (a list of ``(h, c)`` per stage) with batch column ``column`` zeroed."""
+    out = []
+    for state in states:
+        parts = []
+        for s in state:
+            s = s.clone()
+            s[column] = 0
+            parts.append(s)
+        out.append(tuple(parts))
+    return out
+
+
+def rvt_detections(model: torch.nn.Module, padder, chunks: list[Tensor], num_classes: int) -> list[Tensor]:
+    """RVT's validation path, bin by bin: ``Tensor[n, 7]`` (x1, y1, x2, y2, obj_conf, class_conf,
+    class_pred) per frame, t-major over all chunks; column 0 reset between chunks."""
+    from models.detection.yolox.utils.boxes import postprocess
+
+    model.eval()
+    states = None
+    out = []
+    with torch.no_grad():
+        for k, chunk in enumerate(chunks):
+            if k > 0:
+                states = zero_column(states, 0)
+            for t in range(chunk.shape[0]):
+                features, states = model.forward_backbone(padder.pad_tensor_ev_repr(chunk[t]), states)
+                predictions, _ = model.forward_detect(features)
+                processed = postprocess(predictions.clone(), num_classes, conf_thre=CONF_THRESH,
+                                        nms_thre=NMS_THRESH)
+                out.extend(torch.zeros(0, 7) if p is None else p for p in processed)
+    return out
+
+
+def yolox_labels(boxes_xywh: list[Tensor], classes: list[Tensor]) -> Tensor:
+    """RVT's ``ObjectLabels.get_labels_as_batched_tensor(format_='yolox')``: per frame rows
+    ``(class, x + w/2, y + h/2, w, h)``, zero-padded to the largest count: ``Tensor[N, n_max, 5]``."""
+    n_max = max(b.shape[0] for b in boxes_xywh)
+    out = torch.zeros(len(boxes_xywh), n_max, 5)
+    for i, (b, c) in enumerate(zip(boxes_xywh, classes, strict=True)):
+        out[i, :b.shape[0], 0] = c.float()
+        out[i, :b.shape[0], 1] = b[:, 0] + 0.5 * b[:, 2]
+        out[i, :b.shape[0], 2] = b[:, 1] + 0.5 * b[:, 3]
+        out[i, :b.shape[0], 3] = b[:, 2]
+        out[i, :b.shape[0], 4] = b[:, 3]
+    return out
+
+
+def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]
+             ) -> dict[str, float]:
+    """RVT's training step: the backbone on every bin, FPN + head + loss on the labelled frames."""
+    model.train()
+    states = None
+    selected: dict[int, list[Tensor]] = {}
+    boxes, classes = [], []
+    for t in range(x.shape[0]):
+        features, states = model.forward_backbone(padder.pad_tensor_ev_repr(x[t]), states)
+        columns = [b for b in range(x.shape[1]) if (t, b) in labelled]
+        if columns:
+            for stage, f in features.items():
+                selected.setdefault(stage, []).append(f[columns])
+            for b in columns:
+                boxes.append(labelled[(t, b)][0])
+                classes.append(labelled[(t, b)][1])
+    features = {stage: torch.cat(fs) for stage, fs in selected.items()}
+    # RVT's labels are float32 (x, y, w, h) turned into YOLOX rows, then cast to the model's dtype
+    _, losses = model.forward_detect(features, targets=yolox_labels(boxes, classes).to(x.dtype))
+    return as_floats(losses)
+
+
+# -------------------------------------------------------------------------------------------- evdet side
+def evdet_detector_from_rvt(rvt_ckpt: Path, case: Case, work_dir: Path) -> torch.nn.Module:
+    """The detector under test, from RVT's checkpoint file.
+
+    STAND-IN until evdet's importer lands: maps the keys (``mdl.backbone.* -> backbone.*``,
+    ``mdl.fpn.* -> head.fpn.*``, ``mdl.yolox_head.* -> head.yolox_head.*``) and loads them strictly into
+    ``build_detector``'s detector."""
+    config = ModelConfig(backbone=case.backbone, head="yolox",
+                         rvt=RVTConfig(partition_split_32=case.partition_split_32),
+                         yolox=YoloxHeadConfig(depth=case.fpn_depth))
+    detector = build_detector(config, 20, case.num_classes)
+    state = torch.load(rvt_ckpt, weights_only=True)["state_dict"]
+    mapped = {}
+    for k, v in state.items():
+        k = k[len("mdl."):]
+        mapped[k if k.startswith("backbone.") else "head." + k] = v
+    detector.load_state_dict(mapped, strict=True)
+    detector.eval()
+    detector.reset_all()
+    return detector
+
+
+def evdet_detections(detector: torch.nn.Module, chunks: list[Tensor], class_score_only: bool) -> list[Tensor]:
+    """evdet's ``detect`` one chunk per call, column 0 reset between chunks: ``Tensor[n, 6]`` per frame."""
+    detector.eval()
+    detector.reset_all()
+    detector.head.class_score_only = class_score_only
+    out = []
+    with torch.no_grad():
+        for k, chunk in enumerate(chunks):
+            if k > 0:
+                detector.reset(torch.tensor([0.0] + [1.0] * (chunk.shape[1] - 1)))
+            out.extend(detector.detect(chunk, score_thresh=CONF_THRESH, nms_thresh=NMS_THRESH,
+                                       max_detections=100_000))
+    return out
+
+
+def evdet_loss(detector: torch.nn.Module, x: Tensor,
+               labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]) -> dict[str, float]:
+    """evdet's ``compute_loss`` with xyxy targets ``(x, y, x + w, y + h, class)``."""
+    detector.train()
+    detector.reset_all()
+    t_bins, batch = x.shape[0], x.shape[1]
+    targets = [[torch.zeros(0, 5) for _ in range(batch)] for _ in range(t_bins)]
+    frame_is_labeled = torch.zeros(t_bins, batch, dtype=torch.bool)
+    for (t, b), (xywh, cls) in labelled.items():
+        xyxy = torch.cat((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), 1)
+        targets[t][b] = torch.cat((xyxy, cls.float().unsqueeze(1)), 1)
+        frame_is_labeled[t, b] = True
+    losses = detector.compute_loss(x, targets, frame_is_labeled)
+    return as_floats(losses)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def random_histograms(generator: torch.Generator, t_bins: int, case: Case) -> Tensor:
+    """Stacked-histogram-like counts ``Tensor[T, B, 20, H, W]``: floats in 0..10, sparse (2 % of the
+    cells of the background hold events), with 3-8 denser rectangles (objects: 40 % of their cells) per
+    frame, so that the features vary across the image as with real recordings."""
+    shape = (t_bins, BATCH, 20, case.height, case.width)
+    density = torch.full((t_bins, BATCH, 1, case.height, case.width), 0.02)
+    for t in range(t_bins):
+        for b in range(BATCH):
+            for _ in range(int(torch.randint(3, 9, (1,), generator=generator))):
+                h = int(torch.randint(8, case.height // 3, (1,), generator=generator))
+                w = int(torch.randint(8, case.width // 3, (1,), generator=generator))
+                y = int(torch.randint(0, case.height - h, (1,), generator=generator))
+                x = int(torch.randint(0, case.width - w, (1,), generator=generator))
+                density[t, b, 0, y:y + h, x:x + w] = 0.4
+    counts = torch.randint(1, 11, shape, generator=generator).float()
+    return counts * (torch.rand(shape, generator=generator) < density)
+
+
+def random_labels(generator: torch.Generator, case: Case) -> dict[tuple[int, int], tuple[Tensor, Tensor]]:
+    """1..6 random boxes ``(x, y, w, h)`` inside the image, and their classes, per labelled frame."""
+    out = {}
+    for key in LABELLED:
+        n = int(torch.randint(1, 7, (1,), generator=generator))
+        wh = 12 + torch.rand(n, 2, generator=generator) * torch.tensor([case.width / 3, case.height / 3])
+        xy = torch.rand(n, 2, generator=generator) * (torch.tensor([case.width, case.height]) - wh)
+        cls = torch.randint(0, case.num_classes, (n,), generator=generator)
+        out[key] = (torch.cat((xy, wh), 1), cls)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def compare_detections(ours: list[Tensor], ref: list[Tensor], height: int, width: int,
+                       class_score_only: bool) -> dict:
+    """Largest differences over all frames; ``differ``: the frames whose count or sequence of classes
+    differs (their boxes and scores are not compared; a reordering shows as a box difference)."""
+    worst_box, worst_score, clipped, differ, counts = 0.0, 0.0, 0, 0, []
+    for o, r in zip(ours, ref, strict=True):
+        counts.append(r.shape[0])
+        if class_score_only:
+            r = r[torch.sort(r[:, 5], descending=True, stable=True)[1]]
+            ref_score = r[:, 5]
+        else:
+            ref_score = r[:, 4] * r[:, 5]
+        if o.shape[0] != r.shape[0] or not torch.equal(o[:, 5], r[:, 6].to(o.dtype)):
+            differ += 1
+            continue
+        ref_boxes = torch.stack((r[:, 0].clamp(0, width), r[:, 1].clamp(0, height), r[:, 2].clamp(0, width),
+                                 r[:, 3].clamp(0, height)), 1)
+        clipped += int((ref_boxes != r[:, :4]).any(1).sum())
+        if o.shape[0]:
+            worst_box = max(worst_box, float((o[:, :4] - ref_boxes).abs().max()))
+            worst_score = max(worst_score, float((o[:, 4] - ref_score).abs().max()))
+    return {"box": worst_box, "score": worst_score, "clipped": clipped, "differ": differ, "counts": counts}
+
+
+def as_floats(losses: dict) -> dict[str, float]:
+    return {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in losses.items()}
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rvt-dir", type=Path, required=True, help="checkout of uzh-rpg/RVT")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="precision of both models and the inputs (see the module docstring)")
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    import_rvt(args.rvt_dir)
+    from utils.padding import InputPadderFromShape
+
+    torch.set_grad_enabled(True)
+    failed = []
+    det_rows, loss_rows = [], []
+    for case in CASES:
+        generator = torch.Generator().manual_seed(args.seed)
+        rvt = build_rvt_detector(case, args.seed)
+        padded_h, padded_w, _, _ = padded_geometry(case)
+        with tempfile.TemporaryDirectory() as tmp:
+            rvt_ckpt = Path(tmp) / "rvt.ckpt"
+            write_rvt_checkpoint(rvt, rvt_ckpt)
+            ours = evdet_detector_from_rvt(rvt_ckpt, case, Path(tmp))
+        rvt.to(dtype)
+        ours.to(dtype)
+
+        chunks = [random_histograms(generator, CHUNK_BINS, case).to(dtype) for _ in range(2)]
+        ref = rvt_detections(rvt, InputPadderFromShape((padded_h, padded_w)), chunks, case.num_classes)
+        for class_score_only in (False, True):
+            mode = "class prob" if class_score_only else "obj x class"
+            got = evdet_detections(ours, chunks, class_score_only)
+            cmp = compare_detections(got, ref, case.height, case.width, class_score_only)
+            ok = cmp["differ"] == 0 and cmp["box"] <= BOX_TOL and cmp["score"] <= SCORE_TOL \
+                and sum(c > 0 for c in cmp["counts"]) > len(cmp["counts"]) // 2
+            det_rows.append((case.name, mode, cmp, ok))
+            if not ok:
+                failed.append(f"{case.name} detections ({mode})")
+
+        x = random_histograms(generator, LOSS_BINS, case).to(dtype)
+        labelled = random_labels(generator, case)
+        ref_losses = rvt_loss(rvt, InputPadderFromShape((padded_h, padded_w)), x, labelled)
+        our_losses = evdet_loss(ours, x, labelled)
+        for rvt_name, our_name in (("loss", "loss"), ("iou_loss", "loss_iou"), ("conf_loss", "loss_obj"),
+                                   ("cls_loss", "loss_cls"), ("num_fg", "fg_per_gt")):
+            d = rel(our_losses[our_name], ref_losses[rvt_name])
+            ok = d <= LOSS_RTOL and math.isfinite(our_losses[our_name])
+            loss_rows.append((case.name, f"{rvt_name} / {our_name}", ref_losses[rvt_name],
+                              our_losses[our_name], d, ok))
+            if not ok:
+                failed.append(f"{case.name} {rvt_name}")
+
+    print(f"\n{args.dtype}; RVT-T sizes; seed {args.seed}")
+    print(f"(b) detections, conf {CONF_THRESH}, NMS {NMS_THRESH}, {2 * CHUNK_BINS} bins x batch {BATCH} "
+          f"(column 0 reset after bin {CHUNK_BINS})")
+    print(f"{'case':10s} {'score':11s} {'detections per frame':34s} {'clipped':>7s} {'max|dbox| px':>12s} "
+          f"{'max|dscore|':>11s} {'cls+order':>9s}  ok")
+    for name, mode, cmp, ok in det_rows:
+        counts = " ".join(str(c) for c in cmp["counts"])
+        order = "same" if cmp["differ"] == 0 else f"{cmp['differ']} differ"
+        print(f"{name:10s} {mode:11s} {counts:34s} {cmp['clipped']:7d} {cmp['box']:12.1e} "
+              f"{cmp['score']:11.1e} {order:>9s}  {'ok' if ok else 'FAIL'}")
+    print(f"\n(c) training loss, {LOSS_BINS} bins x batch {BATCH}, labelled frames (t, b) {list(LABELLED)}")
+    print(f"{'case':10s} {'RVT / evdet term':24s} {'RVT':>12s} {'evdet':>12s} {'rel diff':>9s}  ok")
+    for name, term, r, o, d, ok in loss_rows:
+        print(f"{name:10s} {term:24s} {r:12.6f} {o:12.6f} {d:9.1e}  {'ok' if ok else 'FAIL'}")
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}")
+        sys.exit(1)
+    print(f"\nall within tolerance (boxes {BOX_TOL} px, scores {SCORE_TOL}, losses rel {LOSS_RTOL})")
+
+
+if __name__ == "__main__":
+    main()
