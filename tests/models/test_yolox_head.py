@@ -120,3 +120,32 @@ def test_loss_terms_hand_computed():
     assert abs(out["loss_cls"].item() - 2 * log2) < 1e-6
     assert abs(out["loss"].item() - (4 * log2 / 3 + 2 * log2)) < 1e-6
     assert abs(out["fg_per_gt"].item() - 3.0) < 1e-6
+
+
+def test_compute_loss_is_rvts_training_step():
+    """RVT's training step: the backbone bin by bin on every frame (state carried), then PAFPN + head + loss
+    once, in train mode, on the features of the labelled frames concatenated t-major (BatchNorm statistics
+    over those frames only); targets of unlabelled frames are ignored."""
+    from evdet.inference.model_config import ModelConfig, RVTConfig, YoloxHeadConfig, build_detector
+
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="rvt-t", head="yolox", rvt=RVTConfig(partition_split_32=1),
+                         yolox=YoloxHeadConfig(depth=0.33))
+    det = build_detector(config, 20, 2).train()
+    x = torch.randint(0, 11, (4, 2, 20, 30, 45)).float() * (torch.rand(4, 2, 20, 30, 45) < 0.2)  # → 32×64
+    labelled = torch.tensor([[False, False], [True, False], [False, True], [True, True]])
+    box = torch.tensor([[2.0, 3.0, 20.0, 22.0, 1.0], [10.0, 5.0, 40.0, 25.0, 0.0]])
+    shift = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0])
+    targets = [[box[: 1 + (t + b) % 2] + t * shift for b in range(2)] for t in range(4)]
+    det.reset_all()
+    got = det.compute_loss(x, targets, labelled)
+    det.reset_all()
+    per_bin = [det.backbone(x[t:t + 1]) for t in range(4)]  # each level [1, B, C, H, W]
+    columns = [(t, b) for t in range(4) for b in range(2) if labelled[t, b]]
+    feats = [torch.stack([per_bin[t][lvl][0, b] for t, b in columns]) for lvl in range(len(per_bin[0]))]
+    ref = det.head.loss(feats, [targets[t][b] for t, b in columns], 30, 45)
+    for name in ("loss", "loss_iou", "loss_obj", "loss_cls"):
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-5, atol=1e-6)
+    targets[0][0] = torch.tensor([[0.0, 0.0, 29.0, 44.0, 1.0]])  # an unlabelled frame's boxes
+    det.reset_all()
+    torch.testing.assert_close(det.compute_loss(x, targets, labelled)["loss"], got["loss"])
