@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recordings processed side by side (default 1)")
     p.add_argument("--class-score", action="store_true",
                    help="write RVT's class score: the best class probability alone, instead of objectness x "
-                        "class probability (same boxes; the threshold and NMS still use the product); only "
-                        "for yolox-head checkpoints; use it to reproduce RVT's published numbers with "
+                        "class probability (--score-thresh and NMS still use the product); only for "
+                        "yolox-head checkpoints; use it to reproduce RVT's published numbers with "
                         "--preset rvt-gen1/rvt-gen4 in evdet-eval")
     p.add_argument("--model-class-ids", action="store_true",
                    help="write the model's class index as class_id instead of the label-map id")
