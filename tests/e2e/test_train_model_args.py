@@ -43,3 +43,21 @@ def test_bad_yolox_values_are_usage_errors(capsys):
         train_app.main(["ds", "--yolox-act", "gelu"])
     assert exc.value.code == 2
     assert "invalid choice: 'gelu'" in capsys.readouterr().err
+
+
+def test_the_rvt_recipe_in_the_training_guide_parses():
+    """docs/training.md's 'RVT's training recipe' command uses only flags evdet-train has."""
+    import shlex
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
+    section = doc.split("## RVT's training recipe", 1)[1]
+    command = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    argv = shlex.split(command)
+    assert argv[0] == "evdet-train"
+    mc, dc, tc = train_app.configs_from_args(train_app.build_parser().parse_args(argv[1:]))
+    assert (mc.backbone, mc.head, mc.rvt.partition_split_32) == ("rvt-b", "yolox", 1)
+    assert mc.yolox == YoloxHeadConfig(depth=0.67, class_score_only=True)
+    assert (dc.num_tbins, dc.batch_size, dc.sampling) == (21, 8, "mixed")
+    assert (tc.lr, tc.weight_decay, tc.lr_schedule, tc.max_steps) == (2e-4, 0.0, "onecycle", 400_000)
+    assert tc.min_lr_ratio / 25 == pytest.approx(1e-4)  # evdet's OneCycle end = RVT's lr / 10,000
