@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=("overlay", "side-by-side"), default="overlay",
                    help="ground truth dashed white over the detections, or in its own panel left of them")
     p.add_argument("--score-thresh", type=float, default=0.3, help="detections drawn above this score")
+    p.add_argument("--class-score", action="store_true",
+                   help="yolox-head checkpoints: write the best class probability alone (RVT's score) "
+                        "on the boxes instead of objectness x class probability; --score-thresh still "
+                        "selects boxes by the product")
     p.add_argument("--display-nms", type=float, default=0.5, metavar="IOU",
                    help="class-agnostic NMS for display: of boxes overlapping more than IOU, whatever their "
                         "classes, only the best is drawn (0: off)")
@@ -108,7 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                       progress=not args.no_progress, overwrite=args.overwrite)
         if args.checkpoint.suffix == ".ckpt" or (args.checkpoint.is_file()
                                                  and not args.checkpoint.name.endswith(".npy")):
-            path = render_demo_video(args.checkpoint, args.inputs, args.output, **common)
+            checkpoint = args.checkpoint
+            if args.class_score:
+                from evdet.inference.checkpoint import load_detector
+
+                checkpoint = load_detector(checkpoint, class_score_only=True)
+            path = render_demo_video(checkpoint, args.inputs, args.output, **common)
+        elif args.class_score:
+            raise ValueError("--class-score needs a checkpoint, not detection files (their scores are "
+                             "already written)")
         else:
             path = render_detections_video(_detection_files(args.checkpoint, args.inputs), args.inputs,
                                            args.output, label_map=_label_map(args), delta_t=args.delta_t,

@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-detections", type=int, help="at most this many boxes per bin (default: checkpoint)")
     p.add_argument("--batch-size", type=int, default=1,
                    help="recordings processed side by side (default 1)")
+    p.add_argument("--class-score", action="store_true",
+                   help="write RVT's class score: the best class probability alone, instead of objectness x "
+                        "class probability (--score-thresh and NMS still use the product); only for "
+                        "yolox-head checkpoints; use it to reproduce RVT's published numbers with "
+                        "--preset rvt-gen1/rvt-gen4 in evdet-eval")
     p.add_argument("--model-class-ids", action="store_true",
                    help="write the model's class index as class_id instead of the label-map id")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         paths = expand_recordings(args.recordings)
         check_outside_inputs(args.out_dir, args.recordings)  # before loading the model
-        detector, info = load_detector(args.checkpoint, map_location=args.device)
+        detector, info = load_detector(args.checkpoint, map_location=args.device,
+                                       class_score_only=True if args.class_score else None)
         start = time.perf_counter()
         results = detect_recordings(detector, info, paths, args.out_dir, batch_size=args.batch_size,
                                     score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,

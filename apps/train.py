@@ -20,6 +20,7 @@ from evdet.inference.model_config import (
     ModelConfig,
     RVTConfig,
     VanillaConfig,
+    YoloxHeadConfig,
 )
 from evdet.training.config import LR_SCHEDULES, TrainConfig
 
@@ -48,7 +49,7 @@ def _set_loss_weights(weights: list[float] | None) -> dict[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     mc, tc, dc = ModelConfig(), TrainConfig(), DataConfig()
-    van, anc, st, rvt = mc.vanilla, mc.anchor, mc.set, mc.rvt
+    van, anc, st, rvt, yx = mc.vanilla, mc.anchor, mc.set, mc.rvt, mc.yolox
     p = argparse.ArgumentParser(
         prog="evdet-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -83,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-lr-mult", type=float, default=st.lr_mult, help="set head LR / backbone LR")
     g.add_argument("--set-grad-clip", type=float, default=st.grad_clip,
                    help="set head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
+    g.add_argument("--yolox-depth", type=float, default=yx.depth,
+                   help="yolox head: PAFPN depth multiplier, round(3 x this) bottlenecks per CSP layer "
+                        "(RVT: 0.33 for rvt-t/rvt-s, 0.67 for rvt-b)")
+    g.add_argument("--yolox-act", default=yx.act, choices=("silu", "relu", "lrelu"),
+                   help="yolox head: activation (RVT: silu)")
+    g.add_argument("--yolox-depthwise", action="store_true",
+                   help="yolox head: depthwise-separable 3x3 convolutions in the PAFPN and head")
+    g.add_argument("--yolox-use-l1", action="store_true",
+                   help="yolox head: add YOLOX's L1 loss on the raw box outputs (RVT: off)")
+    g.add_argument("--yolox-class-score-only", action="store_true",
+                   help="yolox head: score detections (validation, test, and later evdet-detect) with the "
+                        "best class probability alone, as RVT's evaluation does, instead of objectness x "
+                        "class probability")
 
     g = p.add_argument_group("data")
     g.add_argument("--num-tbins", "-T", type=int, default=dc.num_tbins, help="time bins per batch step T")
@@ -159,6 +173,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
                                         eos_coef=args.set_eos_coef, lr_mult=args.head_lr_mult,
                                         grad_clip=args.set_grad_clip, top_k=max(args.max_detections, 100),
                                         **_set_loss_weights(args.set_loss_weights)),
+                     yolox=YoloxHeadConfig(depth=args.yolox_depth, depthwise=args.yolox_depthwise,
+                                           act=args.yolox_act, use_l1=args.yolox_use_l1,
+                                           class_score_only=args.yolox_class_score_only),
                      score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                      max_detections=args.max_detections)
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, delta_t=args.delta_t,

@@ -18,6 +18,7 @@ _EXPORTS = {
     "load_checkpoint_dict": "checkpoint",
     "load_detector": "checkpoint",
     "save_detector_checkpoint": "checkpoint",
+    "with_class_score_only": "checkpoint",
     "config_from_dict": "config_dict",
     "config_to_dict": "config_dict",
     "VideoRows": "label_rows",

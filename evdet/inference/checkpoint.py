@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evdet.inference.config_dict import config_from_dict
+from evdet.inference.config_dict import config_from_dict, config_to_dict
 from evdet.inference.model_config import ModelConfig, build_detector
 from evdet.io.atomic import atomic_open, is_temporary
 
@@ -40,6 +40,7 @@ __all__ = [
     "load_checkpoint_dict",
     "load_detector",
     "save_detector_checkpoint",
+    "with_class_score_only",
 ]
 
 #: Prefix of the detector's weights in a checkpoint's ``state_dict``.
@@ -189,23 +190,51 @@ def checkpoint_info(ckpt: Mapping[str, Any], source: str = "checkpoint") -> Chec
         raise ValueError(f"{source}: invalid checkpoint info: {exc}") from exc
 
 
-def load_detector(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+def with_class_score_only(info: CheckpointInfo, class_score_only: bool,
+                          source: str = "checkpoint") -> CheckpointInfo:
+    """``info`` whose model scores detections with the best class probability alone
+    (``class_score_only=True``, what RVT's evaluation ranks by) or with objectness × class probability
+    (``False``, YOLOX's score), the weights being the same. The score threshold and the NMS ranking stay
+    those of objectness × class probability (RVT's post-processing): the same boxes survive, only their
+    written score and order change, and so which ones ``max_detections`` keeps
+    (:func:`evdet.models.yolox_decoding.yolox_postprocess`).
+
+    Raises:
+        ValueError: the checkpoint's head is not ``yolox`` (the only head with two score definitions).
+    """
+    config = info.config
+    if config.head != "yolox":
+        raise ValueError(f"{source}: the class score (best class probability alone) is only defined for "
+                         f"yolox-head checkpoints; this one has head {config.head!r}")
+    config = dataclasses.replace(config, yolox=dataclasses.replace(config.yolox,
+                                                                  class_score_only=bool(class_score_only)))
+    return dataclasses.replace(info, model_config=config_to_dict(config))
+
+
+def load_detector(path: str | os.PathLike, map_location: Any = "cpu",
+                  class_score_only: bool | None = None) -> tuple[nn.Module, CheckpointInfo]:
     """Rebuild a trained detector from a checkpoint (``torch.load(weights_only=True)``).
 
     Args:
         path: a ``.ckpt`` written by ``evdet-train`` (or :func:`save_detector_checkpoint`).
         map_location: device for the weights.
+        class_score_only: None: score detections as the checkpoint says. True / False (yolox head only):
+            build the detector with ``YoloxHeadConfig.class_score_only`` set to it, the returned info
+            saying so (:func:`with_class_score_only`); the weights are the same.
 
     Returns:
         ``(detector, info)``: the detector in eval mode with its recurrent state reset, and its
         :class:`CheckpointInfo` (classes, data settings, decoding thresholds).
 
     Raises:
-        FileNotFoundError: missing file. ValueError: unreadable file, missing evdet info, or weights that
-        do not fit the model described by the info.
+        FileNotFoundError: missing file. ValueError: unreadable file, missing evdet info, weights that
+        do not fit the model described by the info, or ``class_score_only`` given for a checkpoint whose
+        head is not ``yolox``.
     """
     ckpt = load_checkpoint_dict(path, map_location)
     info = checkpoint_info(ckpt, str(path))
+    if class_score_only is not None:
+        info = with_class_score_only(info, class_score_only, f"checkpoint {path}")
     state = detector_state_dict(ckpt, str(path))
     detector = build_detector(info.config, info.in_channels, len(info.classes))
     try:

@@ -93,3 +93,54 @@ def test_cli_errors(setup, capsys):
     assert detect_app.main([str(root / "model.ckpt"), str(root / "nope.dat"), "-o", str(root / "x")]) == 2
     assert "nope.dat" in capsys.readouterr().err
     assert demo_app.main([str(root / "model.ckpt"), str(rec), "-o", str(root / "v.mp4"), "--fps", "0"]) == 2
+
+
+@pytest.fixture(scope="module")
+def yolox_ckpt(setup):
+    root, _ = setup
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="Vanilla_VGG", head="yolox", vanilla=VanillaConfig(base=4, cout=8))
+    classes = ("car", "pedestrian")
+    info = CheckpointInfo(classes=classes, label_map=dict(enumerate(classes)), representation="histo",
+                          representation_params={}, delta_t=50_000, num_tbins=2, in_channels=2,
+                          sensor_size=(96, 128), network_size=(96, 128), score_thresh=0.0, nms_thresh=0.5,
+                          max_detections=5, model_config=dataclasses.asdict(cfg))
+    save_detector_checkpoint(root / "yolox.ckpt", build_detector(cfg, 2, 2), info)
+    return root / "yolox.ckpt"
+
+
+def test_detect_class_score(setup, yolox_ckpt, capsys):
+    root, rec = setup
+    name = rec.name.replace("_td.dat", "_bbox.npy")
+    common = [str(yolox_ckpt), str(rec), "--max-detections", "1000", "--no-progress"]  # nothing cut off
+    assert detect_app.main([*common, "-o", str(root / "dt_product")]) == 0
+    assert detect_app.main([*common, "-o", str(root / "dt_class"), "--class-score"]) == 0
+    product, cls = load_boxes(root / "dt_product" / name), load_boxes(root / "dt_class" / name)
+    assert product.size == cls.size > 0
+
+    def by_box(rows):
+        return {(r["t"], r["x"], r["y"], r["w"], r["h"], r["class_id"]): r["class_confidence"] for r in rows}
+
+    a, b = by_box(product), by_box(cls)
+    assert a.keys() == b.keys() and len(a) == product.size  # same boxes and classes
+    assert all(b[k] >= a[k] for k in a) and any(b[k] > a[k] for k in a)  # class prob >= obj x class prob
+
+
+def test_class_score_on_an_anchor_checkpoint_is_an_error(setup, capsys):
+    root, rec = setup
+    anchor = str(root / "model.ckpt")
+    assert detect_app.main([anchor, str(rec), "-o", str(root / "dt_x"), "--class-score"]) == 2
+    err = capsys.readouterr().err
+    assert "model.ckpt" in err and "only defined for yolox-head checkpoints" in err and "'anchor'" in err
+    assert not (root / "dt_x").exists()
+    assert demo_app.main([anchor, str(rec), "-o", str(root / "v.mp4"), "--class-score"]) == 2
+    assert "only defined for yolox-head checkpoints" in capsys.readouterr().err
+    assert not (root / "v.mp4").exists()
+
+
+def test_demo_video_class_score(setup, yolox_ckpt):
+    root, rec = setup
+    out = root / "yolox_frames"
+    assert demo_app.main([str(yolox_ckpt), str(rec), "-o", str(out), "--max-duration", "0.1", "--class-score",
+                          "--score-thresh", "0.0", "--no-progress"]) == 0
+    assert len(sorted(out.glob("*.png"))) == 2

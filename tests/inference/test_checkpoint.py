@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -14,9 +15,10 @@ from evdet.inference.checkpoint import (
     load_checkpoint_dict,
     load_detector,
     save_detector_checkpoint,
+    with_class_score_only,
 )
 from evdet.inference.config_dict import config_to_dict
-from evdet.inference.model_config import ModelConfig, VanillaConfig
+from evdet.inference.model_config import ModelConfig, VanillaConfig, build_detector
 
 
 @pytest.fixture
@@ -24,8 +26,9 @@ def fake_head(monkeypatch):
     return register_fake(monkeypatch)
 
 
-def make_info(head: str = "anchor", classes=("car", "pedestrian")) -> CheckpointInfo:
-    mc = fake_config(4) if head == "fake" else ModelConfig(head=head, vanilla=VanillaConfig(base=4))
+def make_info(head: str = "anchor", classes=("car", "pedestrian"), cout: int = 256) -> CheckpointInfo:
+    mc = (fake_config(4) if head == "fake"
+          else ModelConfig(head=head, vanilla=VanillaConfig(base=4, cout=cout)))
     return CheckpointInfo(
         classes=tuple(classes),
         label_map={0: "car", 1: "pedestrian", 2: "two wheeler"},
@@ -124,3 +127,42 @@ def test_find_latest_checkpoint(tmp_path):
     atomic_torch_save({}, ck / "last.ckpt")
     (ck / ".last.ckpt.evdet-tmp-1-abc.ckpt").write_bytes(b"partial")
     assert find_latest_checkpoint(tmp_path) == ck / "last.ckpt"
+
+
+def test_with_class_score_only_changes_the_yolox_score_mode_only():
+    info = make_info(head="yolox", cout=8)
+    on = with_class_score_only(info, True)
+    assert on.config.yolox.class_score_only and not info.config.yolox.class_score_only
+    assert dataclasses.replace(on.config, yolox=info.config.yolox) == info.config
+    assert with_class_score_only(on, False) == info
+    assert dataclasses.replace(on, model_config=info.model_config) == info  # nothing else changed
+    with pytest.raises(ValueError, match="m.ckpt: .* only defined for yolox-head checkpoints; this one has "
+                                         "head 'anchor'"):
+        with_class_score_only(make_info(head="anchor", cout=8), True, "m.ckpt")
+
+
+def test_load_detector_class_score_only(tmp_path):
+    torch.manual_seed(0)
+    info = make_info(head="yolox", cout=8)
+    path = tmp_path / "y.ckpt"
+    save_detector_checkpoint(path, build_detector(info.config, 2, 2), info)
+    plain, info_plain = load_detector(path)
+    cls_only, info_cls = load_detector(path, class_score_only=True)
+    assert info_plain == info and info_cls.config.yolox.class_score_only
+    assert not plain.head.class_score_only and cls_only.head.class_score_only
+    x = torch.rand(2, 1, 2, 48, 64)
+    a = plain.get_boxes(x, score_thresh=0.0, nms_thresh=0.5, max_detections=1000)
+    b = cls_only.get_boxes(x, score_thresh=0.0, nms_thresh=0.5, max_detections=1000)
+    for da, db in zip(a, b, strict=True):
+        da, db = da[0], db[0]
+        assert da.shape == db.shape and da.shape[0] > 0
+        # same boxes and classes (ordered by the written score); class probability >= the product
+        sa = {tuple(r[:4] + r[5:]): r[4] for r in da.tolist()}
+        sb = {tuple(r[:4] + r[5:]): r[4] for r in db.tolist()}
+        assert sa.keys() == sb.keys() and len(sa) == da.shape[0]
+        assert all(sb[k] >= sa[k] for k in sa) and any(sb[k] > sa[k] for k in sa)
+        assert torch.all(db[:-1, 4] >= db[1:, 4])
+    anchor = make_info(cout=8)
+    save_detector_checkpoint(tmp_path / "a.ckpt", build_detector(anchor.config, 2, 2), anchor)
+    with pytest.raises(ValueError, match="a.ckpt.*head 'anchor'"):
+        load_detector(tmp_path / "a.ckpt", class_score_only=True)
