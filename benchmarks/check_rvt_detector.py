@@ -14,8 +14,10 @@ seeded noise on every weight, BatchNorm statistics measured on random input, cla
 moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. Then:
 
 (a) import: RVT's weights are written in RVT's Lightning checkpoint layout (``state_dict`` with the
-    ``mdl.`` prefix, ``epoch``, ``global_step``, ``pytorch-lightning_version``) and converted with evdet's
-    ``import_rvt_checkpoint``; the detector under test is ``load_detector`` of the converted file.
+    ``mdl.`` prefix, ``epoch``, ``global_step``, ``pytorch-lightning_version``, the model config under
+    ``hyper_parameters``) and converted with evdet's ``import_rvt_checkpoint`` (which infers the model
+    from the weights and the dataset name); the detector under test is ``load_detector`` of the
+    converted file. The line printed per case says what the importer inferred.
 (b) detections: two chunks of random stacked-histogram-like input (sparse float counts 0..10, batch 2)
     run through RVT bin by bin (RVT's padder, LSTM states carried, ``postprocess`` with confidence 0.1
     and NMS 0.45, as RVT's validation) and through evdet's ``detect`` one chunk per call; between the
@@ -48,6 +50,7 @@ Prints one table per check; exits with status 1 when any tolerance fails.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -55,10 +58,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from rvt_reference import detector_config, import_rvt
+from rvt_reference import Config, detector_config, import_rvt
 from torch import Tensor
 
-from evdet.inference.model_config import RVT_SIZES, ModelConfig, RVTConfig, YoloxHeadConfig, build_detector
+from evdet.inference.checkpoint import load_detector
+from evdet.inference.model_config import RVT_SIZES
+from evdet.inference.rvt_checkpoint import import_rvt_checkpoint
 from evdet.models.rvt_backbone import rvt_input_geometry
 
 BOX_TOL = 2e-3  # px
@@ -99,12 +104,9 @@ def build_rvt_detector(case: Case, seed: int) -> torch.nn.Module:
     from models.detection.yolox_extension.models.detector import YoloXDetector
     from utils.padding import InputPadderFromShape
 
-    embed_dim, dim_head = RVT_SIZES[case.backbone]
-    padded_h, padded_w, p_h, p_w = padded_geometry(case)
     torch.manual_seed(seed)
-    model = YoloXDetector(detector_config(embed_dim, dim_head, (p_h, p_w), (padded_h, padded_w),
-                                          case.num_classes, case.fpn_depth))
-    padder = InputPadderFromShape((padded_h, padded_w))
+    model = YoloXDetector(rvt_model_config(case))
+    padder = InputPadderFromShape(tuple(padded_geometry(case)[:2]))
     with torch.no_grad():
         for p in model.parameters():
             if p.numel() > 1:
@@ -132,17 +134,31 @@ def build_rvt_detector(case: Case, seed: int) -> torch.nn.Module:
     return model
 
 
+def rvt_model_config(case: Case) -> Config:
+    """RVT's ``model`` config of the case (RVT's sizes for ``case.backbone``)."""
+    embed_dim, dim_head = RVT_SIZES[case.backbone]
+    padded_h, padded_w, p_h, p_w = padded_geometry(case)
+    return detector_config(embed_dim, dim_head, (p_h, p_w), (padded_h, padded_w), case.num_classes,
+                           case.fpn_depth)
+
+
+def plain_config(case: Case) -> dict:
+    """:func:`rvt_model_config` as plain nested dicts (what ``OmegaConf.to_container`` gives)."""
+    return json.loads(json.dumps(rvt_model_config(case)))
+
+
 def padded_geometry(case: Case) -> list[int]:
     """``[padded_height, padded_width, partition_h, partition_w]`` (RVT's padding to multiples of
     32 × partition_split_32)."""
     return rvt_input_geometry(case.height, case.width, 32, case.partition_split_32, [])
 
 
-def write_rvt_checkpoint(model: torch.nn.Module, path: Path) -> None:
-    """RVT's Lightning checkpoint layout: the ``Module``'s ``mdl`` attribute is the ``YoloXDetector``."""
+def write_rvt_checkpoint(model: torch.nn.Module, model_config: dict, path: Path) -> None:
+    """RVT's Lightning checkpoint layout: the ``Module``'s ``mdl`` attribute is the ``YoloXDetector``; its
+    model config (plain dicts here, OmegaConf objects in RVT's files) under ``hyper_parameters``."""
     state = {"mdl." + k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, "epoch": 3, "global_step": 12345, "pytorch-lightning_version": "1.8.6",
-                "hyper_parameters": {}}, path)
+                "hyper_parameters": {"full_config": {"model": model_config}}}, path)
 
 
 def zero_column(states: list, column: int) -> list:
@@ -216,25 +232,16 @@ def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int
 
 
 # -------------------------------------------------------------------------------------------- evdet side
-def evdet_detector_from_rvt(rvt_ckpt: Path, case: Case, work_dir: Path) -> torch.nn.Module:
-    """The detector under test, from RVT's checkpoint file.
-
-    STAND-IN until evdet's importer lands: maps the keys (``mdl.backbone.* -> backbone.*``,
-    ``mdl.fpn.* -> head.fpn.*``, ``mdl.yolox_head.* -> head.yolox_head.*``) and loads them strictly into
-    ``build_detector``'s detector."""
-    config = ModelConfig(backbone=case.backbone, head="yolox",
-                         rvt=RVTConfig(partition_split_32=case.partition_split_32),
-                         yolox=YoloxHeadConfig(depth=case.fpn_depth))
-    detector = build_detector(config, 20, case.num_classes)
-    state = torch.load(rvt_ckpt, weights_only=True)["state_dict"]
-    mapped = {}
-    for k, v in state.items():
-        k = k[len("mdl."):]
-        mapped[k if k.startswith("backbone.") else "head." + k] = v
-    detector.load_state_dict(mapped, strict=True)
-    detector.eval()
-    detector.reset_all()
-    return detector
+def evdet_detector_from_rvt(rvt_ckpt: Path, case: Case, work_dir: Path) -> tuple[torch.nn.Module, str]:
+    """The detector under test: RVT's checkpoint converted by evdet's importer, then ``load_detector``;
+    and a one-line summary of what the importer inferred."""
+    out_ckpt = work_dir / "evdet.ckpt"
+    info = import_rvt_checkpoint(rvt_ckpt, out_ckpt, case.dataset)
+    detector, loaded = load_detector(out_ckpt)
+    config = loaded.config
+    summary = (f"{config.backbone} + {config.head}, partition_split_32 {config.rvt.partition_split_32}, "
+               f"PAFPN depth {config.yolox.depth}, classes {list(info.classes)}")
+    return detector, summary
 
 
 def evdet_detections(detector: torch.nn.Module, chunks: list[Tensor], class_score_only: bool) -> list[Tensor]:
@@ -352,8 +359,9 @@ def main() -> None:
         padded_h, padded_w, _, _ = padded_geometry(case)
         with tempfile.TemporaryDirectory() as tmp:
             rvt_ckpt = Path(tmp) / "rvt.ckpt"
-            write_rvt_checkpoint(rvt, rvt_ckpt)
-            ours = evdet_detector_from_rvt(rvt_ckpt, case, Path(tmp))
+            write_rvt_checkpoint(rvt, plain_config(case), rvt_ckpt)
+            ours, summary = evdet_detector_from_rvt(rvt_ckpt, case, Path(tmp))
+        print(f"(a) {case.name}: RVT checkpoint imported as {summary}")
         rvt.to(dtype)
         ours.to(dtype)
 
