@@ -31,8 +31,11 @@ moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. 
     step (backbone bin by bin on every frame, the features of the labelled frames concatenated in time
     then batch order, FPN + head in train mode with the YOLOX-format labels ``[class, cx, cy, w, h]``
     zero-padded per frame) against evdet's ``compute_loss``. Each term RVT reports (``loss``,
-    ``iou_loss``, ``conf_loss``, ``cls_loss``, ``num_fg``) must agree within a relative 1e-4. RVT's
-    ``l1_loss`` is 0 (``use_l1`` is never switched on in RVT) and is not compared.
+    ``iou_loss``, ``conf_loss``, ``cls_loss``, ``num_fg``) must agree within a relative 1e-4, and so must
+    the gradient of ``loss`` for every parameter (``max|Δ| / max|RVT|`` per tensor; through the whole
+    chunk, so the backbone's gradients see the unlabelled bins too). RVT's ``l1_loss`` is 0 (``use_l1``
+    is never switched on in RVT; its ``YOLOXHead.forward`` cannot run with it in train mode) and is not
+    compared.
 
 Precision (``--dtype``): by default both models and the inputs are float64 (after the import, from the
 float32 checkpoint), so that the comparison measures the implementations, not float32 rounding; evdet's
@@ -210,9 +213,11 @@ def yolox_labels(boxes_xywh: list[Tensor], classes: list[Tensor]) -> Tensor:
 
 
 def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]
-             ) -> dict[str, float]:
-    """RVT's training step: the backbone on every bin, FPN + head + loss on the labelled frames."""
+             ) -> tuple[dict[str, float], dict[str, Tensor]]:
+    """RVT's training step: the backbone on every bin, FPN + head + loss on the labelled frames. Returns
+    the losses and the gradient of ``loss`` for every parameter (RVT's names)."""
     model.train()
+    model.zero_grad(set_to_none=True)
     states = None
     selected: dict[int, list[Tensor]] = {}
     boxes, classes = [], []
@@ -228,7 +233,8 @@ def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int
     features = {stage: torch.cat(fs) for stage, fs in selected.items()}
     # RVT's labels are float32 (x, y, w, h) turned into YOLOX rows, then cast to the model's dtype
     _, losses = model.forward_detect(features, targets=yolox_labels(boxes, classes).to(x.dtype))
-    return as_floats(losses)
+    losses["loss"].backward()
+    return as_floats(losses), {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
 
 
 # -------------------------------------------------------------------------------------------- evdet side
@@ -260,9 +266,12 @@ def evdet_detections(detector: torch.nn.Module, chunks: list[Tensor], class_scor
 
 
 def evdet_loss(detector: torch.nn.Module, x: Tensor,
-               labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]) -> dict[str, float]:
-    """evdet's ``compute_loss`` with xyxy targets ``(x, y, x + w, y + h, class)``."""
+               labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]
+               ) -> tuple[dict[str, float], dict[str, Tensor]]:
+    """evdet's ``compute_loss`` with xyxy targets ``(x, y, x + w, y + h, class)``; the losses and the
+    gradient of ``loss`` for every parameter, under RVT's names (``head.`` removed)."""
     detector.train()
+    detector.zero_grad(set_to_none=True)
     detector.reset_all()
     t_bins, batch = x.shape[0], x.shape[1]
     targets = [[torch.zeros(0, 5) for _ in range(batch)] for _ in range(t_bins)]
@@ -272,7 +281,9 @@ def evdet_loss(detector: torch.nn.Module, x: Tensor,
         targets[t][b] = torch.cat((xyxy, cls.float().unsqueeze(1)), 1)
         frame_is_labeled[t, b] = True
     losses = detector.compute_loss(x, targets, frame_is_labeled)
-    return as_floats(losses)
+    losses["loss"].backward()
+    return as_floats(losses), {k.removeprefix("head."): p.grad for k, p in detector.named_parameters()
+                               if p.grad is not None}
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -331,6 +342,20 @@ def compare_detections(ours: list[Tensor], ref: list[Tensor], height: int, width
     return {"box": worst_box, "score": worst_score, "clipped": clipped, "differ": differ, "counts": counts}
 
 
+def grad_difference(ours: dict[str, Tensor], ref: dict[str, Tensor]) -> tuple[float, str]:
+    """Largest ``max|ours − ref| / max|ref|`` over the parameters (and its name); a parameter with a
+    gradient on one side only counts as 1."""
+    worst, where = 0.0, ""
+    for name in sorted(set(ours) | set(ref)):
+        if name not in ours or name not in ref:
+            d = 1.0
+        else:
+            d = float((ours[name] - ref[name]).abs().max() / ref[name].abs().max().clamp(min=1e-30))
+        if d > worst:
+            worst, where = d, name
+    return worst, where
+
+
 def as_floats(losses: dict) -> dict[str, float]:
     return {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in losses.items()}
 
@@ -352,7 +377,7 @@ def main() -> None:
 
     torch.set_grad_enabled(True)
     failed = []
-    det_rows, loss_rows = [], []
+    det_rows, loss_rows, grad_rows = [], [], []
     for case in CASES:
         generator = torch.Generator().manual_seed(args.seed)
         rvt = build_rvt_detector(case, args.seed)
@@ -379,8 +404,8 @@ def main() -> None:
 
         x = random_histograms(generator, LOSS_BINS, case).to(dtype)
         labelled = random_labels(generator, case)
-        ref_losses = rvt_loss(rvt, InputPadderFromShape((padded_h, padded_w)), x, labelled)
-        our_losses = evdet_loss(ours, x, labelled)
+        ref_losses, ref_grads = rvt_loss(rvt, InputPadderFromShape((padded_h, padded_w)), x, labelled)
+        our_losses, our_grads = evdet_loss(ours, x, labelled)
         for rvt_name, our_name in (("loss", "loss"), ("iou_loss", "loss_iou"), ("conf_loss", "loss_obj"),
                                    ("cls_loss", "loss_cls"), ("num_fg", "fg_per_gt")):
             d = rel(our_losses[our_name], ref_losses[rvt_name])
@@ -389,6 +414,11 @@ def main() -> None:
                               our_losses[our_name], d, ok))
             if not ok:
                 failed.append(f"{case.name} {rvt_name}")
+        worst, where = grad_difference(our_grads, ref_grads)
+        ok = worst <= LOSS_RTOL
+        grad_rows.append((case.name, len(ref_grads), worst, where, ok))
+        if not ok:
+            failed.append(f"{case.name} gradients")
 
     print(f"\n{args.dtype}; RVT-T sizes; seed {args.seed}")
     print(f"(b) detections, conf {CONF_THRESH}, NMS {NMS_THRESH}, {2 * CHUNK_BINS} bins x batch {BATCH} "
@@ -404,6 +434,9 @@ def main() -> None:
     print(f"{'case':10s} {'RVT / evdet term':24s} {'RVT':>12s} {'evdet':>12s} {'rel diff':>9s}  ok")
     for name, term, r, o, d, ok in loss_rows:
         print(f"{name:10s} {term:24s} {r:12.6f} {o:12.6f} {d:9.1e}  {'ok' if ok else 'FAIL'}")
+    print("\n(c) gradient of loss: max over parameters of max|evdet - RVT| / max|RVT|")
+    for name, count, worst, where, ok in grad_rows:
+        print(f"{name:10s} {count} parameters, largest {worst:.1e} ({where})  {'ok' if ok else 'FAIL'}")
     if failed:
         print(f"\nFAILED: {', '.join(failed)}")
         sys.exit(1)
