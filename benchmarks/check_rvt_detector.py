@@ -22,11 +22,13 @@ moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. 
     run through RVT bin by bin (RVT's padder, LSTM states carried, ``postprocess`` with confidence 0.1
     and NMS 0.45, as RVT's validation) and through evdet's ``detect`` one chunk per call; between the
     chunks batch column 0 is reset (evdet: ``reset([0, 1])``; RVT: that column of every state zeroed).
-    Per frame the detections must agree in number, class and order; boxes within 2e-3 px, scores within
-    1e-5. evdet clips boxes to the (unpadded) image after NMS, RVT does not: RVT's boxes are clipped
-    before the comparison (the table counts how many needed it). Two scores: YOLOX's objectness × class
-    probability (RVT's ``obj_conf * class_conf``, the NMS ranking) and evdet's ``class_score_only``
-    (RVT's ``class_conf``, what RVT's evaluation stores; RVT's rows are re-sorted by it, stably).
+    Per frame the detections must agree in number, class and order (by decreasing score; rows of exactly
+    equal score, in an order neither side defines, are put in box order on both sides first); boxes
+    within 2e-3 px, scores within 1e-5. evdet clips boxes to the (unpadded) image after NMS, RVT does
+    not: RVT's boxes are clipped before the comparison (the table counts how many needed it). Two
+    scores: YOLOX's objectness × class probability (RVT's ``obj_conf * class_conf``, the NMS ranking)
+    and evdet's class score (``load_detector(..., class_score_only=True)``) against RVT's ``class_conf``
+    (what RVT's evaluation stores; RVT's rows are ordered by it for the comparison).
 (c) loss: one chunk with a few labelled frames (random boxes) and some unlabelled ones; RVT's training
     step (backbone bin by bin on every frame, the features of the labelled frames concatenated in time
     then batch order, FPN + head in train mode with the YOLOX-format labels ``[class, cx, cy, w, h]``
@@ -38,8 +40,10 @@ moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. 
     compared.
 
 Precision (``--dtype``): by default both models and the inputs are float64 (after the import, from the
-float32 checkpoint), so that the comparison measures the implementations, not float32 rounding; evdet's
-post-processing computes in float32 whatever the model dtype, hence box differences of ~1e-5 px there.
+float32 checkpoint), so that the comparison measures the implementations, not float32 rounding. evdet's
+post-processing computes in float32 whatever the model's dtype, so RVT's ``postprocess`` is given its
+predictions in float32 too (otherwise detections whose scores are tied in float32 but not in float64
+come out in another order).
 In float32 the two implementations differ by rounding only, but that rounding is large here: the random
 backbone's outputs differ at ~5e-6 relative (evdet runs a chunk in one batch, RVT bin by bin) and the
 PAFPN's convolutions see different memory layouts (RVT's concatenations keep the backbone's channels-last
@@ -192,8 +196,10 @@ def rvt_detections(model: torch.nn.Module, padder, chunks: list[Tensor], num_cla
             for t in range(chunk.shape[0]):
                 features, states = model.forward_backbone(padder.pad_tensor_ev_repr(chunk[t]), states)
                 predictions, _ = model.forward_detect(features)
-                processed = postprocess(predictions.clone(), num_classes, conf_thre=CONF_THRESH,
-                                        nms_thre=NMS_THRESH)
+                # in float32, as evdet's post-processing whatever the model's dtype (a copy: postprocess
+                # writes into its input)
+                processed = postprocess(predictions.to(torch.float32, copy=True), num_classes,
+                                        conf_thre=CONF_THRESH, nms_thre=NMS_THRESH)
                 out.extend(torch.zeros(0, 7) if p is None else p for p in processed)
     return out
 
@@ -238,23 +244,24 @@ def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int
 
 
 # -------------------------------------------------------------------------------------------- evdet side
-def evdet_detector_from_rvt(rvt_ckpt: Path, case: Case, work_dir: Path) -> tuple[torch.nn.Module, str]:
-    """The detector under test: RVT's checkpoint converted by evdet's importer, then ``load_detector``;
-    and a one-line summary of what the importer inferred."""
+def evdet_detectors_from_rvt(rvt_ckpt: Path, case: Case, work_dir: Path
+                             ) -> tuple[dict[bool, torch.nn.Module], str]:
+    """The detectors under test: RVT's checkpoint converted by evdet's importer, then ``load_detector``
+    with ``class_score_only`` False (objectness × class score) and True (class score), same weights; and
+    a one-line summary of what the importer inferred."""
     out_ckpt = work_dir / "evdet.ckpt"
     info = import_rvt_checkpoint(rvt_ckpt, out_ckpt, case.dataset)
-    detector, loaded = load_detector(out_ckpt)
-    config = loaded.config
+    detectors = {flag: load_detector(out_ckpt, class_score_only=flag)[0] for flag in (False, True)}
+    config = info.config
     summary = (f"{config.backbone} + {config.head}, partition_split_32 {config.rvt.partition_split_32}, "
                f"PAFPN depth {config.yolox.depth}, classes {list(info.classes)}")
-    return detector, summary
+    return detectors, summary
 
 
-def evdet_detections(detector: torch.nn.Module, chunks: list[Tensor], class_score_only: bool) -> list[Tensor]:
+def evdet_detections(detector: torch.nn.Module, chunks: list[Tensor]) -> list[Tensor]:
     """evdet's ``detect`` one chunk per call, column 0 reset between chunks: ``Tensor[n, 6]`` per frame."""
     detector.eval()
     detector.reset_all()
-    detector.head.class_score_only = class_score_only
     out = []
     with torch.no_grad():
         for k, chunk in enumerate(chunks):
@@ -318,26 +325,39 @@ def random_labels(generator: torch.Generator, case: Case) -> dict[tuple[int, int
 
 
 # ---------------------------------------------------------------------------------------------- checks
+def canonical_order(score: Tensor, rows: Tensor) -> Tensor:
+    """Indices sorting ``rows`` by ``score``, highest first; rows of exactly equal score (whose order
+    neither implementation defines) by their remaining columns (box, class)."""
+    idx = torch.arange(score.numel())
+    for key in [rows[:, j] for j in reversed(range(rows.shape[1]))] + [-score]:  # least significant first
+        idx = idx[torch.sort(key[idx], stable=True)[1]]
+    return idx
+
+
 def compare_detections(ours: list[Tensor], ref: list[Tensor], height: int, width: int,
                        class_score_only: bool) -> dict:
-    """Largest differences over all frames; ``differ``: the frames whose count or sequence of classes
-    differs (their boxes and scores are not compared; a reordering shows as a box difference)."""
+    """Largest differences over all frames. ``differ``: the frames whose count differs, whose evdet rows
+    are not sorted by score, or whose classes differ once both sides are in :func:`canonical_order`
+    (their boxes and scores are not compared; any other reordering shows as a box difference)."""
     worst_box, worst_score, clipped, differ, counts = 0.0, 0.0, 0, 0, []
     for o, r in zip(ours, ref, strict=True):
         counts.append(r.shape[0])
-        if class_score_only:
-            r = r[torch.sort(r[:, 5], descending=True, stable=True)[1]]
-            ref_score = r[:, 5]
-        else:
-            ref_score = r[:, 4] * r[:, 5]
-        if o.shape[0] != r.shape[0] or not torch.equal(o[:, 5], r[:, 6].to(o.dtype)):
-            differ += 1
-            continue
+        ref_score = r[:, 5] if class_score_only else r[:, 4] * r[:, 5]
         ref_boxes = torch.stack((r[:, 0].clamp(0, width), r[:, 1].clamp(0, height), r[:, 2].clamp(0, width),
                                  r[:, 3].clamp(0, height)), 1)
         clipped += int((ref_boxes != r[:, :4]).any(1).sum())
+        ref_rows = torch.cat((ref_boxes, r[:, 6:7]), 1).to(o.dtype)  # [n, 5] x1, y1, x2, y2, class
+        order = canonical_order(ref_score, ref_rows)
+        ref_rows, ref_score = ref_rows[order], ref_score[order]
+        if o.shape[0] != r.shape[0] or bool((o[1:, 4] > o[:-1, 4]).any()):
+            differ += 1
+            continue
+        o = o[canonical_order(o[:, 4], o[:, [0, 1, 2, 3, 5]])]
+        if not torch.equal(o[:, 5], ref_rows[:, 4]):
+            differ += 1
+            continue
         if o.shape[0]:
-            worst_box = max(worst_box, float((o[:, :4] - ref_boxes).abs().max()))
+            worst_box = max(worst_box, float((o[:, :4] - ref_rows[:, :4]).abs().max()))
             worst_score = max(worst_score, float((o[:, 4] - ref_score).abs().max()))
     return {"box": worst_box, "score": worst_score, "clipped": clipped, "differ": differ, "counts": counts}
 
@@ -385,16 +405,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             rvt_ckpt = Path(tmp) / "rvt.ckpt"
             write_rvt_checkpoint(rvt, plain_config(case), rvt_ckpt)
-            ours, summary = evdet_detector_from_rvt(rvt_ckpt, case, Path(tmp))
+            detectors, summary = evdet_detectors_from_rvt(rvt_ckpt, case, Path(tmp))
         print(f"(a) {case.name}: RVT checkpoint imported as {summary}")
         rvt.to(dtype)
-        ours.to(dtype)
+        for detector in detectors.values():
+            detector.to(dtype)
 
         chunks = [random_histograms(generator, CHUNK_BINS, case).to(dtype) for _ in range(2)]
         ref = rvt_detections(rvt, InputPadderFromShape((padded_h, padded_w)), chunks, case.num_classes)
         for class_score_only in (False, True):
             mode = "class prob" if class_score_only else "obj x class"
-            got = evdet_detections(ours, chunks, class_score_only)
+            got = evdet_detections(detectors[class_score_only], chunks)
             cmp = compare_detections(got, ref, case.height, case.width, class_score_only)
             ok = cmp["differ"] == 0 and cmp["box"] <= BOX_TOL and cmp["score"] <= SCORE_TOL \
                 and sum(c > 0 for c in cmp["counts"]) > len(cmp["counts"]) // 2
@@ -405,7 +426,7 @@ def main() -> None:
         x = random_histograms(generator, LOSS_BINS, case).to(dtype)
         labelled = random_labels(generator, case)
         ref_losses, ref_grads = rvt_loss(rvt, InputPadderFromShape((padded_h, padded_w)), x, labelled)
-        our_losses, our_grads = evdet_loss(ours, x, labelled)
+        our_losses, our_grads = evdet_loss(detectors[False], x, labelled)
         for rvt_name, our_name in (("loss", "loss"), ("iou_loss", "loss_iou"), ("conf_loss", "loss_obj"),
                                    ("cls_loss", "loss_cls"), ("num_fg", "fg_per_gt")):
             d = rel(our_losses[our_name], ref_losses[rvt_name])
