@@ -1,4 +1,5 @@
-"""Start from a trained checkpoint with another class list: ``load_pretrained(checkpoint_path, classes)``.
+"""Start from a trained checkpoint with another class list: ``load_pretrained(checkpoint_path, classes)``
+(an evdet checkpoint, or one of RVT's as released).
 
 Every weight whose name and shape match is copied; the head's declared class-logit layers
 (``DetectionHead.class_logit_layers``) are remapped by class name through the detector's
@@ -28,8 +29,9 @@ from evdet.inference.checkpoint import (
     load_checkpoint_dict,
 )
 from evdet.inference.model_config import build_detector
+from evdet.inference.rvt_checkpoint import is_rvt_checkpoint, load_rvt_checkpoint
 
-__all__ = ["load_pretrained", "transfer_weights"]
+__all__ = ["load_pretrained", "source_weights", "transfer_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +74,46 @@ def transfer_weights(
     return skipped
 
 
+def source_weights(checkpoint_path: str | os.PathLike, map_location: Any, rvt_dataset: str | None
+            ) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+    """``(info, detector weights)`` of an evdet checkpoint, or of one of RVT's (imported on the fly;
+    ``rvt_dataset`` as in :func:`load_pretrained`).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: neither a readable evdet nor an RVT checkpoint.
+    """
+    source = str(checkpoint_path)
+    try:
+        ckpt = load_checkpoint_dict(checkpoint_path, map_location)
+    except ValueError as exc:  # RVT files hold pickled objects that weights_only refuses
+        evdet_error: ValueError | None = exc
+        ckpt = None
+    else:
+        evdet_error = None
+        if not is_rvt_checkpoint(ckpt):
+            return checkpoint_info(ckpt, source), detector_state_dict(ckpt, source)
+    try:
+        detector, info = load_rvt_checkpoint(checkpoint_path, rvt_dataset)
+    except ValueError as exc:
+        if evdet_error is not None:
+            raise ValueError(f"{evdet_error} (and not an RVT checkpoint either: {exc})") from exc
+        raise
+    return info, detector.state_dict()
+
+
 def load_pretrained(
-    checkpoint_path: str | os.PathLike, classes: Sequence[str], map_location: Any = "cpu"
+    checkpoint_path: str | os.PathLike, classes: Sequence[str], map_location: Any = "cpu",
+    rvt_dataset: str | None = None,
 ) -> tuple[nn.Module, CheckpointInfo]:
     """A detector with the architecture of ``checkpoint_path`` for ``classes``, initialised from its weights.
 
     Args:
-        checkpoint_path: an evdet checkpoint (read with ``torch.load(weights_only=True)``).
+        checkpoint_path: an evdet checkpoint (read with ``torch.load(weights_only=True)``), or one of RVT's
+            checkpoints as released (read as :func:`evdet.inference.rvt_checkpoint.load_rvt_checkpoint`
+            does: no pickled code runs).
         classes: the new class names, in output order (subset, superset or reordering of the checkpoint's).
+        rvt_dataset: for an RVT checkpoint, ``"gen1"`` or ``"gen4"`` (its classes, input and partition
+            split); None: from its number of classes (2: Gen1, 3: 1Mpx).
 
     Returns:
         ``(detector, info)``: the detector in train mode, and the checkpoint's :class:`CheckpointInfo` with
@@ -93,9 +127,8 @@ def load_pretrained(
         raise ValueError("load_pretrained: classes is empty")
     if len(set(classes)) != len(classes):
         raise ValueError(f"load_pretrained: repeated class names in {classes}")
-    ckpt = load_checkpoint_dict(checkpoint_path, map_location)
-    info = checkpoint_info(ckpt, str(checkpoint_path))
+    info, state = source_weights(checkpoint_path, map_location, rvt_dataset)
     detector = build_detector(info.config, info.in_channels, len(classes))
-    transfer_weights(detector, detector_state_dict(ckpt, str(checkpoint_path)), info.classes, classes)
+    transfer_weights(detector, state, info.classes, classes)
     new_info = CheckpointInfo.from_dict(dict(info.to_dict(), classes=classes))
     return detector, new_info

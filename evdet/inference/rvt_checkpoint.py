@@ -16,8 +16,9 @@ The model is inferred from the weight shapes (:func:`rvt_model_config`):
   ``dim_head`` is not visible in any weight (the attention projections are ``dim × 3·dim`` whatever the
   head count): it is RVT's for the stage-1 width (32 → ``rvt-t``, 48 → ``rvt-s``, 64 → ``rvt-b``), other
   widths need it given;
-* the PAFPN depth from the number of CSP bottlenecks (``round(3·depth)``: 1 → 0.33, 2 → 0.67), depthwise
-  convolutions from the presence of ``dconv`` weights, the number of classes from ``cls_preds``;
+* the PAFPN on stages 2-4 (RVT's ``in_stages``), its depth from the number of CSP bottlenecks
+  (``round(3·depth)``: 1 → 0.33, 2 → 0.67), depthwise convolutions from the presence of ``dconv``
+  weights, the number of classes from ``cls_preds``;
 * the dataset (``gen1`` / ``gen4``) gives what the weights do not: RVT's partition split (1 on Gen1,
   2 on 1Mpx), the classes (:data:`evdet.data.rvt.RVT_LABEL_MAPS`), the input (``rvt_stacked_histogram``,
   50 ms, 10 micro-bins per polarity; 240×304, or 360×640 from the 720×1280 1Mpx sensor) and RVT's
@@ -89,7 +90,8 @@ def _rvt_weights(ckpt: Any, source: str) -> dict[str, torch.Tensor]:
 def evdet_state_dict_from_rvt(rvt_weights: Mapping[str, torch.Tensor], source: str = "RVT checkpoint"
                               ) -> dict[str, torch.Tensor]:
     """RVT's ``YoloXDetector`` weight names (``mdl.`` removed) → evdet's :class:`RecurrentDetector` names
-    (``backbone.*`` → ``backbone.*``, ``fpn.*`` → ``head.fpn.*``, ``yolox_head.*`` → ``head.yolox_head.*``).
+    (``backbone.*`` → ``backbone.*``, ``fpn.*`` → ``head.fpn.*``,
+    ``yolox_head.*`` → ``head.yolox_head.*``).
 
     Raises:
         ValueError: a weight of another part (names the first ones).
@@ -187,8 +189,11 @@ def rvt_model_config(rvt_weights: Mapping[str, torch.Tensor], dataset: str, *, d
     depth = {1: 0.33, 2: 0.67}.get(bottlenecks, bottlenecks / 3)
     depthwise = any(".dconv." in k for k in w if k.startswith("fpn."))
     num_classes = _shape(w, "yolox_head.cls_preds.0.weight", source)[0]
+    # RVT's PAFPN reads stages 2-4 (``in_stages: [2, 3, 4]``): strides 8, 16, 32 with the usual stem of 4
+    in_strides = None if patch == 4 else (2 * patch, 4 * patch, 8 * patch)
     config = ModelConfig(backbone=backbone, head="yolox", rvt=rvt,
-                         yolox=YoloxHeadConfig(depth=depth, depthwise=depthwise), **_RVT_DECODING)
+                         yolox=YoloxHeadConfig(in_strides=in_strides, depth=depth, depthwise=depthwise),
+                         **_RVT_DECODING)
     return config, int(in_channels), int(num_classes)
 
 

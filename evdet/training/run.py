@@ -45,7 +45,7 @@ from evdet.inference.checkpoint import (
 )
 from evdet.inference.config_dict import config_to_dict
 from evdet.inference.model_config import ModelConfig
-from evdet.inference.pretrained import transfer_weights
+from evdet.inference.pretrained import source_weights, transfer_weights
 from evdet.io.atomic import atomic_open
 from evdet.io.label_map import LABEL_MAP_FILENAME
 from evdet.io.output_paths import OutputPathError, output_folder, record_output, written_by_evdet
@@ -287,16 +287,14 @@ def train(
         module = _module_from_checkpoint(ckpt_path, tc)
         _check_compatible(module.info, dm, ckpt_path)
     elif finetune:
-        src = load_checkpoint_dict(checkpoint)
-        src_info = checkpoint_info(src, str(checkpoint))
+        src_info, src_state = source_weights(checkpoint, "cpu", None)  # evdet's or RVT's
         mc = dataclasses.replace(src_info.config, score_thresh=mc.score_thresh, nms_thresh=mc.nms_thresh,
                                  max_detections=mc.max_detections)
         if src_info.in_channels != dm.info.in_channels:
             raise ValueError(f"finetune: {checkpoint} takes {src_info.in_channels} input channels but "
                              f"{dataset_dir} holds {dm.info.in_channels}")
         module = LightningDetectionModel(make_info(dm, mc), tc, data_config_to_dict(dc))
-        transfer_weights(module.detector, detector_state_dict(src, str(checkpoint)), src_info.classes,
-                         module.info.classes)
+        transfer_weights(module.detector, src_state, src_info.classes, module.info.classes)
     else:
         module = LightningDetectionModel(make_info(dm, mc), tc, data_config_to_dict(dc))
 
