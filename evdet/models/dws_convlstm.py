@@ -68,8 +68,8 @@ class DWSConvLSTM2d(nn.Module):
             raise ValueError(f"DWSConvLSTM2d: expected Tensor[T, B, {self.dim}, H, W], got {list(x.shape)}")
         shape = [x.shape[1], x.shape[2], x.shape[3], x.shape[4]]
         if h is None or c is None or list(h.shape) != shape or list(c.shape) != shape or h.device != x.device:
-            h = torch.zeros(shape, dtype=x.dtype, device=x.device)
-            c = torch.zeros(shape, dtype=x.dtype, device=x.device)
+            h = torch.zeros_like(x[0])  # x's memory format, as RVT's zeros_like
+            c = torch.zeros_like(x[0])
         outs: list[Tensor] = []
         for t in range(x.shape[0]):
             h, c = self.step(x[t], h, c)

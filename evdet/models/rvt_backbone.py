@@ -111,10 +111,12 @@ class RVTStage(nn.Module):
         y = self.downsample_cf2cl(x)  # [T*B, H/f, W/f, C]
         for blk in self.att_blocks:
             y = blk(y, partition)
-        y = y.permute(0, 3, 1, 2)  # [T*B, C, H/f, W/f]
-        y = y.reshape(num_tbins, -1, y.shape[1], y.shape[2], y.shape[3])  # [T, B, C, H/f, W/f]
-        hs, h, c = self.lstm(y, h, c)
-        return hs.flatten(0, 1), h, c
+        # memory formats as RVT's: the LSTM sees the permuted (channels-last) map, and the next stage and the
+        # head get channels-last hidden states; the values do not depend on it, the float32 rounding of
+        # the convolutions (their kernels) does
+        y = y.reshape(num_tbins, -1, y.shape[1], y.shape[2], y.shape[3])  # [T, B, H/f, W/f, C] (a view)
+        hs, h, c = self.lstm(y.permute(0, 1, 4, 2, 3), h, c)  # bins [B, C, H/f, W/f], RVT's strides
+        return hs.flatten(0, 1).contiguous(memory_format=torch.channels_last), h, c
 
 
 class RVTBackbone(nn.Module):

@@ -155,7 +155,9 @@ class YoloxHead(DetectionHead):
 
     def _raw(self, features: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Raw outputs ``Tensor[N, A, 5 + C]``, anchor cells ``Tensor[A, 2]`` and strides ``Tensor[A]``."""
-        fpn_in = [features[i] for i in self.levels]
+        # channels-last, as RVT's backbone hands its stages over (permuted NHWC): the convolutions then run
+        # the same kernels as RVT's, so that float32 results are RVT's to the bit, not only to rounding
+        fpn_in = [features[i].contiguous(memory_format=torch.channels_last) for i in self.levels]
         fpn_out = self.fpn(fpn_in)
         raw = self.yolox_head(fpn_out)
         sizes = [[f.shape[-2], f.shape[-1]] for f in fpn_out]

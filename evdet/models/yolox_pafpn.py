@@ -31,11 +31,14 @@ def _nearest_exact_index(size_in: int, size_out: int, device: torch.device) -> T
 
 def upsample_to(x: Tensor, like: Tensor) -> Tensor:
     """``x`` ``Tensor[N, C, h, w]`` resized (nearest-exact, identical to ``F.interpolate(...,
-    mode="nearest-exact")``) to the spatial size of ``like`` ``Tensor[N, C', H, W]``; written as two index
-    selections so that the ONNX exporter, which lacks nearest-exact, can export it."""
+    mode="nearest-exact")``, memory format included) to the spatial size of ``like`` ``Tensor[N, C', H, W]``;
+    written as two index selections so that the ONNX exporter, which lacks nearest-exact, can export it."""
     rows = _nearest_exact_index(x.shape[-2], like.shape[-2], x.device)
     cols = _nearest_exact_index(x.shape[-1], like.shape[-1], x.device)
-    return x.index_select(2, rows).index_select(3, cols)
+    out = x.index_select(2, rows).index_select(3, cols)
+    if x.is_contiguous(memory_format=torch.channels_last):  # as F.interpolate: the input's memory format
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 class YoloxPAFPN(nn.Module):

@@ -343,3 +343,16 @@ def test_exports_to_onnx_with_state(tmp_path):
     meta = json.loads(json_path.read_text())
     assert meta["checks"]["max_abs_diff"] <= 1e-4
     assert [i["name"] for i in meta["inputs"]] == ["x"] + [f"state_in.{i}" for i in range(8)]
+
+
+def test_hidden_states_are_channels_last_as_rvts():
+    # RVT hands permuted NHWC maps (channels-last strides) to its LSTMs, the next stage and the PAFPN; evdet
+    # keeps that layout so that the convolutions pick RVT's kernels (float32 results identical to RVT's)
+    from evdet.models.rvt_backbone import RVTBackbone
+
+    bb = RVTBackbone(20, 16, (1, 2, 4, 8), (1, 1, 1, 1), 8, partition_split_32=1).eval()
+    with torch.no_grad():
+        outs = bb(torch.rand(2, 1, 20, 64, 64))
+    for y in outs:
+        assert y.flatten(0, 1).is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    assert all(s.is_contiguous(memory_format=torch.channels_last) for s in bb.state)
