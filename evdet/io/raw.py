@@ -227,16 +227,25 @@ class RawReader(EventReader):
     def _eof(self) -> bool:
         return self._word_pos >= self.word_count
 
-    def _fill_until_time(self, t: int) -> None:
-        """Decode until the buffer holds an event with time >= ``t`` or the file ends."""
+    def _fill_until_time(self, t: int, max_events: int | None = None) -> None:
+        """Decode until the buffer holds an event with time >= ``t`` or the file ends.
+
+        Raises:
+            ValueError: more than ``max_events`` pending events before ``t`` (checked per decoded chunk,
+                before they are joined).
+        """
         if self._bpos < self._buf.size and int(self._buf["t"][-1]) >= t:
             return
-        parts = []
+        parts, have = [], self._buf.size - self._bpos
         while not self._eof:
             events = self._decode_next()
             parts.append(events)
+            have += events.size
             if events.size and int(events["t"][-1]) >= t:
                 break
+            if max_events is not None and have > max_events:
+                raise self._window_too_large(self.current_time, t - self.current_time,
+                                             f"more than {max_events}", max_events)
         if parts:
             self._append(parts)
 
@@ -297,6 +306,15 @@ class RawReader(EventReader):
         self._bpos = stop
         self.current_time = end
         return events
+
+    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
+        """``load_delta_t`` that stops decoding once the window holds more than ``max_events`` events."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        self._fill_until_time(end, max_events)
+        stop = self._split_at_time(end)
+        if max_events is not None and stop - self._bpos > max_events:
+            raise self._window_too_large(self.current_time, delta_t, stop - self._bpos, max_events)
+        return self.load_delta_t(delta_t)
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with time >= ``t`` by decoding forward from the start of the file;
