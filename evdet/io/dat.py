@@ -288,6 +288,14 @@ class DatReader(EventReader):
         self.current_time = end
         return events
 
+    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
+        """``load_delta_t`` that counts the window's records (binary search) before decoding them."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        count = self._search(end) - self._pos
+        if max_events is not None and count > max_events:
+            raise self._window_too_large(self.current_time, delta_t, count, max_events)
+        return self.load_delta_t(delta_t)
+
     def seek_time(self, t: int) -> None:
         """Position at the first event with ``t >= t`` (binary search over the mapped records);
         ``current_time = t``."""

@@ -16,6 +16,23 @@ are events outside the sensor geometry given to the decoder (counted in the stat
 24-bit time wraps every 2^24 µs (~16.8 s): when time high decreases by more than half its range,
 2^24 µs is added to the following times.
 
+Corrupt time-high words. OpenEB's EVT 3.0 decoder (``evt3_validator.h``, ``BasicCheckValidator``)
+checks each EVT_TIME_HIGH against the previous one: it may stay or move forward, and may go back only
+across the wrap (0xFFF -> 0, or a "loose" overflow landing within 0xFF steps past the top); any other
+decrease is reported as a ``NonMonotonicTimeHigh`` protocol violation, but the word is still used, and
+a time-high loop is counted whenever the previous value is at least 2^11 above the new one, so one
+corrupt word can still shift the rest of the stream. evdet applies EVT 2.0's rule (``evt2.py``), which
+decides from the following word instead of the previous one alone and skips the bad word: a sensor's time high moves by 0 or 1 between two
+EVT_TIME_HIGH words (each step is 4096 µs; EVT_TIME_HIGH is sent at least once per step), so any other
+step is checked against the next EVT_TIME_HIGH word. The word is corrupt when that next time high is
+reached sooner (forward, modulo 2^12) from the current time high than from the new one, i.e. when the
+stream continues from where it was; a real jump (a gap in the recording) or a wrap (4095 -> 0) is
+followed by time highs continuing from it. Without a next time high, a step backwards (more than half
+the range forward) is corrupt. The first time high is corrupt when neither of the next two is forward
+from it (kept when fewer than two follow). A corrupt word is skipped (the following events keep the
+previous time high) and counted (``evt3_drops``). The look-ahead reads the words beyond ``stop``, so the
+result does not depend on where a stream is cut into chunks. The rule applies in both time modes.
+
 Time modes (``time_mode``):
 
 - ``"spec"`` (default): ``t = wrap offset + (time_high << 12 | time_low)`` as the format defines it.
@@ -35,14 +52,17 @@ import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
 
-EVT3_STATE_SIZE = 12
+EVT3_STATE_SIZE = 14
 # state slots: y, base x, vector polarity, time high (-1 = none yet), time low, loop offset, error word,
 # time-low overflow count (expelliarmus mode only), last event time, count of backward time steps,
-# events outside the geometry and the word index of the first one (-1: none)
-_Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF, _LAST_T, _BACK, _NOUT, _FOUT = range(EVT3_STATE_SIZE)
+# events outside the geometry and the word index of the first one (-1: none), corrupt time-high words
+# skipped and the word index of the first one (-1: none)
+_Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF, _LAST_T, _BACK, _NOUT, _FOUT, _NSKIP, _FSKIP = range(
+    EVT3_STATE_SIZE)
 EVT3_MAX_COORD = 1 << 11
 """x and y are 11-bit fields: the geometry limit that drops nothing."""
 EVT3_TIME_MODES = {"spec": 0, "expelliarmus": 1}
+_TH_MASK = (1 << 12) - 1
 _TH_HALF = 1 << 11
 _LOOP_STEP = 1 << 24
 EVT3_KNOWN_TYPES = (0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF)
@@ -50,15 +70,50 @@ EVT3_MAX_EVENTS_PER_WORD = 12
 
 
 def new_evt3_state() -> np.ndarray:
-    """Fresh decoder state: ``int64 ndarray[12]`` (y, base x, polarity, time high, time low, wrap offset,
+    """Fresh decoder state: ``int64 ndarray[14]`` (y, base x, polarity, time high, time low, wrap offset,
     error word index, time-low overflow count, last event time, count of backward time steps, events
-    outside the geometry, first such word or -1)."""
-    return np.array([0, 0, 0, -1, 0, 0, -1, 0, -1, 0, 0, -1], dtype=np.int64)
+    outside the geometry, first such word, corrupt time-high words skipped, first such word; -1 =
+    none)."""
+    return np.array([0, 0, 0, -1, 0, 0, -1, 0, -1, 0, 0, -1, 0, -1], dtype=np.int64)
 
 
 def evt3_outside(state: np.ndarray) -> tuple[int, int]:
     """``(events outside the geometry dropped, word index of the first one or -1)`` counted in ``state``."""
     return int(state[_NOUT]), int(state[_FOUT])
+
+
+def evt3_drops(state: np.ndarray) -> tuple[int, int, int, int]:
+    """``(corrupt time-high words skipped, first one's word index, events outside the geometry, first
+    one's word index)`` counted in ``state`` (indices into the decoded ``words``, -1 when none)."""
+    return int(state[_NSKIP]), int(state[_FSKIP]), int(state[_NOUT]), int(state[_FOUT])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _next_time_high(words, i):  # pragma: no cover - compiled
+    """Index of the first EVT_TIME_HIGH word after word ``i``, or -1."""
+    for j in range(i + 1, words.shape[0]):
+        if (np.int64(words[j]) >> 12) == 0x8:
+            return j
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _time_high_is_corrupt(words, i, th, new):  # pragma: no cover - compiled
+    """The EVT_TIME_HIGH word ``i`` (value ``new``) after time high ``th`` (-1: none) is corrupt (see the
+    module docstring); reads ahead to the next EVT_TIME_HIGH words, beyond the decoded range if needed."""
+    step = (new - th) & _TH_MASK
+    if th >= 0 and step <= 1:
+        return False
+    j = _next_time_high(words, i)
+    if j < 0:
+        return th >= 0 and step >= _TH_HALF
+    nxt = np.int64(words[j]) & _TH_MASK
+    if th >= 0:
+        return ((nxt - th) & _TH_MASK) < ((nxt - new) & _TH_MASK)
+    if ((nxt - new) & _TH_MASK) < _TH_HALF:
+        return False
+    j = _next_time_high(words, j)  # the next one may be the corrupt one: the one after decides
+    return j >= 0 and ((np.int64(words[j]) - new) & _TH_MASK) >= _TH_HALF
 
 
 def backward_steps(state: np.ndarray) -> int:
@@ -138,6 +193,12 @@ def _decode_evt3_kernel(words, start, stop, out64, state, compat, width,
             t = loop + ((th + tlovf) << 12) + tl
         elif kind == 0x8:
             new = w & 0xFFF
+            if (th < 0 or ((new - th) & _TH_MASK) > 1) and _time_high_is_corrupt(words, i, th, new):
+                if state[_NSKIP] == 0:
+                    state[_FSKIP] = i
+                state[_NSKIP] += 1
+                i += 1
+                continue
             if th >= 0 and (th - new > _TH_HALF or (compat and new < th)):
                 loop += _LOOP_STEP
             th = new
@@ -166,10 +227,12 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     """Decode EVT 3.0 words ``[start, stop)`` into events.
 
     Args:
-        words: ``uint16 ndarray[N]`` (little-endian words, header removed), e.g. a memory map.
+        words: ``uint16 ndarray[N]`` (little-endian words, header removed), e.g. a memory map of the whole
+            stream: words from ``stop`` on are read (not decoded) to check a time-high word near the end
+            of the range, so that the result does not depend on where a stream is cut.
         state: decoder state from ``new_evt3_state()``, updated in place so that a stream can be decoded
-            chunk by chunk (a chunk may end inside a vector; ``evt3_outside`` gives the drops); None
-            starts fresh.
+            chunk by chunk (a chunk may end inside a vector; ``evt3_drops`` gives the corrupt time-high
+            words skipped and the events outside the geometry); None starts fresh.
         source, byte_offset: file name and byte offset of ``words[0]``, used in error messages.
         time_mode: ``"spec"`` or ``"expelliarmus"`` (see the module docstring).
         start, stop: the words to decode (default: all).

@@ -18,7 +18,7 @@ import numpy as np
 from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
 from evdet.io.evt2 import backward_steps as evt2_backward_steps
 from evdet.io.evt2 import decode_evt2, evt2_drops, new_evt2_state
-from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, evt3_outside, new_evt3_state
+from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, evt3_drops, new_evt3_state
 from evdet.io.evt3 import backward_steps as evt3_backward_steps
 from evdet.io.evt21 import decode_evt21
 from evdet.io.header import Header, parse_header, resolve_geometry
@@ -56,15 +56,11 @@ class RawCodec:
         return np.dtype(self.word_dtype).itemsize
 
 
-def _evt3_drops(state: np.ndarray) -> tuple[int, int, int, int]:
-    return (0, -1, *evt3_outside(state))  # EVT3 has no corrupt-word rule
-
-
 RAW_CODECS = {
     "2.0": RawCodec("evt2", np.uint32, new_evt2_state, evt2_backward_steps, evt2_drops, decode_evt2),
     "2.1": RawCodec("evt21", np.uint64, new_evt2_state, evt2_backward_steps, evt2_drops, decode_evt21,
                     ("legacy",)),  # EVT 2.1 shares EVT 2.0's state
-    "3.0": RawCodec("evt3", np.uint16, new_evt3_state, evt3_backward_steps, _evt3_drops, decode_evt3,
+    "3.0": RawCodec("evt3", np.uint16, new_evt3_state, evt3_backward_steps, evt3_drops, decode_evt3,
                     ("time_mode",)),
 }
 """EVT version (as :attr:`evdet.io.header.Header.evt_version` spells it) -> its codec."""
@@ -90,7 +86,8 @@ class RawReader(EventReader):
     decode of the skipped part. Windows split the stream at the first event with ``t >= end``, which is
     exact for time-ordered streams; a chunk found out of order raises a ``UserWarning`` once.
 
-    Corrupt data: an EVT 2.0 time-high word with an implausible jump (see ``evt2.py``) is skipped, and
+    Corrupt data: an EVT 2.0 / 3.0 time-high word with an implausible jump (see ``evt2.py``, ``evt3.py``;
+    EVT 2.1 uses EVT 2.0's rule when ``evt21.py`` says so) is skipped, and
     events outside a known geometry (caller, header or plugin name) are dropped; both are counted
     (``skipped_corrupt``, ``dropped_outside``: over the words decoded since the last ``reset``/seek)
     and each kind is warned about once, naming the file and the byte offset of the first. The
@@ -188,7 +185,9 @@ class RawReader(EventReader):
         """Warn (once per kind and reader) about the corrupt words and outside events ``state`` counted."""
         n_skip, first_skip, n_out, first_out = self._drops(state)
         if n_skip:
-            self._warn_once("corrupt", f"{self.path}: EV_TIME_HIGH word 0x{int(self._words[first_skip]):08x} "
+            word = f"0x{int(self._words[first_skip]):0{2 * self.word_size}x}"
+            name = "EV_TIME_HIGH" if self.format == "evt2" else "EVT_TIME_HIGH"
+            self._warn_once("corrupt", f"{self.path}: {name} word {word} "
                             f"at byte offset {self._offset(first_skip)} is an implausible time jump (the "
                             f"stream continues from the previous time high); skipped as corrupt ({n_skip} "
                             f"such word(s) in this read)", stacklevel + 1)
@@ -199,7 +198,7 @@ class RawReader(EventReader):
 
     @property
     def skipped_corrupt(self) -> int:
-        """Corrupt EVT 2.0 time-high words skipped in the words decoded since the last reset or seek."""
+        """Corrupt time-high words skipped in the words decoded since the last reset or seek."""
         return self._drops(self._state)[0]
 
     @property
@@ -228,16 +227,25 @@ class RawReader(EventReader):
     def _eof(self) -> bool:
         return self._word_pos >= self.word_count
 
-    def _fill_until_time(self, t: int) -> None:
-        """Decode until the buffer holds an event with time >= ``t`` or the file ends."""
+    def _fill_until_time(self, t: int, max_events: int | None = None) -> None:
+        """Decode until the buffer holds an event with time >= ``t`` or the file ends.
+
+        Raises:
+            ValueError: more than ``max_events`` pending events before ``t`` (checked per decoded chunk,
+                before they are joined).
+        """
         if self._bpos < self._buf.size and int(self._buf["t"][-1]) >= t:
             return
-        parts = []
+        parts, have = [], self._buf.size - self._bpos
         while not self._eof:
             events = self._decode_next()
             parts.append(events)
+            have += events.size
             if events.size and int(events["t"][-1]) >= t:
                 break
+            if max_events is not None and have > max_events:
+                raise self._window_too_large(self.current_time, t - self.current_time,
+                                             f"more than {max_events}", max_events)
         if parts:
             self._append(parts)
 
@@ -298,6 +306,15 @@ class RawReader(EventReader):
         self._bpos = stop
         self.current_time = end
         return events
+
+    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
+        """``load_delta_t`` that stops decoding once the window holds more than ``max_events`` events."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        self._fill_until_time(end, max_events)
+        stop = self._split_at_time(end)
+        if max_events is not None and stop - self._bpos > max_events:
+            raise self._window_too_large(self.current_time, delta_t, stop - self._bpos, max_events)
+        return self.load_delta_t(delta_t)
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with time >= ``t`` by decoding forward from the start of the file;

@@ -17,6 +17,9 @@ from typing import Self
 
 import numpy as np
 
+DEFAULT_MAX_WINDOW_EVENTS = 1 << 26
+"""Default cap of ``EventReader.iter_windows``: 64 Mi events (1 GiB of ``EVENT_DTYPE``) per window."""
+
 
 def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[int], str],
                              stacklevel: int = 3) -> np.ndarray:
@@ -123,13 +126,37 @@ class EventReader:
             raise ValueError(f"{self.path}: load_delta_t needs delta_t > 0 µs, got {delta_t}")
         return int(delta_t)
 
-    def iter_windows(self, delta_t: int, start_ts: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
+        """``load_delta_t(delta_t)``, refusing a window of more than ``max_events`` events; readers that
+        can count a window before decoding it (DAT, RAW) override this to refuse before allocating."""
+        t0 = self.current_time
+        events = self.load_delta_t(delta_t)
+        if max_events is not None and events.size > max_events:
+            raise self._window_too_large(t0, delta_t, events.size, max_events)
+        return events
+
+    def _window_too_large(self, t0: int, delta_t: int, count: int | str, max_events: int) -> ValueError:
+        return ValueError(f"{self.path}: window [{t0}, {t0 + delta_t}) µs holds {count} events, more than "
+                          f"max_events = {max_events} ({16 * max_events / 2**30:.2f} GiB); use a smaller "
+                          f"delta_t or a larger max_events")
+
+    def iter_windows(self, delta_t: int, start_ts: int = 0,
+                     max_events: int | None = DEFAULT_MAX_WINDOW_EVENTS) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(t0, events)`` for consecutive windows ``[t0, t0 + delta_t)`` from ``start_ts`` until
-        the last event (the last window is included even if partial). Moves the read position."""
+        the last event (the last window is included even if partial). Moves the read position.
+
+        Args:
+            max_events: most events one window may hold (None: no limit). DAT and RAW readers check
+                while reading, so memory stays below ~16 bytes x ``max_events`` plus one decoded chunk.
+
+        Raises:
+            ValueError: a window holds more than ``max_events`` events (names the file, the window and
+                the count).
+        """
         self.seek_time(start_ts)
         while not self.done:
             t0 = self.current_time
-            yield t0, self.load_delta_t(delta_t)
+            yield t0, self._load_window(delta_t, max_events)
 
     def __enter__(self) -> Self:
         return self

@@ -375,3 +375,14 @@ def test_real_ncars_with_one_corrupt_record(tmp_path, real_data):
         with pytest.warns(UserWarning, match=message):
             np.testing.assert_array_equal(r.load_all(), np.delete(clean, 1000))
         assert r.duration == 99952
+
+
+def test_iter_windows_refuses_a_window_above_max_events_before_decoding(tmp_path):
+    events = np.zeros(3000, dtype=EVENT_DTYPE)
+    events["t"][2000:] = 5000  # 2000 events at t = 0, 1000 at t = 5000
+    write_dat(tmp_path / "burst.dat", events, height=10, width=10)
+    with DatReader(tmp_path / "burst.dat") as r:
+        assert [w.size for _, w in r.iter_windows(1000, max_events=2000)][::5] == [2000, 1000]
+        with pytest.raises(ValueError, match=r"burst.dat: window \[0, 1000\) µs holds 2000 events, more "
+                                             r"than max_events = 1999"):
+            next(r.iter_windows(1000, max_events=1999))

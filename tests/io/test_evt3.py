@@ -6,18 +6,24 @@ import numpy as np
 import pytest
 
 from evdet.io.dtypes import EVENT_DTYPE
-from evdet.io.evt3 import decode_evt3, evt3_outside, new_evt3_state
+from evdet.io.evt3 import decode_evt3, evt3_drops, evt3_outside, new_evt3_state
 
 
 def reference_decode_evt3(words, time_mode: str = "spec",
                           geometry: tuple[int, int] | None = None) -> np.ndarray:
     """Per-word reference decoder (SPEC 2.3 and the module docstring); events outside ``geometry``
-    (height, width) are dropped."""
+    (height, width) are dropped. A time-high step other than 0/1 is corrupt (skipped) when the next time
+    high is nearer, going forward modulo 2^12, to the current time high than to the new one (at the end:
+    when it goes backwards; for the first one: when neither of the next two is forward from it)."""
     compat = time_mode == "expelliarmus"
+    R = 4096
+    highs = [(i, int(w) & 0xFFF) for i, w in enumerate(words) if int(w) >> 12 == 0x8]
+    next_high = {i: (highs[k + 1][1] if k + 1 < len(highs) else None) for k, (i, _) in enumerate(highs)}
+    after_next = {i: (highs[k + 2][1] if k + 2 < len(highs) else None) for k, (i, _) in enumerate(highs)}
     out = []
     y = base_x = pol = time_low = loop = tl_ovf = 0
     time_high = None
-    for w in (int(v) for v in words):
+    for i, w in enumerate(int(v) for v in words):
         kind, value = w >> 12, w & 0xFFF
         t = None if time_high is None else loop + ((time_high + tl_ovf) << 12) + time_low
         if kind == 0x0:
@@ -38,6 +44,16 @@ def reference_decode_evt3(words, time_mode: str = "spec",
                 tl_ovf += 1
             time_low = value
         elif kind == 0x8:
+            nxt = next_high[i]
+            if time_high is None:
+                if nxt is not None and (nxt - value) % R >= R // 2 and (
+                        after_next[i] is not None and (after_next[i] - value) % R >= R // 2):
+                    continue
+            elif (value - time_high) % R > 1:
+                if nxt is None and (value - time_high) % R >= R // 2:
+                    continue
+                if nxt is not None and (nxt - time_high) % R < (nxt - value) % R:
+                    continue
             if time_high is not None and (time_high - value > 2048 or (compat and value < time_high)):
                 loop += 1 << 24
             time_high = value
@@ -82,7 +98,8 @@ CONTINUED_12 = (0xF << 12) | 0xFFF
 CONTINUED_4 = (0x7 << 12) | 0xF
 
 
-def random_stream(rng, n: int) -> np.ndarray:
+def random_stream(rng, n: int, corrupt: float = 0.0) -> np.ndarray:
+    """Random EVT3 words; with probability ``corrupt`` a time-high word is replaced by a random value."""
     words, high, low = [addr_x(3, 1), time_high(7), time_low(0)], 7, 0  # event before time high: dropped
     for _ in range(n):
         r = rng.random()
@@ -92,7 +109,7 @@ def random_stream(rng, n: int) -> np.ndarray:
             words.append(time_low(low))
         elif r < 0.2:
             high = (high + int(rng.integers(0, 2))) % 4096
-            words.append(time_high(high))
+            words.append(time_high(int(rng.integers(0, 4096)) if rng.random() < corrupt else high))
         elif r < 0.3:
             words.append(addr_y(int(rng.integers(0, 720))))
         elif r < 0.45:
@@ -187,6 +204,71 @@ def test_time_high_wrap_and_small_time_low_steps():
     compat = decode_evt3(words, time_mode="expelliarmus")
     np.testing.assert_array_equal(compat, reference_decode_evt3(words, "expelliarmus"))
     assert compat["t"][1] == (4096 << 12) + 3990  # a time-low decrease counts as an overflow there
+
+
+@pytest.mark.parametrize("time_mode", ["spec", "expelliarmus"])
+def test_random_corrupt_time_highs_match_reference(rng, time_mode):
+    words = random_stream(rng, 6000, corrupt=0.05)
+    state = new_evt3_state()
+    out = decode_evt3(words, state, time_mode=time_mode)
+    np.testing.assert_array_equal(out, reference_decode_evt3(words, time_mode))
+    assert evt3_drops(state)[0] > 5
+    # chunked decoding reads ahead: the same result wherever the stream is cut
+    state = new_evt3_state()
+    cuts = list(range(0, words.size, 97)) + [words.size]
+    parts = [decode_evt3(words, state, time_mode=time_mode, start=a, stop=b)
+             for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    np.testing.assert_array_equal(np.concatenate(parts), out)
+
+
+def test_one_corrupt_time_high_moves_nothing():
+    # time high 100, 101, 102, 102; the second word corrupted: without the rule a backward value counted
+    # as a 24-bit wrap (the rest of the stream moved by 2^24 µs) and a forward one moved 2 events
+    clean = [time_high(100), time_low(10), addr_x(1, 1), time_high(101), time_low(20), addr_x(2, 0),
+             time_high(102), time_low(30), addr_x(3, 1), time_high(102), time_low(40), addr_x(4, 1)]
+    for bad_value in (101 + 2048 + 5, 101 - 50, 101 + 700, 0):
+        words = np.array(clean, dtype=np.uint16)
+        words[3] = time_high(bad_value)
+        state = new_evt3_state()
+        out = decode_evt3(words, state)
+        np.testing.assert_array_equal(out["x"], [1, 2, 3, 4])
+        np.testing.assert_array_equal(out["t"], [(100 << 12) | 10, (100 << 12) | 20, (102 << 12) | 30,
+                                                 (102 << 12) | 40])
+        assert evt3_drops(state)[:2] == (1, 3)
+        np.testing.assert_array_equal(out, reference_decode_evt3(words))
+
+
+def test_real_gaps_wraps_and_corrupt_first_or_last_time_high():
+    # a jump followed by time highs continuing from it is a gap in the recording, not corruption
+    words = np.array([time_high(100), addr_x(1, 1), time_high(1500), addr_x(2, 1), time_high(1501),
+                      addr_x(3, 1)], dtype=np.uint16)
+    state = new_evt3_state()
+    np.testing.assert_array_equal(decode_evt3(words, state)["t"], [100 << 12, 1500 << 12, 1501 << 12])
+    assert evt3_drops(state)[0] == 0
+    # the genuine 12-bit wrap 4095 -> 0 -> 1 (a step of 1 modulo 2^12) adds 2^24 µs, skips nothing
+    words = np.array([time_high(4094), addr_x(1, 1), time_high(4095), addr_x(2, 1), time_high(0),
+                      addr_x(3, 1), time_high(1), addr_x(4, 1)], dtype=np.uint16)
+    state = new_evt3_state()
+    np.testing.assert_array_equal(decode_evt3(words, state)["t"],
+                                  [4094 << 12, 4095 << 12, 1 << 24, (1 << 24) + (1 << 12)])
+    assert evt3_drops(state)[0] == 0
+    # ... and a corrupt word just before the wrap does not hide it
+    words[2] = time_high(2000)
+    state = new_evt3_state()
+    np.testing.assert_array_equal(decode_evt3(words, state)["t"],
+                                  [4094 << 12, 4094 << 12, 1 << 24, (1 << 24) + (1 << 12)])
+    assert evt3_drops(state)[:2] == (1, 2)
+    # last time high going backwards: corrupt; going forward: a gap
+    words = np.array([time_high(100), addr_x(1, 1), time_high(40), addr_x(2, 1)], dtype=np.uint16)
+    np.testing.assert_array_equal(decode_evt3(words)["t"], [100 << 12, 100 << 12])
+    words[2] = time_high(1000)
+    np.testing.assert_array_equal(decode_evt3(words)["t"], [100 << 12, 1000 << 12])
+    # a first time high that the next one does not move forward from: corrupt, its events dropped
+    words = np.array([time_high(2048 + 7), addr_x(1, 1), time_high(8), addr_x(2, 1), time_high(9),
+                      addr_x(3, 1)], dtype=np.uint16)
+    state = new_evt3_state()
+    np.testing.assert_array_equal(decode_evt3(words, state)["t"], [8 << 12, 9 << 12])
+    assert evt3_drops(state)[:2] == (1, 0)
 
 
 def test_unknown_type_names_byte_offset():

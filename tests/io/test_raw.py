@@ -281,3 +281,50 @@ def test_event_count_duration_position_and_seek_event(tmp_path, rng):
         assert r.done and r.current_time == int(ev["t"][-1])
         with pytest.raises(ValueError, match="out of range"):
             r.seek_event(ev.size + 1)
+
+
+@pytest.mark.parametrize("time_mode", ["spec", "expelliarmus"])
+def test_real_evt3_sample_with_one_corrupt_time_high(tmp_path, real_data, time_mode):
+    # a far backward jump used to count as a 24-bit wrap: everything after it moved by 2^24 µs
+    data = (real_data / "evt3_sample.raw").read_bytes()
+    header = RawReader(real_data / "evt3_sample.raw").data_offset
+    words = np.frombuffer(data[header:], dtype="<u2").copy()
+    with RawReader(real_data / "evt3_sample.raw", time_mode=time_mode) as r:
+        clean = r.load_all()
+    highs = np.flatnonzero(words >> 12 == 0x8)
+    k, k_next = int(highs[highs.size // 2]), int(highs[highs.size // 2 + 1])
+    words[k] = (0x8 << 12) | ((int(words[k]) - 2100) & 0xFFF)
+    path = tmp_path / "corrupt3.raw"
+    path.write_bytes(data[:header] + words.tobytes())
+    with RawReader(path, chunk_words=1000, time_mode=time_mode) as r:
+        message = (rf"corrupt3.raw: EVT_TIME_HIGH word 0x{int(words[k]):04x} at byte offset {header + 2 * k} "
+                   rf".* skipped as corrupt \(1 such")
+        with pytest.warns(UserWarning, match=message):
+            events = r.load_all()
+        r.load_n_events(10**6)
+        assert r.skipped_corrupt == 1
+    assert events.size == clean.size
+    changed = np.flatnonzero(events["t"] != clean["t"])  # at most the events up to the next time high
+    group = int(np.flatnonzero(np.isin(words[k:k_next] >> 12, [0x2, 0x4, 0x5])).size) * 12
+    assert changed.size <= group
+    assert np.all(np.abs(events["t"][changed] - clean["t"][changed]) <= 4096)
+    for field in ("x", "y", "p"):
+        np.testing.assert_array_equal(events[field], clean[field])
+
+
+def test_iter_windows_refuses_a_burst_above_max_events_with_bounded_memory(tmp_path):
+    # 400 000 events at one timestamp (a burst), read in chunks of 10 000 words with max_events 50 000:
+    # the error names the file and the window, and the reader never joined more than ~max_events events
+    import tracemalloc
+
+    n = 400_000
+    words = np.concatenate([[th2(5)], np.full(n, cd2(3, 4, 1, 7)), [th2(25), cd2(1, 1, 1, 0)]]).astype(np.uint32)
+    path = write_raw(tmp_path / "burst.raw", ["evt 2.0", "geometry 640x480"], words)
+    with RawReader(path, chunk_words=10_000) as r:
+        assert [w.size for _, w in r.iter_windows(1000, max_events=None)] == [n, 1]
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=r"burst.raw: window \[0, 1000\) µs holds more than 50000 events"):
+            list(r.iter_windows(1000, max_events=50_000))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 16 * 3 * 60_000 < 16 * n  # a whole window would take 16 * n bytes
