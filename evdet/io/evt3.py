@@ -16,22 +16,22 @@ are events outside the sensor geometry given to the decoder (counted in the stat
 24-bit time wraps every 2^24 µs (~16.8 s): when time high decreases by more than half its range,
 2^24 µs is added to the following times.
 
-Corrupt time-high words. OpenEB's EVT 3.0 decoder (``evt3_validator.h``, ``BasicCheckValidator``)
-checks each EVT_TIME_HIGH against the previous one: it may stay or move forward, and may go back only
-across the wrap (0xFFF -> 0, or a "loose" overflow landing within 0xFF steps past the top); any other
-decrease is reported as a ``NonMonotonicTimeHigh`` protocol violation, but the word is still used, and
-a time-high loop is counted whenever the previous value is at least 2^11 above the new one, so one
-corrupt word can still shift the rest of the stream. evdet applies EVT 2.0's rule (``evt2.py``), which
-decides from the following word instead of the previous one alone and skips the bad word: a sensor's time high moves by 0 or 1 between two
-EVT_TIME_HIGH words (each step is 4096 µs; EVT_TIME_HIGH is sent at least once per step), so any other
-step is checked against the next EVT_TIME_HIGH word. The word is corrupt when that next time high is
-reached sooner (forward, modulo 2^12) from the current time high than from the new one, i.e. when the
-stream continues from where it was; a real jump (a gap in the recording) or a wrap (4095 -> 0) is
-followed by time highs continuing from it. Without a next time high, a step backwards (more than half
-the range forward) is corrupt. The first time high is corrupt when neither of the next two is forward
-from it (kept when fewer than two follow). A corrupt word is skipped (the following events keep the
-previous time high) and counted (``evt3_drops``). The look-ahead reads the words beyond ``stop``, so the
-result does not depend on where a stream is cut into chunks. The rule applies in both time modes.
+Corrupt time-high words. OpenEB's EVT 3.0 decoder (``evt3_validator.h``, ``BasicCheckValidator``) checks
+each EVT_TIME_HIGH against the previous one: it may stay or move forward, and may go back only across the
+wrap (0xFFF -> 0, or a "loose" overflow landing within 0xFF steps past the top); any other decrease is
+reported as a ``NonMonotonicTimeHigh`` protocol violation, but the word is still used, and a time-high loop
+is counted whenever the previous value is at least 2^11 above the new one, so one corrupt word can still
+shift the rest of the stream. evdet applies EVT 2.0's rule (``evt2.py``), which decides from the following
+word instead of the previous one alone and skips the bad word: a sensor's time high moves by 0 or 1 between
+two EVT_TIME_HIGH words (each step is 4096 µs; EVT_TIME_HIGH is sent at least once per step), so any other
+step is checked against the next EVT_TIME_HIGH word. The word is corrupt when that next time high is reached
+sooner (forward, modulo 2^12) from the current time high than from the new one, i.e. when the stream
+continues from where it was; a real jump (a gap in the recording) or a wrap (4095 -> 0) is followed by time
+highs continuing from it. Without a next time high, a step backwards (more than half the range forward) is
+corrupt. The first time high is corrupt when neither of the next two is forward from it (kept when fewer
+than two follow). A corrupt word is skipped (the following events keep the previous time high) and counted
+(``evt3_drops``). The look-ahead reads the words beyond ``stop``, so the result does not depend on where a
+stream is cut into chunks. The rule applies in both time modes.
 
 Time modes (``time_mode``):
 

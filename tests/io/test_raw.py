@@ -318,12 +318,14 @@ def test_iter_windows_refuses_a_burst_above_max_events_with_bounded_memory(tmp_p
     import tracemalloc
 
     n = 400_000
-    words = np.concatenate([[th2(5)], np.full(n, cd2(3, 4, 1, 7)), [th2(25), cd2(1, 1, 1, 0)]]).astype(np.uint32)
+    words = np.concatenate([[th2(5)], np.full(n, cd2(3, 4, 1, 7)),
+                            [th2(25), cd2(1, 1, 1, 0)]]).astype(np.uint32)
     path = write_raw(tmp_path / "burst.raw", ["evt 2.0", "geometry 640x480"], words)
     with RawReader(path, chunk_words=10_000) as r:
         assert [w.size for _, w in r.iter_windows(1000, max_events=None)] == [n, 1]
         tracemalloc.start()
-        with pytest.raises(ValueError, match=r"burst.raw: window \[0, 1000\) µs holds more than 50000 events"):
+        with pytest.raises(ValueError,
+                           match=r"burst.raw: window \[0, 1000\) µs holds more than 50000 events"):
             list(r.iter_windows(1000, max_events=50_000))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
