@@ -1,14 +1,15 @@
 """Shared tail of detection decoding: top-k candidate selection, per-frame NMS and regrouping.
 
 Used by :func:`evdet.models.anchors.batched_decode` (anchor head),
-:func:`evdet.models.detr_head.decode_set_predictions` (set head) and
-:func:`evdet.models.yolox_decoding.yolox_postprocess` (YOLOX head); pure functions, TorchScript-able.
+:func:`evdet.models.detr_head.decode_set_predictions` (set head), the RT-DETR head (through
+:func:`decode_query_boxes`) and :func:`evdet.models.yolox_decoding.yolox_postprocess` (YOLOX head); pure
+functions, TorchScript-able.
 """
 
 import torch
 from torch import Tensor
 
-from evdet.ops import batched_nms
+from evdet.ops import batched_nms, box_cxcywh_to_xyxy, clip_boxes_to_image
 
 
 def top_candidates(scores: Tensor, num_classes: int, top_k: int,
@@ -87,3 +88,28 @@ def split_per_frame(dets: Tensor, frame_idx: Tensor, n_frames: int, max_detectio
         out.append(dets[start : start + min(c, max_detections)])
         start += c
     return out
+
+
+def decode_query_boxes(scores: Tensor, boxes: Tensor, image_height: int, image_width: int,
+                       score_thresh: float, nms_thresh: float, max_detections: int,
+                       top_k: int) -> list[Tensor]:
+    """Per-frame detections of a set-prediction head, all frames in one vectorised pass: the ``top_k`` best
+    (query, class) pairs of every frame, score > ``score_thresh``, boxes scaled to pixels and clipped,
+    class-wise NMS (``nms_thresh >= 1``: none), at most ``max_detections`` per frame.
+
+    Args:
+        scores: ``Tensor[N, Q, C]`` class scores (probabilities).
+        boxes: ``Tensor[N, Q, 4]`` normalised cx, cy, w, h.
+        image_height, image_width: network size (pixels).
+
+    Returns:
+        N tensors ``[n, 6]`` rows ``(x1, y1, x2, y2, score, class_idx)`` (see :func:`nms_per_frame`).
+    """
+    n_frames, q, num_classes = scores.shape[0], scores.shape[1], scores.shape[2]
+    flat = scores.reshape(n_frames, q * num_classes)
+    frame_idx, query_idx, class_idx, sc = top_candidates(flat, num_classes, top_k, score_thresh)  # [K]
+    scale = torch.tensor([image_width, image_height, image_width, image_height], dtype=torch.float32,
+                         device=scores.device)
+    xyxy = box_cxcywh_to_xyxy(boxes[frame_idx, query_idx].float() * scale)  # [K, 4]
+    xyxy = clip_boxes_to_image(xyxy, (image_height, image_width))
+    return nms_per_frame(xyxy, sc, frame_idx, class_idx, n_frames, num_classes, nms_thresh, max_detections)

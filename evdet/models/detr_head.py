@@ -10,12 +10,11 @@ the weighted DETR losses. TorchScript-able.
 import torch
 from torch import Tensor
 
-from evdet.models.decoding import nms_per_frame, top_candidates
+from evdet.models.decoding import decode_query_boxes
 from evdet.models.head import ClassLogitLayer, DetectionHead
 from evdet.models.matcher import HungarianMatcher
-from evdet.models.set_criterion import SetCriterion, slot_metrics
+from evdet.models.set_criterion import SetCriterion, normalised_targets, slot_metrics
 from evdet.models.set_head import SetTransformer
-from evdet.ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, clip_boxes_to_image
 
 
 def decode_set_predictions(logits: Tensor, boxes: Tensor, image_height: int, image_width: int,
@@ -36,15 +35,10 @@ def decode_set_predictions(logits: Tensor, boxes: Tensor, image_height: int, ima
         N tensors ``[n, 6]`` rows ``(x1, y1, x2, y2, score, class_idx)``: xyxy network pixels clipped to the
         image, class_idx in 0..C−1 (float), scores descending.
     """
-    n_frames, q = logits.shape[0], logits.shape[1]
     num_classes = logits.shape[2] - 1
-    scores = torch.softmax(logits.float(), dim=2)[:, :, :num_classes].reshape(n_frames, q * num_classes)
-    frame_idx, query_idx, class_idx, sc = top_candidates(scores, num_classes, top_k, score_thresh)  # [K]
-    scale = torch.tensor([image_width, image_height, image_width, image_height], dtype=torch.float32,
-                         device=logits.device)
-    xyxy = box_cxcywh_to_xyxy(boxes[frame_idx, query_idx].float() * scale)  # [K, 4]
-    xyxy = clip_boxes_to_image(xyxy, (image_height, image_width))
-    return nms_per_frame(xyxy, sc, frame_idx, class_idx, n_frames, num_classes, nms_thresh, max_detections)
+    scores = torch.softmax(logits.float(), dim=2)[:, :, :num_classes]  # [N, Q, C]
+    return decode_query_boxes(scores, boxes, image_height, image_width, score_thresh, nms_thresh,
+                              max_detections, top_k)
 
 
 class DetrHead(DetectionHead):
@@ -106,15 +100,8 @@ class DetrHead(DetectionHead):
 
     @torch.jit.ignore
     def set_targets(self, targets: list[Tensor], height: int, width: int) -> list[dict[str, Tensor]]:
-        """``Tensor[n, 5]`` rows (x1, y1, x2, y2, class_idx) in network pixels -> DETR targets
-        (``labels`` int64, ``boxes`` normalised cxcywh)."""
-        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        out = []
-        for tg in targets:
-            s = scale.to(tg.device)
-            out.append({"labels": tg[:, 4].round().to(torch.int64),
-                        "boxes": box_xyxy_to_cxcywh(tg[:, :4].float() / s)})
-        return out
+        """DETR targets of network-pixel rows (:func:`evdet.models.set_criterion.normalised_targets`)."""
+        return normalised_targets(targets, height, width)
 
     @torch.jit.ignore
     def loss(self, features: list[Tensor], targets: list[Tensor], image_height: int,

@@ -2,7 +2,9 @@
 
 Costs, for prediction q and target j of the same image:
 
-- class: ``−p_q(label_j)`` (softmax probability of the target class, no-object logit included);
+- class: ``−p_q(label_j)`` (softmax probability of the target class, no-object logit included); with
+  ``focal=True`` (RT-DETR, sigmoid logits without a no-object class) the focal-loss difference
+  ``α(1−p)^γ·(−log(p + 1e-8)) − (1−α)p^γ·(−log(1 − p + 1e-8))`` of the sigmoid probability ``p``;
 - box: L1 distance of the normalised ``(cx, cy, w, h)`` boxes;
 - giou: ``−GIoU`` of the boxes in xyxy.
 
@@ -50,16 +52,23 @@ class HungarianMatcher(nn.Module):
     """One-to-one assignment of predictions to targets minimising the DETR matching cost.
 
     Args:
-        cost_class: weight of the class cost (−probability of the target class).
+        cost_class: weight of the class cost (−probability of the target class, or the focal cost).
         cost_bbox: weight of the L1 cost of normalised cxcywh boxes.
         cost_giou: weight of the −GIoU cost.
+        focal: the logits are C independent sigmoids (no no-object logit) and the class cost is the focal
+            one (module docstring), as RT-DETR's matcher.
+        alpha, gamma: the focal cost's parameters.
 
     Raises:
         ValueError: all weights are 0, or a weight is negative.
     """
 
-    def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0):
+    def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0,
+                 focal: bool = False, alpha: float = 0.25, gamma: float = 2.0):
         super().__init__()
+        self.focal = bool(focal)
+        self.alpha = float(alpha)
+        self.gamma = float(gamma)
         for name, v in (("cost_class", cost_class), ("cost_bbox", cost_bbox), ("cost_giou", cost_giou)):
             if v < 0:
                 raise ValueError(f"HungarianMatcher: {name} must be >= 0, got {v}")
@@ -74,8 +83,8 @@ class HungarianMatcher(nn.Module):
         """The cost of every prediction against every target of the batch.
 
         Args:
-            outputs: ``pred_logits Tensor[B, Q, C+1]`` (last = no-object) and ``pred_boxes Tensor[B, Q, 4]``
-                (normalised cx, cy, w, h).
+            outputs: ``pred_logits Tensor[B, Q, C+1]`` (last = no-object; ``Tensor[B, Q, C]`` with
+                ``focal``) and ``pred_boxes Tensor[B, Q, 4]`` (normalised cx, cy, w, h).
             targets: B dicts with ``labels Tensor[n_i]`` int64 in ``0..C−1`` and ``boxes Tensor[n_i, 4]``
                 (normalised cx, cy, w, h).
 
@@ -86,15 +95,21 @@ class HungarianMatcher(nn.Module):
         check_set_inputs(outputs, targets, "HungarianMatcher")
         logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
         b, q = logits.shape[:2]
-        prob = logits.flatten(0, 1).float().softmax(-1)  # [B*Q, C+1]
+        num_classes = logits.shape[-1] if self.focal else logits.shape[-1] - 1
         out_bbox = boxes.flatten(0, 1).float()  # [B*Q, 4]
         tgt_ids = torch.cat([t["labels"] for t in targets]).to(device=logits.device, dtype=torch.int64)
         tgt_bbox = torch.cat([t["boxes"] for t in targets]).to(device=logits.device, dtype=torch.float32)
-        if tgt_ids.numel() > 0 and (tgt_ids.min() < 0 or tgt_ids.max() >= logits.shape[-1] - 1):
-            bad = int(((tgt_ids < 0) | (tgt_ids >= logits.shape[-1] - 1)).nonzero()[0, 0])
+        if tgt_ids.numel() > 0 and (tgt_ids.min() < 0 or tgt_ids.max() >= num_classes):
+            bad = int(((tgt_ids < 0) | (tgt_ids >= num_classes)).nonzero()[0, 0])
             raise ValueError(f"HungarianMatcher: target label {int(tgt_ids[bad])} (box {bad} of the batch) "
-                             f"outside 0..{logits.shape[-1] - 2}")
-        cost_class = -prob[:, tgt_ids]  # [B*Q, M]
+                             f"outside 0..{num_classes - 1}")
+        if self.focal:
+            p = logits.flatten(0, 1).float().sigmoid()[:, tgt_ids]  # [B*Q, M]
+            neg = (1 - self.alpha) * p.pow(self.gamma) * (-(1 - p + 1e-8).log())
+            pos = self.alpha * (1 - p).pow(self.gamma) * (-(p + 1e-8).log())
+            cost_class = pos - neg
+        else:
+            cost_class = -logits.flatten(0, 1).float().softmax(-1)[:, tgt_ids]  # [B*Q, M]
         cost_bbox = torch.cdist(out_bbox, tgt_bbox, p=1)  # [B*Q, M]
         cost_giou = -generalized_box_iou(box_cxcywh_to_xyxy(out_bbox), box_cxcywh_to_xyxy(tgt_bbox))
         cost = self.cost_bbox * cost_bbox + self.cost_class * cost_class + self.cost_giou * cost_giou

@@ -21,20 +21,54 @@ from torch import Tensor, nn
 
 from evdet.models.focal_loss import softmax_focal_loss
 from evdet.models.matcher import HungarianMatcher, check_set_inputs
-from evdet.ops import box_cxcywh_to_xyxy, generalized_box_iou
+from evdet.ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, generalized_box_iou
 
 LOSSES = ("labels", "boxes", "cardinality")
 CLS_LOSSES = ("ce", "focal")
 
 
-def _src_permutation(indices: list[tuple[Tensor, Tensor]], device: torch.device) -> tuple[Tensor, Tensor]:
+def normalised_targets(targets: list[Tensor], height: int, width: int) -> list[dict[str, Tensor]]:
+    """Set-criterion targets from evdet's ``Tensor[n, 5]`` rows ``(x1, y1, x2, y2, class_idx)`` in network
+    pixels: per frame ``labels Tensor[n]`` int64 and ``boxes Tensor[n, 4]`` normalised cxcywh."""
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    out = []
+    for tg in targets:
+        s = scale.to(tg.device)
+        out.append({"labels": tg[:, 4].round().to(torch.int64),
+                    "boxes": box_xyxy_to_cxcywh(tg[:, :4].float() / s)})
+    return out
+
+
+def src_permutation(indices: list[tuple[Tensor, Tensor]], device: torch.device) -> tuple[Tensor, Tensor]:
     """(image index, query index) of every matched prediction, images in order."""
     batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)])
     src_idx = torch.cat([src for src, _ in indices])
     return batch_idx.to(device), src_idx.to(device)
 
 
-def _num_boxes(targets: list[dict[str, Tensor]], device: torch.device) -> float:
+def matched_pairs(pred_boxes: Tensor, targets: list[dict[str, Tensor]],
+                  indices: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """The matched predicted and target boxes, ``Tensor[K, 4]`` each (images in order, the targets in the
+    predictions' dtype)."""
+    src = pred_boxes[src_permutation(indices, pred_boxes.device)]  # [K, 4]
+    tgt = torch.cat([t["boxes"].to(pred_boxes.device)[j] for t, (_, j) in zip(targets, indices, strict=True)])
+    return src, tgt.to(src.dtype)
+
+
+def box_losses(pred_boxes: Tensor, targets: list[dict[str, Tensor]], indices: list[tuple[Tensor, Tensor]],
+               num_boxes: float) -> dict[str, Tensor]:
+    """``loss_bbox`` (summed L1 of matched normalised cxcywh boxes / ``num_boxes``) and ``loss_giou``
+    (summed ``1 − GIoU`` / ``num_boxes``) of ``pred_boxes Tensor[B, Q, 4]`` matched by ``indices``."""
+    src, tgt = matched_pairs(pred_boxes, targets, indices)
+    loss_bbox = F.l1_loss(src, tgt, reduction="none").sum() / num_boxes
+    # pairs only: [K, 1, 4] x [K, 1, 4] -> [K, 1, 1] (the diagonal of the full K x K matrix)
+    giou = generalized_box_iou(box_cxcywh_to_xyxy(src)[:, None], box_cxcywh_to_xyxy(tgt)[:, None])
+    loss_giou = (1.0 - giou.view(-1)).sum() / num_boxes
+    return {"loss_bbox": loss_bbox, "loss_giou": loss_giou}
+
+
+def num_target_boxes(targets: list[dict[str, Tensor]], device: torch.device) -> float:
+    """``max(1, targets in the batch)``, averaged over the DDP ranks when distributed: the loss normaliser."""
     n = torch.as_tensor([float(sum(int(t["labels"].shape[0]) for t in targets))], device=device)
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -85,7 +119,7 @@ class SetCriterion(nn.Module):
     def _target_classes(self, logits: Tensor, targets: list[dict[str, Tensor]],
                         indices: list[tuple[Tensor, Tensor]]) -> Tensor:
         """``Tensor[B, Q]`` int64: matched queries get their target's label, others no-object (C)."""
-        idx = _src_permutation(indices, logits.device)
+        idx = src_permutation(indices, logits.device)
         pairs = zip(targets, indices, strict=True)
         classes_o = torch.cat([t["labels"].to(logits.device)[j] for t, (_, j) in pairs])
         target = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
@@ -119,16 +153,7 @@ class SetCriterion(nn.Module):
     def loss_boxes(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]],
                    indices: list[tuple[Tensor, Tensor]], num_boxes: float) -> dict[str, Tensor]:
         """``loss_bbox`` and ``loss_giou`` of the matched pairs (see the module docstring)."""
-        pred = outputs["pred_boxes"]
-        idx = _src_permutation(indices, pred.device)
-        src = pred[idx]  # [K, 4]
-        tgt = torch.cat([t["boxes"].to(pred.device)[j] for t, (_, j) in zip(targets, indices, strict=True)])
-        tgt = tgt.to(src.dtype)
-        loss_bbox = F.l1_loss(src, tgt, reduction="none").sum() / num_boxes
-        # pairs only: [K, 1, 4] x [K, 1, 4] -> [K, 1, 1] (the diagonal of the full K x K matrix)
-        giou = generalized_box_iou(box_cxcywh_to_xyxy(src)[:, None], box_cxcywh_to_xyxy(tgt)[:, None])
-        loss_giou = (1.0 - giou.view(-1)).sum() / num_boxes
-        return {"loss_bbox": loss_bbox, "loss_giou": loss_giou}
+        return box_losses(outputs["pred_boxes"], targets, indices, num_boxes)
 
     def _layer_losses(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]],
                       indices: list[tuple[Tensor, Tensor]], num_boxes: float) -> dict[str, Tensor]:
@@ -159,7 +184,7 @@ class SetCriterion(nn.Module):
         check_set_inputs(outputs, targets, "SetCriterion")
         if indices is None:
             indices = self.matcher(outputs, targets)
-        num_boxes = _num_boxes(targets, outputs["pred_logits"].device)
+        num_boxes = num_target_boxes(targets, outputs["pred_logits"].device)
         losses = self._layer_losses(outputs, targets, indices, num_boxes)
         for i, aux in enumerate(outputs.get("aux_outputs", [])):
             aux_indices = self.matcher(aux, targets)
@@ -190,7 +215,7 @@ def slot_metrics(outputs: dict[str, Tensor], targets: list[dict[str, Tensor]],
     pred = logits.argmax(-1)  # [B, Q]
     is_obj = pred != num_classes  # [B, Q]
     matched = torch.zeros_like(is_obj)
-    idx = _src_permutation(indices, logits.device)
+    idx = src_permutation(indices, logits.device)
     matched[idx] = True
     labels = torch.cat([t["labels"].to(logits.device)[j] for t, (_, j) in zip(targets, indices, strict=True)])
     n_tgt = float(sum(int(t["labels"].shape[0]) for t in targets))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-#: activation name -> module factory (YOLOX's ``get_activation``; all in place)
+#: activation name -> module factory (YOLOX's ``get_activation``; all in place; ``none``: the identity, for
+#: RT-DETR's convolutions without activation)
 ACTIVATIONS = {
     "silu": lambda: nn.SiLU(inplace=True),
     "relu": lambda: nn.ReLU(inplace=True),
     "lrelu": lambda: nn.LeakyReLU(0.1, inplace=True),
+    "none": nn.Identity,
 }
 
 

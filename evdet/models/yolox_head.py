@@ -33,13 +33,15 @@ def yolox_hidden_dim(in_channels: list[int]) -> int:
     return int(256 * (in_channels[-1] / 1024))
 
 
-def select_levels(strides: list[int], in_strides: list[int] | None) -> list[int]:
-    """Indices of the backbone levels that feed the PAFPN.
+def select_levels(strides: list[int], in_strides: list[int] | None, who: str = "YoloxHead") -> list[int]:
+    """Indices of the three backbone levels that feed a feature pyramid (the YOLOX PAFPN, the RT-DETR
+    hybrid encoder).
 
     Args:
         strides: the backbone's strides per level.
         in_strides: the three strides wanted (e.g. ``[8, 16, 32]``), or None: the first three levels of
             stride >= 8 (RVT's stages 2-4; Vanilla's levels 0-2).
+        who: the head named in error messages.
 
     Raises:
         ValueError: a wanted stride the backbone lacks, fewer than three levels, or strides that do not
@@ -51,15 +53,15 @@ def select_levels(strides: list[int], in_strides: list[int] | None) -> list[int]
     else:
         missing = [s for s in in_strides if int(s) not in strides]
         if missing:
-            raise ValueError(f"YoloxHead: in_strides {list(in_strides)}: the backbone has no level of stride "
+            raise ValueError(f"{who}: in_strides {list(in_strides)}: the backbone has no level of stride "
                              f"{missing} (its strides are {strides})")
         idx = [strides.index(int(s)) for s in in_strides]
     if len(idx) != 3:
-        raise ValueError(f"YoloxHead: needs three levels of stride >= 8, the backbone's strides are "
+        raise ValueError(f"{who}: needs three levels of stride >= 8, the backbone's strides are "
                          f"{strides}")
     chosen = [strides[i] for i in idx]
     if chosen[1] != 2 * chosen[0] or chosen[2] != 2 * chosen[1]:
-        raise ValueError(f"YoloxHead: the three levels must have strides s, 2s, 4s, got {chosen}")
+        raise ValueError(f"{who}: the three levels must have strides s, 2s, 4s, got {chosen}")
     return idx
 
 
