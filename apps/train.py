@@ -18,6 +18,7 @@ from evdet.inference.model_config import (
     AnchorHeadConfig,
     DetrHeadConfig,
     ModelConfig,
+    RTDetrHeadConfig,
     RVTConfig,
     VanillaConfig,
     YoloxHeadConfig,
@@ -49,7 +50,7 @@ def _set_loss_weights(weights: list[float] | None) -> dict[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     mc, tc, dc = ModelConfig(), TrainConfig(), DataConfig()
-    van, anc, st, rvt, yx = mc.vanilla, mc.anchor, mc.set, mc.rvt, mc.yolox
+    van, anc, st, rvt, yx, rd = mc.vanilla, mc.anchor, mc.set, mc.rvt, mc.yolox, mc.rtdetr
     p = argparse.ArgumentParser(
         prog="evdet-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -84,6 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-lr-mult", type=float, default=st.lr_mult, help="set head LR / backbone LR")
     g.add_argument("--set-grad-clip", type=float, default=st.grad_clip,
                    help="set head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
+    g.add_argument("--rtdetr-hidden-dim", type=int, default=rd.hidden_dim,
+                   help="rtdetr head: encoder and decoder width")
+    g.add_argument("--rtdetr-nheads", type=int, default=rd.nheads, help="rtdetr head: attention heads")
+    g.add_argument("--rtdetr-ffn", type=int, default=rd.dec_ffn,
+                   help="rtdetr head: feed-forward width of the encoder and decoder layers")
+    g.add_argument("--rtdetr-enc-layers", type=int, default=rd.enc_layers,
+                   help="rtdetr head: transformer layers on the coarsest level")
+    g.add_argument("--rtdetr-depth-mult", type=float, default=rd.depth_mult,
+                   help="rtdetr head: round(3 x this) RepVGG blocks per cross-scale fusion block")
+    g.add_argument("--rtdetr-queries", type=int, default=rd.num_queries, help="rtdetr head: matching queries")
+    g.add_argument("--rtdetr-dec-layers", type=int, default=rd.dec_layers, help="rtdetr head: decoder layers")
+    g.add_argument("--rtdetr-points", type=int, default=rd.num_points,
+                   help="rtdetr head: deformable sampling points per head and level")
+    g.add_argument("--rtdetr-denoising", type=int, default=rd.num_denoising,
+                   help="rtdetr head: denoising queries per batch (0: none)")
+    g.add_argument("--rtdetr-nms", action="store_true",
+                   help="rtdetr head: class-wise NMS at --nms-thresh when decoding (default: none, set "
+                        "prediction)")
+    g.add_argument("--rtdetr-grad-clip", type=float, default=rd.grad_clip,
+                   help="rtdetr head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
     g.add_argument("--yolox-depth", type=float, default=yx.depth,
                    help="yolox head: PAFPN depth multiplier, round(3 x this) bottlenecks per CSP layer "
                         "(RVT: 0.33 for rvt-t/rvt-s, 0.67 for rvt-b)")
@@ -176,6 +197,15 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
                      yolox=YoloxHeadConfig(depth=args.yolox_depth, depthwise=args.yolox_depthwise,
                                            act=args.yolox_act, use_l1=args.yolox_use_l1,
                                            class_score_only=args.yolox_class_score_only),
+                     rtdetr=RTDetrHeadConfig(hidden_dim=args.rtdetr_hidden_dim, nheads=args.rtdetr_nheads,
+                                             enc_ffn=args.rtdetr_ffn, dec_ffn=args.rtdetr_ffn,
+                                             enc_layers=args.rtdetr_enc_layers,
+                                             depth_mult=args.rtdetr_depth_mult,
+                                             num_queries=args.rtdetr_queries,
+                                             dec_layers=args.rtdetr_dec_layers, num_points=args.rtdetr_points,
+                                             num_denoising=args.rtdetr_denoising, nms=args.rtdetr_nms,
+                                             grad_clip=args.rtdetr_grad_clip,
+                                             top_k=max(args.max_detections, RTDetrHeadConfig.top_k)),
                      score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                      max_detections=args.max_detections)
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, delta_t=args.delta_t,

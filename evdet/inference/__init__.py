@@ -28,6 +28,7 @@ _EXPORTS = {
     "DetrHeadConfig": "model_config",
     "HEADS": "model_config",
     "ModelConfig": "model_config",
+    "RTDetrHeadConfig": "model_config",
     "RVTConfig": "model_config",
     "RVT_SIZES": "model_config",
     "VanillaConfig": "model_config",

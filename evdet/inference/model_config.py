@@ -13,7 +13,7 @@ Adding a backbone or a head: a config dataclass (a field of :class:`ModelConfig`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported by the builders only: the configs stay cheap to import (`--help`)
@@ -278,6 +278,108 @@ class YoloxHeadConfig:
 
 
 @dataclass(frozen=True)
+class RTDetrHeadConfig:
+    """The RT-DETR set-prediction head (``head: rtdetr``; docs/set_head.md): hybrid encoder, IoU-aware query
+    selection, deformable decoder with box refinement, denoising, varifocal + L1 + GIoU losses. Defaults are
+    RT-DETR's (R50 configuration) except where noted.
+
+    Attributes:
+        in_strides: strides of the three backbone levels used (s, 2s, 4s); None: the first three of
+            stride >= 8.
+        hidden_dim: encoder and decoder width D (a multiple of 4 and of ``nheads``).
+        nheads: attention heads.
+        enc_layers: transformer layers on the coarsest level (AIFI).
+        enc_ffn: their feed-forward width.
+        depth_mult: RepVGG blocks per cross-scale fusion block, ``round(3 · depth_mult)``.
+        expansion: width of the fusion blocks relative to D.
+        act: activation of the fusion convolutions (``silu``, ``relu``, ``lrelu``).
+        num_queries: matching queries K (capped at the number of tokens of the three levels).
+        dec_layers: decoder layers.
+        dec_ffn: decoder feed-forward width.
+        dropout: encoder and decoder dropout.
+        num_points: deformable sampling points per head and level.
+        num_denoising: denoising queries per batch (0: none).
+        label_noise_ratio: twice the probability that a denoising label is replaced by a random class.
+        box_noise_scale: scale of the denoising box noise (in half box sizes).
+        cost_class, cost_bbox, cost_giou: Hungarian matching costs (focal class cost, L1, GIoU).
+        matcher_alpha, matcher_gamma: parameters of the focal matching cost.
+        vfl_alpha, vfl_gamma: parameters of the varifocal loss.
+        loss_vfl, loss_bbox, loss_giou: loss weights, the same for every prediction set.
+        aux_loss: also train the earlier decoder layers and the selected proposals.
+        top_k: (query, class) pairs kept per frame when decoding (RT-DETR's ``num_top_queries``).
+        nms: class-wise NMS when decoding (``ModelConfig.nms_thresh``); set prediction needs none.
+        grad_clip: gradient-norm clip this head needs (RT-DETR: 0.1); training clips at the smaller of this
+            and ``TrainConfig.gradient_clip_val`` (0 disables this one).
+        lr_mult: learning rate of the head relative to the backbone's (RT-DETR's backbone is pretrained and
+            runs at 0.1×; here both train from scratch, so 1).
+    """
+
+    in_strides: tuple[int, int, int] | None = None
+    hidden_dim: int = 256
+    nheads: int = 8
+    enc_layers: int = 1
+    enc_ffn: int = 1024
+    depth_mult: float = 1.0
+    expansion: float = 1.0
+    act: str = "silu"
+    num_queries: int = 300
+    dec_layers: int = 6
+    dec_ffn: int = 1024
+    dropout: float = 0.0
+    num_points: int = 4
+    num_denoising: int = 100
+    label_noise_ratio: float = 0.5
+    box_noise_scale: float = 1.0
+    cost_class: float = 2.0
+    cost_bbox: float = 5.0
+    cost_giou: float = 2.0
+    matcher_alpha: float = 0.25
+    matcher_gamma: float = 2.0
+    vfl_alpha: float = 0.75
+    vfl_gamma: float = 2.0
+    loss_vfl: float = 1.0
+    loss_bbox: float = 5.0
+    loss_giou: float = 2.0
+    aux_loss: bool = True
+    top_k: int = 300
+    nms: bool = False
+    grad_clip: float = 0.1
+    lr_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, "hidden_dim", "nheads", "enc_ffn", "num_queries", "dec_layers", "dec_ffn",
+                       "num_points", "top_k")
+        if not isinstance(self.enc_layers, int) or self.enc_layers < 0:
+            raise ValueError(f"RTDetrHeadConfig.enc_layers must be an integer >= 0, got {self.enc_layers!r}")
+        if not isinstance(self.num_denoising, int) or self.num_denoising < 0:
+            raise ValueError(f"RTDetrHeadConfig.num_denoising must be an integer >= 0, got "
+                             f"{self.num_denoising!r}")
+        if self.hidden_dim % 4 != 0 or self.hidden_dim % self.nheads != 0:
+            raise ValueError(f"RTDetrHeadConfig.hidden_dim ({self.hidden_dim}) must be a multiple of 4 and "
+                             f"of nheads ({self.nheads})")
+        if self.act not in ("silu", "relu", "lrelu"):
+            raise ValueError(f"RTDetrHeadConfig.act must be 'silu', 'relu' or 'lrelu', got {self.act!r}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_noise_ratio <= 1.0:
+            raise ValueError(f"RTDetrHeadConfig: dropout must be in [0, 1) and label_noise_ratio in [0, 1], "
+                             f"got {self.dropout}, {self.label_noise_ratio}")
+        for name in ("depth_mult", "expansion", "lr_mult"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RTDetrHeadConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("box_noise_scale", "cost_class", "cost_bbox", "cost_giou", "matcher_gamma", "vfl_gamma",
+                     "loss_vfl", "loss_bbox", "loss_giou", "grad_clip"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"RTDetrHeadConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("matcher_alpha", "vfl_alpha"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"RTDetrHeadConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.in_strides is not None:
+            strides = list(self.in_strides)
+            if len(strides) != 3 or any(not isinstance(v, int) or v < 1 for v in strides):
+                raise ValueError(f"RTDetrHeadConfig.in_strides must be three positive integers or None, got "
+                                 f"{self.in_strides!r}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Which detector to build (a backbone and a head, each with its own options) and how it decodes.
 
@@ -289,6 +391,7 @@ class ModelConfig:
         anchor: options of the ``anchor`` head.
         set: options of the ``set`` head.
         yolox: options of the ``yolox`` head.
+        rtdetr: options of the ``rtdetr`` head.
         score_thresh: minimum class score kept when decoding (validation, detection, demo).
         nms_thresh: class-wise NMS IoU threshold (suppress when IoU > threshold).
         max_detections: at most this many detections per frame.
@@ -301,6 +404,7 @@ class ModelConfig:
     anchor: AnchorHeadConfig = field(default_factory=AnchorHeadConfig)
     set: DetrHeadConfig = field(default_factory=DetrHeadConfig)
     yolox: YoloxHeadConfig = field(default_factory=YoloxHeadConfig)
+    rtdetr: RTDetrHeadConfig = field(default_factory=RTDetrHeadConfig)
     score_thresh: float = 0.05
     nms_thresh: float = 0.5
     max_detections: int = 100
@@ -377,6 +481,15 @@ def _yolox_head(config: ModelConfig, channels: list[int], strides: list[int], nu
                      depthwise=c.depthwise, act=c.act, use_l1=c.use_l1, class_score_only=c.class_score_only)
 
 
+def _rtdetr_head(config: ModelConfig, channels: list[int], strides: list[int], num_classes: int) -> nn.Module:
+    from evdet.models import RTDETRHead
+
+    c = config.rtdetr
+    options = {f.name: getattr(c, f.name) for f in fields(c)}
+    options["in_strides"] = None if c.in_strides is None else list(c.in_strides)
+    return RTDETRHead(channels, strides, num_classes, **options)
+
+
 #: Backbone name → builder ``(model_config, in_channels) -> backbone`` (the backbone contract in
 #: :mod:`evdet.models.backbones`).
 BACKBONES: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
@@ -392,6 +505,7 @@ HEADS: dict[str, Callable[[ModelConfig, list[int], list[int], int], nn.Module]] 
     "anchor": _anchor_head,
     "set": _detr_head,
     "yolox": _yolox_head,
+    "rtdetr": _rtdetr_head,
 }
 
 

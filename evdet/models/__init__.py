@@ -2,7 +2,8 @@
 
 Backbones (``BACKBONES``) declare their feature levels (``channels``, ``strides``) and recurrent state;
 :class:`RVTBackbone` is RVT's MaxViT-RNN (``rvt-t/s/b`` in :mod:`evdet.inference.model_config`);
-heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`, :class:`YoloxHead`) are built from
+heads (:class:`DetectionHead`: :class:`AnchorHead`, :class:`DetrHead`, :class:`YoloxHead`,
+:class:`RTDETRHead`) are built from
 those levels, so any backbone combines with any head.
 """
 
@@ -11,11 +12,13 @@ from evdet.models.anchors import ANCHOR_LISTS, AnchorLayer, Anchors, batched_dec
 from evdet.models.backbones import BACKBONES, Vanilla, Vanilla_VGG, Vanilla_VGGRU, build_backbone
 from evdet.models.box_head import BoxHead
 from evdet.models.convrnn import ConvGRU, ConvLSTM
+from evdet.models.deformable_attention import MSDeformableAttention
 from evdet.models.detector import RecurrentDetector
 from evdet.models.detr_head import DetrHead, decode_set_predictions
 from evdet.models.focal_loss import smooth_l1_loss, softmax_focal_loss
 from evdet.models.head import ClassLogitLayer, DetectionHead
 from evdet.models.matcher import HungarianMatcher
+from evdet.models.rtdetr_head import RTDETRHead
 from evdet.models.rvt_backbone import RVTBackbone, rvt_input_geometry
 from evdet.models.set_criterion import SetCriterion, slot_metrics
 from evdet.models.set_head import SetTransformer, sine_position_encoding
@@ -38,6 +41,8 @@ __all__ = [
     "DetectionHead",
     "DetrHead",
     "HungarianMatcher",
+    "MSDeformableAttention",
+    "RTDETRHead",
     "RVTBackbone",
     "RecurrentDetector",
     "SetCriterion",

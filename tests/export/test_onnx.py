@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from detectors import anchor_detector, detr_detector, yolox_detector
+from detectors import anchor_detector, detr_detector, rtdetr_detector, yolox_detector
 
 from evdet.export.onnx import export_onnx, load_onnx
 from evdet.inference.checkpoint import CheckpointInfo
@@ -23,7 +23,7 @@ def _info(**kw):
 
 
 @pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU"])
-@pytest.mark.parametrize("build", [anchor_detector, detr_detector, yolox_detector])
+@pytest.mark.parametrize("build", [anchor_detector, detr_detector, yolox_detector, rtdetr_detector])
 def test_every_backbone_and_head_exports_and_matches_eager(tmp_path, backbone, build):
     torch.manual_seed(0)
     det = build(2, 2, 4, 8, backbone=backbone)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from detectors import anchor_detector, detr_detector, yolox_detector
+from detectors import anchor_detector, detr_detector, rtdetr_detector, yolox_detector
 from torch import nn
 
 from evdet.export.metadata import preprocessing_json
@@ -92,7 +92,7 @@ def test_preprocessing_json_keeps_custom_representation():
 
 
 @pytest.mark.parametrize("backbone", ["Vanilla", "Vanilla_VGG", "Vanilla_VGGRU"])
-@pytest.mark.parametrize("build", [anchor_detector, detr_detector, yolox_detector])
+@pytest.mark.parametrize("build", [anchor_detector, detr_detector, yolox_detector, rtdetr_detector])
 def test_export_real_detectors_all_backbones_and_heads(tmp_path, backbone, build):
     torch.manual_seed(0)
     det = build(2, 2, 4, 8, backbone=backbone)
