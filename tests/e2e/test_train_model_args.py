@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from evdet.apps import train as train_app
 
-from evdet.inference.model_config import ModelConfig, YoloxHeadConfig
+from evdet.inference.model_config import ModelConfig, RTDetrHeadConfig, YoloxHeadConfig
 
 
 def model_config(*argv: str) -> ModelConfig:
@@ -61,3 +61,24 @@ def test_the_rvt_recipe_in_the_training_guide_parses():
     assert (dc.num_tbins, dc.batch_size, dc.sampling) == (21, 8, "mixed")
     assert (tc.lr, tc.weight_decay, tc.lr_schedule, tc.max_steps) == (2e-4, 0.0, "onecycle", 400_000)
     assert tc.min_lr_ratio / 25 == pytest.approx(1e-4)  # evdet's OneCycle end = RVT's lr / 10,000
+
+
+def test_rtdetr_flags_land_in_the_rtdetr_config():
+    assert model_config("--head", "rtdetr").rtdetr == RTDetrHeadConfig()
+    mc = model_config("--head", "rtdetr", "--rtdetr-hidden-dim", "64", "--rtdetr-nheads", "4",
+                      "--rtdetr-ffn", "128", "--rtdetr-enc-layers", "0", "--rtdetr-depth-mult", "0.34",
+                      "--rtdetr-queries", "30", "--rtdetr-dec-layers", "3", "--rtdetr-points", "2",
+                      "--rtdetr-denoising", "0", "--rtdetr-nms", "--rtdetr-grad-clip", "1.0",
+                      "--max-detections", "400")
+    assert mc.head == "rtdetr"
+    assert mc.rtdetr == RTDetrHeadConfig(hidden_dim=64, nheads=4, enc_ffn=128, dec_ffn=128, enc_layers=0,
+                                         depth_mult=0.34, num_queries=30, dec_layers=3, num_points=2,
+                                         num_denoising=0, nms=True, grad_clip=1.0, top_k=400)
+
+
+def test_bad_rtdetr_values_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_app.main(["ds", "--head", "rtdetr", "--rtdetr-hidden-dim", "30", "--rtdetr-nheads", "4"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "RTDetrHeadConfig.hidden_dim (30) must be a multiple of 4 and of nheads (4)" in err
