@@ -171,7 +171,8 @@ def _load_renamed(module: torch.nn.Module, state: dict, rename) -> None:
 
 
 def _encoder_key(key: str) -> str:
-    """RT-DETR's ``HybridEncoder`` key -> evdet's (``encoder.0.layers.i`` -> ``encoder.i``, conv ``norm`` -> ``bn``)."""
+    """RT-DETR's ``HybridEncoder`` key -> evdet's (``encoder.0.layers.i`` -> ``encoder.i``, a conv's ``norm``
+    -> ``bn``)."""
     key = key.replace("encoder.0.layers.", "encoder.")
     return key.replace(".norm.", ".bn.") if not key.startswith("input_proj.") else key
 
@@ -298,7 +299,8 @@ def check_encoder_decoder(ref: types.ModuleType) -> bool:
         pairs += [(aux["pred_logits"], logits[i, :, :n]), (aux["pred_boxes"], boxes[i, :, :n])]
     diff = max(_max_diff(a.detach(), b.detach()) for a, b in pairs)
     print(
-        f"decoder, training with {n} denoising queries: {len(pairs)} outputs (3 layers, proposals, denoising), "
+        f"decoder, training with {n} denoising queries: {len(pairs)} outputs (3 layers, proposals, "
+        f"denoising), "
         f"largest |difference| {diff:.3g}"
     )
     return ok and diff < 1e-5
