@@ -5,13 +5,7 @@ import torch
 
 from evdet.models import BACKBONES, build_backbone
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name,strides", [("Vanilla", [8, 16, 32, 64, 128]),

@@ -3,15 +3,8 @@ import torch
 
 from evdet.models import ConvGRU, ConvLSTM
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared: avoid thread oversubscription
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")]
 
 def _graph_size(t: torch.Tensor) -> int:
     seen, todo = set(), [t.grad_fn]

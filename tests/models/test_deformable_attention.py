@@ -6,20 +6,13 @@ import torch
 
 from evdet.models.deformable_attention import MSDeformableAttention, ms_deformable_attention
 
-pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.[a-z]+` is deprecated:DeprecationWarning"),
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit.[a-z]+` is deprecated:DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.onnx"),
               pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")]
 
 SHAPES = [(4, 6), (3, 2), (1, 5)]  # (h_l, w_l) per level
 S = sum(h * w for h, w in SHAPES)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared: avoid thread oversubscription
-    yield
-    torch.set_num_threads(n)
 
 
 def _bilinear(value_map, x, y):

@@ -5,15 +5,8 @@ from detectors import detr_detector
 from evdet.models import decode_set_predictions
 from evdet.ops import box_iou
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.[a-z]+` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared: avoid thread oversubscription
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit.[a-z]+` is deprecated:DeprecationWarning")]
 
 
 def _small(num_classes=3, **kw):

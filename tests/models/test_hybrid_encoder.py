@@ -8,6 +8,9 @@ from torch import nn
 
 from evdet.models.hybrid_encoder import CSPRepLayer, EncoderLayer, HybridEncoder, sincos_position_encoding
 
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")]
+
 
 def test_sincos_encoding_is_row_major_and_hand_computed():
     pos = sincos_position_encoding(2, 3, 4)  # dim 4: one frequency, omega = 1

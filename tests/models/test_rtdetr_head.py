@@ -13,6 +13,9 @@ from evdet.models.rtdetr_decoder import RTDETRDecoder, anchor_proposals
 from evdet.models.rtdetr_head import RTDETRHead
 from evdet.ops import box_iou
 
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")]
+
 
 def _feats(n=2, d=16, seed=0):
     g = torch.Generator().manual_seed(seed)

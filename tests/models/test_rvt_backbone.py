@@ -23,13 +23,7 @@ from evdet.models.maxvit import (
     window_reverse,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(**kw) -> RVTBackbone:

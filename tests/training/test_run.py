@@ -19,6 +19,8 @@ from evdet.training.config import TrainConfig
 from evdet.training.datamodule import EventDataModule
 from evdet.training.run import TrainResult, data_config_from_dict, data_config_to_dict, make_info, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MC = ModelConfig(vanilla=VanillaConfig(base=4, cout=8), anchor=AnchorHeadConfig(anchor_size=8.0))
 DC = DataConfig(num_tbins=2, batch_size=1, hflip_prob=0.0)
 TC = TrainConfig(max_epochs=1, max_steps=2, limit_val_batches=1, log_every_n_steps=1,
@@ -41,14 +43,6 @@ def dataset_dir(tmp_path_factory):
         boxes["class_id"] = np.arange(n) % 2
         save_boxes(root / split / "r0_bbox.npy", boxes)
     return root
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_train_two_steps_then_just_val_and_just_test(dataset_dir, tmp_path):
