@@ -40,10 +40,10 @@ from bench_rvt_vs_vanilla_ap import count_parameters, run, train  # noqa: E402
 from apps.quickstart import build_parser as quickstart_parser  # noqa: E402
 
 RTDETR = ["--head", "rtdetr", "--rtdetr-hidden-dim", "64", "--rtdetr-nheads", "4", "--rtdetr-ffn", "128",
-          "--rtdetr-queries", "30", "--rtdetr-dec-layers", "3", "--rtdetr-denoising", "30",
+          "--rtdetr-queries", "20", "--rtdetr-dec-layers", "2", "--rtdetr-denoising", "10",
           "--rtdetr-depth-mult", "0.34", "--rtdetr-grad-clip", "1.0", "--rtdetr-nms", "--lr", "2e-3"]
 """The RT-DETR recipe for the tiny synthetic data (docs/set_head.md): D 64, 4 heads, feed-forward 128,
-one AIFI layer, one RepVGG block per fusion block, 30 queries, 3 decoder layers, 30 denoising queries,
+one AIFI layer, one RepVGG block per fusion block, 20 queries, 2 decoder layers, 10 denoising queries,
 AdamW at 2e-3 with the quickstart's cosine schedule, gradient-norm clip 1.0 (evdet's default, not RT-DETR's
 0.1), and NMS when decoding (a set head this young still predicts duplicates)."""
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import pytest
 from evdet.apps import train as train_app
 
@@ -11,6 +14,16 @@ from evdet.inference.model_config import ModelConfig, RTDetrHeadConfig, YoloxHea
 def model_config(*argv: str) -> ModelConfig:
     args = train_app.build_parser().parse_args(["ds", *argv])
     return train_app.configs_from_args(args)[0]
+
+
+def doc_command_configs(doc_name: str, heading: str):
+    """The configs of the first ``evdet-train`` command block after ``heading`` in ``docs/doc_name``."""
+    doc = (Path(__file__).parents[2] / "docs" / doc_name).read_text(encoding="utf-8")
+    section = doc.split(heading, 1)[1]
+    command = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    argv = shlex.split(command)
+    assert argv[0] == "evdet-train"
+    return train_app.configs_from_args(train_app.build_parser().parse_args(argv[1:]))
 
 
 def test_yolox_defaults_are_the_config_defaults():
@@ -47,15 +60,7 @@ def test_bad_yolox_values_are_usage_errors(capsys):
 
 def test_the_rvt_recipe_in_the_training_guide_parses():
     """docs/training.md's 'RVT's training recipe' command uses only flags evdet-train has."""
-    import shlex
-    from pathlib import Path
-
-    doc = (Path(__file__).parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
-    section = doc.split("## RVT's training recipe", 1)[1]
-    command = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
-    argv = shlex.split(command)
-    assert argv[0] == "evdet-train"
-    mc, dc, tc = train_app.configs_from_args(train_app.build_parser().parse_args(argv[1:]))
+    mc, dc, tc = doc_command_configs("training.md", "## RVT's training recipe")
     assert (mc.backbone, mc.head, mc.rvt.partition_split_32) == ("rvt-b", "yolox", 1)
     assert mc.yolox == YoloxHeadConfig(depth=0.67, class_score_only=True)
     assert (dc.num_tbins, dc.batch_size, dc.sampling) == (21, 8, "mixed")
@@ -82,3 +87,10 @@ def test_bad_rtdetr_values_are_usage_errors(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "RTDetrHeadConfig.hidden_dim (30) must be a multiple of 4 and of nheads (4)" in err
+
+
+def test_the_rtdetr_recipe_in_the_set_head_guide_parses():
+    """docs/set_head.md's tiny-data recipe uses only flags evdet-train has, and means what it says."""
+    mc, dc, tc = doc_command_configs("set_head.md", "### Recipes")
+    assert mc.head == "rtdetr" and mc.rtdetr.nms and (mc.rtdetr.num_queries, mc.rtdetr.dec_layers) == (20, 2)
+    assert (dc.num_tbins, dc.batch_size, tc.lr, tc.max_steps) == (10, 4, 2e-3, 650)
