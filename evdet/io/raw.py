@@ -86,8 +86,8 @@ class RawReader(EventReader):
     decode of the skipped part. Windows split the stream at the first event with ``t >= end``, which is
     exact for time-ordered streams; a chunk found out of order raises a ``UserWarning`` once.
 
-    Corrupt data: an EVT 2.0 / 3.0 time-high word with an implausible jump (see ``evt2.py``, ``evt3.py``;
-    EVT 2.1 uses EVT 2.0's rule when ``evt21.py`` says so) is skipped, and
+    Corrupt data: an EVT 2.0 / 2.1 / 3.0 time-high word with an implausible jump (the rule of
+    ``time_high.py``, shared by the three decoders) is skipped, and
     events outside a known geometry (caller, header or plugin name) are dropped; both are counted
     (``skipped_corrupt``, ``dropped_outside``: over the words decoded since the last ``reset``/seek)
     and each kind is warned about once, naming the file and the byte offset of the first. The
