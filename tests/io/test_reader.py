@@ -170,9 +170,8 @@ def test_window_pieces_join_to_the_windows_on_real_recordings(real_data, name, m
 
 @pytest.mark.parametrize("fmt", ["dat", "evt2", "evt21", "h5"])
 def test_reader_stays_usable_after_the_max_events_error(burst_recording, fmt):
-    from evdet.io.read import open_events
-
     from evdet.io.raw import RawReader
+    from evdet.io.read import open_events
 
     events, paths = burst_recording
     # RAW: small chunks, so that the reader stops decoding inside the burst (before the window's end)
