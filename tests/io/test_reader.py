@@ -221,7 +221,8 @@ def test_window_pieces_of_a_huge_burst_stay_within_bounded_memory(tmp_path, fmt)
         r.load_n_events(10)  # index, numba kernels: loaded outside the traced part
         r.seek_time(0)
         tracemalloc.start()
-        sizes = [(t0, piece.size, last) for t0, piece, last in r.iter_window_pieces(1000, max_events=max_events)]
+        pieces = r.iter_window_pieces(1000, max_events=max_events)
+        sizes = [(t0, piece.size, last) for t0, piece, last in pieces]
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert sum(size for t0, size, _ in sizes if t0 == 0) == n
