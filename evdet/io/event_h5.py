@@ -269,7 +269,7 @@ class EventH5Reader(EventReader):
             raise self._window_too_large(self.current_time, delta_t, count, max_events)
         return self.load_delta_t(delta_t)
 
-    def _window_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
         """The window's rows (found by ``_search``) read ``max_events`` at a time."""
         end = self.current_time + self._check_delta_t(delta_t)
         stop = max(self._search(end), self._pos)

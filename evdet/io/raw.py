@@ -234,6 +234,8 @@ class RawReader(EventReader):
         if self._bpos < self._buf.size and int(self._buf["t"][-1]) >= t:
             return
         parts, have = [], self._buf.size - self._bpos
+        if max_events is not None and have > max_events:
+            return  # enough pending already: decoding more would grow the buffer by a chunk per piece
         while not self._eof:
             events = self._decode_next()
             parts.append(events)
@@ -315,7 +317,7 @@ class RawReader(EventReader):
             raise self._window_too_large(self.current_time, delta_t, count, max_events)
         return self.load_delta_t(delta_t)
 
-    def _window_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
         """The window's events decoded chunk by chunk and handed out ``max_events`` at a time (memory:
         the pending events, at most ``max_events`` plus one chunk, and the piece)."""
         end = self.current_time + self._check_delta_t(delta_t)

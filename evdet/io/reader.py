@@ -19,6 +19,9 @@ import numpy as np
 
 DEFAULT_MAX_WINDOW_EVENTS = 1 << 26
 """Default cap of ``EventReader.iter_windows``: 64 Mi events (1 GiB of ``EVENT_DTYPE``) per window."""
+DEFAULT_PIECE_EVENTS = 1 << 22
+"""Default piece size of ``EventReader.load_delta_t_pieces`` / ``iter_window_pieces``: 4 Mi events
+(64 MiB of ``EVENT_DTYPE``)."""
 
 
 def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[int], str],
@@ -144,18 +147,33 @@ class EventReader:
                           f"max_events = {max_events} ({16 * max_events / 2**30:.2f} GiB); use a smaller "
                           f"delta_t or a larger max_events")
 
-    def _window_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
-        """The events of the window ``[current_time, current_time + delta_t)`` in consecutive pieces of at
-        most ``max_events`` events: ``(piece, last)``; ``current_time`` moves to the window end just before
-        the last piece is yielded. This default loads the window whole and cuts it (memory not bounded);
-        DAT, RAW and event-HDF5 readers override it to read piece by piece."""
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """:meth:`load_delta_t_pieces` after its checks. This default loads the window whole and cuts it
+        (memory not bounded); DAT, RAW and event-HDF5 readers override it to read piece by piece."""
         events = self.load_delta_t(delta_t)
         starts = range(0, max(events.size, 1), max_events)
         for k, i in enumerate(starts):
             yield events[i:i + max_events], k == len(starts) - 1
 
+    def load_delta_t_pieces(self, delta_t: int, max_events: int = DEFAULT_PIECE_EVENTS
+                            ) -> Iterator[tuple[np.ndarray, bool]]:
+        """The events of :meth:`load_delta_t` (``t < current_time + delta_t``, µs) in consecutive pieces of
+        at most ``max_events`` events: yields ``(piece, last)`` (``EVENT_DTYPE ndarray[<= max_events]``,
+        True on the last piece; at least one piece, empty for a window without events). ``current_time``
+        moves to the window end just before the last piece is yielded. Memory: ~16 bytes x
+        ``max_events`` (plus one decoded chunk for RAW files) in the DAT, RAW and event-HDF5 readers,
+        however many events the window holds.
+
+        Raises:
+            ValueError: ``delta_t <= 0`` or ``max_events < 1`` (naming the file).
+        """
+        if isinstance(max_events, bool) or int(max_events) < 1:
+            raise ValueError(f"{self.path}: window pieces need max_events >= 1, got {max_events}")
+        self._check_delta_t(delta_t)
+        return self._delta_t_pieces(delta_t, int(max_events))
+
     def iter_window_pieces(self, delta_t: int, start_ts: int = 0,
-                           max_events: int = DEFAULT_MAX_WINDOW_EVENTS
+                           max_events: int = DEFAULT_PIECE_EVENTS
                            ) -> Iterator[tuple[int, np.ndarray, bool]]:
         """The windows of :meth:`iter_windows`, each as consecutive pieces of at most ``max_events``
         events: yields ``(t0, piece, last)``, ``t0`` the start of the piece's window ``[t0, t0 + delta_t)``
@@ -171,13 +189,11 @@ class EventReader:
         Raises:
             ValueError: ``delta_t <= 0`` or ``max_events < 1`` (naming the file).
         """
-        if int(max_events) < 1:
-            raise ValueError(f"{self.path}: iter_window_pieces needs max_events >= 1, got {max_events}")
-        self._check_delta_t(delta_t)
+        self.load_delta_t_pieces(delta_t, max_events)  # the checks, before moving the read position
         self.seek_time(start_ts)
         while not self.done:
             t0 = self.current_time
-            for piece, last in self._window_pieces(delta_t, int(max_events)):
+            for piece, last in self.load_delta_t_pieces(delta_t, max_events):
                 yield t0, piece, last
 
     def iter_windows(self, delta_t: int, start_ts: int = 0,

@@ -139,7 +139,7 @@ def test_window_pieces_default_cuts_the_loaded_window():
     assert assert_pieces_join_to_windows(lambda: _MemReader(ev), 10, 2) == 2
     got = [(t0, list(p["t"]), last) for t0, p, last in _MemReader(ev).iter_window_pieces(10, max_events=2)]
     assert got == [(0, [0, 1], False), (0, [2, 3], False), (0, [4], True), (10, [11], True), (20, [25], True)]
-    with pytest.raises(ValueError, match=r"mem.dat: iter_window_pieces needs max_events >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"mem.dat: window pieces need max_events >= 1, got 0"):
         next(_MemReader(ev).iter_window_pieces(10, max_events=0))
 
 
