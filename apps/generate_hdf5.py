@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="reconvert outputs that evdet wrote earlier with other settings")
+    parser.add_argument("--piece-events", type=int, default=None, metavar="N",
+                        help="most events held in memory at once (16 bytes each; default 4 Mi): frames "
+                             "with more are read in pieces, with the same output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -122,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             compression=None if args.compression == "none" else args.compression,
             max_duration=args.max_duration, num_workers=args.num_workers, progress=not args.no_progress,
             height_width=None if args.height_width is None else tuple(args.height_width),
-            overwrite=args.overwrite)
+            overwrite=args.overwrite,
+            **({} if args.piece_events is None else {"piece_events": args.piece_events}))
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"evdet-generate-hdf5: error: {exc}", file=sys.stderr)
         return 2

@@ -36,5 +36,8 @@ _EXPORTS = {
     "is_event_file": "read",
     "open_events": "read",
     "read_events": "read",
+    "DEFAULT_MAX_WINDOW_EVENTS": "reader",
+    "DEFAULT_PIECE_EVENTS": "reader",
+    "EventReader": "reader",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,19 @@ class DatReader(EventReader):
         if max_events is not None and count > max_events:
             raise self._window_too_large(self.current_time, delta_t, count, max_events)
         return self.load_delta_t(delta_t)
+
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """The window's records (counted by binary search) decoded ``max_events`` at a time."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        stop = max(self._search(end), self._pos)
+        while True:
+            piece = self._read(min(stop, self._pos + max_events))
+            last = self._pos >= stop
+            if last:
+                self.current_time = end
+            yield piece, last
+            if last:
+                return
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with ``t >= t`` (binary search over the mapped records);

@@ -17,6 +17,7 @@ except :meth:`EventH5Reader.load_all`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +260,29 @@ class EventH5Reader(EventReader):
         self._pos = stop
         self.current_time = end
         return events
+
+    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
+        """``load_delta_t`` that counts the window's rows (``_search``) before reading them."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        count = max(self._search(end), self._pos) - self._pos
+        if max_events is not None and count > max_events:
+            raise self._window_too_large(self.current_time, delta_t, count, max_events)
+        return self.load_delta_t(delta_t)
+
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """The window's rows (found by ``_search``) read ``max_events`` at a time."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        stop = max(self._search(end), self._pos)
+        while True:
+            cut = min(stop, self._pos + max_events)
+            piece = self._rows(self._pos, cut)
+            self._pos = cut
+            last = cut >= stop
+            if last:
+                self.current_time = end
+            yield piece, last
+            if last:
+                return
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with ``t >= t`` (µs, absolute); ``current_time = t``."""

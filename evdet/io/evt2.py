@@ -10,15 +10,15 @@ Any other type is an error. CD words before the first EV_TIME_HIGH are dropped (
 The 34-bit time wraps after ~4.8 h: when time high decreases by more than half its range, 2^34 µs is
 added to the following times.
 
-Corrupt time-high words. A sensor's time high moves by 0 or 1 between two EV_TIME_HIGH words (each is
-64 µs), so any other step is checked against the next EV_TIME_HIGH word, in the spirit of OpenEB's
-EVT 3.0 validator (which rejects a time high that goes backwards except across the wrap): the word is
-corrupt when the next time high is reached sooner (forward, modulo 2^28) from the current one than from
-the new one, i.e. when the stream continues from where it was; a real jump (a gap in the recording)
-is followed by time highs continuing from it. Without a next time high, a step backwards is corrupt.
-The first time high is corrupt when neither of the next two is forward from it (it is kept when
-fewer than two follow). A corrupt word is skipped (its CD events keep the previous time high) and
-counted. CD events outside the sensor geometry given to the decoder are dropped and counted.
+Corrupt time-high words (the rule of ``time_high.py``, shared with EVT 2.1 and 3.0). A sensor's time high
+moves by 0 or 1 between two EV_TIME_HIGH words (each is 64 µs), so any other step is checked against the
+next EV_TIME_HIGH word, in the spirit of OpenEB's EVT 3.0 validator (which rejects a time high that goes
+backwards except across the wrap): the word is corrupt when the next time high is reached sooner (forward,
+modulo 2^28) from the current one than from the new one, i.e. when the stream continues from where it was; a
+real jump (a gap in the recording) is followed by time highs continuing from it. Without a next time high, a
+step backwards is corrupt. The first time high is corrupt when neither of the next two is forward from it
+(it is kept when fewer than two follow). A corrupt word is skipped (its CD events keep the previous time
+high) and counted. CD events outside the sensor geometry given to the decoder are dropped and counted.
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.time_high import EVT2_TIME_HIGH, skip_corrupt_time_high
 
 EVT2_STATE_SIZE = 9
 # state slots: time high (-1 = none yet), loop offset (µs), first bad word or -1, last event time,
 # number of events whose time is below the previous event's (unsorted stream), corrupt time-high words
 # skipped and the first one's word index (-1: none), events outside the geometry and the first one's word
 _TH, _LOOP, _ERR, _LAST_T, _BACK, _NSKIP, _FSKIP, _NOUT, _FOUT = range(EVT2_STATE_SIZE)
+assert _FSKIP == _NSKIP + 1  # the layout skip_corrupt_time_high counts into
 _TH_MASK = (1 << 28) - 1
 _TH_HALF = 1 << 27
 _LOOP_STEP = 1 << 34
@@ -55,34 +57,6 @@ def evt2_drops(state: np.ndarray) -> tuple[int, int, int, int]:
     """``(corrupt time-high words skipped, first one's word index, events outside the geometry, first
     one's word index)`` counted in ``state`` (indices into the decoded ``words``, -1 when none)."""
     return int(state[_NSKIP]), int(state[_FSKIP]), int(state[_NOUT]), int(state[_FOUT])
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _next_time_high(words, i):  # pragma: no cover - compiled
-    """Index of the first EV_TIME_HIGH word after word ``i``, or -1."""
-    for j in range(i + 1, words.shape[0]):
-        if (np.int64(words[j]) >> 28) == 8:
-            return j
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _time_high_is_corrupt(words, i, th, new):  # pragma: no cover - compiled
-    """The EV_TIME_HIGH word ``i`` (value ``new``) after time high ``th`` (-1: none) is corrupt (see the
-    module docstring); reads ahead to the next EV_TIME_HIGH words, beyond the decoded range if needed."""
-    step = (new - th) & _TH_MASK
-    if th >= 0 and step <= 1:
-        return False
-    j = _next_time_high(words, i)
-    if j < 0:
-        return th >= 0 and step >= _TH_HALF
-    nxt = np.int64(words[j]) & _TH_MASK
-    if th >= 0:
-        return ((nxt - th) & _TH_MASK) < ((nxt - new) & _TH_MASK)
-    if ((nxt - new) & _TH_MASK) < _TH_HALF:
-        return False
-    j = _next_time_high(words, j)  # the next one may be the corrupt one: the one after decides
-    return j >= 0 and ((np.int64(words[j]) - new) & _TH_MASK) >= _TH_HALF
 
 
 @numba.njit(cache=True, nogil=True)
@@ -136,10 +110,8 @@ def _decode_evt2_kernel(words, start, stop, out64, state, limits):  # pragma: no
                 n += 1
         elif kind == 8:
             new = w & _TH_MASK
-            if (th < 0 or ((new - th) & _TH_MASK) > 1) and _time_high_is_corrupt(words, start + k, th, new):
-                if state[_NSKIP] == 0:
-                    state[_FSKIP] = start + k
-                state[_NSKIP] += 1
+            jump = th < 0 or ((new - th) & _TH_MASK) > 1
+            if jump and skip_corrupt_time_high(words, start + k, th, new, EVT2_TIME_HIGH, state, _NSKIP):
                 continue
             if th >= 0 and th - new > _TH_HALF:
                 loop += _LOOP_STEP

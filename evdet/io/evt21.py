@@ -17,10 +17,15 @@ IMX636 sends each 64-bit word as two 32-bit little-endian halves, low half *seco
 layout "legacy" (``% format EVT21;endianness=legacy``); with ``legacy=True`` the two halves are swapped
 before decoding (type in bits 28-31 of the first 32-bit half).
 
+Corrupt time-high words: EVT 2.0's rule, in the one implementation shared by all EVT decoders
+(:mod:`evdet.io.time_high`): an EVT_TIME_HIGH word whose step from the current time high is neither 0 nor
+1 is checked against the next EVT_TIME_HIGH words (read beyond ``stop`` if needed, so that the result does
+not depend on where the stream is cut) and skipped when the stream continues from the previous time high;
+its events keep that time high.
+
 The decoder state is EVT 2.0's (:func:`evdet.io.evt2.new_evt2_state`): time high, wrap offset, error
-word, last time, backward steps, events outside the geometry and the first one's word (counted as
-:func:`evdet.io.evt2.evt2_drops` reads them). Time-high words are not validated against their successor
-as EVT 2.0's are (no corrupt-word rule for EVT 2.1 yet).
+word, last time, backward steps, corrupt time-high words skipped and the first one's word, events outside
+the geometry and the first one's word (counted as :func:`evdet.io.evt2.evt2_drops` reads them).
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ from evdet.io.evt2 import (  # EVT 2.0's state slots and time-high wrap rule
     _LOOP,
     _LOOP_STEP,
     _NOUT,
+    _NSKIP,
     _TH,
     _TH_HALF,
+    _TH_MASK,
     new_evt2_state,
 )
+from evdet.io.time_high import EVT21_LEGACY_TIME_HIGH, EVT21_TIME_HIGH, skip_corrupt_time_high
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -66,10 +74,12 @@ def _count_evt21_kernel(words, start, stop, legacy):  # pragma: no cover - compi
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_evt21_kernel(words, start, stop, out64, state, legacy, height, width):  # pragma: no cover
+def _decode_evt21_kernel(words, start, stop, out64, state, legacy, height, width,
+                         layout):  # pragma: no cover - compiled
     """words uint64[N], decoded in ``[start, stop)`` -> out64 int64[>= 2 * events] (EVENT_DTYPE buffer seen
     as int64: word 2n = x | y << 16 | p << 32, word 2n+1 = t); events with ``y >= height`` or
-    ``x >= width`` are dropped and counted (a negative height keeps all); returns the events written."""
+    ``x >= width`` are dropped and counted (a negative height keeps all); ``layout``: the time-high layout
+    of :mod:`evdet.io.time_high` matching ``legacy``; returns the events written."""
     th = state[_TH]
     loop = state[_LOOP]
     last_t = state[_LAST_T]
@@ -102,6 +112,9 @@ def _decode_evt21_kernel(words, start, stop, out64, state, legacy, height, width
                         out64[2 * n + 1] = t
                         n += 1
         elif kind == 8:
+            jump = th < 0 or ((hi - th) & _TH_MASK) > 1
+            if jump and skip_corrupt_time_high(words, i, th, hi, layout, state, _NSKIP):
+                continue
             if th >= 0 and th - hi > _TH_HALF:
                 loop += _LOOP_STEP
             th = hi
@@ -124,9 +137,11 @@ def decode_evt21(words: np.ndarray, state: np.ndarray | None = None, source: str
 
     Args:
         words: ``uint64 ndarray[N]`` (little-endian 64-bit words, header removed), e.g. a memory map of the
-            whole stream.
+            whole stream: words from ``stop`` on are read (not decoded) to check a time-high word near the
+            end of the range.
         state: decoder state from :func:`evdet.io.evt2.new_evt2_state`, updated in place so that a stream
-            can be decoded chunk by chunk; None starts fresh.
+            can be decoded chunk by chunk (``evt2_drops`` gives the corrupt time-high words skipped and the
+            events outside the geometry); None starts fresh.
         source, byte_offset: file name and byte offset of ``words[0]``, used in error messages.
         start, stop: the words to decode (default: all).
         geometry: ``(height, width)``: events with ``y >= height`` or ``x >= width`` are dropped and
@@ -150,7 +165,9 @@ def decode_evt21(words: np.ndarray, state: np.ndarray | None = None, source: str
         return np.empty(0, dtype=EVENT_DTYPE)
     height, width = (-1, -1) if geometry is None else (int(geometry[0]), int(geometry[1]))
     out = np.empty(_count_evt21_kernel(words, start, stop, bool(legacy)), dtype=EVENT_DTYPE)
-    n = _decode_evt21_kernel(words, start, stop, out.view(np.int64), state, bool(legacy), height, width)
+    layout = EVT21_LEGACY_TIME_HIGH if legacy else EVT21_TIME_HIGH
+    n = _decode_evt21_kernel(words, start, stop, out.view(np.int64), state, bool(legacy), height, width,
+                             layout)
     if state[_ERR] >= 0:
         i = int(state[_ERR])
         w = int(words[i])

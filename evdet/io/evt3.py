@@ -21,17 +21,17 @@ each EVT_TIME_HIGH against the previous one: it may stay or move forward, and ma
 wrap (0xFFF -> 0, or a "loose" overflow landing within 0xFF steps past the top); any other decrease is
 reported as a ``NonMonotonicTimeHigh`` protocol violation, but the word is still used, and a time-high loop
 is counted whenever the previous value is at least 2^11 above the new one, so one corrupt word can still
-shift the rest of the stream. evdet applies EVT 2.0's rule (``evt2.py``), which decides from the following
-word instead of the previous one alone and skips the bad word: a sensor's time high moves by 0 or 1 between
-two EVT_TIME_HIGH words (each step is 4096 µs; EVT_TIME_HIGH is sent at least once per step), so any other
-step is checked against the next EVT_TIME_HIGH word. The word is corrupt when that next time high is reached
-sooner (forward, modulo 2^12) from the current time high than from the new one, i.e. when the stream
-continues from where it was; a real jump (a gap in the recording) or a wrap (4095 -> 0) is followed by time
-highs continuing from it. Without a next time high, a step backwards (more than half the range forward) is
-corrupt. The first time high is corrupt when neither of the next two is forward from it (kept when fewer
-than two follow). A corrupt word is skipped (the following events keep the previous time high) and counted
-(``evt3_drops``). The look-ahead reads the words beyond ``stop``, so the result does not depend on where a
-stream is cut into chunks. The rule applies in both time modes.
+shift the rest of the stream. evdet applies the rule of ``time_high.py`` (shared with EVT 2.0 and 2.1),
+which decides from the following word instead of the previous one alone and skips the bad word: a sensor's
+time high moves by 0 or 1 between two EVT_TIME_HIGH words (each step is 4096 µs; EVT_TIME_HIGH is sent at
+least once per step), so any other step is checked against the next EVT_TIME_HIGH word. The word is corrupt
+when that next time high is reached sooner (forward, modulo 2^12) from the current time high than from the
+new one, i.e. when the stream continues from where it was; a real jump (a gap in the recording) or a wrap
+(4095 -> 0) is followed by time highs continuing from it. Without a next time high, a step backwards (more
+than half the range forward) is corrupt. The first time high is corrupt when neither of the next two is
+forward from it (kept when fewer than two follow). A corrupt word is skipped (the following events keep the
+previous time high) and counted (``evt3_drops``). The look-ahead reads the words beyond ``stop``, so the
+result does not depend on where a stream is cut into chunks. The rule applies in both time modes.
 
 Time modes (``time_mode``):
 
@@ -51,6 +51,7 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
+from evdet.io.time_high import EVT3_TIME_HIGH, skip_corrupt_time_high
 
 EVT3_STATE_SIZE = 14
 # state slots: y, base x, vector polarity, time high (-1 = none yet), time low, loop offset, error word,
@@ -62,6 +63,7 @@ _Y, _BX, _POL, _TH, _TL, _LOOP, _ERR, _TLOVF, _LAST_T, _BACK, _NOUT, _FOUT, _NSK
 EVT3_MAX_COORD = 1 << 11
 """x and y are 11-bit fields: the geometry limit that drops nothing."""
 EVT3_TIME_MODES = {"spec": 0, "expelliarmus": 1}
+assert _FSKIP == _NSKIP + 1  # the layout skip_corrupt_time_high counts into
 _TH_MASK = (1 << 12) - 1
 _TH_HALF = 1 << 11
 _LOOP_STEP = 1 << 24
@@ -86,34 +88,6 @@ def evt3_drops(state: np.ndarray) -> tuple[int, int, int, int]:
     """``(corrupt time-high words skipped, first one's word index, events outside the geometry, first
     one's word index)`` counted in ``state`` (indices into the decoded ``words``, -1 when none)."""
     return int(state[_NSKIP]), int(state[_FSKIP]), int(state[_NOUT]), int(state[_FOUT])
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _next_time_high(words, i):  # pragma: no cover - compiled
-    """Index of the first EVT_TIME_HIGH word after word ``i``, or -1."""
-    for j in range(i + 1, words.shape[0]):
-        if (np.int64(words[j]) >> 12) == 0x8:
-            return j
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _time_high_is_corrupt(words, i, th, new):  # pragma: no cover - compiled
-    """The EVT_TIME_HIGH word ``i`` (value ``new``) after time high ``th`` (-1: none) is corrupt (see the
-    module docstring); reads ahead to the next EVT_TIME_HIGH words, beyond the decoded range if needed."""
-    step = (new - th) & _TH_MASK
-    if th >= 0 and step <= 1:
-        return False
-    j = _next_time_high(words, i)
-    if j < 0:
-        return th >= 0 and step >= _TH_HALF
-    nxt = np.int64(words[j]) & _TH_MASK
-    if th >= 0:
-        return ((nxt - th) & _TH_MASK) < ((nxt - new) & _TH_MASK)
-    if ((nxt - new) & _TH_MASK) < _TH_HALF:
-        return False
-    j = _next_time_high(words, j)  # the next one may be the corrupt one: the one after decides
-    return j >= 0 and ((np.int64(words[j]) - new) & _TH_MASK) >= _TH_HALF
 
 
 def backward_steps(state: np.ndarray) -> int:
@@ -193,10 +167,8 @@ def _decode_evt3_kernel(words, start, stop, out64, state, compat, width,
             t = loop + ((th + tlovf) << 12) + tl
         elif kind == 0x8:
             new = w & 0xFFF
-            if (th < 0 or ((new - th) & _TH_MASK) > 1) and _time_high_is_corrupt(words, i, th, new):
-                if state[_NSKIP] == 0:
-                    state[_FSKIP] = i
-                state[_NSKIP] += 1
+            jump = th < 0 or ((new - th) & _TH_MASK) > 1
+            if jump and skip_corrupt_time_high(words, i, th, new, EVT3_TIME_HIGH, state, _NSKIP):
                 i += 1
                 continue
             if th >= 0 and (th - new > _TH_HALF or (compat and new < th)):

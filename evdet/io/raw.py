@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +86,8 @@ class RawReader(EventReader):
     decode of the skipped part. Windows split the stream at the first event with ``t >= end``, which is
     exact for time-ordered streams; a chunk found out of order raises a ``UserWarning`` once.
 
-    Corrupt data: an EVT 2.0 / 3.0 time-high word with an implausible jump (see ``evt2.py``, ``evt3.py``;
-    EVT 2.1 uses EVT 2.0's rule when ``evt21.py`` says so) is skipped, and
+    Corrupt data: an EVT 2.0 / 2.1 / 3.0 time-high word with an implausible jump (the rule of
+    ``time_high.py``, shared by the three decoders) is skipped, and
     events outside a known geometry (caller, header or plugin name) are dropped; both are counted
     (``skipped_corrupt``, ``dropped_outside``: over the words decoded since the last ``reset``/seek)
     and each kind is warned about once, naming the file and the byte offset of the first. The
@@ -228,15 +228,14 @@ class RawReader(EventReader):
         return self._word_pos >= self.word_count
 
     def _fill_until_time(self, t: int, max_events: int | None = None) -> None:
-        """Decode until the buffer holds an event with time >= ``t`` or the file ends.
-
-        Raises:
-            ValueError: more than ``max_events`` pending events before ``t`` (checked per decoded chunk,
-                before they are joined).
-        """
+        """Decode until the buffer holds an event with time >= ``t``, the file ends, or (with
+        ``max_events``) more than ``max_events`` events are pending. What is decoded is always kept in the
+        buffer, so the read position and the decoder state stay consistent whoever stops the read."""
         if self._bpos < self._buf.size and int(self._buf["t"][-1]) >= t:
             return
         parts, have = [], self._buf.size - self._bpos
+        if max_events is not None and have > max_events:
+            return  # enough pending already: decoding more would grow the buffer by a chunk per piece
         while not self._eof:
             events = self._decode_next()
             parts.append(events)
@@ -244,8 +243,7 @@ class RawReader(EventReader):
             if events.size and int(events["t"][-1]) >= t:
                 break
             if max_events is not None and have > max_events:
-                raise self._window_too_large(self.current_time, t - self.current_time,
-                                             f"more than {max_events}", max_events)
+                break
         if parts:
             self._append(parts)
 
@@ -308,13 +306,34 @@ class RawReader(EventReader):
         return events
 
     def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
-        """``load_delta_t`` that stops decoding once the window holds more than ``max_events`` events."""
+        """``load_delta_t`` that stops decoding once the window holds more than ``max_events`` events; the
+        refusal leaves the reader at the window start with the events decoded so far pending (usable)."""
         end = self.current_time + self._check_delta_t(delta_t)
         self._fill_until_time(end, max_events)
         stop = self._split_at_time(end)
         if max_events is not None and stop - self._bpos > max_events:
-            raise self._window_too_large(self.current_time, delta_t, stop - self._bpos, max_events)
+            whole = stop < self._buf.size or self._eof  # the window's end was reached
+            count = stop - self._bpos if whole else f"more than {max_events}"
+            raise self._window_too_large(self.current_time, delta_t, count, max_events)
         return self.load_delta_t(delta_t)
+
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """The window's events decoded chunk by chunk and handed out ``max_events`` at a time (memory:
+        the pending events, at most ``max_events`` plus one chunk, and the piece)."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        while True:
+            self._fill_until_time(end, max_events)
+            stop = self._split_at_time(end)
+            cut = min(stop, self._bpos + max_events)
+            piece = self._buf[self._bpos:cut].copy()
+            self._bpos = cut
+            last = cut == stop and (stop < self._buf.size or self._eof)
+            if last:
+                self.current_time = end
+            if last or piece.size:
+                yield piece, last
+            if last:
+                return
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with time >= ``t`` by decoding forward from the start of the file;

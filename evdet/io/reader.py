@@ -19,6 +19,9 @@ import numpy as np
 
 DEFAULT_MAX_WINDOW_EVENTS = 1 << 26
 """Default cap of ``EventReader.iter_windows``: 64 Mi events (1 GiB of ``EVENT_DTYPE``) per window."""
+DEFAULT_PIECE_EVENTS = 1 << 22
+"""Default piece size of ``EventReader.load_delta_t_pieces`` / ``iter_window_pieces``: 4 Mi events
+(64 MiB of ``EVENT_DTYPE``)."""
 
 
 def sort_events_with_warning(events: np.ndarray, what: str, locate: Callable[[int], str],
@@ -48,8 +51,9 @@ class EventReader:
     event), ``load_n_events(n)``, ``load_delta_t(delta_t)``, ``load_all()``, ``seek_time(t)``,
     ``seek_event(n)``, ``reset()``, ``time_range()``, ``close()`` and ``_infer_geometry() -> (height,
     width)`` (from the caller, the header, or inferred from the events: see the subclass); this class adds
-    ``height``, ``width``, ``iter_windows`` and the context manager. ``time_origin`` (µs) is where the
-    recording's clock starts: 0 unless the file stores an offset (DSEC's ``t_offset``)."""
+    ``height``, ``width``, ``iter_windows``, ``iter_window_pieces`` and the context manager.
+    ``time_origin`` (µs) is where the recording's clock starts: 0 unless the file stores an offset (DSEC's
+    ``t_offset``)."""
 
     time_origin: int = 0
 
@@ -128,10 +132,13 @@ class EventReader:
 
     def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
         """``load_delta_t(delta_t)``, refusing a window of more than ``max_events`` events; readers that
-        can count a window before decoding it (DAT, RAW) override this to refuse before allocating."""
+        can count a window before decoding it (DAT, RAW, event HDF5) override this to refuse before
+        allocating. A refusal puts the read position back at the window start (``seek_time``: exact for
+        the contiguous windows of a time-sorted stream)."""
         t0 = self.current_time
         events = self.load_delta_t(delta_t)
         if max_events is not None and events.size > max_events:
+            self.seek_time(t0)
             raise self._window_too_large(t0, delta_t, events.size, max_events)
         return events
 
@@ -139,6 +146,55 @@ class EventReader:
         return ValueError(f"{self.path}: window [{t0}, {t0 + delta_t}) µs holds {count} events, more than "
                           f"max_events = {max_events} ({16 * max_events / 2**30:.2f} GiB); use a smaller "
                           f"delta_t or a larger max_events")
+
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """:meth:`load_delta_t_pieces` after its checks. This default loads the window whole and cuts it
+        (memory not bounded); DAT, RAW and event-HDF5 readers override it to read piece by piece."""
+        events = self.load_delta_t(delta_t)
+        starts = range(0, max(events.size, 1), max_events)
+        for k, i in enumerate(starts):
+            yield events[i:i + max_events], k == len(starts) - 1
+
+    def load_delta_t_pieces(self, delta_t: int, max_events: int = DEFAULT_PIECE_EVENTS
+                            ) -> Iterator[tuple[np.ndarray, bool]]:
+        """The events of :meth:`load_delta_t` (``t < current_time + delta_t``, µs) in consecutive pieces of
+        at most ``max_events`` events: yields ``(piece, last)`` (``EVENT_DTYPE ndarray[<= max_events]``,
+        True on the last piece; at least one piece, empty for a window without events). ``current_time``
+        moves to the window end just before the last piece is yielded. Memory: ~16 bytes x
+        ``max_events`` (plus one decoded chunk for RAW files) in the DAT, RAW and event-HDF5 readers,
+        however many events the window holds.
+
+        Raises:
+            ValueError: ``delta_t <= 0`` or ``max_events < 1`` (naming the file).
+        """
+        if isinstance(max_events, bool) or int(max_events) < 1:
+            raise ValueError(f"{self.path}: window pieces need max_events >= 1, got {max_events}")
+        self._check_delta_t(delta_t)
+        return self._delta_t_pieces(delta_t, int(max_events))
+
+    def iter_window_pieces(self, delta_t: int, start_ts: int = 0,
+                           max_events: int = DEFAULT_PIECE_EVENTS
+                           ) -> Iterator[tuple[int, np.ndarray, bool]]:
+        """The windows of :meth:`iter_windows`, each as consecutive pieces of at most ``max_events``
+        events: yields ``(t0, piece, last)``, ``t0`` the start of the piece's window ``[t0, t0 + delta_t)``
+        (µs) and ``last`` True on the window's last piece. Every window yields at least one piece (empty for
+        a window without events); the pieces of a window, joined, are the ``events`` ``iter_windows``
+        yields for it. Nothing is refused: a window of any size streams with memory bounded by
+        ~16 bytes x ``max_events`` (plus one decoded chunk for RAW files) in the DAT, RAW and event-HDF5
+        readers. Moves the read position; after the last piece of a window, ``current_time = t0 + delta_t``.
+
+        Consumers that need a whole window accumulate the pieces, e.g.
+        :class:`evdet.preprocessing.TensorBuilder` (bit-identical to the tensor of the joined events).
+
+        Raises:
+            ValueError: ``delta_t <= 0`` or ``max_events < 1`` (naming the file).
+        """
+        self.load_delta_t_pieces(delta_t, max_events)  # the checks, before moving the read position
+        self.seek_time(start_ts)
+        while not self.done:
+            t0 = self.current_time
+            for piece, last in self.load_delta_t_pieces(delta_t, max_events):
+                yield t0, piece, last
 
     def iter_windows(self, delta_t: int, start_ts: int = 0,
                      max_events: int | None = DEFAULT_MAX_WINDOW_EVENTS) -> Iterator[tuple[int, np.ndarray]]:
@@ -151,7 +207,10 @@ class EventReader:
 
         Raises:
             ValueError: a window holds more than ``max_events`` events (names the file, the window and
-                the count).
+                the count); :meth:`iter_window_pieces` streams such a window in pieces instead. After the
+                error the reader is still usable: its read position is the start of the refused window
+                (``position``, ``current_time``), nothing decoded is lost, and a RAW reader keeps the events
+                it decoded before refusing (at most ``max_events`` plus one chunk).
         """
         self.seek_time(start_ts)
         while not self.done:

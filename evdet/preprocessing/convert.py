@@ -45,6 +45,8 @@ from evdet.io.label_map import LABEL_MAP_FILENAME
 from evdet.io.layout import SPLITS
 from evdet.io.output_paths import output_folder, record_output
 from evdet.io.read import is_event_file, open_events
+from evdet.io.reader import DEFAULT_PIECE_EVENTS
+from evdet.preprocessing.builder import TensorBuilder
 from evdet.preprocessing.convert_outputs import (
     TOOL,
     check_unit,
@@ -73,6 +75,7 @@ class ConversionConfig:
     compression: str | None = "gzip"
     max_duration: int | None = None
     overwrite: bool = False
+    piece_events: int = DEFAULT_PIECE_EVENTS
 
 
 def find_jobs(inputs: list[str | os.PathLike],
@@ -214,9 +217,6 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
             while not reader.done:
                 q = k // fpp
                 n = min(batch, (q + 1) * fpp - k)
-                events = reader.load_delta_t(n * dt)
-                if events.size:
-                    last_t = max(last_t, int(events["t"].max()))
                 if q != wpart:  # entering part q: the previous one is full (events remain after it)
                     if writer is not None:
                         finish(wpart, writer, last=False)
@@ -226,11 +226,21 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
                         done_parts[q] = final(q)
                     else:
                         writer = open_writer(q)
-                if writer is not None and not events.size:
+                # the n frames' events, read in pieces of at most piece_events (memory bounded however
+                # many events the frames hold) and accumulated into their tensor
+                builder = None if writer is None else TensorBuilder(
+                    rep.name, n, height, width, dt, start_ts=t0 + k * dt, downsampling_factor=d, **cfg.params)
+                count = 0
+                for piece, _ in reader.load_delta_t_pieces(n * dt, cfg.piece_events):
+                    if piece.size:
+                        count += piece.size
+                        last_t = max(last_t, int(piece["t"].max()))
+                        if builder is not None:
+                            builder.add(piece)
+                if writer is not None and not count:
                     writer.resize(writer.num_frames + n)  # empty frames: unwritten chunks read as zeros
                 elif writer is not None:
-                    writer.write(events_to_tensor(events, rep.name, n, height, width, dt,
-                                                  start_ts=t0 + k * dt, downsampling_factor=d, **cfg.params))
+                    writer.write(builder.result())
                 k += n
                 if bar is not None:
                     bar.update(n * dt if bar.total is None else min(n * dt, bar.total - bar.n))
@@ -327,7 +337,7 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
                   downsampling_factor: int = 0, store_as_uint8: bool = False,
                   compression: str | None = "gzip", max_duration: int | None = None, num_workers: int = 1,
                   progress: bool = True, height_width: tuple[int, int] | None = None,
-                  overwrite: bool = False) -> list[Path]:
+                  overwrite: bool = False, piece_events: int = DEFAULT_PIECE_EVENTS) -> list[Path]:
     """Convert recordings into HDF5 tensor files (SPEC 2.7) with their labels.
 
     Args:
@@ -347,12 +357,16 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
             power-of-two factor is found per recording from its sensor size.
         overwrite: reconvert existing outputs that evdet wrote with other settings (outputs with the same
             settings are always kept: that is how an interrupted run resumes).
+        piece_events: most events held in memory at once (16 bytes each): frames whose events are more
+            are read and accumulated in pieces (:class:`evdet.preprocessing.TensorBuilder`), with the same
+            output bit for bit. Not a stored setting: any value gives the same files.
 
     Returns:
         the ``.h5`` files of all inputs (newly written or already complete), in input order.
 
     Raises:
-        ValueError: unknown representation, bad parameter values (naming the parameter), ``store_as_uint8``
+        ValueError: unknown representation, bad parameter values (naming the parameter), ``piece_events < 1``,
+            ``store_as_uint8``
             with a representation whose values are not in ``[0, 1]``, ``max_duration < delta_t``, a
             ``downsampling_factor`` too large for a sensor, bad inputs.
         evdet.io.output_paths.OutputPathError (a ValueError): the output overlaps an input, is a file, or
@@ -369,6 +383,8 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
         raise ValueError(f"max_duration = {max_duration} µs is shorter than delta_t = {delta_t} µs")
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+    if isinstance(piece_events, bool) or int(piece_events) != piece_events or piece_events < 1:
+        raise ValueError(f"piece_events must be an integer >= 1, got {piece_events!r}")
     if int(downsampling_factor) != downsampling_factor or not 0 <= downsampling_factor < 16:
         raise ValueError(f"downsampling_factor must be an integer in [0, 15], got {downsampling_factor!r}")
     _check_params(rep.name, rep.default_params, resolved)
@@ -376,7 +392,8 @@ def generate_hdf5(inputs: str | os.PathLike | list[str | os.PathLike], output_di
     cfg = ConversionConfig(representation, int(delta_t), resolved, int(downsampling_factor),
                            None if height_width is None else (int(height_width[0]), int(height_width[1])),
                            bool(store_as_uint8), uint8_scale, compression,
-                           None if max_duration is None else int(max_duration), bool(overwrite))
+                           None if max_duration is None else int(max_duration), bool(overwrite),
+                           int(piece_events))
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
     output_dir = Path(output_dir)

@@ -57,6 +57,33 @@ def _event_cube_kernel(x, y, p, t, out, total, t0, d, num_utbins, split):  # pra
             out[k, c + 1, yi, xi] += sign * w_hi
 
 
+def _prepare(events, out, window, downsampling_factor, num_utbins, split_polarity, max_incr_per_pixel, zero):
+    check_max_incr(max_incr_per_pixel)
+    return prepare_kernel_call(events, out, window, downsampling_factor, num_utbins,
+                               2 if split_polarity else 1,
+                               f" (num_utbins={num_utbins}, split_polarity={split_polarity})", zero=zero)
+
+
+def event_cube_accumulate(events: np.ndarray, acc: np.ndarray, window: int, downsampling_factor: int = 0, *,
+                          num_utbins: int = 3, split_polarity: bool = True, max_incr_per_pixel: float = 5.0,
+                          start_ts: int = 0) -> None:
+    """Add the events' unscaled micro-bin weights to ``acc``: the accumulating step of :func:`event_cube`
+    for a window built from pieces (arguments as :func:`event_cube`)."""
+    acc, total, x, y, p, t = _prepare(events, acc, window, downsampling_factor, num_utbins, split_polarity,
+                                      max_incr_per_pixel, zero=False)
+    _event_cube_kernel(x, y, p, t, acc, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
+                       np.int64(num_utbins), bool(split_polarity))
+
+
+def event_cube_finalize(acc: np.ndarray, downsampling_factor: int = 0, *, num_utbins: int = 3,
+                        split_polarity: bool = True, max_incr_per_pixel: float = 5.0) -> None:
+    """Weights -> :func:`event_cube` values, in place: scaled by ``1 / (max_incr_per_pixel * 4**d)`` and
+    clamped to ``[0, 1]`` (``[-1, 1]`` without ``split_polarity``)."""
+    np.multiply(acc, np.float32(1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)),
+                out=acc)
+    np.clip(acc, np.float32(0.0 if split_polarity else -1.0), np.float32(1.0), out=acc)
+
+
 def event_cube(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
                num_utbins: int = 3, split_polarity: bool = True, max_incr_per_pixel: float = 5.0,
                start_ts: int = 0) -> None:
@@ -73,15 +100,15 @@ def event_cube(events: np.ndarray, out: np.ndarray, window: int, downsampling_fa
         max_incr_per_pixel: total event weight that saturates a micro-bin pixel.
         start_ts: window start (µs), subtracted from event times.
 
+    The same as zeroing ``out``, then :func:`event_cube_accumulate` and :func:`event_cube_finalize`.
+
     Raises:
         ValueError: ``num_utbins < 1``, ``max_incr_per_pixel <= 0``, bad ``window``, wrong channel count.
         TypeError: ``out`` not float32.
     """
-    check_max_incr(max_incr_per_pixel)
-    out, total, x, y, p, t = prepare_kernel_call(
-        events, out, window, downsampling_factor, num_utbins, 2 if split_polarity else 1,
-        f" (num_utbins={num_utbins}, split_polarity={split_polarity})")
+    out, total, x, y, p, t = _prepare(events, out, window, downsampling_factor, num_utbins, split_polarity,
+                                      max_incr_per_pixel, zero=True)
     _event_cube_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                        np.int64(num_utbins), bool(split_polarity))
-    np.multiply(out, np.float32(1.0 / (max_incr_per_pixel * 4.0 ** downsampling_factor)), out=out)
-    np.clip(out, np.float32(0.0 if split_polarity else -1.0), np.float32(1.0), out=out)
+    event_cube_finalize(out, downsampling_factor, num_utbins=num_utbins, split_polarity=split_polarity,
+                        max_incr_per_pixel=max_incr_per_pixel)

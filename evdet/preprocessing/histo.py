@@ -75,17 +75,37 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
 
 
 def count_events(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int, start_ts: int,
-                 num_utbins: int, signed: bool) -> None:
-    """Zero ``out`` (``float32 [T, C, H, W]``) and write raw event counts into it (see ``_count_kernel``).
+                 num_utbins: int, signed: bool, zero: bool = True) -> None:
+    """Zero ``out`` (``float32 [T, C, H, W]``; not with ``zero=False``: the events are added to it) and
+    write raw event counts into it (see ``_count_kernel``).
 
     Raises:
         ValueError / TypeError: bad ``window``, ``out`` or ``num_utbins``; the channel count of ``out``
             does not match.
     """
     out, total, x, y, p, t = prepare_kernel_call(events, out, window, downsampling_factor, num_utbins,
-                                                 1 if signed else 2)
+                                                 1 if signed else 2, zero=zero)
     _count_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                   np.int64(num_utbins), bool(signed))
+
+
+def _scale(max_incr_per_pixel: float, downsampling_factor: int) -> np.float32:
+    """The per-event increment ``1 / (max_incr_per_pixel * 4**d)``; raises ValueError on a bad value."""
+    return np.float32(1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor))
+
+
+def histo_accumulate(events: np.ndarray, acc: np.ndarray, window: int, downsampling_factor: int = 0, *,
+                     max_incr_per_pixel: float = 5.0, start_ts: int = 0) -> None:
+    """Add the events' raw counts to ``acc`` (``float32 [T, 2, H, W]``): the accumulating step of
+    :func:`histo` for a window built from pieces (arguments as :func:`histo`)."""
+    _scale(max_incr_per_pixel, downsampling_factor)
+    count_events(events, acc, window, downsampling_factor, start_ts, 1, False, zero=False)
+
+
+def histo_finalize(acc: np.ndarray, downsampling_factor: int = 0, *, max_incr_per_pixel: float = 5.0) -> None:
+    """Counts -> :func:`histo` values, in place: scale by ``1 / (max_incr_per_pixel * 4**d)``, clamp at 1."""
+    np.multiply(acc, _scale(max_incr_per_pixel, downsampling_factor), out=acc)
+    np.minimum(acc, np.float32(1.0), out=acc)
 
 
 def histo(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
@@ -101,16 +121,31 @@ def histo(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor:
         max_incr_per_pixel: number of events that saturate a pixel (each adds ``1 / max_incr_per_pixel``).
         start_ts: window start (µs), subtracted from event times.
 
-    Values are ``min(count / (max_incr_per_pixel * 4**d), 1)`` in ``[0, 1]``.
+    Values are ``min(count / (max_incr_per_pixel * 4**d), 1)`` in ``[0, 1]``. The same as zeroing ``out``,
+    then :func:`histo_accumulate` and :func:`histo_finalize`.
 
     Raises:
         ValueError: ``max_incr_per_pixel <= 0``, bad ``window``, ``out`` without 2 channels.
         TypeError: ``out`` not float32.
     """
-    scale = 1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
+    _scale(max_incr_per_pixel, downsampling_factor)
     count_events(events, out, window, downsampling_factor, start_ts, 1, False)
-    np.multiply(out, np.float32(scale), out=out)
-    np.minimum(out, np.float32(1.0), out=out)
+    histo_finalize(out, downsampling_factor, max_incr_per_pixel=max_incr_per_pixel)
+
+
+def diff_accumulate(events: np.ndarray, acc: np.ndarray, window: int, downsampling_factor: int = 0, *,
+                    max_incr_per_pixel: float = 5.0, start_ts: int = 0) -> None:
+    """Add the events' signed counts (ON minus OFF) to ``acc`` (``float32 [T, 1, H, W]``): the
+    accumulating step of :func:`diff` (arguments as :func:`diff`)."""
+    _scale(max_incr_per_pixel, downsampling_factor)
+    count_events(events, acc, window, downsampling_factor, start_ts, 1, True, zero=False)
+
+
+def diff_finalize(acc: np.ndarray, downsampling_factor: int = 0, *, max_incr_per_pixel: float = 5.0) -> None:
+    """Signed counts -> :func:`diff` values, in place: scale by ``1 / (max_incr_per_pixel * 4**d)``, clip
+    to ``[-1, 1]``."""
+    np.multiply(acc, _scale(max_incr_per_pixel, downsampling_factor), out=acc)
+    np.clip(acc, np.float32(-1.0), np.float32(1.0), out=acc)
 
 
 def diff(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
@@ -121,13 +156,13 @@ def diff(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: 
         out: ``float32 ndarray[T, 1, H, W]``.
         (others as :func:`histo`)
 
-    Values are ``clip((n_on - n_off) / (max_incr_per_pixel * 4**d), -1, 1)``.
+    Values are ``clip((n_on - n_off) / (max_incr_per_pixel * 4**d), -1, 1)``; the same as zeroing ``out``,
+    then :func:`diff_accumulate` and :func:`diff_finalize`.
 
     Raises:
         ValueError: ``max_incr_per_pixel <= 0``, bad ``window``, ``out`` without 1 channel.
         TypeError: ``out`` not float32.
     """
-    scale = 1.0 / (check_max_incr(max_incr_per_pixel) * 4.0 ** downsampling_factor)
+    _scale(max_incr_per_pixel, downsampling_factor)
     count_events(events, out, window, downsampling_factor, start_ts, 1, True)
-    np.multiply(out, np.float32(scale), out=out)
-    np.clip(out, np.float32(-1.0), np.float32(1.0), out=out)
+    diff_finalize(out, downsampling_factor, max_incr_per_pixel=max_incr_per_pixel)

@@ -37,6 +37,13 @@ class Representation:
             which spares a copy of the events in :func:`events_to_tensor`.
         channel_layout: ``channel_layout(**params)`` -> one of :data:`CHANNEL_LAYOUTS`: how the channels
             of a bin map to polarities (read by :mod:`evdet.viz` to colour ON and OFF activity).
+        accumulate, finalize: the kernel in two steps, for windows built from pieces of events
+            (:class:`evdet.preprocessing.TensorBuilder`): ``accumulate(events, acc, window,
+            downsampling_factor, start_ts=, **params)`` adds the events' contribution to ``acc`` (the
+            kernel's ``out``, zeroed once) without zeroing it, and ``finalize(acc, downsampling_factor,
+            **params)`` applies the final scaling and clamping in place; ``kernel`` must equal zeroing,
+            one ``accumulate`` and ``finalize``. ``None`` (both): the representation needs the whole
+            window at once (e.g. the first and last event times of each bin).
     """
 
     name: str
@@ -47,6 +54,13 @@ class Representation:
     uint8_scale: float | None = None
     takes_start_ts: bool = False
     channel_layout: Callable[..., str] = lambda **_: "off_on"
+    accumulate: Callable[..., None] | None = None
+    finalize: Callable[..., None] | None = None
+
+    @property
+    def piecewise(self) -> bool:
+        """The tensor of a window can be built from pieces of its events (``accumulate``/``finalize``)."""
+        return self.accumulate is not None and self.finalize is not None
 
     def channels(self, **params: Any) -> int:
         """Channels per time bin for these parameters (defaults filled in)."""
@@ -105,7 +119,9 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
                             value_range: tuple[float, float] | Callable[..., tuple[float, float]] = (0, 1),
                             uint8_scale: float | None = None,
                             takes_start_ts: bool = False, overwrite: bool = False,
-                            channel_layout: str | Callable[..., str] = "off_on") -> Representation:
+                            channel_layout: str | Callable[..., str] = "off_on",
+                            accumulate: Callable[..., None] | None = None,
+                            finalize: Callable[..., None] | None = None) -> Representation:
     """Add a representation to :data:`REPRESENTATIONS` and return it.
 
     Args:
@@ -119,10 +135,13 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
         takes_start_ts: the kernel accepts a keyword ``start_ts`` (µs).
         overwrite: replace an existing entry of the same name instead of raising.
         channel_layout: one of :data:`CHANNEL_LAYOUTS`, or ``fn(**params) -> layout``.
+        accumulate, finalize: the kernel in two steps (see :class:`Representation`), both or neither;
+            they let :class:`evdet.preprocessing.TensorBuilder` build a window from pieces of its events
+            with bounded memory (without them it joins the pieces).
 
     Raises:
         ValueError: ``name`` is already registered (and not ``overwrite``) or empty; an unknown
-            ``channel_layout``.
+            ``channel_layout``; only one of ``accumulate`` and ``finalize``.
         TypeError: ``kernel`` is not callable.
     """
     if not isinstance(name, str) or not name:
@@ -131,6 +150,8 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
         raise ValueError(f"representation '{name}' is already registered (pass overwrite=True to replace it)")
     if not callable(kernel):
         raise TypeError(f"representation '{name}': kernel must be callable, got {type(kernel).__name__}")
+    if (accumulate is None) != (finalize is None):
+        raise ValueError(f"representation '{name}': give both accumulate and finalize, or neither")
     if isinstance(num_channels, int):
         fixed = num_channels
         num_channels = lambda **_: fixed  # noqa: E731
@@ -144,7 +165,7 @@ def register_representation(name: str, kernel: Callable[..., None], num_channels
         fixed_layout = channel_layout
         channel_layout = lambda **_: fixed_layout  # noqa: E731
     rep = Representation(name, kernel, num_channels, MappingProxyType(dict(default_params or {})),
-                         value_range, uint8_scale, takes_start_ts, channel_layout)
+                         value_range, uint8_scale, takes_start_ts, channel_layout, accumulate, finalize)
     REPRESENTATIONS[name] = rep
     return rep
 
@@ -211,9 +232,10 @@ def check_max_incr(max_incr_per_pixel: float) -> float:
 
 
 def prepare_kernel_call(events: np.ndarray, out: Any, window: Any, downsampling_factor: int, num_utbins: int,
-                        channels_per_utbin: int, detail: str = "",
+                        channels_per_utbin: int, detail: str = "", zero: bool = True,
                         ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The common prologue of the micro-bin kernels: validate, zero ``out``, get the event fields.
+    """The common prologue of the micro-bin kernels: validate, zero ``out`` (unless ``zero`` is False: the
+    accumulating step of a piecewise build), get the event fields.
 
     Args:
         events: structured events ``x, y, p, t`` (``EVENT_DTYPE`` or convertible).
@@ -224,7 +246,7 @@ def prepare_kernel_call(events: np.ndarray, out: Any, window: Any, downsampling_
         detail: appended to the channel-count error (e.g. ``" (num_utbins=3)"``).
 
     Returns:
-        ``(out, window as int, x, y, p, t)`` with ``out`` zeroed.
+        ``(out, window as int, x, y, p, t)`` with ``out`` zeroed (with ``zero``).
 
     Raises:
         TypeError: ``out`` not a float32 ndarray.
@@ -239,7 +261,8 @@ def prepare_kernel_call(events: np.ndarray, out: Any, window: Any, downsampling_
     if out.shape[1] != expected:
         raise ValueError(f"out has {out.shape[1]} channels, expected {expected}{detail}")
     x, y, p, t = event_fields(events)
-    out[...] = 0.0
+    if zero:
+        out[...] = 0.0
     return out, total, x, y, p, t
 
 

@@ -17,6 +17,29 @@ import numpy as np
 from evdet.preprocessing.histo import count_events
 
 
+def _check_max_count(max_count: float) -> None:
+    if not np.isfinite(max_count) or max_count <= 0:
+        raise ValueError(f"max_count must be a finite number > 0, got {max_count!r}")
+
+
+def stacked_histogram_accumulate(events: np.ndarray, acc: np.ndarray, window: int,
+                                 downsampling_factor: int = 0, *, num_utbins: int = 10, max_count: int = 10,
+                                 start_ts: int = 0) -> None:
+    """Add the events' raw counts per polarity and micro-bin to ``acc`` (``float32 [T, 2 * num_utbins, H,
+    W]``): the accumulating step of :func:`stacked_histogram` (arguments as there)."""
+    _check_max_count(max_count)
+    count_events(events, acc, window, downsampling_factor, start_ts, num_utbins, False, zero=False)
+
+
+def stacked_histogram_finalize(acc: np.ndarray, downsampling_factor: int = 0, *, num_utbins: int = 10,
+                               max_count: int = 10) -> None:
+    """Counts -> :func:`stacked_histogram` values, in place: divided by ``4**d``, clipped at ``max_count``."""
+    _check_max_count(max_count)
+    if downsampling_factor:
+        np.multiply(acc, np.float32(1.0 / 4.0 ** downsampling_factor), out=acc)
+    np.minimum(acc, np.float32(max_count), out=acc)
+
+
 def stacked_histogram(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int = 0, *,
                       num_utbins: int = 10, max_count: int = 10, start_ts: int = 0) -> None:
     """Clipped event counts per polarity and micro-bin, overwriting ``out``.
@@ -32,13 +55,13 @@ def stacked_histogram(events: np.ndarray, out: np.ndarray, window: int, downsamp
         max_count: counts are clipped at this value (> 0).
         start_ts: window start (µs), subtracted from event times.
 
+    The same as zeroing ``out``, then :func:`stacked_histogram_accumulate` and
+    :func:`stacked_histogram_finalize`.
+
     Raises:
         ValueError: ``max_count <= 0``, ``num_utbins < 1``, bad ``window``, wrong channel count.
         TypeError: ``out`` not float32.
     """
-    if not np.isfinite(max_count) or max_count <= 0:
-        raise ValueError(f"max_count must be a finite number > 0, got {max_count!r}")
+    _check_max_count(max_count)
     count_events(events, out, window, downsampling_factor, start_ts, num_utbins, False)
-    if downsampling_factor:
-        np.multiply(out, np.float32(1.0 / 4.0 ** downsampling_factor), out=out)
-    np.minimum(out, np.float32(max_count), out=out)
+    stacked_histogram_finalize(out, downsampling_factor, num_utbins=num_utbins, max_count=max_count)

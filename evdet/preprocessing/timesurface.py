@@ -44,9 +44,9 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
 
 
 def _timesurface(events: np.ndarray, out: np.ndarray, window: int, downsampling_factor: int, num_utbins: int,
-                 start_ts: int) -> None:
+                 start_ts: int, zero: bool = True) -> None:
     out, total, x, y, p, t = prepare_kernel_call(events, out, window, downsampling_factor, num_utbins, 2,
-                                                 f" (num_utbins={num_utbins})")
+                                                 f" (num_utbins={num_utbins})", zero=zero)
     _timesurface_kernel(x, y, p, t, out, np.int64(total), np.int64(start_ts), np.int64(downsampling_factor),
                         np.int64(num_utbins))
 
@@ -83,3 +83,15 @@ def multi_channel_timesurface(events: np.ndarray, out: np.ndarray, window: int,
         ValueError: ``num_utbins < 1``, bad ``window``, wrong channel count.  TypeError: ``out`` not float32.
     """
     _timesurface(events, out, window, downsampling_factor, num_utbins, start_ts)
+
+
+def timesurface_accumulate(events: np.ndarray, acc: np.ndarray, window: int, downsampling_factor: int = 0, *,
+                           num_utbins: int = 1, start_ts: int = 0) -> None:
+    """Raise ``acc`` to the events' normalised times where they are later (a maximum, so pieces of a window
+    may come in any order): the accumulating step of :func:`timesurface` (``num_utbins = 1``) and
+    :func:`multi_channel_timesurface`, whose values need no final step."""
+    _timesurface(events, acc, window, downsampling_factor, num_utbins, start_ts, zero=False)
+
+
+def timesurface_finalize(acc: np.ndarray, downsampling_factor: int = 0, **_params) -> None:
+    """Nothing to do: the accumulated maxima are the time-surface values."""
