@@ -1,14 +1,20 @@
-"""Peak memory of ``iter_windows`` over a burst of events at one timestamp (issue 12 §2).
+"""Peak memory of reading a burst of events at one timestamp, whole and in pieces (issue 12 §2).
 
 Run: ``python benchmarks/bench_window_memory.py [--events N] [--max-events M]``. Writes a DAT and an
 EVT 2.0 RAW file holding N events at one timestamp (then one later event), and in a fresh subprocess
-each, measures the peak traced memory (``tracemalloc``) of iterating its windows:
+each, measures the peak traced memory (``tracemalloc``, after a warm-up read so that imports and numba
+compilation are outside it) of:
 
-- ``unbounded``: ``max_events=None``, the behaviour before the cap (the whole burst is one window);
-- ``capped``: ``max_events=M``: the reader refuses the window (``ValueError``) before it holds more than
-  M events.
+- ``windows unbounded``: ``iter_windows(max_events=None)``, the behaviour before the cap (the whole
+  burst is one window);
+- ``windows capped``: ``iter_windows(max_events=M)``: the reader refuses the window (``ValueError``)
+  before it holds more than M events;
+- ``window pieces``: ``iter_window_pieces(max_events=M)``: the window streams in pieces of M events;
+- ``frames whole`` / ``frames pieces``: the two frames of the burst as ``evdet-detect`` and
+  ``evdet-demo-video`` read them (``read_frames``, histo, 50 ms bins), with pieces larger than the burst
+  (the behaviour before) and of M events; both give the same tensor.
 
-Prints MiB and the ratio capped / unbounded, measured in the same run.
+Prints MiB and each ratio against the unbounded read of the same kind, measured in the same run.
 """
 
 from __future__ import annotations
@@ -26,16 +32,31 @@ from evdet.io import EVENT_DTYPE, write_dat
 CHILD = """
 import sys, tracemalloc
 from evdet.io import open_events
-path, cap = sys.argv[1], None if sys.argv[2] == "none" else int(sys.argv[2])
-with open_events(path) as r:
-    tracemalloc.start()
-    try:
-        sizes = [w.size for _, w in r.iter_windows(1000, max_events=cap)]
-        outcome = f"windows {sizes[:3]}"
-    except ValueError as error:
-        outcome = f"refused: {str(error)[:60]}..."
-    peak = tracemalloc.get_traced_memory()[1]
-print(peak, outcome)
+from evdet.data.sources import probe_video, read_frames
+path, mode, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def run():
+    if mode.startswith("frames"):
+        spec = probe_video(path, delta_t=50_000)
+        pieces = m if mode == "frames-pieces" else 2**40
+        frames = read_frames(spec, 0, 2, spec.sensor_size, piece_events=pieces)
+        return f"frames {tuple(frames.shape)}, sum {float(frames.sum()):.1f}"
+    with open_events(path) as r:
+        if mode == "pieces":
+            sizes = {}
+            for t0, piece, _ in r.iter_window_pieces(1000, max_events=m):
+                sizes[t0] = sizes.get(t0, 0) + piece.size
+            return f"windows {list(sizes.values())[:2]}"
+        try:
+            sizes = [w.size for _, w in r.iter_windows(1000, max_events=None if mode == "unbounded" else m)]
+            return f"windows {sizes[:2]}"
+        except ValueError as error:
+            return f"refused: {str(error)[:50]}..."
+
+run()  # warm-up: imports, numba compilation
+tracemalloc.start()
+outcome = run()
+print(tracemalloc.get_traced_memory()[1], outcome)
 """
 
 
@@ -52,8 +73,8 @@ def write_burst(folder: Path, n: int) -> dict[str, Path]:
     return {"dat": folder / "burst.dat", "evt2": raw}
 
 
-def peak(path: Path, cap: int | None) -> tuple[int, str]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), "none" if cap is None else str(cap)],
+def peak(path: Path, mode: str, max_events: int) -> tuple[int, str]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(max_events)],
                          check=True, capture_output=True, text=True).stdout.split(maxsplit=1)
     return int(out[0]), out[1].strip()
 
@@ -65,12 +86,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         files = write_burst(Path(tmp), args.events)
-        print(f"burst of {args.events} events at one timestamp; max_events = {args.max_events}")
+        print(f"burst of {args.events} events at one timestamp; max_events / pieces = {args.max_events}")
         for fmt, path in files.items():
-            before, what_before = peak(path, None)
-            after, what_after = peak(path, args.max_events)
-            print(f"{fmt:5s} unbounded {before / 2**20:8.1f} MiB ({what_before})")
-            print(f"{fmt:5s} capped    {after / 2**20:8.1f} MiB ({what_after})  ratio {after / before:.3f}")
+            for baseline, modes in (("unbounded", ("capped", "pieces")),
+                                    ("frames-whole", ("frames-pieces",))):
+                before, what = peak(path, baseline, args.max_events)
+                print(f"{fmt:5s} {baseline:13s} {before / 2**20:8.1f} MiB  ({what})")
+                for mode in modes:
+                    after, what = peak(path, mode, args.max_events)
+                    ratio = after / before
+                    print(f"{fmt:5s} {mode:13s} {after / 2**20:8.1f} MiB  ratio {ratio:.3f}  ({what})")
 
 
 if __name__ == "__main__":

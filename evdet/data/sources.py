@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from evdet.io.event_h5 import is_event_h5
 from evdet.io.layout import H5_SUFFIXES, RECORDING_SUFFIXES
+from evdet.io.reader import DEFAULT_PIECE_EVENTS
 
 DEFAULT_RAW_DELTA_T = 50_000
 DEFAULT_RAW_REPRESENTATION = "histo"
@@ -279,11 +280,14 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(frames, size=tuple(size), mode="area")  # [n, C, h, w]
 
 
-def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int, int]) -> torch.Tensor:
+def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int, int],
+                piece_events: int = DEFAULT_PIECE_EVENTS) -> torch.Tensor:
     """Frames ``start .. stop-1`` (clipped to the video) as ``Tensor[n, C, h, w]`` float32 at the
     network size ``(h, w)``: the one preprocessing of every source (module docstring): frames at the
     stored size (HDF5 values decoded by :func:`evdet.io.h5.decode_frames`; raw events turned into the
-    representation at ``sensor >> d``), then :func:`resize_frames`.
+    representation at ``sensor >> d``, read in pieces of at most ``piece_events`` events and accumulated
+    by :class:`evdet.preprocessing.TensorBuilder`, so a burst of any size costs ~16 bytes x
+    ``piece_events`` beyond the frames), then :func:`resize_frames`.
 
     Raises:
         ValueError: ``start`` outside the video.
@@ -296,7 +300,7 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
         frames = torch.from_numpy(decode_frames(_tensor_data(spec)[start:stop], spec.uint8_scale))
         return resize_frames(frames, network_size)
     if spec.kind == "raw":
-        from evdet.preprocessing import events_to_tensor
+        from evdet.preprocessing import TensorBuilder
         d = power_of_two_factor(spec.sensor_size, spec.stored_size)  # 0: raw videos are stored at sensor size
         if d is None:
             raise ValueError(f"{spec.path}: stored size {spec.stored_size} is not the sensor size "
@@ -305,11 +309,12 @@ def read_frames(spec: VideoSpec, start: int, stop: int, network_size: tuple[int,
         reader = _cached_event_reader(spec.path)
         if reader.current_time != t0:  # sequential chunks continue where the last one ended
             reader.seek_time(t0)
-        events = reader.load_delta_t((stop - start) * spec.delta_t)
         h, w = spec.sensor_size
-        frames = events_to_tensor(events, spec.representation, stop - start, h, w, spec.delta_t, start_ts=t0,
-                                  downsampling_factor=d, **dict(spec.params))
-        return resize_frames(torch.from_numpy(frames), network_size)
+        builder = TensorBuilder(spec.representation, stop - start, h, w, spec.delta_t, start_ts=t0,
+                                downsampling_factor=d, **dict(spec.params))
+        for piece, _ in reader.load_delta_t_pieces((stop - start) * spec.delta_t, piece_events):
+            builder.add(piece)
+        return resize_frames(torch.from_numpy(builder.result()), network_size)
     raise ValueError(f"{spec.path}: unknown video kind {spec.kind!r}")
 
 

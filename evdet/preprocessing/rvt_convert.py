@@ -45,6 +45,7 @@ from evdet.io.atomic import AtomicTarget, atomic_open
 from evdet.io.layout import SPLITS
 from evdet.io.output_paths import OutputPathError, claim_outputs, output_folder, written_by_evdet
 from evdet.io.read import open_events
+from evdet.io.reader import DEFAULT_PIECE_EVENTS
 from evdet.preprocessing.convert import run_jobs
 from evdet.preprocessing.convert_outputs import TOOL
 from evdet.preprocessing.rvt_format import (
@@ -195,8 +196,11 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def write_representations(events_path: Path, out_path: Path, repr_ts: np.ndarray, dataset: str) -> Path:
-    """Compute and write ``data`` (uint8 ``[N, 20, H, W]``, Blosc) for the end times ``repr_ts``.
+def write_representations(events_path: Path, out_path: Path, repr_ts: np.ndarray, dataset: str,
+                          piece_events: int = DEFAULT_PIECE_EVENTS) -> Path:
+    """Compute and write ``data`` (uint8 ``[N, 20, H, W]``, Blosc) for the end times ``repr_ts``. Events are
+    read in pieces of at most ``piece_events``; memory holds the events of the open 50 ms windows and one
+    piece (RVT's histogram needs a window whole); the output does not depend on ``piece_events``.
 
     Raises:
         ValueError: the recording's sensor size is not the dataset's (RVT asserts it), Blosc unavailable.
@@ -236,16 +240,17 @@ def write_representations(events_path: Path, out_path: Path, repr_ts: np.ndarray
 
                 reader.seek_time(0)
                 while done < n and not reader.done:
-                    events = reader.load_delta_t(_BLOCK_US)
-                    if events.size == 0:
-                        continue
-                    t = correct_time(events["t"], last)
-                    last = int(t[-1])
-                    keep = np.searchsorted(buf["t"], repr_ts[done] - window, side="left")
-                    for k, new in (("x", events["x"]), ("y", events["y"]), ("p", events["p"]), ("t", t)):
-                        buf[k] = np.concatenate([buf[k][keep:], new.astype(np.int64)])
-                    # representations ending before the latest event have all their events
-                    flush(int(np.searchsorted(repr_ts, last, side="left")))
+                    # a block read in pieces: the buffer holds at most the open windows' events plus a piece
+                    for events, _ in reader.load_delta_t_pieces(_BLOCK_US, piece_events):
+                        if events.size == 0:
+                            continue
+                        t = correct_time(events["t"], last)
+                        last = int(t[-1])
+                        keep = np.searchsorted(buf["t"], repr_ts[done] - window, side="left")
+                        for k, new in (("x", events["x"]), ("y", events["y"]), ("p", events["p"]), ("t", t)):
+                            buf[k] = np.concatenate([buf[k][keep:], new.astype(np.int64)])
+                        # representations ending before the latest event have all their events
+                        flush(int(np.searchsorted(repr_ts, last, side="left")))
                 flush(n)
             target.commit()
         except BaseException:

@@ -100,8 +100,8 @@ class EventFrames:
         if self._reader is not None:
             if self._reader.current_time != t0:  # consecutive windows read on without seeking
                 self._reader.seek_time(max(t0, 0))
-            events = self._reader.load_delta_t(int(t_end) - max(t0, 0))
-            return events_image(events, h, w)
+            pieces = self._reader.load_delta_t_pieces(int(t_end) - max(t0, 0))  # memory bounded by a piece
+            return events_image((piece for piece, _ in pieces), h, w)
         from evdet.data.sources import read_frames
 
         spec = self._spec

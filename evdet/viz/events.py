@@ -8,6 +8,8 @@ colours of :mod:`evdet.viz.draw` clearly visible on top.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 BACKGROUND_BGR = (30, 30, 30)
@@ -115,23 +117,28 @@ def events_to_image(tensor, representation: str | None = None, params: dict | No
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def event_counts(events: np.ndarray, height: int, width: int) -> np.ndarray:
+def event_counts(events: np.ndarray | Iterable[np.ndarray], height: int, width: int) -> np.ndarray:
     """Per-polarity event counts of a window: ``float32 ndarray[2, H, W]`` (OFF first, then ON).
 
     Args:
-        events: ``EVENT_DTYPE`` array (fields ``x``, ``y``, ``p``); events outside the frame are ignored.
+        events: ``EVENT_DTYPE`` array (fields ``x``, ``y``, ``p``), or an iterable of such pieces of one
+            window (e.g. :meth:`evdet.io.EventReader.load_delta_t_pieces`), counted piece by piece so that
+            memory is bounded by the piece; events outside the frame are ignored.
         height, width: sensor size (pixels).
     """
-    x = events["x"].astype(np.int64)
-    y = events["y"].astype(np.int64)
-    p = (events["p"] > 0).astype(np.int64)
-    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    idx = (p * height + y) * width + x
-    counts = np.bincount(idx[inside], minlength=2 * height * width)
+    pieces = [events] if isinstance(events, np.ndarray) else events
+    counts = np.zeros(2 * height * width, dtype=np.int64)
+    for piece in pieces:
+        x = piece["x"].astype(np.int64)
+        y = piece["y"].astype(np.int64)
+        p = (piece["p"] > 0).astype(np.int64)
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        counts += np.bincount(((p * height + y) * width + x)[inside], minlength=2 * height * width)
     return counts.astype(np.float32).reshape(2, height, width)
 
 
-def events_image(events: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The events of a window as a BGR ``uint8`` image ``[H, W, 3]`` at sensor resolution (same palette
-    and normalisation as :func:`events_to_image`)."""
+def events_image(events: np.ndarray | Iterable[np.ndarray], height: int, width: int) -> np.ndarray:
+    """The events of a window (an array, or its pieces as :func:`event_counts` takes them) as a BGR
+    ``uint8`` image ``[H, W, 3]`` at sensor resolution (same palette and normalisation as
+    :func:`events_to_image`)."""
     return events_to_image(event_counts(events, height, width), "histo")

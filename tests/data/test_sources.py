@@ -224,3 +224,44 @@ def test_uint8_data_marked_float_is_refused_by_the_loader(tmp_path, rng):
     with pytest.raises(ValueError, match=r"a\.h5: dataset 'data' holds uint8 values but attribute "
                                          "'store_as_uint8' = False"):
         probe_video(path)
+
+
+@pytest.mark.parametrize("fmt", ["dat", "evt2", "evt21", "h5"])
+@pytest.mark.parametrize("representation", ["histo", "event_cube", "timesurface", "rvt_stacked_histogram"])
+def test_raw_frames_read_in_pieces_equal_the_whole_window(burst_recording, fmt, representation):
+    # the bursts (3000 and 2500 events at one timestamp) span many pieces of 256 events; the frames of
+    # evdet-detect / evdet-demo-video are the tensor of the joined events, bit for bit
+    events, paths = burst_recording
+    spec = probe_video(paths[fmt], delta_t=5000, representation=representation)
+    h, w = spec.sensor_size
+    ref = events_to_tensor(events, representation, spec.num_frames, h, w, 5000, **dict(spec.params))
+    got = torch.cat([read_frames(spec, s, s + 5, (h, w), piece_events=256)
+                     for s in range(0, spec.num_frames, 5)])
+    np.testing.assert_array_equal(got.numpy().view(np.uint8), ref.view(np.uint8))
+    assert ref[0].any() and ref[11].any()  # the frames of both bursts
+
+
+def test_raw_frames_of_a_huge_burst_read_with_bounded_memory(tmp_path):
+    # 600 000 events at one timestamp: with pieces of 20 000 events the traced peak of read_frames stays
+    # near a few pieces, not the 9.6 MB of the window's events
+    import tracemalloc
+
+    n = 600_000
+    ev = np.zeros(n + 1, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["p"], ev["t"] = 3, 4, 1, 7
+    ev["t"][-1] = 95_000
+    w = DatWriter(tmp_path / "burst.dat", 16, 16)
+    w.write(ev)
+    w.close()
+    spec = probe_video(tmp_path / "burst.dat", delta_t=50_000)
+    peaks, frames = {}, {}
+    for pieces in (10**9, 20_000):
+        read_frames(spec, 0, 2, (16, 16), piece_events=pieces)  # compiles and imports outside the trace
+        tracemalloc.start()
+        frames[pieces] = read_frames(spec, 0, 2, (16, 16), piece_events=pieces)
+        peaks[pieces] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    torch.testing.assert_close(frames[10**9], frames[20_000], rtol=0, atol=0)
+    assert frames[20_000][0, 1, 4, 3] > 0 and frames[20_000].shape[0] == 2
+    assert peaks[10**9] > 16 * n
+    assert peaks[20_000] < 16 * 6 * 20_000 < peaks[10**9] / 4

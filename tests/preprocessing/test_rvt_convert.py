@@ -272,3 +272,29 @@ def test_decreasing_timestamps_are_corrected_over_the_whole_recording(tmp_path, 
         sel = (t >= end - 50_000) & (t <= end)
         ev = events[sel]
         np.testing.assert_array_equal(data[i], rvt_window_ref(ev["x"], ev["y"], ev["p"], t[sel], 240, 304))
+
+
+@pytest.mark.parametrize("piece_events", [1, 997])
+def test_representations_read_in_pieces_are_identical(tmp_path, rng, piece_events):
+    # a burst of 3000 events at one timestamp and times going back (corrected by the running maximum
+    # across pieces): pieces of any size give the same file as reading each block whole
+    from evdet.preprocessing.rvt_convert import write_representations
+
+    events = random_events(rng, 20_000 if piece_events > 1 else 4_000, 240, 304, 400_000)
+    events["t"][:3000] = 120_000
+    events = np.sort(events, order="t")
+    back = rng.choice(events.size - 1, 100, replace=False) + 1
+    events["t"][back] = np.maximum(events["t"][back] - 3_000, 0)
+    path = tmp_path / "s_td.dat"
+    write_dat(path, np.sort(events, order="t"), 240, 304)
+    raw = path.read_bytes()
+    records = encode_dat_records(events).tobytes()
+    path.write_bytes(raw[: len(raw) - len(records)] + records)
+    ts = np.arange(50_000, 400_001, 50_000)
+    data = {}
+    for pieces in (10**9, piece_events):
+        out = write_representations(path, tmp_path / f"r{pieces}.h5", ts, "gen1", piece_events=pieces)
+        with h5py.File(out, "r") as f:
+            data[pieces] = f["data"][:]
+    assert data[10**9][2].sum() >= 3000  # the burst's window
+    np.testing.assert_array_equal(data[piece_events], data[10**9])

@@ -69,6 +69,19 @@ def test_event_frames_are_the_events_at_sensor_resolution(recording, tmp_path):
     frames.close()
 
 
+def test_event_images_count_a_window_piece_by_piece(recording):
+    # the demo reads each window in pieces (memory bounded by a piece): the image of the pieces is the
+    # image of the joined events, however they are cut
+    from evdet.io import open_events
+
+    events = read_events(recording, 150_000, 200_000)
+    with open_events(recording) as reader:
+        reader.seek_time(150_000)
+        pieces = [piece for piece, _ in reader.load_delta_t_pieces(50_000, max_events=97)]
+    assert len(pieces) > 3 and sum(p.size for p in pieces) == events.size
+    np.testing.assert_array_equal(events_image(iter(pieces), 96, 128), events_image(events, 96, 128))
+
+
 def test_hdf5_input_finds_its_recording_or_shows_the_tensor(recording, tmp_path):
     from evdet.preprocessing.convert import generate_hdf5
 
