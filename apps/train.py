@@ -7,23 +7,21 @@ from ``label_map_dictionary.json``. See ``docs/training.md`` for recipes and eve
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # configs only (cheap: no torch, Lightning or numba, so that --help is instant); the rest is imported
 # inside main()
 from evdet.data.config import SAMPLING_MODES, DataConfig
-from evdet.inference.model_config import (
-    HEADS,
-    AnchorHeadConfig,
-    DetrHeadConfig,
-    ModelConfig,
-    RTDetrHeadConfig,
-    RVTConfig,
-    VanillaConfig,
-    YoloxHeadConfig,
-)
+from evdet.inference.config_dict import field_docs
+from evdet.inference.model_config import HEADS, ModelConfig
 from evdet.training.config import LR_SCHEDULES, TrainConfig
+from evdet.training.run_config import RUN_CONFIG_NAME, RunConfig, load_run_config, run_config_text
 
 
 def _limit(value: str) -> float | int:
@@ -41,134 +39,221 @@ def _devices(value: str) -> int | str:
         return value
 
 
-def _set_loss_weights(weights: list[float] | None) -> dict[str, float]:
-    if weights is None:
-        return {}
-    return {"loss_ce": weights[0], "loss_bbox": weights[1], "loss_giou": weights[2],
-            "cost_class": weights[0], "cost_bbox": weights[1], "cost_giou": weights[2]}
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag: the config field(s) it sets (``section.field[.field]`` paths; several paths
+    take one value each with ``nargs``, or all the same value), how it parses, and extra help. Type,
+    default and description come from the dataclass field of the first path."""
+
+    names: tuple[str, ...]
+    paths: tuple[str, ...]
+    action: str = "value"  # "value", "true" (the flag sets True), "false" (the flag sets False)
+    type: Callable[[str], Any] | None = None
+    choices: tuple[Any, ...] | None = None
+    nargs: int | str | None = None
+    metavar: str | tuple[str, ...] | None = None
+    help: str | None = None  # replaces the field's description
+
+
+def _f(names: str, *paths: str, **kw: Any) -> Flag:
+    return Flag(tuple(names.split()), paths, **kw)
+
+
+FLAGS: dict[str, tuple[Flag, ...]] = {
+    "model": (
+        _f("--head", "model.head", choices=tuple(sorted(HEADS)), help="detection head (docs/models.md)"),
+        _f("--backbone", "model.backbone",
+           help="Vanilla, Vanilla_VGG, Vanilla_VGGRU (ConvRNN) or rvt-t, rvt-s, rvt-b, rvt (RVT's "
+                "MaxViT-RNN; see docs/models.md)"),
+        _f("--rvt-partition-split", "model.rvt.partition_split_32", choices=(1, 2, 4)),
+        _f("--base", "model.vanilla.base"),
+        _f("--cout", "model.vanilla.cout"),
+        _f("--score-thresh", "model.score_thresh"),
+        _f("--nms-thresh", "model.nms_thresh"),
+        _f("--max-detections", "model.max_detections"),
+    ),
+    "anchor head (--head anchor)": (
+        _f("--anchors", "model.anchor.anchors"),
+        _f("--anchor-size", "model.anchor.anchor_size"),
+        _f("--anchor-fg-iou", "model.anchor.fg_iou_threshold"),
+        _f("--anchor-bg-iou", "model.anchor.bg_iou_threshold"),
+        _f("--anchor-focal-gamma", "model.anchor.focal_gamma"),
+        _f("--anchor-focal-alpha", "model.anchor.focal_alpha"),
+        _f("--anchor-top-k", "model.anchor.top_k"),
+    ),
+    "DETR set head (--head set)": (
+        _f("--num-queries", "model.set.num_queries"),
+        _f("--dec-layers", "model.set.dec_layers"),
+        _f("--hidden-dim", "model.set.hidden_dim"),
+        _f("--nheads", "model.set.nheads"),
+        _f("--set-ffn", "model.set.dim_feedforward"),
+        _f("--set-cls-loss", "model.set.cls_loss", choices=("ce", "focal")),
+        _f("--set-loss-weights", "model.set.loss_ce", "model.set.loss_bbox", "model.set.loss_giou", nargs=3,
+           metavar=("CE", "L1", "GIOU"), help="loss weights (class, L1, GIoU), also of the auxiliary layers"),
+        _f("--set-cost-weights", "model.set.cost_class", "model.set.cost_bbox", "model.set.cost_giou",
+           nargs=3, metavar=("CLASS", "L1", "GIOU"),
+           help="Hungarian matching cost weights (class, L1, GIoU)"),
+        _f("--set-eos-coef", "model.set.eos_coef"),
+        _f("--set-top-k", "model.set.top_k"),
+        _f("--head-lr-mult", "model.set.lr_mult"),
+        _f("--set-grad-clip", "model.set.grad_clip"),
+    ),
+    "RT-DETR head (--head rtdetr)": (
+        _f("--rtdetr-hidden-dim", "model.rtdetr.hidden_dim"),
+        _f("--rtdetr-nheads", "model.rtdetr.nheads"),
+        _f("--rtdetr-ffn", "model.rtdetr.enc_ffn", "model.rtdetr.dec_ffn",
+           help="feed-forward width of the encoder and decoder layers"),
+        _f("--rtdetr-enc-layers", "model.rtdetr.enc_layers"),
+        _f("--rtdetr-depth-mult", "model.rtdetr.depth_mult"),
+        _f("--rtdetr-queries", "model.rtdetr.num_queries"),
+        _f("--rtdetr-dec-layers", "model.rtdetr.dec_layers"),
+        _f("--rtdetr-points", "model.rtdetr.num_points"),
+        _f("--rtdetr-denoising", "model.rtdetr.num_denoising"),
+        _f("--rtdetr-nms", "model.rtdetr.nms", action="true"),
+        _f("--rtdetr-top-k", "model.rtdetr.top_k"),
+        _f("--rtdetr-grad-clip", "model.rtdetr.grad_clip"),
+    ),
+    "YOLOX head (--head yolox)": (
+        _f("--yolox-depth", "model.yolox.depth"),
+        _f("--yolox-act", "model.yolox.act", choices=("silu", "relu", "lrelu")),
+        _f("--yolox-depthwise", "model.yolox.depthwise", action="true"),
+        _f("--yolox-use-l1", "model.yolox.use_l1", action="true"),
+        _f("--yolox-class-score-only", "model.yolox.class_score_only", action="true"),
+    ),
+    "data": (
+        _f("--num-tbins -T", "data.num_tbins"),
+        _f("--batch-size -B", "data.batch_size"),
+        _f("--height", "data.height"),
+        _f("--width", "data.width"),
+        _f("--classes", "data.classes", nargs="+"),
+        _f("--sampling", "data.sampling", choices=SAMPLING_MODES),
+        _f("--hflip-prob", "data.hflip_prob"),
+        _f("--zoom-in-prob", "data.zoom_in_prob"),
+        _f("--zoom-out-prob", "data.zoom_out_prob"),
+        _f("--max-zoom", "data.max_zoom"),
+        _f("--no-interpolate", "data.interpolate", action="false"),
+        _f("--min-box-diag-network", "data.min_box_diag_network"),
+        _f("--max-consecutive-batches", "data.max_consecutive_batches"),
+        _f("--num-workers", "data.num_workers"),
+        _f("--delta-t", "data.delta_t"),
+        _f("--representation", "data.representation"),
+    ),
+    "optimisation": (
+        _f("--lr", "train.lr"),
+        _f("--weight-decay", "train.weight_decay"),
+        _f("--lr-schedule", "train.lr_schedule", choices=LR_SCHEDULES),
+        _f("--warmup-fraction", "train.warmup_fraction"),
+        _f("--warmup-steps", "train.warmup_steps"),
+        _f("--min-lr-ratio", "train.min_lr_ratio"),
+        _f("--gradient-clip", "train.gradient_clip_val"),
+        _f("--accumulate-grad-batches", "train.accumulate_grad_batches"),
+        _f("--ema-decay", "train.ema_decay"),
+        _f("--ema-warmup-steps", "train.ema_warmup_steps"),
+        _f("--max-epochs", "train.max_epochs"),
+        _f("--max-steps", "train.max_steps"),
+        _f("--limit-train-batches", "train.limit_train_batches", type=_limit),
+        _f("--limit-val-batches", "train.limit_val_batches", type=_limit),
+        _f("--limit-test-batches", "train.limit_test_batches", type=_limit),
+        _f("--precision", "train.precision"),
+        _f("--accelerator", "train.accelerator"),
+        _f("--devices", "train.devices", type=_devices),
+        _f("--num-nodes", "train.num_nodes"),
+        _f("--strategy", "train.strategy"),
+        _f("--seed", "train.seed", "data.seed"),
+        _f("--skip-nonfinite", "train.skip_nonfinite", action="true"),
+    ),
+    "evaluation and logging": (
+        _f("--eval-preset", "train.eval_preset"),
+        _f("--eval-skip-ts", "train.eval_skip_ts"),
+        _f("--eval-score-thresh", "train.eval_score_thresh"),
+        _f("--time-tol", "train.time_tol"),
+        _f("--check-val-every-n-epoch", "train.check_val_every_n_epoch"),
+        _f("--log-every-n-steps", "train.log_every_n_steps"),
+        _f("--log-images-every-n-steps", "train.log_images_every_n_steps"),
+    ),
+}
+"""Every configuration flag of ``evdet-train``, by help group. Each sets config fields; the parser, the
+help texts (the fields' docstrings), the defaults and :func:`configs_from_args` are generated from this
+table and the dataclasses. Options without a flag are set in a ``--config`` file."""
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+def _field(path: str) -> tuple[type, str]:
+    """The dataclass and field name at ``section.field[.field]``."""
+    parts = path.split(".")
+    cls = _SECTIONS[parts[0]]
+    for name in parts[1:-1]:
+        cls = typing.get_type_hints(cls)[name]
+    return cls, parts[-1]
+
+
+def _default(path: str) -> Any:
+    value: Any = {"model": ModelConfig(), "data": DataConfig(), "train": TrainConfig()}[path.split(".")[0]]
+    for name in path.split(".")[1:]:
+        value = getattr(value, name)
+    return value
+
+
+def _parser_type(path: str) -> tuple[Callable[[str], Any], bool]:
+    """``(parse, is_sequence)`` for the field at ``path``: int, float or str, from its annotation; a value
+    ``none`` gives None where the field allows it."""
+    cls, name = _field(path)
+    hint = typing.get_type_hints(cls)[name]
+    options = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
+    nullable = len(options) < len(typing.get_args(hint) or (hint,))
+    base = options[0]
+    sequence = typing.get_origin(base) is tuple
+    if sequence:
+        base = typing.get_args(base)[0]
+    parse = base if base in (int, float, str) else str
+
+    def convert(text: str) -> Any:
+        if nullable and text.lower() == "none":
+            return None
+        return parse(text)
+
+    convert.__name__ = parse.__name__  # argparse names the type in its errors
+    return convert, sequence
+
+
+def _plain_text(doc: str) -> str:
+    """A field description as terminal text: no reST markup (````x````, ``:func:`x```), no final period."""
+    doc = re.sub(r":\w+:`~?([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", doc))
+    return doc.rstrip(".")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    mc, tc, dc = ModelConfig(), TrainConfig(), DataConfig()
-    van, anc, st, rvt, yx, rd = mc.vanilla, mc.anchor, mc.set, mc.rvt, mc.yolox, mc.rtdetr
-    p = argparse.ArgumentParser(
-        prog="evdet-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument("dataset_dir", help="label_map_dictionary.json + train/ val/ [test/] (HDF5 or raw)")
-    p.add_argument("--root-dir", default="runs/evdet", help="run folder: checkpoints, logs, metrics")
-
-    g = p.add_argument_group("model")
-    g.add_argument("--head", default=mc.head, choices=sorted(HEADS), help="detection head")
-    g.add_argument("--backbone", default=mc.backbone,
-                   help="Vanilla, Vanilla_VGG, Vanilla_VGGRU (ConvRNN) or rvt-t, rvt-s, rvt-b, rvt (RVT's "
-                        "MaxViT-RNN; see docs/models.md)")
-    g.add_argument("--rvt-partition-split", type=int, default=rvt.partition_split_32, choices=(1, 2, 4),
-                   help="rvt*: pad to multiples of 32 x this, attention partitions padded / (32 x this) "
-                        "(RVT: 1 on Gen1, 2 on 1Mpx)")
-    g.add_argument("--base", type=int, default=van.base, help="backbone base width")
-    g.add_argument("--cout", type=int, default=van.cout, help="channels of the recurrent feature levels")
-    g.add_argument("--anchors", default=anc.anchors, help="anchor list name (PSEE_ANCHORS, COCO_ANCHORS)")
-    g.add_argument("--anchor-size", type=float, default=anc.anchor_size,
-                   help="anchor size of the first level (network pixels)")
-    g.add_argument("--score-thresh", type=float, default=mc.score_thresh, help="decoding score threshold")
-    g.add_argument("--nms-thresh", type=float, default=mc.nms_thresh, help="NMS IoU threshold")
-    g.add_argument("--max-detections", type=int, default=mc.max_detections, help="detections per frame")
-    g.add_argument("--num-queries", type=int, default=st.num_queries, help="set head: queries per frame")
-    g.add_argument("--dec-layers", type=int, default=st.dec_layers, help="set head: decoder layers")
-    g.add_argument("--hidden-dim", type=int, default=st.hidden_dim, help="set head: decoder width")
-    g.add_argument("--nheads", type=int, default=st.nheads, help="set head: attention heads")
-    g.add_argument("--set-cls-loss", default=st.cls_loss, choices=("ce", "focal"),
-                   help="set head: classification loss")
-    g.add_argument("--set-loss-weights", type=float, nargs=3, default=None, metavar=("CE", "L1", "GIOU"),
-                   help="set head: loss and matching-cost weights (default 1 5 2)")
-    g.add_argument("--set-eos-coef", type=float, default=st.eos_coef, help="set head: no-object weight")
-    g.add_argument("--head-lr-mult", type=float, default=st.lr_mult, help="set head LR / backbone LR")
-    g.add_argument("--set-grad-clip", type=float, default=st.grad_clip,
-                   help="set head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
-    g.add_argument("--rtdetr-hidden-dim", type=int, default=rd.hidden_dim,
-                   help="rtdetr head: encoder and decoder width")
-    g.add_argument("--rtdetr-nheads", type=int, default=rd.nheads, help="rtdetr head: attention heads")
-    g.add_argument("--rtdetr-ffn", type=int, default=rd.dec_ffn,
-                   help="rtdetr head: feed-forward width of the encoder and decoder layers")
-    g.add_argument("--rtdetr-enc-layers", type=int, default=rd.enc_layers,
-                   help="rtdetr head: transformer layers on the coarsest level")
-    g.add_argument("--rtdetr-depth-mult", type=float, default=rd.depth_mult,
-                   help="rtdetr head: round(3 x this) RepVGG blocks per cross-scale fusion block")
-    g.add_argument("--rtdetr-queries", type=int, default=rd.num_queries, help="rtdetr head: matching queries")
-    g.add_argument("--rtdetr-dec-layers", type=int, default=rd.dec_layers, help="rtdetr head: decoder layers")
-    g.add_argument("--rtdetr-points", type=int, default=rd.num_points,
-                   help="rtdetr head: deformable sampling points per head and level")
-    g.add_argument("--rtdetr-denoising", type=int, default=rd.num_denoising,
-                   help="rtdetr head: denoising queries per batch (0: none)")
-    g.add_argument("--rtdetr-nms", action="store_true",
-                   help="rtdetr head: class-wise NMS at --nms-thresh when decoding (default: none, set "
-                        "prediction)")
-    g.add_argument("--rtdetr-grad-clip", type=float, default=rd.grad_clip,
-                   help="rtdetr head: gradient-norm clip (the smaller of this and --gradient-clip is used)")
-    g.add_argument("--yolox-depth", type=float, default=yx.depth,
-                   help="yolox head: PAFPN depth multiplier, round(3 x this) bottlenecks per CSP layer "
-                        "(RVT: 0.33 for rvt-t/rvt-s, 0.67 for rvt-b)")
-    g.add_argument("--yolox-act", default=yx.act, choices=("silu", "relu", "lrelu"),
-                   help="yolox head: activation (RVT: silu)")
-    g.add_argument("--yolox-depthwise", action="store_true",
-                   help="yolox head: depthwise-separable 3x3 convolutions in the PAFPN and head")
-    g.add_argument("--yolox-use-l1", action="store_true",
-                   help="yolox head: add YOLOX's L1 loss on the raw box outputs (RVT: off)")
-    g.add_argument("--yolox-class-score-only", action="store_true",
-                   help="yolox head: score detections (validation, test, and later evdet-detect) with the "
-                        "best class probability alone, as RVT's evaluation does, instead of objectness x "
-                        "class probability")
-
-    g = p.add_argument_group("data")
-    g.add_argument("--num-tbins", "-T", type=int, default=dc.num_tbins, help="time bins per batch step T")
-    g.add_argument("--batch-size", "-B", type=int, default=dc.batch_size, help="streams per batch (per rank)")
-    g.add_argument("--height", type=int, default=None, help="network height (default: stored size)")
-    g.add_argument("--width", type=int, default=None, help="network width (default: stored size)")
-    g.add_argument("--classes", nargs="+", default=None, help="class names to train on (default: label map)")
-    g.add_argument("--sampling", default=dc.sampling, choices=SAMPLING_MODES, help="training sampling mode")
-    g.add_argument("--hflip-prob", type=float, default=dc.hflip_prob, help="horizontal flip probability")
-    g.add_argument("--zoom-in-prob", type=float, default=dc.zoom_in_prob, help="zoom-in probability")
-    g.add_argument("--zoom-out-prob", type=float, default=dc.zoom_out_prob, help="zoom-out probability")
-    g.add_argument("--max-zoom", type=float, default=dc.max_zoom, help="largest zoom factor")
-    g.add_argument("--no-interpolate", action="store_true", help="no label interpolation to bin ends")
-    g.add_argument("--min-box-diag-network", type=float, default=dc.min_box_diag_network,
-                   help="drop training boxes with a smaller diagonal (network pixels)")
-    g.add_argument("--max-consecutive-batches", type=int, default=None, help="cut videos into sub-sequences")
-    g.add_argument("--num-workers", type=int, default=dc.num_workers, help="DataLoader workers")
-    g.add_argument("--delta-t", type=int, default=None, help="bin length in µs (raw recordings only)")
-    g.add_argument("--representation", default=None, help="representation (raw recordings only)")
-
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=float, default=tc.lr, help="peak learning rate (AdamW)")
-    g.add_argument("--weight-decay", type=float, default=tc.weight_decay, help="AdamW weight decay")
-    g.add_argument("--lr-schedule", default=tc.lr_schedule, choices=LR_SCHEDULES, help="per-step schedule")
-    g.add_argument("--warmup-fraction", type=float, default=tc.warmup_fraction, help="warm-up share")
-    g.add_argument("--warmup-steps", type=int, default=None, help="warm-up steps (overrides the fraction)")
-    g.add_argument("--min-lr-ratio", type=float, default=tc.min_lr_ratio, help="final lr / peak lr")
-    g.add_argument("--gradient-clip", type=float, default=tc.gradient_clip_val, help="0 disables clipping")
-    g.add_argument("--max-epochs", type=int, default=tc.max_epochs, help="-1: until --max-steps")
-    g.add_argument("--max-steps", type=int, default=tc.max_steps, help="-1: follow --max-epochs")
-    g.add_argument("--limit-train-batches", type=_limit, default=tc.limit_train_batches)
-    g.add_argument("--limit-val-batches", type=_limit, default=tc.limit_val_batches)
-    g.add_argument("--limit-test-batches", type=_limit, default=tc.limit_test_batches)
-    g.add_argument("--precision", default=tc.precision, help="auto, 32-true, 16-mixed, bf16-mixed")
-    g.add_argument("--accelerator", default=tc.accelerator, help="auto, cpu, gpu")
-    g.add_argument("--devices", type=_devices, default=tc.devices, help="number of devices (or 'auto')")
-    g.add_argument("--strategy", default=tc.strategy, help="auto, ddp, ...")
-    g.add_argument("--seed", type=int, default=tc.seed, help="global seed (data order, init)")
-    g.add_argument("--skip-nonfinite", action="store_true", help="skip NaN/inf steps instead of stopping")
-
-    g = p.add_argument_group("evaluation and logging")
-    g.add_argument("--eval-preset", default=tc.eval_preset, help="auto, gen1, gen4, gen4-half, legacy")
-    g.add_argument("--eval-skip-ts", type=int, default=None, help="µs of each recording not scored")
-    g.add_argument("--eval-score-thresh", type=float, default=tc.eval_score_thresh,
-                   help="score threshold of the detections scored in validation/test")
-    g.add_argument("--time-tol", type=int, default=None, help="evaluation time tolerance in µs")
-    g.add_argument("--check-val-every-n-epoch", type=int, default=tc.check_val_every_n_epoch)
-    g.add_argument("--log-every-n-steps", type=int, default=tc.log_every_n_steps)
-    g.add_argument("--log-images-every-n-steps", type=int, default=tc.log_images_every_n_steps,
-                   help="detection images to TensorBoard (0: off)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = argparse.ArgumentParser(prog="evdet-train", description=__doc__,
+                                usage="%(prog)s [DATASET_DIR] [options]",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset_dir", nargs="?", default=None,
+                   help="label_map_dictionary.json + train/ val/ [test/] (HDF5 or raw); default: the "
+                        "--config file's dataset_dir")
+    p.add_argument("--root-dir", default="runs/evdet", help="run folder: checkpoints, logs, metrics, "
+                   f"{RUN_CONFIG_NAME} (default runs/evdet)")
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help=f"start from a run configuration (a run folder's {RUN_CONFIG_NAME}, or any subset "
+                        "of its options); flags given with it override it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the run configuration this command resolves to (YAML) and exit")
+    for group_name, flags in FLAGS.items():
+        g = p.add_argument_group(group_name)
+        for flag in flags:
+            cls, name = _field(flag.paths[0])
+            text = _plain_text(flag.help or field_docs(cls).get(name, ""))
+            default = [_default(path) for path in flag.paths] if flag.nargs == len(flag.paths) else \
+                _default(flag.paths[0])
+            if flag.action in ("true", "false"):
+                g.add_argument(*flag.names, dest=flag.names[0][2:].replace("-", "_"), action="store_const",
+                               const=flag.action == "true", default=argparse.SUPPRESS, help=text)
+                continue
+            parse, sequence = _parser_type(flag.paths[0])
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+            g.add_argument(*flag.names, dest=flag.names[0][2:].replace("-", "_"), type=flag.type or parse,
+                           choices=flag.choices, nargs=flag.nargs or ("+" if sequence else None),
+                           metavar=flag.metavar, default=argparse.SUPPRESS,
+                           help=f"{text} (default: {shown})".replace("%", "%%"))
 
     g = p.add_argument_group("what to run")
     g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --root-dir")
@@ -179,75 +264,69 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--just-val", action="store_true", help="only evaluate on val/")
     g.add_argument("--just-test", action="store_true",
                    help="only evaluate on test/ and write detections as ROOT/detections/test/*_bbox.npy")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
+def _set(values: dict[str, Any], path: str, value: Any) -> None:
+    *parents, name = path.split(".")
+    for key in parents:
+        values = values[key]
+    values[name] = list(value) if isinstance(value, tuple) else value
+
+
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of parsed arguments: the ``--config`` file (or the defaults), then every flag
+    given on the command line.
+
+    Raises:
+        FileNotFoundError / ValueError: an unreadable ``--config`` file, or a value a config rejects.
+    """
+    base = load_run_config(args.config) if args.config else RunConfig()
+    values = base.to_dict()
+    given = vars(args)
+    for flags in FLAGS.values():
+        for flag in flags:
+            dest = flag.names[0][2:].replace("-", "_")
+            if dest not in given:
+                continue
+            value = given[dest]
+            if flag.nargs == len(flag.paths) and len(flag.paths) > 1:
+                for path, v in zip(flag.paths, value, strict=True):
+                    _set(values, path, v)
+            else:
+                for path in flag.paths:
+                    _set(values, path, value)
+    if args.dataset_dir is not None:
+        values["dataset_dir"] = args.dataset_dir
+    return RunConfig.from_dict(values, "command line" if not args.config else f"{args.config} + flags")
+
+
 def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    """The three configs described by parsed command-line arguments."""
-    mc = ModelConfig(head=args.head, backbone=args.backbone,
-                     vanilla=VanillaConfig(base=args.base, cout=args.cout),
-                     rvt=RVTConfig(partition_split_32=args.rvt_partition_split),
-                     anchor=AnchorHeadConfig(anchors=args.anchors, anchor_size=args.anchor_size),
-                     set=DetrHeadConfig(num_queries=args.num_queries, dec_layers=args.dec_layers,
-                                        hidden_dim=args.hidden_dim, nheads=args.nheads,
-                                        dim_feedforward=4 * args.hidden_dim, cls_loss=args.set_cls_loss,
-                                        eos_coef=args.set_eos_coef, lr_mult=args.head_lr_mult,
-                                        grad_clip=args.set_grad_clip, top_k=max(args.max_detections, 100),
-                                        **_set_loss_weights(args.set_loss_weights)),
-                     yolox=YoloxHeadConfig(depth=args.yolox_depth, depthwise=args.yolox_depthwise,
-                                           act=args.yolox_act, use_l1=args.yolox_use_l1,
-                                           class_score_only=args.yolox_class_score_only),
-                     rtdetr=RTDetrHeadConfig(hidden_dim=args.rtdetr_hidden_dim, nheads=args.rtdetr_nheads,
-                                             enc_ffn=args.rtdetr_ffn, dec_ffn=args.rtdetr_ffn,
-                                             enc_layers=args.rtdetr_enc_layers,
-                                             depth_mult=args.rtdetr_depth_mult,
-                                             num_queries=args.rtdetr_queries,
-                                             dec_layers=args.rtdetr_dec_layers, num_points=args.rtdetr_points,
-                                             num_denoising=args.rtdetr_denoising, nms=args.rtdetr_nms,
-                                             grad_clip=args.rtdetr_grad_clip,
-                                             top_k=max(args.max_detections, RTDetrHeadConfig.top_k)),
-                     score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
-                     max_detections=args.max_detections)
-    dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, delta_t=args.delta_t,
-                    representation=args.representation, height=args.height, width=args.width,
-                    classes=tuple(args.classes) if args.classes else None, sampling=args.sampling,
-                    hflip_prob=args.hflip_prob, zoom_in_prob=args.zoom_in_prob,
-                    zoom_out_prob=args.zoom_out_prob,
-                    max_zoom=args.max_zoom, interpolate=not args.no_interpolate,
-                    min_box_diag_network=args.min_box_diag_network,
-                    max_consecutive_batches=args.max_consecutive_batches, num_workers=args.num_workers,
-                    seed=args.seed)
-    tc = TrainConfig(lr=args.lr, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
-                     warmup_fraction=args.warmup_fraction, warmup_steps=args.warmup_steps,
-                     min_lr_ratio=args.min_lr_ratio, gradient_clip_val=args.gradient_clip,
-                     max_epochs=args.max_epochs, max_steps=args.max_steps,
-                     limit_train_batches=args.limit_train_batches,
-                     limit_val_batches=args.limit_val_batches,
-                     limit_test_batches=args.limit_test_batches, precision=args.precision,
-                     accelerator=args.accelerator, devices=args.devices, strategy=args.strategy,
-                     seed=args.seed,
-                     skip_nonfinite=args.skip_nonfinite, eval_preset=args.eval_preset,
-                     eval_skip_ts=args.eval_skip_ts,
-                     eval_score_thresh=args.eval_score_thresh, time_tol=args.time_tol,
-                     log_every_n_steps=args.log_every_n_steps,
-                     log_images_every_n_steps=args.log_images_every_n_steps,
-                     check_val_every_n_epoch=args.check_val_every_n_epoch)
-    return mc, dc, tc
+    """The three configs described by parsed command-line arguments (see :func:`run_config_from_args`)."""
+    config = run_config_from_args(args)
+    return config.model, config.data, config.train
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        mc, dc, tc = configs_from_args(args)
-    except (TypeError, ValueError) as exc:
+        config = run_config_from_args(args)
+    except (TypeError, ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    if args.print_config:
+        print(run_config_text(config), end="")
+        return 0
+    if config.dataset_dir is None:
+        parser.error("give DATASET_DIR (or a --config file holding dataset_dir)")
+    mc, dc, tc = config.model, config.data, config.train
     from evdet.evaluation.report import format_metrics
     from evdet.training.lightning_module import NonFiniteLossError
     from evdet.training.run import train
 
     try:
-        result = train(args.dataset_dir, args.root_dir, model_config=mc, data_config=dc, train_config=tc,
+        result = train(config.dataset_dir, args.root_dir, model_config=mc, data_config=dc, train_config=tc,
                        resume=args.resume, checkpoint=args.checkpoint, finetune=args.finetune,
                        just_val=args.just_val, just_test=args.just_test, progress=not args.no_progress,
                        overwrite=args.overwrite)
@@ -258,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for split, metrics in result.metrics.items():
         if metrics:
-            print(format_metrics(metrics, title=f"{split} metrics ({args.dataset_dir})"))
+            print(format_metrics(metrics, title=f"{split} metrics ({config.dataset_dir})"))
     if result.best_checkpoint is not None:
         print(f"best checkpoint: {result.best_checkpoint}")
     if result.last_checkpoint is not None:
@@ -266,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.detections_dir is not None:
         print(f"detections: {result.detections_dir}")
     root = Path(args.root_dir)
-    for what, path in (("metrics", root / "metrics_val.json"), ("curves", root / "training_curves.png"),
+    for what, path in (("config", root / RUN_CONFIG_NAME), ("metrics", root / "metrics_val.json"),
+                       ("curves", root / "training_curves.png"),
                        ("logs", root / "logs")):
         if path.exists():
             print(f"{what}: {path}")

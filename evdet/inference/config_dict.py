@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["config_from_dict", "config_to_dict"]
+__all__ = ["config_from_dict", "config_to_dict", "field_docs"]
 
 C = TypeVar("C")
 
@@ -76,3 +76,37 @@ def _options(hint: Any) -> tuple[Any, ...]:
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
         return args
     return (hint,)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's description from the ``Attributes:`` section of a config dataclass's docstring
+    (``name: text`` lines, continuation lines indented further; ``a, b: text`` and ``a / b: text``
+    describe several fields), whitespace joined: the one place an option is documented, reused by
+    command lines generated from the fields."""
+    lines = (cls.__doc__ or "").splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:") + 1
+    except StopIteration:
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    docs: dict[str, str] = {}
+    current: list[str] = []
+    indent = None
+    for line in lines[start:]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:
+            break
+        head, sep, text = line.strip().partition(": ")
+        keys = [k.strip() for k in head.replace("/", ",").split(",")] if sep else []
+        if depth == indent and keys and all(k in names for k in keys):
+            current = keys
+            for k in keys:
+                docs[k] = text.strip()
+        else:
+            for k in current:
+                docs[k] += " " + line.strip()
+    return docs

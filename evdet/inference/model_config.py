@@ -84,9 +84,10 @@ class RVTConfig:
         ls_init_value: LayerScale initial value (0: no LayerScale).
         attention_bias, mlp_bias: biases of the attention and MLP linear layers.
         drop_mlp: dropout in the MLPs.
-        lstm_dws_conv: depthwise conv in the ConvLSTMs; lstm_dws_conv_only_hidden: on ``h`` only (else on
-            ``cat(x, h)``); lstm_dws_conv_kernel_size: its kernel; lstm_drop_cell_update: dropout on the
-            cell input.
+        lstm_dws_conv: depthwise conv in the ConvLSTMs.
+        lstm_dws_conv_only_hidden: that conv on ``h`` only (else on ``cat(x, h)``).
+        lstm_dws_conv_kernel_size: its kernel size.
+        lstm_drop_cell_update: dropout on the cell input.
     """
 
     embed_dim: int | None = None

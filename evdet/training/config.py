@@ -35,6 +35,15 @@ class TrainConfig:
             (a fraction of the epoch, or an integer number of batches).
         precision: Lightning precision; ``"auto"`` uses ``"16-mixed"`` on CUDA and ``"32-true"`` elsewhere.
         accelerator / devices / strategy: passed to the Lightning ``Trainer``.
+        num_nodes: machines of a multi-node run (Lightning's ``num_nodes``; each runs ``devices``
+            processes, started by torchrun or SLURM, see docs/training.md).
+        accumulate_grad_batches: optimizer step every this many batches (their gradients summed): the
+            effective batch is ``batch_size x devices x num_nodes x accumulate_grad_batches`` streams.
+        ema_decay: keep an exponential moving average of the weights with this decay (YOLOX 0.9998,
+            RT-DETR 0.9999; :mod:`evdet.training.ema`): it is what is validated, saved (best and last
+            checkpoints), exported and detected with. None: off.
+        ema_warmup_steps: the average's decay ramps up as ``decay · (1 − exp(−step / this))`` (YOLOX and
+            RT-DETR: 2000); 0: constant.
         seed: global seed (``lightning.seed_everything``).
         skip_nonfinite: when False (default) a NaN/inf loss stops training with an error naming the
             global step; when True that step is skipped (no weight update) and counted in the logs.
@@ -71,6 +80,10 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
+    num_nodes: int = 1
+    accumulate_grad_batches: int = 1
+    ema_decay: float | None = None
+    ema_warmup_steps: int = 2000
     seed: int = 0
     skip_nonfinite: bool = False
     eval_preset: str = "auto"
@@ -95,5 +108,14 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.max_epochs == -1 and self.max_steps == -1:
             raise ValueError("TrainConfig: set max_epochs or max_steps (both are -1)")
+        for name in ("num_nodes", "accumulate_grad_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay <= 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1] or None, got {self.ema_decay}")
+        if not isinstance(self.ema_warmup_steps, int) or self.ema_warmup_steps < 0:
+            raise ValueError(f"TrainConfig.ema_warmup_steps must be an integer >= 0, "
+                             f"got {self.ema_warmup_steps!r}")
         if self.gradient_clip_val < 0:
             raise ValueError(f"TrainConfig.gradient_clip_val must be >= 0, got {self.gradient_clip_val}")

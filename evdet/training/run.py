@@ -7,6 +7,7 @@ Layout of ``root_dir``::
     root_dir/checkpoints/best-epoch=NNN-AP=X.ckpt  best validation AP
     root_dir/logs/tensorboard/version_N/         TensorBoard scalars and detection images
     root_dir/logs/csv/version_N/metrics.csv      the same scalars as CSV
+    root_dir/config.yaml                         the run configuration (evdet.training.run_config)
     root_dir/metrics_val.json, metrics_test.json final metrics
     root_dir/training_curves.png                 training loss and validation AP / AP50 per epoch
     root_dir/detections/test/<name>_bbox.npy      with just_test: detections of every test video
@@ -53,7 +54,9 @@ from evdet.training.callbacks import DetectionImageLogger, TrainingCurvesPlot
 from evdet.training.checkpoint_io import AtomicCheckpointIO
 from evdet.training.config import TrainConfig
 from evdet.training.datamodule import EventDataModule
+from evdet.training.ema import EMAWeights
 from evdet.training.lightning_module import LightningDetectionModel
+from evdet.training.run_config import RUN_CONFIG_NAME, RunConfig, write_run_config
 from evdet.training.validation import write_detections
 
 __all__ = ["RUN_ENTRIES", "TrainResult", "build_trainer", "claim_run_folder", "data_config_to_dict",
@@ -164,6 +167,8 @@ def build_trainer(
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch={epoch:03d}-AP={val/AP:.4f}",
                                          auto_insert_metric_name=False, monitor="val/AP", mode="max",
                                          save_top_k=1))
+    if tc.ema_decay is not None:
+        callbacks.append(EMAWeights(tc.ema_decay, tc.ema_warmup_steps))
     callbacks.append(TrainingCurvesPlot(root_dir / CURVES_FILENAME))
     if tc.log_images_every_n_steps > 0:
         callbacks.append(DetectionImageLogger(tc.log_images_every_n_steps, tc.num_log_images))
@@ -177,6 +182,8 @@ def build_trainer(
         accelerator=tc.accelerator,
         devices=tc.devices,
         strategy=tc.strategy,
+        num_nodes=tc.num_nodes,
+        accumulate_grad_batches=tc.accumulate_grad_batches,
         precision=_precision(tc.precision, tc.accelerator),
         max_epochs=tc.max_epochs,
         max_steps=tc.max_steps,
@@ -300,6 +307,9 @@ def train(
 
     trainer = build_trainer(root, module.train_config, progress=progress,
                             monitor_val=module.train_config.limit_val_batches != 0)
+    if trainer.is_global_zero:  # what this run trains, resolved: `evdet-train --config` repeats it
+        write_run_config(root / RUN_CONFIG_NAME, RunConfig(str(dataset_dir), module.info.config, dc,
+                                                           module.train_config))
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
     result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
     last = root / "checkpoints" / "last.ckpt"
@@ -320,7 +330,7 @@ def train(
     return result
 
 
-RUN_ENTRIES = ("checkpoints", "logs", "metrics_val.json", "metrics_test.json", "detections")
+RUN_ENTRIES = ("checkpoints", "logs", "metrics_val.json", "metrics_test.json", "detections", RUN_CONFIG_NAME)
 """What :func:`train` writes in a run folder (recorded as evdet's outputs there)."""
 
 

@@ -184,3 +184,64 @@ def test_just_test_writes_detections_per_video(dataset, tmp_path):
     assert np.all(dets["t"] % 50_000 == 0) and np.all(np.diff(dets["t"]) >= 0)
     assert dets["x"].max() > 64  # scaled to sensor pixels (128 wide), not network pixels (64)
     assert "AP" in res.metrics["test"]
+
+
+def test_a_runs_config_file_repeats_it_bit_for_bit(dataset, tmp_path):
+    """Every run writes ROOT/config.yaml; ``--config`` of it with only another --root-dir trains the same
+    weights (CPU, same seed), with gradient accumulation: 2 optimizer steps of 2 batches each."""
+    first = tmp_path / "first"
+    r = subprocess.run(cli(str(dataset), "--root-dir", str(first), *SMALL, "--max-steps", "2",
+                           "--accumulate-grad-batches", "2", "--limit-val-batches", "0", "--seed", "5"),
+                       env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"config: {first / 'config.yaml'}" in r.stdout
+    from evdet.training.run_config import load_run_config
+
+    config = load_run_config(first / "config.yaml")
+    assert config.dataset_dir == str(dataset) and config.train.accumulate_grad_batches == 2
+    assert (config.model.vanilla.cout, config.data.height, config.train.seed) == (8, 48, 5)
+    second = tmp_path / "second"
+    r = subprocess.run(cli("--config", str(first / "config.yaml"), "--root-dir", str(second),
+                           "--no-progress"),
+                       env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (second / "config.yaml").read_text() == (first / "config.yaml").read_text()
+    want = torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)
+    got = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
+    assert got["global_step"] == want["global_step"] == 2
+    batches = want["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"]
+    assert batches == 4  # two batches per optimizer step
+    for k, v in want["state_dict"].items():
+        assert torch.equal(got["state_dict"][k], v), k
+
+
+def test_ema_weights_are_the_ones_validated_and_saved(dataset, tmp_path):
+    """With ``ema_decay``, checkpoints hold the average (decay 1: the weights after the first optimizer step,
+    which a one-step run reproduces), the weights being optimised travel as ``current_model_state``, and the
+    final metrics are the average's (a --just-val of the saved weights gives the same numbers)."""
+    from evdet.data import DataConfig
+    from evdet.inference.model_config import AnchorHeadConfig, ModelConfig, VanillaConfig
+    from evdet.training.config import TrainConfig
+    from evdet.training.run import train
+
+    mc = ModelConfig(vanilla=VanillaConfig(base=4, cout=8), anchor=AnchorHeadConfig(anchor_size=16.0),
+                     score_thresh=0.0)
+    dc = DataConfig(num_tbins=4, batch_size=2, height=48, width=64)
+    common = dict(lr_schedule="constant", warmup_steps=0, log_images_every_n_steps=0, limit_val_batches=2,
+                  eval_score_thresh=0.0, seed=1)
+    res = train(dataset, tmp_path / "ema", model_config=mc, data_config=dc, progress=False,
+                train_config=TrainConfig(max_steps=3, ema_decay=1.0, ema_warmup_steps=0, **common))
+    one = train(dataset, tmp_path / "one", model_config=mc, data_config=dc, progress=False,
+                train_config=TrainConfig(max_steps=1, **common))
+    ema = torch.load(res.last_checkpoint, weights_only=True)
+    ref = torch.load(one.last_checkpoint, weights_only=True)
+    assert ema["global_step"] == 3 and ref["global_step"] == 1
+    assert ema["state_dict"].keys() == ref["state_dict"].keys() == ema["current_model_state"].keys()
+    for k, v in ref["state_dict"].items():
+        if v.is_floating_point() and "running" not in k:  # weights; BatchNorm statistics follow the model
+            assert torch.equal(ema["state_dict"][k], v), k
+    assert any(not torch.equal(ema["state_dict"][k], v) for k, v in ema["current_model_state"].items())
+    again = train(dataset, tmp_path / "ema", model_config=mc, data_config=dc, progress=False,
+                  train_config=TrainConfig(max_steps=3, **common), just_val=True, checkpoint=res.last_checkpoint)
+    assert res.metrics["val"]["AP50"] == again.metrics["val"]["AP50"]
+    assert res.metrics["val"] == again.metrics["val"]

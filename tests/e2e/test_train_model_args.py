@@ -74,7 +74,7 @@ def test_rtdetr_flags_land_in_the_rtdetr_config():
                       "--rtdetr-ffn", "128", "--rtdetr-enc-layers", "0", "--rtdetr-depth-mult", "0.34",
                       "--rtdetr-queries", "30", "--rtdetr-dec-layers", "3", "--rtdetr-points", "2",
                       "--rtdetr-denoising", "0", "--rtdetr-nms", "--rtdetr-grad-clip", "1.0",
-                      "--max-detections", "400")
+                      "--rtdetr-top-k", "400")
     assert mc.head == "rtdetr"
     assert mc.rtdetr == RTDetrHeadConfig(hidden_dim=64, nheads=4, enc_ffn=128, dec_ffn=128, enc_layers=0,
                                          depth_mult=0.34, num_queries=30, dec_layers=3, num_points=2,
