@@ -242,6 +242,6 @@ def test_ema_weights_are_the_ones_validated_and_saved(dataset, tmp_path):
             assert torch.equal(ema["state_dict"][k], v), k
     assert any(not torch.equal(ema["state_dict"][k], v) for k, v in ema["current_model_state"].items())
     again = train(dataset, tmp_path / "ema", model_config=mc, data_config=dc, progress=False,
-                  train_config=TrainConfig(max_steps=3, **common), just_val=True, checkpoint=res.last_checkpoint)
-    assert res.metrics["val"]["AP50"] == again.metrics["val"]["AP50"]
+                  train_config=TrainConfig(max_steps=3, **common), just_val=True,
+                  checkpoint=res.last_checkpoint)
     assert res.metrics["val"] == again.metrics["val"]
