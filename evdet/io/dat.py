@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +27,14 @@ from evdet.io.dat_records import (
 )
 from evdet.io.dtypes import as_events
 from evdet.io.header import Header, parse_header, resolve_geometry
-from evdet.io.reader import EventReader, sort_events_with_warning
+from evdet.io.reader import IndexedEventReader, sort_events_with_warning
 
 DAT_EVENT_TYPES = {0: "Event2D", 12: "EventCD"}
 """Event types accepted in a DAT header (both are the 8-byte CD record)."""
 _INDEX_STRIDE = 1 << 14  # records between two entries of the coarse time index used by seek_time
 
 
-class DatReader(EventReader):
+class DatReader(IndexedEventReader):
     """Memory-mapped reader of a DAT file; nothing is read until asked.
 
     Attributes:
@@ -250,65 +249,11 @@ class DatReader(EventReader):
         """Events outside the geometry dropped by the reads since the last reset or seek."""
         return dat_drops(self._state)[2]
 
-    @property
-    def done(self) -> bool:
-        """True when every event has been returned."""
-        return self._pos >= self.event_count
-
-    @property
-    def position(self) -> int:
-        """Index of the next record to be returned."""
-        return self._pos
-
     def reset(self) -> None:
         """Go back to the first event; ``current_time = 0``."""
         self._pos = 0
         self._state = new_dat_state()
         self.current_time = 0
-
-    def load_n_events(self, n: int) -> np.ndarray:
-        """Next ``n`` events (fewer at the end): ``EVENT_DTYPE ndarray[<=n]``.
-
-        Raises:
-            ValueError: ``n < 0``.
-        """
-        events = self._read(self._pos + self._check_n(n))
-        if events.size:
-            self.current_time = int(events["t"][-1])
-        return events
-
-    def load_delta_t(self, delta_t: int) -> np.ndarray:
-        """Events from the read position with ``t < current_time + delta_t`` (µs), then
-        ``current_time += delta_t``. Returns ``EVENT_DTYPE ndarray[n]``.
-
-        Raises:
-            ValueError: ``delta_t <= 0``.
-        """
-        end = self.current_time + self._check_delta_t(delta_t)
-        events = self._read(self._search(end))
-        self.current_time = end
-        return events
-
-    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
-        """``load_delta_t`` that counts the window's records (binary search) before decoding them."""
-        end = self.current_time + self._check_delta_t(delta_t)
-        count = self._search(end) - self._pos
-        if max_events is not None and count > max_events:
-            raise self._window_too_large(self.current_time, delta_t, count, max_events)
-        return self.load_delta_t(delta_t)
-
-    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
-        """The window's records (counted by binary search) decoded ``max_events`` at a time."""
-        end = self.current_time + self._check_delta_t(delta_t)
-        stop = max(self._search(end), self._pos)
-        while True:
-            piece = self._read(min(stop, self._pos + max_events))
-            last = self._pos >= stop
-            if last:
-                self.current_time = end
-            yield piece, last
-            if last:
-                return
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with ``t >= t`` (binary search over the mapped records);

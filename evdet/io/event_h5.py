@@ -17,14 +17,13 @@ except :meth:`EventH5Reader.load_all`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE
 from evdet.io.header import Header, checked_geometry, resolve_geometry
-from evdet.io.reader import EventReader, sort_events_with_warning
+from evdet.io.reader import IndexedEventReader, sort_events_with_warning
 
 DSEC_EVENTS_NAME = "events.h5"
 """File name of every DSEC event file: ``<sequence>/events/left/events.h5`` (labels in
@@ -82,7 +81,7 @@ def is_event_h5(path: str | os.PathLike) -> bool:
     return has_hdf5_signature(path) and event_h5_layout(path) is not None
 
 
-class EventH5Reader(EventReader):
+class EventH5Reader(IndexedEventReader):
     """Streaming reader of an event HDF5 file (see the module docstring for the layouts).
 
     Attributes:
@@ -219,70 +218,16 @@ class EventH5Reader(EventReader):
         return self.time_range()[1]
 
     # ----------------------------------------------------------------- reading
-    @property
-    def done(self) -> bool:
-        """True when every event has been returned."""
-        return self._pos >= self.event_count
-
-    @property
-    def position(self) -> int:
-        """Index of the next event to be returned."""
-        return self._pos
-
     def reset(self) -> None:
         """Go back to the first event; ``current_time = time_origin``."""
         self._pos = 0
         self.current_time = self.time_origin
 
-    def load_n_events(self, n: int) -> np.ndarray:
-        """Next ``n`` events (fewer at the end): ``EVENT_DTYPE ndarray[<=n]``.
-
-        Raises:
-            ValueError: ``n < 0``.
-        """
-        stop = min(self._pos + self._check_n(n), self.event_count)
+    def _read(self, stop: int) -> np.ndarray:
+        stop = min(max(stop, self._pos), self.event_count)
         events = self._rows(self._pos, stop)
         self._pos = stop
-        if events.size:
-            self.current_time = int(events["t"][-1])
         return events
-
-    def load_delta_t(self, delta_t: int) -> np.ndarray:
-        """Events from the read position with ``t < current_time + delta_t`` (µs), then
-        ``current_time += delta_t``. Returns ``EVENT_DTYPE ndarray[n]``.
-
-        Raises:
-            ValueError: ``delta_t <= 0``.
-        """
-        end = self.current_time + self._check_delta_t(delta_t)
-        stop = max(self._search(end), self._pos)
-        events = self._rows(self._pos, stop)
-        self._pos = stop
-        self.current_time = end
-        return events
-
-    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
-        """``load_delta_t`` that counts the window's rows (``_search``) before reading them."""
-        end = self.current_time + self._check_delta_t(delta_t)
-        count = max(self._search(end), self._pos) - self._pos
-        if max_events is not None and count > max_events:
-            raise self._window_too_large(self.current_time, delta_t, count, max_events)
-        return self.load_delta_t(delta_t)
-
-    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
-        """The window's rows (found by ``_search``) read ``max_events`` at a time."""
-        end = self.current_time + self._check_delta_t(delta_t)
-        stop = max(self._search(end), self._pos)
-        while True:
-            cut = min(stop, self._pos + max_events)
-            piece = self._rows(self._pos, cut)
-            self._pos = cut
-            last = cut >= stop
-            if last:
-                self.current_time = end
-            yield piece, last
-            if last:
-                return
 
     def seek_time(self, t: int) -> None:
         """Position at the first event with ``t >= t`` (µs, absolute); ``current_time = t``."""

@@ -222,3 +222,82 @@ class EventReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class IndexedEventReader(EventReader):
+    """Base of the readers whose events are addressed by index (DAT records, event-HDF5 rows): the read
+    position ``_pos`` is an event index, and two methods of the subclass give the rest of the reading
+    API (``done``, ``position``, ``load_n_events``, ``load_delta_t``, the ``max_events`` refusal counted
+    before anything is decoded, and window pieces of bounded memory):
+
+    - ``_read(stop)``: the events ``[_pos, stop)`` (``stop`` clipped to ``[_pos, event_count]``) as
+      ``EVENT_DTYPE ndarray``, moving ``_pos`` to ``stop``;
+    - ``_search(t)``: the index of the first event with time >= ``t`` (µs; sorted file assumed).
+    """
+
+    _pos: int
+
+    def _read(self, stop: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _search(self, t: int) -> int:
+        raise NotImplementedError
+
+    def _window_stop(self, delta_t: int) -> tuple[int, int]:
+        """``(end, stop)``: the window end ``current_time + delta_t`` (µs) and the index of its first event
+        past the window (never before the read position)."""
+        end = self.current_time + self._check_delta_t(delta_t)
+        return end, max(self._search(end), self._pos)
+
+    @property
+    def done(self) -> bool:
+        """True when every event has been returned."""
+        return self._pos >= self.event_count
+
+    @property
+    def position(self) -> int:
+        """Index of the next event to be returned."""
+        return self._pos
+
+    def load_n_events(self, n: int) -> np.ndarray:
+        """Next ``n`` events (fewer at the end): ``EVENT_DTYPE ndarray[<=n]``; ``current_time`` = the time
+        of the last one.
+
+        Raises:
+            ValueError: ``n < 0``.
+        """
+        events = self._read(self._pos + self._check_n(n))
+        if events.size:
+            self.current_time = int(events["t"][-1])
+        return events
+
+    def load_delta_t(self, delta_t: int) -> np.ndarray:
+        """Events from the read position with ``t < current_time + delta_t`` (µs), then
+        ``current_time += delta_t``. Returns ``EVENT_DTYPE ndarray[n]``.
+
+        Raises:
+            ValueError: ``delta_t <= 0``.
+        """
+        end, stop = self._window_stop(delta_t)
+        events = self._read(stop)
+        self.current_time = end
+        return events
+
+    def _load_window(self, delta_t: int, max_events: int | None) -> np.ndarray:
+        """``load_delta_t`` that counts the window's events (``_search``) before decoding them."""
+        _, stop = self._window_stop(delta_t)
+        if max_events is not None and stop - self._pos > max_events:
+            raise self._window_too_large(self.current_time, delta_t, stop - self._pos, max_events)
+        return self.load_delta_t(delta_t)
+
+    def _delta_t_pieces(self, delta_t: int, max_events: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """The window's events (counted by ``_search``) decoded ``max_events`` at a time."""
+        end, stop = self._window_stop(delta_t)
+        while True:
+            piece = self._read(min(stop, self._pos + max_events))
+            last = self._pos >= stop
+            if last:
+                self.current_time = end
+            yield piece, last
+            if last:
+                return
