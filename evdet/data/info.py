@@ -11,6 +11,7 @@ from typing import Any
 from evdet.data.rvt import is_rvt_sequence, rvt_label_map
 from evdet.data.sources import VideoSpec, probe_video
 from evdet.io.event_h5 import dsec_events_file
+from evdet.io.files import is_listed_file
 from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map
 from evdet.io.layout import RECORDING_SUFFIXES, SPLITS
 
@@ -49,7 +50,7 @@ def list_recordings(folder: str | os.PathLike) -> list[Path]:
     for p in folder.iterdir():
         if p.name.startswith("."):
             continue
-        if (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)) or is_rvt_sequence(p):
+        if (is_listed_file(p) and p.name.lower().endswith(RECORDING_SUFFIXES)) or is_rvt_sequence(p):
             found.append(p)
         elif p.is_dir() and dsec_events_file(p) is not None:
             found.append(dsec_events_file(p))
@@ -77,7 +78,7 @@ def expand_recordings(inputs: list[str | os.PathLike]) -> list[Path]:
             for p in folder.iterdir():
                 if p.name.startswith("."):
                     continue
-                if is_rvt_sequence(p) or (p.is_file() and p.name.lower().endswith(RECORDING_SUFFIXES)):
+                if is_rvt_sequence(p) or (is_listed_file(p) and p.name.lower().endswith(RECORDING_SUFFIXES)):
                     found.append(p)
                 elif p.is_dir():
                     stack.append(p)

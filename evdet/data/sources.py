@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from evdet.io.event_h5 import is_event_h5
+from evdet.io.files import require_regular_file
 from evdet.io.layout import H5_SUFFIXES, RECORDING_SUFFIXES
 from evdet.io.reader import DEFAULT_PIECE_EVENTS
 
@@ -148,6 +149,7 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
         from evdet.data.rvt import probe_rvt_sequence
 
         return probe_rvt_sequence(path, delta_t=delta_t)
+    require_regular_file(path, "recording")
     name = path.name.lower()
     if name.endswith(H5_SUFFIXES) and not is_event_h5(path):
         with _h5_reader_class()(path) as reader:

@@ -11,6 +11,7 @@ import numpy as np
 from evdet.io.atomic import atomic_open
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
 from evdet.io.event_h5 import dsec_label_path
+from evdet.io.files import require_regular_file
 
 _RECORDING_SUFFIXES = ("_td.dat.h5", "_td.h5", "_td.dat", ".dat", ".raw", ".h5", ".hdf5")
 """Suffixes dropped from a recording's file name, longest first: Gen1 ``foo_td.dat``, RVT's mirror of it
@@ -45,11 +46,12 @@ def validate_boxes(boxes: np.ndarray, source: str) -> np.ndarray:
     """Check sizes and timestamps of a ``BBOX_DTYPE`` array; return it sorted by ``t``.
 
     Raises:
-        ValueError: a coordinate or size is NaN/inf, or a size is negative (names box index and value).
+        ValueError: a coordinate, size or confidence is NaN/inf, or a size is negative (names box index and
+            value).
     Warns:
         UserWarning: timestamps were not sorted (they are sorted, stably).
     """
-    for field in ("x", "y", "w", "h"):
+    for field in ("x", "y", "w", "h", "class_confidence"):
         bad = np.flatnonzero(~np.isfinite(boxes[field]))
         if bad.size:
             raise ValueError(f"labels in {source}: box {bad[0]} has {field} = {boxes[field][bad[0]]}")
@@ -72,15 +74,16 @@ def load_boxes(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: not a structured array, a field is missing, sizes are NaN or negative.
+        ValueError: not a regular file, empty or not ``.npy``, not a structured array, a field is missing,
+            a value that its field cannot hold (NaN or fractional ``t``, a negative ``class_id``), NaN
+            coordinates or confidences, negative sizes (naming the box).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"label file not found: {path}")
+    path = require_regular_file(path, "label file")
     try:
         raw = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"labels in {path}: not a numpy .npy array ({exc})") from exc
+    except (ValueError, EOFError, OSError) as exc:
+        what = "an empty file" if path.stat().st_size == 0 else f"not a numpy .npy array ({exc})"
+        raise ValueError(f"labels in {path}: {what}") from None
     if raw.dtype.names is None:
         raise ValueError(f"labels in {path}: expected a structured array, got dtype {raw.dtype}")
     boxes = as_boxes(raw.reshape(-1), source=str(path))

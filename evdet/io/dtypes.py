@@ -41,6 +41,25 @@ def as_events(array: np.ndarray, source: str = "events") -> np.ndarray:
     return out
 
 
+def _fits(values: np.ndarray, dtype: np.dtype, field: str, source: str) -> np.ndarray:
+    """``values`` after checking that an integer field ``dtype`` holds them exactly: finite, whole and in
+    range (a cast would turn NaN into -2^63 and -1 into 4294967295); float fields take any number."""
+    if dtype.kind not in "iu" or values.dtype.kind not in "iuf" or not values.size:
+        return values
+    info = np.iinfo(dtype)
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values) | (values != np.floor(values)) | (values < info.min) | (values > info.max)
+    elif values.dtype.kind == "u" or np.iinfo(values.dtype).min >= info.min:
+        bad = values > info.max if np.iinfo(values.dtype).max > info.max else None
+    else:
+        bad = (values < info.min) | (values > info.max)
+    if bad is not None and bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"labels in {source}: box {i} has {field} = {values[i]}, which a {dtype} field "
+                         f"cannot hold")
+    return values
+
+
 def as_boxes(array: np.ndarray, source: str = "boxes") -> np.ndarray:
     """Convert a structured box array to ``BBOX_DTYPE`` by field name.
 
@@ -50,7 +69,9 @@ def as_boxes(array: np.ndarray, source: str = "boxes") -> np.ndarray:
 
     Raises:
         TypeError: ``array`` is not a structured array.
-        ValueError: a required field is missing; the message names ``source`` and the fields present.
+        ValueError: a required field is missing (the message names ``source`` and the fields present); a
+            value its field cannot hold exactly (NaN or fractional ``t``, a negative ``class_id``: names
+            the box).
     """
     if array.dtype == BBOX_DTYPE:
         return array
@@ -61,7 +82,7 @@ def as_boxes(array: np.ndarray, source: str = "boxes") -> np.ndarray:
     for field in BBOX_DTYPE.names:
         src = next((a for a in _BOX_ALIASES.get(field, (field,)) if a in names), None)
         if src is not None:
-            out[field] = array[src]
+            out[field] = _fits(array[src], BBOX_DTYPE[field], field, source)
         elif field == "track_id":
             out[field] = np.arange(array.size, dtype=np.uint32)
         elif field == "class_confidence":

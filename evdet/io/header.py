@@ -20,8 +20,10 @@ from pathlib import Path
 
 _MAX_HEADER_BYTES = 1 << 20
 MAX_SENSOR_SIDE = 1 << 14
-"""Largest accepted sensor height or width (pixels): the 14-bit DAT coordinate range; EVT 2.0/3.0
-coordinates have 11 bits. A larger declared geometry is refused (it is a corrupt header)."""
+"""Largest accepted sensor height or width (pixels): the 14-bit DAT coordinate range. A larger declared
+geometry is refused (it is a corrupt header)."""
+RAW_MAX_SENSOR_SIDE = 1 << 11
+"""Largest sensor side a RAW file can address: EVT 2.0, 2.1 and 3.0 coordinates have 11 bits."""
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13)) + b"\x7f"
 
 PLUGIN_GEOMETRY: tuple[tuple[str, tuple[int, int]], ...] = (
@@ -164,12 +166,16 @@ def geometry_from_sensor_name(header: Header) -> tuple[int, int] | None:
 
 
 def resolve_geometry(header: Header, height: int | None, width: int | None,
-                     source: str) -> tuple[int, int] | None:
+                     source: str, max_side: int = MAX_SENSOR_SIDE) -> tuple[int, int] | None:
     """Geometry from the caller, else the header keys, else the sensor name; None when unknown.
 
+    Args:
+        max_side: the largest side the format can address (``MAX_SENSOR_SIDE``, ``RAW_MAX_SENSOR_SIDE``).
+
     Raises:
-        ValueError: only one of ``height``/``width`` given, a non-positive value, or a side above
-            ``MAX_SENSOR_SIDE`` given or declared in the header (names ``source`` and the value).
+        ValueError: only one of ``height``/``width`` given, a non-positive value, a ``% geometry`` line
+            that is not ``WIDTHxHEIGHT`` with positive sides (e.g. ``0x480``), or a side above
+            ``max_side`` given or declared in the header (names ``source`` and the value).
     """
     if (height is None) != (width is None):
         raise ValueError(f"{source}: give both height and width or neither (got height={height}, "
@@ -177,15 +183,20 @@ def resolve_geometry(header: Header, height: int | None, width: int | None,
     if height is not None:
         if int(height) <= 0 or int(width) <= 0:
             raise ValueError(f"{source}: height and width must be positive, got {height}x{width}")
-        return checked_geometry((int(height), int(width)), source, "given")
-    geometry = geometry_from_header(header) or geometry_from_sensor_name(header)
-    return None if geometry is None else checked_geometry(geometry, source, "in the header")
+        return checked_geometry((int(height), int(width)), source, "given", max_side)
+    geometry = geometry_from_header(header)
+    if geometry is None and header.get("geometry") is not None:
+        raise ValueError(f"{source}: header line '% geometry {header.get('geometry')}' is not WIDTHxHEIGHT "
+                         f"with positive sides")
+    geometry = geometry or geometry_from_sensor_name(header)
+    return None if geometry is None else checked_geometry(geometry, source, "in the header", max_side)
 
 
-def checked_geometry(geometry: tuple[int, int], source: str, where: str) -> tuple[int, int]:
-    """``geometry`` (height, width) when each side is at most ``MAX_SENSOR_SIDE``; else a ValueError naming
+def checked_geometry(geometry: tuple[int, int], source: str, where: str,
+                     max_side: int = MAX_SENSOR_SIDE) -> tuple[int, int]:
+    """``geometry`` (height, width) when each side is at most ``max_side``; else a ValueError naming
     ``source`` and ``where`` the value came from (e.g. ``"given"``, ``"in the header"``)."""
-    if max(geometry) > MAX_SENSOR_SIDE:
+    if max(geometry) > max_side:
         raise ValueError(f"{source}: sensor geometry {geometry[1]}x{geometry[0]} (width x height) {where} "
-                         f"is not plausible: each side must be at most {MAX_SENSOR_SIDE} pixels")
+                         f"is not plausible: each side must be at most {max_side} pixels")
     return geometry

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from evdet.io.atomic import atomic_open
+from evdet.io.files import require_regular_file
 
 EMPTY_CLASS = "empty"
 """Reserved class name: a box of this class marks a frame as labelled with no objects."""
@@ -17,30 +18,51 @@ GEN4_LABEL_MAP: dict[int, str] = {0: "pedestrian", 1: "two wheeler", 2: "car", 3
 LABEL_MAP_FILENAME = "label_map_dictionary.json"
 
 
+def _refuse_duplicate_keys(path: Path):
+    """A ``json.loads`` ``object_pairs_hook`` raising on a key given twice (JSON keeps the last silently)."""
+    def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ValueError(f"label map {path}: key {key!r} is given twice")
+            seen[key] = value
+        return seen
+    return hook
+
+
 def load_label_map(path: str | os.PathLike) -> dict[int, str]:
     """Read a label map: ``{"0": "car", ...}`` -> ``{0: "car", ...}``. ``path`` may be the dataset folder.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a JSON object of decimal-string keys to non-empty string names, or a duplicate name.
+        ValueError: not a regular file, not UTF-8, not a JSON object of decimal-string keys to non-empty
+            string names, a key given twice or two keys of one id (``"0"``, ``"00"``), or a duplicate name.
     """
     path = Path(path)
     if path.is_dir():
         path = path / LABEL_MAP_FILENAME
-    if not path.exists():
-        raise FileNotFoundError(f"label map not found: {path}")
+    require_regular_file(path, "label map")
     try:
-        raw = json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"label map {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        raw = json.loads(text, object_pairs_hook=_refuse_duplicate_keys(path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"label map {path}: invalid JSON ({exc})") from exc
     if not isinstance(raw, dict) or not raw:
         raise ValueError(f"label map {path}: expected a non-empty JSON object, got {type(raw).__name__}")
     out: dict[int, str] = {}
+    keys: dict[int, str] = {}
     for key, name in raw.items():
         if not str(key).lstrip("-").isdigit():
             raise ValueError(f"label map {path}: key {key!r} is not a decimal class id")
         if not isinstance(name, str) or not name:
             raise ValueError(f"label map {path}: class {key} has name {name!r}")
+        if int(key) in keys:
+            raise ValueError(f"label map {path}: keys {keys[int(key)]!r} and {key!r} are both class id "
+                             f"{int(key)}")
+        keys[int(key)] = key
         out[int(key)] = name
     names = [n for n in out.values() if n != EMPTY_CLASS]
     if len(set(names)) != len(names):

@@ -21,7 +21,7 @@ from evdet.io.evt2 import decode_evt2, evt2_drops, new_evt2_state
 from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, evt3_drops, new_evt3_state
 from evdet.io.evt3 import backward_steps as evt3_backward_steps
 from evdet.io.evt21 import decode_evt21
-from evdet.io.header import Header, parse_header, resolve_geometry
+from evdet.io.header import RAW_MAX_SENSOR_SIDE, Header, parse_header, resolve_geometry
 from evdet.io.reader import EventReader, sort_events_with_warning
 
 DEFAULT_CHUNK_WORDS = 1 << 20
@@ -140,7 +140,7 @@ class RawReader(EventReader):
             self._words = np.memmap(self.path, dtype=dtype, mode="r", offset=self.data_offset, shape=(n,))
         else:
             self._words = np.zeros(0, dtype=dtype)
-        self._geometry = resolve_geometry(header, height, width, str(self.path))
+        self._geometry = resolve_geometry(header, height, width, str(self.path), RAW_MAX_SENSOR_SIDE)
         self.geometry_inferred = self._geometry is None
         self._limits = self._geometry  # events outside are dropped; None (inferred) drops none
         self._warned: set[str] = set()

@@ -11,6 +11,7 @@ import numpy as np
 
 from evdet.io.dtypes import concatenate_events
 from evdet.io.event_h5 import EventH5Reader, event_h5_layout, has_hdf5_signature, is_event_h5
+from evdet.io.files import require_regular_file
 from evdet.io.header import parse_header
 from evdet.io.layout import H5_SUFFIXES, RAW_SUFFIXES
 
@@ -36,9 +37,7 @@ def detect_format(path: str | os.PathLike) -> str:
         ValueError: a ``.raw`` file without EVT version, an unsupported version, an unknown extension
             without a header, or an HDF5 file without events, e.g. an evdet tensor file (names the file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"event file not found: {path}")
+    path = require_regular_file(path, "event file")
     if has_hdf5_signature(path):
         if event_h5_layout(path) is None:
             raise ValueError(f"{path}: HDF5 file without an 'events' group holding x, y, p, t datasets: "

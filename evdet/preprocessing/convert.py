@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem
+from evdet.io.files import is_listed_file, require_regular_file
 from evdet.io.h5 import H5TensorWriter
 from evdet.io.label_map import LABEL_MAP_FILENAME
-from evdet.io.layout import SPLITS
+from evdet.io.layout import RECORDING_SUFFIXES, SPLITS
 from evdet.io.output_paths import output_folder, record_output
 from evdet.io.read import is_event_file, open_events
 from evdet.io.reader import DEFAULT_PIECE_EVENTS
@@ -97,7 +98,8 @@ def find_jobs(inputs: list[str | os.PathLike],
         item = Path(item)
         if not item.exists():
             raise FileNotFoundError(f"input not found: {item}")
-        if item.is_file():
+        if not item.is_dir():
+            require_regular_file(item, "input recording")
             if not is_event_file(item):
                 raise ValueError(f"input {item}: not a .dat, .raw or event HDF5 recording")
             jobs.append((item, output_dir))
@@ -109,8 +111,11 @@ def find_jobs(inputs: list[str | os.PathLike],
         folders = [(item / s, output_dir / s) for s in splits] or [(item, output_dir)]
         for src, dst in folders:
             read.append(src)
-            jobs += [(p, dst) for p in sorted(src.iterdir())
-                     if p.is_file() and is_event_file(p)]
+            listed = [p for p in sorted(src.iterdir()) if is_listed_file(p) and not p.name.startswith(".")]
+            for p in listed:  # a FIFO or device named like a recording is an error, not skipped
+                if p.name.lower().endswith(RECORDING_SUFFIXES):
+                    require_regular_file(p, "recording")
+            jobs += [(p, dst) for p in listed if p.is_file() and is_event_file(p)]
     read += label_maps
     if not jobs:
         raise ValueError(f"no .dat/.raw/event .h5 recordings found in {[str(i) for i in inputs]}")

@@ -322,7 +322,7 @@ def check_demo_output(output: str | os.PathLike, fmt: str | None, read: Sequence
                       overwrite: bool) -> str:
     """Apply :mod:`evdet.io.output_paths` to a demo output (and to its PNG fallback folder for mp4) before
     any frame is drawn; returns the format (``fmt`` or the one implied by ``output``'s suffix)."""
-    fmt = format_for_path(output) if fmt is None else fmt
+    fmt = format_for_path(output, fmt)
     check_output(output, inputs=read, overwrite=overwrite, folder=fmt == "png")
     if fmt == "mp4":  # replaced by PNG frames if no ffmpeg is found
         check_output(png_fallback_for(output), inputs=read, overwrite=overwrite, folder=True)

@@ -34,19 +34,24 @@ MP4_CRF = 20
 """x264 constant-rate factor of the mp4 output (lower: better and larger; 20 keeps single event pixels)."""
 
 
-def format_for_path(path: str | os.PathLike) -> str:
-    """Output format implied by a path: ``.mp4`` -> mp4, ``.gif`` -> gif, no suffix -> png folder.
+def format_for_path(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """Output format of a path: ``.mp4`` -> mp4, ``.gif`` -> gif, no suffix -> png folder; ``fmt``, when
+    given, must be that format.
 
     Raises:
-        ValueError: any other suffix (e.g. ``x.avi``): evdet writes no such format, and a folder of PNG
-            frames named like a video would surprise (pass ``fmt="png"`` to get one anyway).
+        ValueError: any other suffix (e.g. ``x.avi``: evdet writes no such format, and a folder of PNG
+            frames named like a video would surprise), or a ``fmt`` the path contradicts (``x.mp4`` with
+            png).
     """
     suffix = Path(path).suffix.lower()
-    if suffix in ("", ".mp4", ".gif"):
-        return {".mp4": "mp4", ".gif": "gif"}.get(suffix, "png")
-    raise ValueError(f"cannot write {path}: unsupported output suffix {Path(path).suffix!r}; give a .mp4 or "
-                     ".gif file, or a folder name without suffix for PNG frames (or choose the format "
-                     "explicitly)")
+    implied = {".mp4": "mp4", ".gif": "gif", "": "png"}.get(suffix)
+    if implied is None:
+        raise ValueError(f"cannot write {path}: unsupported output suffix {Path(path).suffix!r}; give a .mp4 "
+                         "or .gif file, or a folder name without suffix for PNG frames")
+    if fmt is not None and fmt != implied:
+        raise ValueError(f"cannot write {path} as {fmt}: the name says {implied}; give a .mp4 or .gif file, "
+                         "or a folder name without suffix for PNG frames")
+    return implied
 
 
 def png_fallback_for(path: str | os.PathLike) -> Path:
@@ -109,9 +114,9 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float = 20.0, fmt: str | None = None):
         self.path = Path(path)
-        self.fmt = format_for_path(self.path) if fmt is None else fmt
-        if self.fmt not in FORMATS:
-            raise ValueError(f"VideoWriter: unknown format {self.fmt!r}; valid: {list(FORMATS)}")
+        if fmt is not None and fmt not in FORMATS:
+            raise ValueError(f"VideoWriter: unknown format {fmt!r}; valid: {list(FORMATS)}")
+        self.fmt = format_for_path(self.path, fmt)
         if not fps > 0:
             raise ValueError(f"VideoWriter: fps must be > 0, got {fps}")
         if not self.path.parent.is_dir():

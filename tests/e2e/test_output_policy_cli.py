@@ -57,7 +57,9 @@ def test_demo_never_replaces_an_input_or_a_foreign_folder(work, capsys):
              ["-o", str(recs[0]), "--format", "png"],  # before: the recording became a folder of PNGs
              ["-o", str(recs[0])],  # a .dat suffix is no video format
              ["-o", str(w / "ds" / "val")],
-             ["-o", str(w / "x.avi")]]  # before: a PNG folder named x.avi
+             ["-o", str(w / "x.avi")],  # before: a PNG folder named x.avi
+             ["-o", str(w / "x.avi"), "--format", "png"],  # a PNG folder named like a video, still
+             ["-o", str(w / "x.mp4"), "--format", "png"]]
     for extra in cases:
         assert demo_app.main([str(ckpt), str(recs[0]), *extra, "--max-duration", "0.1"]) == 2, extra
         err = capsys.readouterr().err

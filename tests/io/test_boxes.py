@@ -69,6 +69,30 @@ def test_bad_sizes_raise(tmp_path, field, value, pattern):
         load_boxes(tmp_path / "b_bbox.npy")
 
 
+@pytest.mark.parametrize("dtype, field, value, pattern", [
+    ("f8", "t", np.nan, "box 2 has t = nan, which a int64 field cannot hold"),
+    ("f8", "t", 1500.5, "box 2 has t = 1500.5, which a int64 field cannot hold"),
+    ("i4", "class_id", -1, "box 2 has class_id = -1, which a uint32 field cannot hold"),
+    ("i8", "track_id", 2**40, "box 2 has track_id = 1099511627776, which a uint32 field cannot hold"),
+])
+def test_values_their_field_cannot_hold_are_errors_naming_the_box(tmp_path, dtype, field, value, pattern):
+    # a cast would turn them silently into -2^63, 1500, 4294967295, 0
+    fields = [(name, dtype if name == field else BBOX_DTYPE[name]) for name in BBOX_DTYPE.names]
+    boxes = _boxes().astype(fields)
+    boxes[field][2] = value
+    np.save(tmp_path / "b_bbox.npy", boxes)
+    with pytest.raises(ValueError, match=f"labels in .*b_bbox.npy: {pattern}"):
+        load_boxes(tmp_path / "b_bbox.npy")
+
+
+def test_nan_confidence_is_an_error(tmp_path):
+    boxes = _boxes()
+    boxes["class_confidence"][3] = np.nan
+    np.save(tmp_path / "b_bbox.npy", boxes)
+    with pytest.raises(ValueError, match="b_bbox.npy: box 3 has class_confidence = nan"):
+        load_boxes(tmp_path / "b_bbox.npy")
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="none_bbox.npy"):
         load_boxes(tmp_path / "none_bbox.npy")
@@ -81,6 +105,12 @@ def test_bad_files(tmp_path):
     (tmp_path / "t_bbox.npy").write_text("not numpy")
     with pytest.raises(ValueError, match="not a numpy"):
         load_boxes(tmp_path / "t_bbox.npy")
+    (tmp_path / "z_bbox.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match="labels in .*z_bbox.npy: an empty file"):
+        load_boxes(tmp_path / "z_bbox.npy")
+    (tmp_path / "d_bbox.npy").mkdir()
+    with pytest.raises(ValueError, match="label file .*d_bbox.npy is a folder, not a regular file"):
+        load_boxes(tmp_path / "d_bbox.npy")
 
 
 def test_empty_boxes(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from evdet.io.header import (
@@ -123,3 +124,25 @@ def test_resolve_geometry_refuses_absurd_geometry(geometry):
     with pytest.raises(ValueError, match="not plausible"):
         resolve_geometry(Header(), 1, 99999999, "f.raw")
     assert resolve_geometry(Header(fields={"geometry": "16384x16384"}), None, None, "f") == (16384, 16384)
+
+
+@pytest.mark.parametrize("geometry", ["0x480", "640x0", "640 by 480"])
+def test_a_geometry_line_that_is_not_two_positive_sides_is_an_error(geometry):
+    with pytest.raises(ValueError, match=rf"f\.raw: header line '% geometry {geometry}' is not WIDTHxHEIGHT"):
+        resolve_geometry(Header(fields={"geometry": geometry}), None, None, "f.raw")
+
+
+def test_raw_files_address_at_most_2048_pixels_per_side(tmp_path):
+    # EVT 2.0 / 2.1 / 3.0 coordinates have 11 bits: a larger declared geometry is a corrupt header
+    from evdet.io.raw import RawReader
+
+    words = np.array([(8 << 28) | 0, (1 << 28) | (3 << 11) | 4], dtype=np.uint32)
+    for side, ok in ((2048, True), (2049, False), (16384, False)):
+        path = tmp_path / f"g{side}.raw"
+        path.write_bytes(f"% evt 2.0\n% geometry {side}x{side}\n% end\n".encode() + words.tobytes())
+        if ok:
+            assert (RawReader(path).height, RawReader(path).width) == (side, side)
+        else:
+            pattern = f"g{side}.raw: sensor geometry {side}x{side} .* at most 2048"
+            with pytest.raises(ValueError, match=pattern):
+                RawReader(path)

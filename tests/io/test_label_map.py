@@ -50,12 +50,21 @@ def test_roundtrip_and_folder_path(tmp_path):
     ('{"0": ""}', "class 0 has name ''"),
     ('{"0": 5}', "class 0 has name 5"),
     ('{"0": "car", "1": "car"}', "duplicate class names"),
+    ('{"0": "car", "0": "truck"}', r"m.json: key '0' is given twice"),
+    ('{"0": "car", "1": "ped", "00": "truck"}', r"m.json: keys '0' and '00' are both class id 0"),
 ])
 def test_bad_label_maps(tmp_path, content, pattern):
     path = tmp_path / "m.json"
     path.write_text(content)
     with pytest.raises(ValueError, match=pattern):
         load_label_map(path)
+
+
+def test_a_label_map_that_is_not_utf8_names_the_file(tmp_path):
+    (tmp_path / "m.json").write_bytes('{"0": "caf\u00e9"}'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"label map .*m.json: not UTF-8 text \(invalid continuation byte at "
+                                         r"byte 10\)"):
+        load_label_map(tmp_path / "m.json")
 
 
 def test_missing_label_map(tmp_path):

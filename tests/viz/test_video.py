@@ -114,3 +114,15 @@ def test_ffmpeg_failure_is_reported_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="ffmpeg"):
         write_video(_frames(50, h=480, w=640), tmp_path / "v.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_format_must_agree_with_the_name(tmp_path):
+    from evdet.viz.video import format_for_path
+
+    assert [format_for_path(p) for p in ("a.mp4", "a.GIF", "frames")] == ["mp4", "gif", "png"]
+    assert format_for_path("a.mp4", "mp4") == "mp4" and format_for_path("frames", "png") == "png"
+    for path, fmt in (("x.avi", None), ("x.avi", "png"), ("x.mp4", "png"), ("frames", "gif")):
+        with pytest.raises(ValueError, match=f"cannot write {path}"):
+            format_for_path(path, fmt)
+    with pytest.raises(ValueError, match="cannot write .*x.mp4 as png"):
+        VideoWriter(tmp_path / "x.mp4", fmt="png")
