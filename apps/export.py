@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                              "checkpoint (.ckpt)")
         suffix = ".onnx" if args.format == "onnx" else ".pt"
         for target in (args.out_dir / f"{args.name}{suffix}", args.out_dir / f"{args.name}.json"):
-            check_output(target, inputs=[args.checkpoint], overwrite=args.overwrite)  # before loading
+            check_output(target, inputs=[args.checkpoint], overwrite=args.overwrite,  # before loading
+                         tool="evdet-export")
         detector, info = load_detector(args.checkpoint)
         policy = {"overwrite": args.overwrite, "inputs": [args.checkpoint]}
         if args.format == "onnx":

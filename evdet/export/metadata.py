@@ -41,7 +41,7 @@ def export_targets(out_dir: str | os.PathLike, name: str, model_suffix: str, *, 
     folder = output_folder(out_dir, inputs=inputs)
     model_path, json_path = folder / f"{name}{model_suffix}", folder / f"{name}.json"
     for path in (model_path, json_path):
-        check_output(path, inputs=inputs, overwrite=overwrite)
+        check_output(path, inputs=inputs, overwrite=overwrite, tool="evdet-export")
     return model_path, json_path
 
 

@@ -269,7 +269,7 @@ def import_rvt_checkpoint(rvt_ckpt: str | os.PathLike, out_ckpt: str | os.PathLi
     Raises:
         see :func:`load_rvt_checkpoint`; :class:`evdet.io.output_paths.OutputPathError` for the output.
     """
-    check_output(out_ckpt, inputs=[rvt_ckpt], overwrite=overwrite)
+    check_output(out_ckpt, inputs=[rvt_ckpt], overwrite=overwrite, tool="evdet-import-rvt")
     detector, info = load_rvt_checkpoint(rvt_ckpt, dataset, dim_head=dim_head)
     save_detector_checkpoint(out_ckpt, detector, info,
                              extra_hparams={"imported_from": {"format": "rvt", "file": Path(rvt_ckpt).name,

@@ -174,7 +174,7 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
         out_dir = output_folder(out_dir, inputs=read)
         targets = [out_dir / f"{stem}_bbox.npy" for stem in stems]
         for target in targets:  # every file checked before the first recording is processed
-            check_output(target, inputs=read, overwrite=overwrite)
+            check_output(target, inputs=read, overwrite=overwrite, tool="evdet-detect")
     class_ids = class_ids_for(info) if original_class_ids else None
     parts: dict[str, list[np.ndarray]] = {p: [] for p in paths}
     bar = None
@@ -201,7 +201,7 @@ def detect_recordings(detector: nn.Module, info: CheckpointInfo, paths: Sequence
         results[path] = arr[np.argsort(arr["t"], kind="stable")]
     if out_dir is not None:
         for path, target in zip(paths, targets, strict=True):
-            check_output(target, inputs=read, overwrite=overwrite)  # unchanged since the start?
+            check_output(target, inputs=read, overwrite=overwrite, tool="evdet-detect")  # unchanged since?
             save_boxes(target, results[path])
             record_output(target, "evdet-detect")
     return results

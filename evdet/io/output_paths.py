@@ -5,7 +5,9 @@ Rules (every app and every library function that writes outputs applies them bef
 1. An output never **is**, **contains** or **lies inside** an input, i.e. a file or folder the command
    reads (recordings, their label files, label maps, dataset split folders, checkpoints).
 2. evdet never replaces anything it did not write, with or without ``--overwrite``.
-3. evdet replaces its own earlier outputs only when asked (``--overwrite`` / ``overwrite=True``).
+3. evdet replaces its own earlier outputs only when asked (``--overwrite`` / ``overwrite=True``), and only
+   those of the same command: ``evdet-demo-video --overwrite`` never replaces a training run's
+   checkpoints, ``evdet-detect --overwrite`` never the label files the converter copied.
 4. Violations raise :class:`OutputPathError` (a ``ValueError``, exit code 2 in the apps) with a one-line
    message naming the path.
 
@@ -25,7 +27,7 @@ be written (e.g. a label file copied again by the converter).
 - :func:`claim_outputs`: check several paths, then record them at once (for folders that a library such
   as Lightning fills later, e.g. a training run).
 - :func:`output_folder`: a folder that a command fills with files (created when missing).
-- :func:`written_by_evdet`: the manifest test above.
+- :func:`written_by_evdet`, :func:`written_by`: the manifest test above, and the command it names.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "claim_outputs",
     "output_folder",
     "record_output",
+    "written_by",
     "written_by_evdet",
 ]
 
@@ -97,8 +100,14 @@ def _manifest(folder: Path) -> dict[str, str]:
 
 def written_by_evdet(path: str | os.PathLike) -> bool:
     """True when ``path`` is listed in the manifest of its folder (or is an evdet temporary)."""
+    return written_by(path) is not None
+
+
+def written_by(path: str | os.PathLike) -> str | None:
+    """The command that wrote ``path`` as its manifest records it (``"evdet"`` when unnamed, and for
+    evdet temporaries), or None when evdet did not write it."""
     path = Path(path)
-    return is_temporary(path) or path.name in _manifest(path.parent)
+    return "evdet" if is_temporary(path) else _manifest(path.parent).get(path.name)
 
 
 def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
@@ -124,7 +133,7 @@ def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
 
 
 def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
-                 overwrite: bool = False, folder: bool = False) -> None:
+                 overwrite: bool = False, folder: bool = False, tool: str | None = None) -> None:
     """Rules 1-3 for one output: outside the inputs, and either absent or evdet's own with ``overwrite``.
 
     Args:
@@ -132,10 +141,13 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
         inputs: the files and folders the command reads.
         overwrite: an existing output written by evdet may be replaced.
         folder: ``path`` is a folder replaced as a whole (e.g. PNG frames), not a file.
+        tool: the command that will write it (as recorded, e.g. ``"evdet-detect"``): with ``overwrite``,
+            only an output recorded by this command (or by an unnamed ``evdet``) is replaced. None: any.
 
     Raises:
         OutputPathError: an input, an existing path of the other kind (file/folder), a path not written by
-            evdet, or one written by evdet without ``overwrite``; the folder that would hold it is a file.
+            evdet, one written by evdet without ``overwrite`` or by another command; the folder that would
+            hold it is a file.
     """
     path = Path(path)
     check_outside_inputs(path, inputs)
@@ -153,6 +165,10 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
     if not written_by_evdet(path):
         raise OutputPathError(f"{path} already exists and was not written by evdet: choose another output "
                               "(evdet never replaces what it did not write)")
+    writer = written_by(path)
+    if tool is not None and writer not in (tool, "evdet"):
+        raise OutputPathError(f"{path} was written by {writer}: {tool} does not replace it, even with "
+                              "--overwrite; choose another output")
     if not overwrite:
         raise OutputPathError(f"{path} already exists (written by an earlier evdet run); pass --overwrite "
                               "to replace it")
@@ -173,7 +189,7 @@ def claim_outputs(paths: Iterable[str | os.PathLike], *, tool: str, inputs: Iter
     paths = [Path(p) for p in paths]
     inputs = list(inputs)
     for p in paths:
-        check_output(p, inputs=inputs, overwrite=overwrite, folder=folder)
+        check_output(p, inputs=inputs, overwrite=overwrite, folder=folder, tool=tool)
     for p in paths:
         record_output(p, tool)
     return paths

@@ -149,6 +149,6 @@ def copy_label_maps(label_maps: list[Path], output_dir: Path, overwrite: bool) -
                 return
         except ValueError:
             pass
-    check_output(target, overwrite=overwrite)
+    check_output(target, overwrite=overwrite, tool=TOOL)
     save_label_map(target, maps[0])
     record_output(target, TOOL)

@@ -49,7 +49,7 @@ from evdet.inference.model_config import ModelConfig
 from evdet.inference.pretrained import source_weights, transfer_weights
 from evdet.io.atomic import atomic_open
 from evdet.io.label_map import LABEL_MAP_FILENAME
-from evdet.io.output_paths import OutputPathError, output_folder, record_output, written_by_evdet
+from evdet.io.output_paths import OutputPathError, output_folder, record_output, written_by
 from evdet.training.callbacks import DetectionImageLogger, TrainingCurvesPlot
 from evdet.training.checkpoint_io import AtomicCheckpointIO
 from evdet.training.config import TrainConfig
@@ -341,15 +341,22 @@ def claim_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
         fresh: a new training starts (not an evaluation, not a resumed run).
     Raises:
         OutputPathError: ``root`` is a file or overlaps the dataset, an entry exists that evdet did not
-            write, or ``fresh`` without ``overwrite`` in a folder holding earlier checkpoints.
+            write or that another command wrote, or ``fresh`` without ``overwrite`` in a folder holding
+            earlier checkpoints.
     """
     data = Path(dm.info.dataset_dir)
     root = output_folder(root, inputs=[*(data / s for s in dm.info.splits), data / LABEL_MAP_FILENAME])
     entries = [root / name for name in RUN_ENTRIES]
     for entry in entries:
-        if (entry.exists() or entry.is_symlink()) and not written_by_evdet(entry):
+        if not (entry.exists() or entry.is_symlink()):
+            continue
+        writer = written_by(entry)
+        if writer is None:
             raise OutputPathError(f"{entry} exists and was not written by evdet: choose another run folder "
                                   "(evdet never replaces what it did not write)")
+        if writer not in ("evdet-train", "evdet"):
+            raise OutputPathError(f"{entry} was written by {writer}: evdet-train does not replace it; "
+                                  "choose another run folder")
     ckpts = root / "checkpoints"
     launched_rank = int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
     if fresh and not launched_rank and ckpts.is_dir() and any(ckpts.iterdir()):  # DDP: rank 0 decides

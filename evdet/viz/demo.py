@@ -323,9 +323,9 @@ def check_demo_output(output: str | os.PathLike, fmt: str | None, read: Sequence
     """Apply :mod:`evdet.io.output_paths` to a demo output (and to its PNG fallback folder for mp4) before
     any frame is drawn; returns the format (``fmt`` or the one implied by ``output``'s suffix)."""
     fmt = format_for_path(output, fmt)
-    check_output(output, inputs=read, overwrite=overwrite, folder=fmt == "png")
+    check_output(output, inputs=read, overwrite=overwrite, folder=fmt == "png", tool=TOOL)
     if fmt == "mp4":  # replaced by PNG frames if no ffmpeg is found
-        check_output(png_fallback_for(output), inputs=read, overwrite=overwrite, folder=True)
+        check_output(png_fallback_for(output), inputs=read, overwrite=overwrite, folder=True, tool=TOOL)
     return fmt
 
 

@@ -101,6 +101,22 @@ def test_detect_never_overwrites_ground_truth_and_validates_decoding(work, capsy
         assert detect_app.main([str(ckpt), str(val), "-o", str(foreign), *extra]) == 2
         assert "not written by evdet" in capsys.readouterr().err
     assert (foreign / gt).read_bytes() == (val / gt).read_bytes()
+    # another evdet command's output (the converter's copy of the ground truth, a demo's folder) is not
+    # replaced either, even with --overwrite
+    from evdet.io.output_paths import record_output
+
+    converted = w / "converted"
+    converted.mkdir()
+    shutil.copy(val / gt, converted / gt)
+    record_output(converted / gt, "evdet-generate-hdf5")
+    assert detect_app.main([str(ckpt), str(recs[0]), "-o", str(converted), "--overwrite"]) == 2
+    assert "was written by evdet-generate-hdf5: evdet-detect does not replace it" in capsys.readouterr().err
+    assert (converted / gt).read_bytes() == (val / gt).read_bytes()
+    (w / "run" / "checkpoints").mkdir(parents=True)
+    record_output(w / "run" / "checkpoints", "evdet-train")
+    assert demo_app.main([str(ckpt), str(recs[0]), "-o", str(w / "run" / "checkpoints"), "--overwrite",
+                          "--max-duration", "0.1"]) == 2
+    assert "evdet-demo-video does not replace it" in capsys.readouterr().err
     assert detect_app.main([str(ckpt), str(val), "-o", str(w / "dt")]) == 0
     assert detect_app.main([str(ckpt), str(val), "-o", str(w / "dt")]) == 2
     assert "--overwrite" in capsys.readouterr().err

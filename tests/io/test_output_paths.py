@@ -15,6 +15,7 @@ from evdet.io.output_paths import (
     claim_outputs,
     output_folder,
     record_output,
+    written_by,
     written_by_evdet,
 )
 
@@ -50,6 +51,24 @@ def test_only_evdet_outputs_are_replaced_and_only_with_overwrite(tmp_path):
         with pytest.raises(OutputPathError, match="not written by evdet"):
             check_output(foreign, overwrite=overwrite)
     check_output(tmp_path / "new_bbox.npy")  # absent: fine
+
+
+def test_overwrite_replaces_only_what_the_same_command_wrote(tmp_path):
+    # the converter's copy of the ground truth is evdet's, but not evdet-detect's to replace
+    gt, dets, old = tmp_path / "a_bbox.npy", tmp_path / "b_bbox.npy", tmp_path / "c_bbox.npy"
+    for path, tool in ((gt, "evdet-generate-hdf5"), (dets, "evdet-detect"), (old, "evdet")):
+        path.write_bytes(b"x")
+        record_output(path, tool)
+    assert [written_by(p) for p in (gt, dets, old, tmp_path / "none")] == [
+        "evdet-generate-hdf5", "evdet-detect", "evdet", None]
+    with pytest.raises(OutputPathError, match="a_bbox.npy was written by evdet-generate-hdf5: evdet-detect "
+                                              "does not replace it, even with --overwrite"):
+        check_output(gt, overwrite=True, tool="evdet-detect")
+    check_output(dets, overwrite=True, tool="evdet-detect")
+    check_output(old, overwrite=True, tool="evdet-detect")  # unnamed: any evdet command's
+    check_output(gt, overwrite=True)  # no command named: any evdet output
+    with pytest.raises(OutputPathError, match="evdet-demo-video does not replace"):
+        claim_outputs([dets], tool="evdet-demo-video", overwrite=True)
 
 
 def test_kinds_files_and_folders(tmp_path):
