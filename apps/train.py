@@ -168,6 +168,7 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
         _f("--eval-score-thresh", "train.eval_score_thresh"),
         _f("--time-tol", "train.time_tol"),
         _f("--check-val-every-n-epoch", "train.check_val_every_n_epoch"),
+        _f("--checkpoint-every-n-steps", "train.checkpoint_every_n_steps"),
         _f("--log-every-n-steps", "train.log_every_n_steps"),
         _f("--log-images-every-n-steps", "train.log_images_every_n_steps"),
     ),

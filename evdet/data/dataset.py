@@ -223,7 +223,9 @@ class EpochSampler(Sampler):
 
     ``set_epoch(e)`` (called by Lightning's fit loop on the DataLoader's sampler at each epoch) makes the
     next iteration use the plan of epoch ``e``: videos reshuffled between streams and ranks, new
-    augmentation and random clips, all from ``seed + e``.
+    augmentation and random clips, all from ``seed + e``. ``resume_at(e, k)`` makes the next iteration of
+    epoch ``e`` start at its batch ``k`` (a run resumed from a mid-epoch checkpoint); ``len`` stays the
+    epoch's.
     """
 
     def __init__(self, num_frames: Sequence[int], num_tbins: int, batch_size: int, *, mode: str = "stream",
@@ -236,10 +238,15 @@ class EpochSampler(Sampler):
         self.num_frames = list(num_frames)
         self.epoch = int(epoch)
         self._cache: tuple[int, list[list[ChunkItem]]] | None = None
+        self._resume: tuple[int, int] | None = None  # (epoch, first batch) of the next iteration
         self.plan()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def resume_at(self, epoch: int, batch: int) -> None:
+        """The next iteration, if it is of epoch ``epoch``, skips that epoch's first ``batch`` batches."""
+        self._resume = (int(epoch), int(batch))
 
     def plan(self) -> list[list[ChunkItem]]:
         if self._cache is None or self._cache[0] != self.epoch:
@@ -247,7 +254,9 @@ class EpochSampler(Sampler):
         return self._cache[1]
 
     def __iter__(self):
-        return iter(self.plan())
+        resume, self._resume = self._resume, None
+        start = resume[1] if resume is not None and resume[0] == self.epoch else 0
+        return iter(self.plan()[start:])
 
     def __len__(self) -> int:
         return len(self.plan())

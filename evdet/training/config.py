@@ -58,6 +58,10 @@ class TrainConfig:
             usual COCO AP; the model's threshold is the one used for deployment (detect, demo).
         time_tol: evaluation time tolerance (µs, inclusive); None: the preset's (``"auto"``: half a bin,
             see ``eval_preset_for``).
+        checkpoint_every_n_steps: also write ``checkpoints/last.ckpt`` every this many optimizer steps
+            (None: at the end of every epoch only). A run killed inside an epoch then resumes from the
+            last of them, exactly (the data order continues at the next batch and the recurrent state of
+            the training streams is restored).
         log_every_n_steps: scalar logging period (steps).
         log_images_every_n_steps: period of the detection-image callback (0 disables it).
         num_log_images: frames drawn per image log.
@@ -90,6 +94,7 @@ class TrainConfig:
     eval_skip_ts: int | None = None
     eval_score_thresh: float | None = 0.01
     time_tol: int | None = None
+    checkpoint_every_n_steps: int | None = None
     log_every_n_steps: int = 10
     log_images_every_n_steps: int = 200
     num_log_images: int = 4
@@ -112,6 +117,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if self.checkpoint_every_n_steps is not None and (not isinstance(self.checkpoint_every_n_steps, int)
+                                                          or self.checkpoint_every_n_steps < 1):
+            raise ValueError(f"TrainConfig.checkpoint_every_n_steps must be a positive integer or None, got "
+                             f"{self.checkpoint_every_n_steps!r}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay <= 1.0:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1] or None, got {self.ema_decay}")
         if not isinstance(self.ema_warmup_steps, int) or self.ema_warmup_steps < 0:

@@ -51,6 +51,7 @@ class EventDataModule(L.LightningDataModule):
                                           str(self.dataset_dir / LABEL_MAP_FILENAME))
         self.network_size = network_size_of(config, self.info.stored_size)
         self._epoch = 0
+        self._resume_batches = 0
 
     @property
     def in_channels(self) -> int:
@@ -62,10 +63,11 @@ class EventDataModule(L.LightningDataModule):
             return 0, 1
         return int(trainer.global_rank), int(trainer.world_size)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, batches_done: int = 0) -> None:
         """Epoch of the next ``train_dataloader()`` at least (the trainer's epoch when later; Lightning also
-        calls the sampler's ``set_epoch``). Set on resume by the module's ``on_load_checkpoint``."""
-        self._epoch = int(epoch)
+        calls the sampler's ``set_epoch``), and the batches of it already trained (a mid-epoch
+        checkpoint: the loader starts after them). Set on resume by the module's ``on_load_checkpoint``."""
+        self._epoch, self._resume_batches = int(epoch), int(batches_done)
 
     def setup(self, stage: str | None = None) -> None:
         """Nothing to prepare: loaders are built on demand from ``info``."""
@@ -80,8 +82,11 @@ class EventDataModule(L.LightningDataModule):
                                  False):
             raise ValueError("EventDataModule shards videos itself: build the Trainer with "
                              "use_distributed_sampler=False")
-        return build_dataloader(self.dataset_dir, split, self.config, train=train, rank=rank,
-                                world_size=world, epoch=epoch, info=self.info)
+        loader = build_dataloader(self.dataset_dir, split, self.config, train=train, rank=rank,
+                                  world_size=world, epoch=epoch, info=self.info)
+        if train and self._resume_batches:
+            loader.sampler.resume_at(self._epoch, self._resume_batches)
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -89,6 +89,7 @@ class LightningDetectionModel(L.LightningModule):
             "val": DetectionAccumulator(), "test": DetectionAccumulator()
         }
         self.last_metrics: dict[str, dict[str, float]] = {}
+        self._resume_state: list[Tensor] | None = None  # recurrent state of a mid-epoch checkpoint
         #: the global step (weights) each split's ``last_metrics`` were computed at
         self.last_metrics_step: dict[str, int] = {}
         #: the merged accumulator of the last finished validation/test epoch (e.g. to write detections)
@@ -190,16 +191,34 @@ class LightningDetectionModel(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.detector.reset_all()
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._resume_state is not None:  # the first batch after a mid-epoch checkpoint
+            self.detector.set_state([t.to(self.device) for t in self._resume_state])
+            self._resume_state = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the recurrent state of the training streams: a checkpoint saved inside an epoch
+        (``--checkpoint-every-n-steps``) resumes with the memory the next batch continues from."""
+        progress = self.trainer.fit_loop.epoch_progress.current if self._has_trainer() else None
+        if progress is not None and progress.started > progress.processed:  # inside an epoch
+            checkpoint["recurrent_state"] = [t.detach().cpu().clone() for t in self.detector.get_state()]
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """On ``--resume``: tell the data module the epoch that training continues with (the number of
-        epochs whose batches all ran, as Lightning counts them), before anything builds the training
-        loader. Lightning builds it while sizing the learning-rate schedule (``configure_optimizers``),
-        before it restores its own epoch counter; without this the resumed epoch would replay epoch 0's
-        data order."""
+        epochs whose batches all ran, as Lightning counts them) and, for a checkpoint saved inside an epoch,
+        the batches of it already trained, before anything builds the training loader. Lightning builds it
+        while sizing the learning-rate schedule (``configure_optimizers``), before it restores its own
+        epoch counter; without this the resumed epoch would replay epoch 0's data order. A mid-epoch
+        checkpoint also restores the recurrent state of the training streams."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._has_trainer() else None
-        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current")
+        loops = checkpoint.get("loops", {}).get("fit_loop", {})
+        progress = loops.get("epoch_progress", {}).get("current")
         if datamodule is not None and hasattr(datamodule, "set_epoch") and progress:
-            datamodule.set_epoch(int(progress["processed"]))
+            inside = int(progress["started"]) > int(progress["processed"])  # saved before the epoch's end
+            batches = loops.get("epoch_loop.batch_progress", {}).get("current", {}).get("processed", 0)
+            datamodule.set_epoch(int(progress["processed"]), int(batches) if inside else 0)
+            if inside and batches:
+                self._resume_state = list(checkpoint.get("recurrent_state", []))
 
     # ------------------------------------------------------------------ validation / test
     def _eval_step(self, batch, split: str) -> list[list[Tensor]]:

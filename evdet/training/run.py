@@ -163,6 +163,9 @@ def build_trainer(
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch={epoch:03d}", auto_insert_metric_name=False,
                         save_top_k=1, every_n_epochs=1, save_last=True),
     ]
+    if tc.checkpoint_every_n_steps is not None:  # last.ckpt inside epochs too (exact mid-epoch resume)
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
+                                         every_n_train_steps=tc.checkpoint_every_n_steps))
     if monitor_val:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch={epoch:03d}-AP={val/AP:.4f}",
                                          auto_insert_metric_name=False, monitor="val/AP", mode="max",

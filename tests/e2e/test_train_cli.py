@@ -245,3 +245,29 @@ def test_ema_weights_are_the_ones_validated_and_saved(dataset, tmp_path):
                   train_config=TrainConfig(max_steps=3, **common), just_val=True,
                   checkpoint=res.last_checkpoint)
     assert res.metrics["val"] == again.metrics["val"]
+
+
+def test_sigkill_inside_an_epoch_resumes_from_the_step_checkpoint_exactly(dataset, tmp_path):
+    """With ``--checkpoint-every-n-steps 3`` (epochs of 8 batches), a run killed after its first checkpoint
+    (step 3, inside epoch 0) resumes there: the data order continues at batch 4 of the epoch and the
+    recurrent state of the streams is restored, so the weights end bit-identical to an uninterrupted run."""
+    def run_args(root: Path) -> list[str]:
+        return cli(str(dataset), "--root-dir", str(root), *SMALL, "--limit-train-batches", "8",
+                   "--limit-val-batches", "0", "--max-epochs", "3", "--checkpoint-every-n-steps", "3")
+
+    ref = tmp_path / "uninterrupted"
+    r = subprocess.run(run_args(ref), env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    root = tmp_path / "killed"
+    last = root / "checkpoints" / "last.ckpt"
+    _kill_after_first_checkpoint(run_args(root), last, 0.0)
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] % 8 != 0 and saved["recurrent_state"]  # inside an epoch, with the memory
+    r = subprocess.run([*run_args(root), "--resume"], env=env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "not resumable" not in r.stderr
+    want = torch.load(ref / "checkpoints" / "last.ckpt", weights_only=True)
+    got = torch.load(last, weights_only=True)
+    assert got["global_step"] == want["global_step"] == 24
+    for k, v in want["state_dict"].items():
+        assert torch.equal(got["state_dict"][k], v), k
