@@ -297,3 +297,50 @@ def test_real_sample_matches_reference_npy(real_data):
         np.testing.assert_array_equal(spec[field].astype(np.int64), reference[field].astype(np.int64))
     assert (spec["t"][0], spec["t"][-1]) == (11_718_656, 11_727_457)
     assert np.all(np.diff(spec["t"]) >= 0)
+
+
+_EVT3_RESETS = {0x0: (0x0,), 0x3: (0x3,), 0x4: (0x3,), 0x5: (0x3,), 0x6: (0x6,), 0x8: (0x8,)}
+"""Word type -> the types whose next word sets again all the state a word of that type touches (y; the
+vector base x; the time low; the time high); other types (ADDR_X, ...) touch only their own events."""
+
+
+def test_random_single_word_corruptions_of_the_real_sample_stay_local(real_data, rng):
+    """Property (issue 12): corrupting any one word of the real EVT 3.0 sample (a random 16-bit value, or
+    one flipped bit) either raises naming the byte offset (unknown word type) or changes only the events
+    of the words from it to where the state it touches (as its old and its new type) is set again."""
+    data = (real_data / "evt3_sample.raw").read_bytes()
+    offset = data.index(b"% system_ID 48\n") + 15
+    words = np.frombuffer(data[offset:], dtype="<u2")
+    clean = decode_evt3(words, geometry=(720, 1280))
+    kinds = words >> 12
+    positions = {t: np.flatnonzero(kinds == t) for t in range(16)}
+
+    def group_end(k: int, kind: int) -> int:
+        ends = [k + 1]
+        for reset in _EVT3_RESETS.get(kind, ()):
+            pos = positions[reset]
+            i = np.searchsorted(pos, k, side="right")
+            ends.append(int(pos[i]) if i < pos.size else words.size)
+        return max(ends)
+
+    first_high = int(positions[0x8][0])
+    checked = 0
+    for trial in range(60):
+        k = int(rng.integers(first_high + 1, words.size - 1))
+        bad = words.copy()
+        flip = int(words[k]) ^ (1 << int(rng.integers(0, 16)))
+        bad[k] = int(rng.integers(0, 1 << 16)) if trial % 2 else flip
+        try:
+            out = decode_evt3(bad, geometry=(720, 1280))
+        except ValueError as err:
+            assert f"byte offset {2 * k}" in str(err)
+            continue
+        end = max(group_end(k, int(words[k]) >> 12), group_end(k, int(bad[k]) >> 12))
+        a = decode_evt3(words[:k], geometry=(720, 1280)).size  # clean events of the words before k
+        b = decode_evt3(words[:end], geometry=(720, 1280)).size  # ... and before the group's end
+        tail = clean.size - b
+        assert b - a < clean.size // 20  # the group is local
+        np.testing.assert_array_equal(out[:a], clean[:a])
+        np.testing.assert_array_equal(out[out.size - tail:], clean[b:])
+        checked += 1
+    assert checked >= 20
