@@ -17,10 +17,13 @@ except :meth:`EventH5Reader.load_all`.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from evdet.io.blosc_chunks import blosc_chunks, read_threads
 from evdet.io.dtypes import EVENT_DTYPE
 from evdet.io.header import Header, checked_geometry, resolve_geometry
 from evdet.io.reader import IndexedEventReader, sort_events_with_warning
@@ -35,6 +38,7 @@ EVENT_FIELDS = ("x", "y", "p", "t")
 _LINEAR_SEARCH = 1 << 16  # rows read at the read position before falling back to a binary search
 _SLICE_SEARCH = 1 << 12  # a binary search reads the last rows in one slice
 _READ_BLOCK = 1 << 18  # rows read per dataset slice
+_PARALLEL_ROWS = 1 << 20  # reads of at least this many rows of Blosc datasets use several threads
 
 
 def dsec_label_path(events_file: str | os.PathLike) -> tuple[str, Path] | None:
@@ -110,10 +114,11 @@ class EventH5Reader(IndexedEventReader):
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
             raise ValueError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+        self._fd = os.open(self.path, os.O_RDONLY)  # compressed chunks are read with pread
         try:
             self._open(height, width)
         except BaseException:
-            self._file.close()
+            self.close()
             raise
         self.geometry_inferred = self._geometry is None
         self.reset()
@@ -140,6 +145,9 @@ class EventH5Reader(IndexedEventReader):
                     raise ValueError(f"{self.path}: events/{k} needs HDF5 filter {fid}, which is not "
                                      f"available (Blosc is 32001: pip install hdf5plugin)")
         self.event_count = int(lengths["t"][0])
+        chunks = {k: blosc_chunks(ds, self._fd, str(self.path)) for k, ds in self._ds.items()}
+        self._chunks = chunks if all(c is not None for c in chunks.values()) else None
+        self._chunk_cache = {k: OrderedDict() for k in EVENT_FIELDS}  # of single-thread reads
         self.layout = "dsec" if ("t_offset" in f or "ms_to_idx" in f) else "rvt"
         self.time_origin = int(np.asarray(f["t_offset"][()]).reshape(-1)[0]) if "t_offset" in f else 0
         self._ms_to_idx = f["ms_to_idx"] if "ms_to_idx" in f else None
@@ -160,22 +168,62 @@ class EventH5Reader(IndexedEventReader):
 
     # ----------------------------------------------------------------- rows and times
     def _rows(self, start: int, stop: int) -> np.ndarray:
-        """Events of rows ``[start, stop)`` as ``EVENT_DTYPE ndarray[stop - start]`` (times absolute), read
-        in blocks of ``_READ_BLOCK`` rows (the block buffers are reused, so a whole-file read touches
-        the memory of its result once instead of that of four whole-file temporaries as well)."""
+        """Events of rows ``[start, stop)`` as ``EVENT_DTYPE ndarray[stop - start]`` (times absolute);
+        sets ``_rows_sorted`` (no time below its predecessor's among them).
+
+        Blosc datasets (:mod:`evdet.io.blosc_chunks`) decode without HDF5, a large range split over
+        :func:`~evdet.io.blosc_chunks.read_threads` threads; others are read through h5py. Either way the
+        rows go through block buffers of ``_READ_BLOCK`` rows, so a whole-file read touches the memory
+        of its result once instead of that of four whole-file temporaries as well."""
         out = np.empty(max(stop - start, 0), dtype=EVENT_DTYPE)
+        threads = read_threads() if self._chunks is not None and stop - start >= _PARALLEL_ROWS else 1
+        if threads == 1:
+            self._rows_sorted = self._fill(out, start, stop, self._chunk_cache)
+            return out
+        bounds = [start + (stop - start) * i // threads for i in range(threads + 1)]
+        with ThreadPoolExecutor(threads) as pool:
+            jobs = [pool.submit(self._fill, out[a - start:b - start], a, b)
+                    for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            self._rows_sorted = all([job.result() for job in jobs]) and all(
+                out["t"][b - start - 1] <= out["t"][b - start] for b in bounds[1:-1])
+        return out
+
+    def _fill(self, out: np.ndarray, start: int, stop: int, cache: dict | None = None) -> bool:
+        """``out[:] = rows [start, stop)``, block by block (one thread's share of :meth:`_rows`; ``cache``:
+        ``{field: OrderedDict}`` for :meth:`BloscChunks.read`, used by one thread only). Returns whether
+        their times never decrease (checked on the contiguous blocks, cheaper than on ``out``)."""
+        buffers: dict[str, np.ndarray] = {}
+        ordered, last = True, None
         for a in range(start, stop, _READ_BLOCK):
             b = min(a + _READ_BLOCK, stop)
             block = out[a - start:b - start]
-            block["x"] = self._ds["x"][a:b]
-            block["y"] = self._ds["y"][a:b]
-            np.greater(self._ds["p"][a:b], 0, out=block["p"], casting="unsafe")
-            block["t"] = self._times(a, b)
-        return out
+            if self._chunks is None:
+                x, y, p, t = (self._ds[k][a:b] for k in EVENT_FIELDS)
+            else:
+                for k in EVENT_FIELDS:
+                    if k not in buffers:
+                        buffers[k] = np.empty(min(_READ_BLOCK, stop - start), self._ds[k].dtype)
+                    self._chunks[k].read(a, b, buffers[k], None if cache is None else cache[k])
+                x, y, p, t = (buffers[k][:b - a] for k in EVENT_FIELDS)
+            block["x"] = x
+            block["y"] = y
+            np.greater(p, 0, out=block["p"], casting="unsafe")
+            block["t"] = t
+            if self.time_origin:
+                block["t"] += self.time_origin
+            if ordered and t.size:
+                ordered = (last is None or last <= t[0]) and not bool(np.any(t[1:] < t[:-1]))
+                last = t[-1]
+        return ordered
 
     def _times(self, start: int, stop: int) -> np.ndarray:
         """Absolute times (µs, int64) of rows ``[start, stop)``."""
-        t = self._ds["t"][start:stop]
+        start, stop = max(0, min(start, self.event_count)), max(0, min(stop, self.event_count))
+        if self._chunks is not None and stop > start:
+            t = np.empty(stop - start, self._ds["t"].dtype)
+            self._chunks["t"].read(start, stop, t, self._chunk_cache["t"])
+        else:
+            t = self._ds["t"][start:stop]
         return t.astype(np.int64) + self.time_origin if self.time_origin or t.dtype != np.int64 else t
 
     def _time(self, i: int) -> int:
@@ -255,8 +303,7 @@ class EventH5Reader(IndexedEventReader):
             UserWarning: the file's timestamps were not sorted (names the first offending event).
         """
         events = self._rows(0, self.event_count)
-        t = events["t"]
-        if events.size > 1 and bool(np.any(t[1:] < t[:-1])):
+        if not self._rows_sorted:
             events = sort_events_with_warning(events, f"{self.path}: timestamps", lambda i: f"event {i}")
         return events
 
@@ -265,6 +312,9 @@ class EventH5Reader(IndexedEventReader):
         """Close the HDF5 file."""
         if self._file.id.valid:
             self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __repr__(self) -> str:
         return f"EventH5Reader({str(self.path)!r}, layout={self.layout!r}, events={self.event_count})"
