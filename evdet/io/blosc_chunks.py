@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,6 @@ __all__ = ["BloscChunks", "blosc_chunks", "read_threads"]
 
 BLOSC_FILTER = 32001
 """HDF5 filter id of Blosc (hdf5plugin's ``Blosc``)."""
-CACHE_BYTES = 1 << 20
-"""Decompressed chunks a single-thread reader keeps per dataset (HDF5's default chunk cache size)."""
 
 
 def read_threads() -> int:
@@ -70,35 +67,22 @@ class BloscChunks:
         self.chunk, self.length, self.dtype, self.path = int(chunk), int(length), np.dtype(dtype), path
         self._decompress = _decompress_ctx()
 
-    def read(self, start: int, stop: int, out: np.ndarray, cache: OrderedDict | None = None) -> None:
-        """``out[: stop - start] = dataset[start:stop]`` (``out`` contiguous, of the dataset's dtype).
-
-        Args:
-            cache: an ``OrderedDict`` owned by one thread that keeps the last decompressed chunks (about
-                ``CACHE_BYTES``), so that consecutive windows and searches decompress the chunks they
-                share once, as HDF5's chunk cache does. None: no caching (whole chunks are decompressed
-                straight into ``out``).
+    def read(self, start: int, stop: int, out: np.ndarray) -> None:
+        """``out[: stop - start] = dataset[start:stop]`` (``out`` contiguous, of the dataset's dtype): whole
+        chunks are decompressed straight into ``out``, the partly needed ones at the ends into a spare.
 
         Raises:
             ValueError: a chunk does not decompress to a whole chunk (a corrupt file; names it).
         """
         c = self.chunk
-        first, last = start // c, (stop - 1) // c
-        for j in range(first, last + 1):
+        spare = None
+        for j in range(start // c, (stop - 1) // c + 1):
             a, b = max(start, j * c), min(stop, (j + 1) * c)
-            if cache is None and a == j * c and b == (j + 1) * c:  # the whole chunk lands in out
+            if a == j * c and b == (j + 1) * c:
                 self._chunk(j, out[a - start:b - start])
                 continue
-            values = None if cache is None else cache.get(j)
-            if values is None:
-                values = self._chunk(j, np.empty(c, self.dtype))
-                if cache is not None:
-                    cache[j] = values
-                    while len(cache) > max(2, CACHE_BYTES // (c * self.dtype.itemsize)):
-                        cache.popitem(last=False)
-            else:
-                cache.move_to_end(j)
-            out[a - start:b - start] = values[a - j * c:b - j * c]
+            spare = self._chunk(j, np.empty(c, self.dtype) if spare is None else spare)
+            out[a - start:b - start] = spare[a - j * c:b - j * c]
 
     def _chunk(self, j: int, dest: np.ndarray) -> np.ndarray:
         """Decompress chunk ``j`` into ``dest`` (contiguous, ``chunk`` rows); returns ``dest``."""

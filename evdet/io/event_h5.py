@@ -17,7 +17,6 @@ except :meth:`EventH5Reader.load_all`.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -147,7 +146,6 @@ class EventH5Reader(IndexedEventReader):
         self.event_count = int(lengths["t"][0])
         chunks = {k: blosc_chunks(ds, self._fd, str(self.path)) for k, ds in self._ds.items()}
         self._chunks = chunks if all(c is not None for c in chunks.values()) else None
-        self._chunk_cache = {k: OrderedDict() for k in EVENT_FIELDS}  # of single-thread reads
         self.layout = "dsec" if ("t_offset" in f or "ms_to_idx" in f) else "rvt"
         self.time_origin = int(np.asarray(f["t_offset"][()]).reshape(-1)[0]) if "t_offset" in f else 0
         self._ms_to_idx = f["ms_to_idx"] if "ms_to_idx" in f else None
@@ -171,39 +169,45 @@ class EventH5Reader(IndexedEventReader):
         """Events of rows ``[start, stop)`` as ``EVENT_DTYPE ndarray[stop - start]`` (times absolute);
         sets ``_rows_sorted`` (no time below its predecessor's among them).
 
-        Blosc datasets (:mod:`evdet.io.blosc_chunks`) decode without HDF5, a large range split over
-        :func:`~evdet.io.blosc_chunks.read_threads` threads; others are read through h5py. Either way the
-        rows go through block buffers of ``_READ_BLOCK`` rows, so a whole-file read touches the memory
-        of its result once instead of that of four whole-file temporaries as well."""
+        A range of at least ``_PARALLEL_ROWS`` rows of Blosc datasets (:mod:`evdet.io.blosc_chunks`) is
+        decoded without HDF5, split over :func:`~evdet.io.blosc_chunks.read_threads` threads; smaller
+        ranges (windows, whose consecutive reads share chunks in HDF5's chunk cache) and other layouts
+        are read through h5py. Either way the rows go through block buffers of ``_READ_BLOCK`` rows, so a
+        whole-file read touches the memory of its result once instead of that of four whole-file
+        temporaries as well."""
         out = np.empty(max(stop - start, 0), dtype=EVENT_DTYPE)
-        threads = read_threads() if self._chunks is not None and stop - start >= _PARALLEL_ROWS else 1
-        if threads == 1:
-            self._rows_sorted = self._fill(out, start, stop, self._chunk_cache)
+        threads = read_threads() if self._chunks is not None and stop - start >= _PARALLEL_ROWS else 0
+        if threads <= 1:
+            self._rows_sorted = self._fill(out, start, stop, chunks=threads == 1)
             return out
         bounds = [start + (stop - start) * i // threads for i in range(threads + 1)]
         with ThreadPoolExecutor(threads) as pool:
-            jobs = [pool.submit(self._fill, out[a - start:b - start], a, b)
+            jobs = [pool.submit(self._fill, out[a - start:b - start], a, b, True)
                     for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
             self._rows_sorted = all([job.result() for job in jobs]) and all(
                 out["t"][b - start - 1] <= out["t"][b - start] for b in bounds[1:-1])
         return out
 
-    def _fill(self, out: np.ndarray, start: int, stop: int, cache: dict | None = None) -> bool:
-        """``out[:] = rows [start, stop)``, block by block (one thread's share of :meth:`_rows`; ``cache``:
-        ``{field: OrderedDict}`` for :meth:`BloscChunks.read`, used by one thread only). Returns whether
-        their times never decrease (checked on the contiguous blocks, cheaper than on ``out``)."""
+    def _fill(self, out: np.ndarray, start: int, stop: int, chunks: bool = False) -> bool:
+        """``out[:] = rows [start, stop)``, block by block (one thread's share of :meth:`_rows`), decoded by
+        ``_chunks`` or, without ``chunks``, read through h5py. Returns whether their times never decrease
+        (checked on the contiguous blocks, cheaper than on ``out``)."""
         buffers: dict[str, np.ndarray] = {}
         ordered, last = True, None
         for a in range(start, stop, _READ_BLOCK):
             b = min(a + _READ_BLOCK, stop)
             block = out[a - start:b - start]
-            if self._chunks is None:
-                x, y, p, t = (self._ds[k][a:b] for k in EVENT_FIELDS)
+            if not chunks:
+                try:
+                    x, y, p, t = (self._ds[k][a:b] for k in EVENT_FIELDS)
+                except OSError as exc:  # a corrupt chunk, seen by HDF5's filter
+                    raise ValueError(f"{self.path}: cannot read the events of rows [{a}, {b}) "
+                                     f"({exc})") from None
             else:
                 for k in EVENT_FIELDS:
                     if k not in buffers:
                         buffers[k] = np.empty(min(_READ_BLOCK, stop - start), self._ds[k].dtype)
-                    self._chunks[k].read(a, b, buffers[k], None if cache is None else cache[k])
+                    self._chunks[k].read(a, b, buffers[k])
                 x, y, p, t = (buffers[k][:b - a] for k in EVENT_FIELDS)
             block["x"] = x
             block["y"] = y
@@ -218,12 +222,7 @@ class EventH5Reader(IndexedEventReader):
 
     def _times(self, start: int, stop: int) -> np.ndarray:
         """Absolute times (µs, int64) of rows ``[start, stop)``."""
-        start, stop = max(0, min(start, self.event_count)), max(0, min(stop, self.event_count))
-        if self._chunks is not None and stop > start:
-            t = np.empty(stop - start, self._ds["t"].dtype)
-            self._chunks["t"].read(start, stop, t, self._chunk_cache["t"])
-        else:
-            t = self._ds["t"][start:stop]
+        t = self._ds["t"][start:stop]
         return t.astype(np.int64) + self.time_origin if self.time_origin or t.dtype != np.int64 else t
 
     def _time(self, i: int) -> int:
