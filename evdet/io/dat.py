@@ -255,29 +255,14 @@ class DatReader(IndexedEventReader):
         self._state = new_dat_state()
         self.current_time = 0
 
-    def seek_time(self, t: int) -> None:
-        """Position at the first event with ``t >= t`` (binary search over the mapped records);
-        ``current_time = t``."""
-        self._pos = self._search(int(t))
+    def _moved(self) -> None:
+        """The unwrapping state at the new read position (seeks: a binary search over the mapped records)."""
         self._state = self._state_before(self._pos)
-        self.current_time = int(t)
 
-    def seek_event(self, n: int) -> None:
-        """Position at event index ``n`` (0 <= n <= event_count); ``current_time`` = its time (or, at the
-        end, the last time).
-
-        Raises:
-            ValueError: ``n`` out of range.
-        """
-        if not 0 <= int(n) <= self.event_count:
-            raise ValueError(f"{self.path}: seek_event({n}) out of range [0, {self.event_count}]")
-        self._pos = int(n)
-        self._state = self._state_before(self._pos)
-        if self._pos < self.event_count:
-            self.current_time = int(decode_dat_records(self._records, self._state.copy(), self._pos,
-                                                       self._pos + 1, keep_dropped=True)[0]["t"][0])
-        else:
-            self.current_time = self.duration
+    def _time(self, i: int) -> int:
+        """Unwrapped time (µs) of record ``i`` (decoded from the state before it; corrupt ones included)."""
+        return int(decode_dat_records(self._records, self._state_before(i), i, i + 1,
+                                      keep_dropped=True)[0]["t"][0])
 
     def load_all(self) -> np.ndarray:
         """All events, sorted by ``t`` (stable), without moving the read position.

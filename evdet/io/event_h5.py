@@ -276,25 +276,6 @@ class EventH5Reader(IndexedEventReader):
         self._pos = stop
         return events
 
-    def seek_time(self, t: int) -> None:
-        """Position at the first event with ``t >= t`` (µs, absolute); ``current_time = t``."""
-        self._pos = 0
-        self._pos = self._search(int(t))
-        self.current_time = int(t)
-
-    def seek_event(self, n: int) -> None:
-        """Position at event index ``n`` (0 <= n <= event_count); ``current_time`` = its time (or, at the
-        end, the last time).
-
-        Raises:
-            ValueError: ``n`` out of range.
-        """
-        if not 0 <= int(n) <= self.event_count:
-            raise ValueError(f"{self.path}: seek_event({n}) out of range [0, {self.event_count}]")
-        self._pos = int(n)
-        self.current_time = (int(self._times(self._pos, self._pos + 1)[0]) if self._pos < self.event_count
-                             else self.duration)
-
     def load_all(self) -> np.ndarray:
         """All events, sorted by ``t`` (stable), without moving the read position.
 

@@ -232,7 +232,11 @@ class IndexedEventReader(EventReader):
 
     - ``_read(stop)``: the events ``[_pos, stop)`` (``stop`` clipped to ``[_pos, event_count]``) as
       ``EVENT_DTYPE ndarray``, moving ``_pos`` to ``stop``;
-    - ``_search(t)``: the index of the first event with time >= ``t`` (µs; sorted file assumed).
+    - ``_search(t)``: the index of the first event with time >= ``t`` (µs; sorted file assumed);
+    - ``_time(i)``: the time of event ``i`` (µs) as a read from there returns it;
+
+    and, when decoding carries state from event to event (DAT's time unwrapping), ``_moved()``: bring it to
+    the new ``_pos`` after a seek.
     """
 
     _pos: int
@@ -242,6 +246,32 @@ class IndexedEventReader(EventReader):
 
     def _search(self, t: int) -> int:
         raise NotImplementedError
+
+    def _time(self, i: int) -> int:
+        raise NotImplementedError
+
+    def _moved(self) -> None:
+        """Nothing to do: no decoder state."""
+
+    def seek_time(self, t: int) -> None:
+        """Position at the first event with time >= ``t`` (µs); ``current_time = t``."""
+        self._pos = 0  # a search from the start of the file
+        self._pos = self._search(int(t))
+        self._moved()
+        self.current_time = int(t)
+
+    def seek_event(self, n: int) -> None:
+        """Position at event index ``n`` (0 <= n <= event_count); ``current_time`` = its time (or, at the
+        end, the last time).
+
+        Raises:
+            ValueError: ``n`` out of range.
+        """
+        if not 0 <= int(n) <= self.event_count:
+            raise ValueError(f"{self.path}: seek_event({n}) out of range [0, {self.event_count}]")
+        self._pos = int(n)
+        self._moved()
+        self.current_time = self._time(self._pos) if self._pos < self.event_count else self.duration
 
     def _window_stop(self, delta_t: int) -> tuple[int, int]:
         """``(end, stop)``: the window end ``current_time + delta_t`` (µs) and the index of its first event
