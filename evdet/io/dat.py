@@ -18,6 +18,7 @@ from evdet.io.atomic import AtomicTarget
 from evdet.io.dat_records import (
     DAT_RECORD_SIZE,
     HALF_TIME_WRAP,
+    OUTLIER_STEP,
     TIME_WRAP,
     dat_drops,
     decode_dat_records,
@@ -154,8 +155,14 @@ class DatReader(IndexedEventReader):
         def jump(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # a step of more than 2^31 from a to b
             return np.abs(t(b) - t(a)) > HALF_TIME_WRAP
 
+        def far(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # more than OUTLIER_STEP apart, mod 2^32
+            d = np.abs(t(b) - t(a))
+            return np.minimum(d, TIME_WRAP - d) > OUTLIER_STEP
+
+        inner = (pos > 0) & (pos < n - 1)
+        outlier = inner & far(pos - 1, pos) & far(pos, pos + 1) & ~far(pos - 1, pos + 1)
         corrupt = np.where(pos == 0, (n >= 3) & jump(pos, pos + 1) & ~jump(pos + 1, pos + 2),
-                           jump(pos - 1, pos) & ((pos == n - 1) | jump(pos, pos + 1)))
+                           outlier | (jump(pos - 1, pos) & ((pos == n - 1) | jump(pos, pos + 1))))
         pos = np.unique(np.where(corrupt, np.where(pos == n - 1, pos - 1, pos + 1), pos))
         t32 = t(pos)
         wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -HALF_TIME_WRAP)]) if t32.size else t32

@@ -11,6 +11,12 @@ than 2^31 between two stored times. Unwrapping rule, decoding in file order:
   following times. An isolated jump (the next record jumps again, or there is no next record) is a
   corrupt record: it is skipped and counted. The first record of a file is corrupt when it jumps to
   the second and the second continues into the third.
+- a record *between* two others is also corrupt when it is an *outlier*: more than ``OUTLIER_STEP``
+  (2^26 µs, 67 s) away from the previous accepted time and from the next record's, while the next
+  record is within ``OUTLIER_STEP`` of the previous accepted time (distances modulo 2^32, so wraps are
+  no outliers): a time word such as ``0x7FFFFFFF`` among times near 1 s, which is no jump (it is less
+  than 2^31 away) but would stretch the recording to 35 min. Genuine gaps (the stream continues from the
+  new time) and sparse recordings (the next record is far from both) are kept.
 - smaller decreases are unsorted data, not wraps (counted as backward steps).
 
 Events whose x or y lies outside the sensor geometry given to the decoder are dropped and counted.
@@ -29,6 +35,8 @@ TIME_WRAP = 1 << 32
 """µs after which the stored 32-bit time wraps."""
 HALF_TIME_WRAP = 1 << 31
 """A stored-time step larger than this is a jump (a wrap when confirmed, otherwise a corrupt record)."""
+OUTLIER_STEP = 1 << 26
+"""A record this far (µs, modulo 2^32) from both neighbours, which are close to each other, is corrupt."""
 DAT_MAX_COORD = 1 << 14
 """x and y are 14-bit fields: the geometry limit that drops nothing."""
 PARALLEL_MIN_RECORDS = 1 << 21
@@ -59,8 +67,16 @@ def _is_jump(a, b):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _far(a, b):  # pragma: no cover - compiled
+    """Stored times ``a`` and ``b`` are more than ``OUTLIER_STEP`` apart, modulo 2^32."""
+    d = abs(b - a)
+    return min(d, TIME_WRAP - d) > OUTLIER_STEP
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _is_corrupt(records, i, prev):  # pragma: no cover - compiled
-    """Record ``i`` is an isolated time jump, given the previous accepted time ``prev`` (-1: none)."""
+    """Record ``i`` is an isolated time jump or an outlier (module docstring), given the previous accepted
+    time ``prev`` (-1: none)."""
     t = np.int64(records[i, 0])
     n = records.shape[0]
     if prev < 0:
@@ -68,6 +84,10 @@ def _is_corrupt(records, i, prev):  # pragma: no cover - compiled
             return False
         t1 = np.int64(records[i + 1, 0])
         return _is_jump(t, t1) and not _is_jump(t1, np.int64(records[i + 2, 0]))
+    if i + 1 < n:
+        t1 = np.int64(records[i + 1, 0])
+        if _far(prev, t) and _far(t, t1) and not _far(prev, t1):
+            return True
     if not _is_jump(prev, t):
         return False
     return i + 1 >= n or _is_jump(t, np.int64(records[i + 1, 0]))
@@ -75,14 +95,15 @@ def _is_corrupt(records, i, prev):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _needs_checks(flat, start, stop, prev, height, width):  # pragma: no cover - compiled
-    """(any time jump near records ``[start, stop)``, any x/y outside ``(height, width)`` near them),
-    from ``flat`` = the records as ``uint64[N]`` (time word | packed word << 32): a branch-free scan,
-    ~2.5x faster than decoding, that lets the decoder leave out the checks. The jumps looked at are
-    those from ``prev`` (the previous accepted time, -1: none) to the first record and between the
-    records from the one before ``start`` to the one after ``stop``."""
+    """(any time step of more than ``OUTLIER_STEP`` near records ``[start, stop)``, which every jump,
+    wrap and outlier has, any x/y outside ``(height, width)`` near them), from ``flat`` = the records as
+    ``uint64[N]`` (time word | packed word << 32): a branch-free scan, ~2.5x faster than decoding, that
+    lets the decoder leave out the checks. The steps looked at are those from ``prev`` (the previous
+    accepted time, -1: none) to the first record and between the records from the one before ``start``
+    to the one after ``stop``."""
     seg = flat[max(start - 1, 0):min(stop + 1, flat.shape[0])]
     last = np.int64(seg[0] & 0xFFFFFFFF)
-    jump = prev >= 0 and abs(np.int64(flat[start] & 0xFFFFFFFF) - prev) > HALF_TIME_WRAP
+    jump = prev >= 0 and abs(np.int64(flat[start] & 0xFFFFFFFF) - prev) > OUTLIER_STEP
     jumps = np.uint64(0)
     outside = np.uint64(0)
     for k in range(seg.shape[0]):
@@ -90,7 +111,7 @@ def _needs_checks(flat, start, stop, prev, height, width):  # pragma: no cover -
         t = np.int64(v & 0xFFFFFFFF)
         d = t - last
         last = t
-        jumps |= np.uint64((d > HALF_TIME_WRAP) | (d < -HALF_TIME_WRAP))
+        jumps |= np.uint64((d > OUTLIER_STEP) | (d < -OUTLIER_STEP))
         outside |= np.uint64((((v >> 32) & 0x3FFF) >= width) | (((v >> 46) & 0x3FFF) >= height))
     return jump or jumps != 0, outside != 0
 

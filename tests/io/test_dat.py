@@ -377,6 +377,29 @@ def test_real_ncars_with_one_corrupt_record(tmp_path, real_data):
         assert r.duration == 99952
 
 
+def test_real_ncars_with_one_outlier_record(tmp_path, real_data):
+    # 0x7FFFFFFF among times below 0.1 s is less than 2^31 away (no jump) but an outlier: before, the
+    # recording stretched to 35.8 min and its conversion wrote 42 950 frames
+    from evdet.preprocessing.convert import generate_hdf5
+
+    data = bytearray((real_data / "sample_ncars.dat").read_bytes())
+    with DatReader(real_data / "sample_ncars.dat") as r:
+        clean, offset = r.load_all(), r.data_offset
+    data[offset + 8 * 1000:offset + 8 * 1000 + 4] = np.uint32(0x7FFFFFFF).tobytes()
+    path = tmp_path / "outlier_td.dat"
+    path.write_bytes(bytes(data))
+    with DatReader(path) as r:
+        with pytest.warns(UserWarning, match=f"record 1000 at byte offset {offset + 8000} .* skipped"):
+            np.testing.assert_array_equal(r.load_all(), np.delete(clean, 1000))
+        assert r.duration == 99952
+    with pytest.warns(UserWarning, match="skipped as corrupt"):
+        out = generate_hdf5(path, tmp_path / "h5", delta_t=10_000, progress=False)
+    import h5py
+
+    with h5py.File(out[0], "r") as f:
+        assert f["data"].shape[0] == 10
+
+
 def test_iter_windows_refuses_a_window_above_max_events_before_decoding(tmp_path):
     events = np.zeros(3000, dtype=EVENT_DTYPE)
     events["t"][2000:] = 5000  # 2000 events at t = 0, 1000 at t = 5000

@@ -8,6 +8,7 @@ import pytest
 from evdet.io.dat_records import (
     DAT_MAX_COORD,
     HALF_TIME_WRAP,
+    OUTLIER_STEP,
     TIME_WRAP,
     _decode_dat_kernel,
     _decode_dat_kernel_parallel,
@@ -25,15 +26,24 @@ WRAP = TIME_WRAP
 def reference_decode(records: np.ndarray, geometry: tuple[int, int] | None = None) -> np.ndarray:
     """Plain numpy DAT decode with the rules of ``dat_records`` for isolated corrupt records (no two
     corrupt records closer than 2 apart): a record that jumps (> 2^31) from its predecessor and to its
-    successor (or is the last) is dropped, the first one when it jumps to the second and the second does
-    not jump to the third; a decrease > 2^31 between kept records is a wrap; events outside
+    successor (or is the last) is dropped, and so is an inner record more than OUTLIER_STEP (mod 2^32)
+    from both neighbours while they are within it of each other, and the first one when it jumps to the
+    second and the second does not jump to the third; a decrease > 2^31 between kept records is a wrap;
+    events outside
     ``geometry`` (height, width) are dropped."""
     t32 = records[:, 0].astype(np.int64)
     n = t32.size
     jump = np.abs(np.diff(t32)) > HALF_TIME_WRAP  # jump[i]: between records i and i + 1
+
+    def far(a, b):  # more than OUTLIER_STEP apart, modulo 2^32
+        d = np.abs(b - a)
+        return np.minimum(d, WRAP - d) > OUTLIER_STEP
+
     corrupt = np.zeros(n, dtype=bool)
     if n >= 2:
         corrupt[1:-1] = jump[:-1] & jump[1:]
+        outlier = far(t32[:-2], t32[1:-1]) & far(t32[1:-1], t32[2:]) & ~far(t32[:-2], t32[2:])
+        corrupt[1:-1] |= outlier
         corrupt[-1] = jump[-1]
     if n >= 3:
         corrupt[0] = jump[0] & ~jump[1]
@@ -127,6 +137,38 @@ def test_isolated_jumps_skipped_as_reference(rng):
     every, _ = decode_dat_records(bad, keep_dropped=True)
     np.testing.assert_array_equal(every[kept], events)
     assert np.all(every["p"][positions] == -1) and np.all(np.diff(every["t"]) >= 0)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_outliers_less_than_half_a_wrap_away_are_skipped_as_reference(rng, parallel):
+    # a corrupt time word 2^26..2^31 µs away from both neighbours is no jump, but an outlier: skipped
+    records, _ = random_records(rng, 4000, 3 * WRAP)
+    clean = reference_decode(records)
+    bad, positions = corrupt_records(rng, records, 40)
+    t = records[positions, 0].astype(np.int64)
+    step = rng.integers(OUTLIER_STEP + 1, HALF_TIME_WRAP, positions.size)
+    sign = np.where(rng.random(positions.size) < 0.5, 1, -1)
+    bad[positions, 0] = ((t + sign * step) % WRAP).astype(np.uint32)
+    state = new_dat_state()
+    if parallel:
+        out = np.zeros(4000, dtype=EVENT_DTYPE)
+        _decode_dat_kernel_parallel(bad, 0, 4000, out.view(np.int64), state, None, True, 512)
+        events = out[out["p"] >= 0]
+    else:
+        events, _ = decode_dat_records(bad, state)
+    np.testing.assert_array_equal(events, reference_decode(bad))
+    np.testing.assert_array_equal(events, clean[np.setdiff1d(np.arange(4000), positions)])
+    assert dat_drops(state)[0] == positions.size
+
+
+def test_genuine_gaps_and_sparse_recordings_are_not_outliers():
+    # a gap of 100 s after which the stream continues, and events 100 s apart: every record is kept
+    for times in ([1000, 2000, 100_002_000, 100_003_000, 100_004_000], [0, 10**8, 2 * 10**8, 3 * 10**8]):
+        records = np.zeros((len(times), 2), dtype=np.uint32)
+        records[:, 0] = times
+        state = new_dat_state()
+        events, _ = decode_dat_records(records, state)
+        assert events["t"].tolist() == times and dat_drops(state)[0] == 0
 
 
 def test_wrap_versus_isolated_jump_by_hand():
