@@ -23,11 +23,12 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 __all__ = [
     "TMP_MARK",
     "AtomicTarget",
+    "CommitOnExit",
     "atomic_open",
     "atomic_path",
     "is_temporary",
@@ -192,6 +193,27 @@ class AtomicTarget:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
+        else:
+            self.abort()
+
+
+class CommitOnExit:
+    """Context-manager protocol of evdet's atomic writers (``DatWriter``, ``H5TensorWriter``,
+    ``VideoWriter``): ``with writer:`` returns the writer; a normal exit calls its ``close()`` (which
+    commits the output), an exception its ``abort()`` (nothing appears at the destination)."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
         else:
             self.abort()
 

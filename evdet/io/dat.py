@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evdet.io.atomic import AtomicTarget
+from evdet.io.atomic import AtomicTarget, CommitOnExit
 from evdet.io.dat_records import (
     DAT_RECORD_SIZE,
     HALF_TIME_WRAP,
@@ -298,7 +298,7 @@ class DatReader(IndexedEventReader):
         return f"DatReader({str(self.path)!r}, events={self.event_count}, position={self._pos})"
 
 
-class DatWriter:
+class DatWriter(CommitOnExit):
     """Appendable DAT writer (type 12 EventCD, size 8).
 
     Data go to a temporary name, renamed to ``path`` by ``close()`` (:mod:`evdet.io.atomic`); leaving a
@@ -380,14 +380,6 @@ class DatWriter:
         self._file = None
         self._target.abort()
 
-    def __enter__(self) -> DatWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_dat(path: str | os.PathLike, events: np.ndarray, height: int, width: int) -> None:

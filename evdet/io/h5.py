@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import h5py
 import numpy as np
 
-from evdet.io.atomic import AtomicTarget
+from evdet.io.atomic import AtomicTarget, CommitOnExit
 
 _REQUIRED = ("events_to_tensor", "delta_t", "event_input_width", "event_input_height", "shape")
 _RESERVED = set(_REQUIRED) | {"mode", "start_ts", "store_as_uint8", "uint8_scale", "downsampling_factor"}
 
 
-class H5TensorWriter:
+class H5TensorWriter(CommitOnExit):
     """Append frames ``[n, C, H, W]`` to a new HDF5 tensor file; the file appears under ``path`` only
     when :meth:`close` is called after a successful write (written under a temporary name and renamed,
     :mod:`evdet.io.atomic`).
@@ -150,15 +149,6 @@ class H5TensorWriter:
                 self._file = None
                 self._target.abort()
 
-    def __enter__(self) -> H5TensorWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _attr(attrs: Any, name: str, path: Path) -> Any:

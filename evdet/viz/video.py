@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evdet.io.atomic import AtomicTarget
+from evdet.io.atomic import AtomicTarget, CommitOnExit
 
 FORMATS = ("mp4", "gif", "png")
 """Supported outputs: ``mp4`` (H.264, yuv420p via ffmpeg), ``gif`` (Pillow), ``png`` (a folder of
@@ -87,7 +87,7 @@ def find_ffmpeg() -> str | None:
     return None
 
 
-class VideoWriter:
+class VideoWriter(CommitOnExit):
     """Write BGR ``uint8`` frames ``[H, W, 3]`` (all the same size) to a video, GIF or PNG folder.
 
     Use as a context manager: on a clean exit the output is finalised and renamed into place, on an
@@ -236,14 +236,6 @@ class VideoWriter:
             self._target.abort()
         self._closed = True
 
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _pad_even(frame: np.ndarray) -> np.ndarray:
