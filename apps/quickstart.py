@@ -76,6 +76,7 @@ def summary_lines(out: Path, metrics: dict, num_val: int, result, video: Path | 
              ("checkpoint", result.last_checkpoint, "last epoch"),
              ("best", result.best_checkpoint and run / "checkpoints" / result.best_checkpoint.name,
               "best validation AP"),  # Lightning's path is absolute: shown like the others
+             ("config", run / "config.yaml", "the run's options: evdet-train --config repeats it"),
              ("metrics", run / "metrics_val.json", "the table above"),
              ("curves", run / "training_curves.png", "training loss, validation AP per epoch"),
              ("logs", run / "logs", f"tensorboard --logdir {run / 'logs' / 'tensorboard'}"),
