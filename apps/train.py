@@ -21,7 +21,7 @@ from evdet.data.config import SAMPLING_MODES, DataConfig
 from evdet.inference.config_dict import field_docs
 from evdet.inference.model_config import HEADS, ModelConfig
 from evdet.training.config import LR_SCHEDULES, TrainConfig
-from evdet.training.run_config import RUN_CONFIG_NAME, RunConfig, load_run_config, run_config_text
+from evdet.training.run_config import RUN_CONFIG_NAME, SECTIONS, RunConfig, load_run_config, run_config_text
 
 
 def _limit(value: str) -> float | int:
@@ -53,6 +53,16 @@ class Flag:
     nargs: int | str | None = None
     metavar: str | tuple[str, ...] | None = None
     help: str | None = None  # replaces the field's description
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination: the long name in snake case."""
+        return self.names[0][2:].replace("-", "_")
+
+    @property
+    def per_path(self) -> bool:
+        """Several paths taking one value each (``nargs`` values), not all the same value."""
+        return len(self.paths) > 1 and self.nargs == len(self.paths)
 
 
 def _f(names: str, *paths: str, **kw: Any) -> Flag:
@@ -177,21 +187,19 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
 help texts (the fields' docstrings), the defaults and :func:`configs_from_args` are generated from this
 table and the dataclasses. Options without a flag are set in a ``--config`` file."""
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
-
-
 def _field(path: str) -> tuple[type, str]:
     """The dataclass and field name at ``section.field[.field]``."""
     parts = path.split(".")
-    cls = _SECTIONS[parts[0]]
+    cls = SECTIONS[parts[0]]
     for name in parts[1:-1]:
         cls = typing.get_type_hints(cls)[name]
     return cls, parts[-1]
 
 
 def _default(path: str) -> Any:
-    value: Any = {"model": ModelConfig(), "data": DataConfig(), "train": TrainConfig()}[path.split(".")[0]]
-    for name in path.split(".")[1:]:
+    """The default value of the field at ``section.field[.field]``."""
+    value: Any = RunConfig()
+    for name in path.split("."):
         value = getattr(value, name)
     return value
 
@@ -243,15 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         for flag in flags:
             cls, name = _field(flag.paths[0])
             text = _plain_text(flag.help or field_docs(cls).get(name, ""))
-            default = [_default(path) for path in flag.paths] if flag.nargs == len(flag.paths) else \
-                _default(flag.paths[0])
+            default = [_default(path) for path in flag.paths] if flag.per_path else _default(flag.paths[0])
             if flag.action in ("true", "false"):
-                g.add_argument(*flag.names, dest=flag.names[0][2:].replace("-", "_"), action="store_const",
+                g.add_argument(*flag.names, dest=flag.dest, action="store_const",
                                const=flag.action == "true", default=argparse.SUPPRESS, help=text)
                 continue
             parse, sequence = _parser_type(flag.paths[0])
             shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-            g.add_argument(*flag.names, dest=flag.names[0][2:].replace("-", "_"), type=flag.type or parse,
+            g.add_argument(*flag.names, dest=flag.dest, type=flag.type or parse,
                            choices=flag.choices, nargs=flag.nargs or ("+" if sequence else None),
                            metavar=flag.metavar, default=argparse.SUPPRESS,
                            help=f"{text} (default: {shown})".replace("%", "%%"))
@@ -288,11 +295,10 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     given = vars(args)
     for flags in FLAGS.values():
         for flag in flags:
-            dest = flag.names[0][2:].replace("-", "_")
-            if dest not in given:
+            if flag.dest not in given:
                 continue
-            value = given[dest]
-            if flag.nargs == len(flag.paths) and len(flag.paths) > 1:
+            value = given[flag.dest]
+            if flag.per_path:
                 for path, v in zip(flag.paths, value, strict=True):
                     _set(values, path, v)
             else:

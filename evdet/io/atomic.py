@@ -133,7 +133,29 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-class AtomicTarget:
+class CommitOnExit:
+    """Context-manager protocol of evdet's atomic writers (:class:`AtomicTarget`, ``DatWriter``,
+    ``H5TensorWriter``, ``VideoWriter``): ``with writer:`` returns the writer; a normal exit calls its
+    ``close()`` (which commits the output), an exception its ``abort()`` (nothing appears at the
+    destination)."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class AtomicTarget(CommitOnExit):
     """A destination written under a temporary name until :meth:`commit`.
 
     Args:
@@ -187,35 +209,9 @@ class AtomicTarget:
             _remove(self.tmp)
             self.done = True
 
-    def __enter__(self) -> AtomicTarget:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-
-class CommitOnExit:
-    """Context-manager protocol of evdet's atomic writers (``DatWriter``, ``H5TensorWriter``,
-    ``VideoWriter``): ``with writer:`` returns the writer; a normal exit calls its ``close()`` (which
-    commits the output), an exception its ``abort()`` (nothing appears at the destination)."""
-
-    def close(self):
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def close(self) -> Path:
+        """:meth:`commit` (the name :class:`CommitOnExit` calls on a normal exit)."""
+        return self.commit()
 
 
 @contextmanager

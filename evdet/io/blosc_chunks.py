@@ -58,13 +58,13 @@ class BloscChunks:
     Args:
         fd: a file descriptor open for reading on the dataset's file (owned by the caller).
         offsets, sizes: file address and stored size (bytes) of chunk ``i`` (``int64 [num_chunks]``).
-        chunk: rows per chunk. length: rows of the dataset. dtype: its dtype.
+        chunk: rows per chunk. dtype: the dataset's dtype. path: its file, for messages.
     """
 
-    def __init__(self, fd: int, offsets: np.ndarray, sizes: np.ndarray, chunk: int, length: int,
-                 dtype: np.dtype, path: str):
+    def __init__(self, fd: int, offsets: np.ndarray, sizes: np.ndarray, chunk: int, dtype: np.dtype,
+                 path: str):
         self.fd, self.offsets, self.sizes = fd, offsets, sizes
-        self.chunk, self.length, self.dtype, self.path = int(chunk), int(length), np.dtype(dtype), path
+        self.chunk, self.dtype, self.path = int(chunk), np.dtype(dtype), path
         self._decompress = _decompress_ctx()
 
     def read(self, start: int, stop: int, out: np.ndarray) -> None:
@@ -121,5 +121,4 @@ def blosc_chunks(dataset, fd: int, path: str) -> BloscChunks | None:
     dataset.id.chunk_iter(visit)
     if (offsets < 0).any() or any(masks):
         return None
-    return BloscChunks(fd, offsets, sizes, chunk, int(dataset.shape[0]),  # addresses in the file
-                       dataset.dtype, path)
+    return BloscChunks(fd, offsets, sizes, chunk, dataset.dtype, path)  # offsets: addresses in the file

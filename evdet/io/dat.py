@@ -267,9 +267,10 @@ class DatReader(IndexedEventReader):
         self._state = self._state_before(self._pos)
 
     def _time(self, i: int) -> int:
-        """Unwrapped time (µs) of record ``i`` (decoded from the state before it; corrupt ones included)."""
-        return int(decode_dat_records(self._records, self._state_before(i), i, i + 1,
-                                      keep_dropped=True)[0]["t"][0])
+        """Unwrapped time (µs) of record ``i`` (decoded from the state before it, the reader's own at the
+        read position; corrupt ones included)."""
+        state = self._state.copy() if i == self._pos else self._state_before(i)
+        return int(decode_dat_records(self._records, state, i, i + 1, keep_dropped=True)[0]["t"][0])
 
     def load_all(self) -> np.ndarray:
         """All events, sorted by ``t`` (stable), without moving the read position.
@@ -379,7 +380,6 @@ class DatWriter(CommitOnExit):
         self._file.close()
         self._file = None
         self._target.abort()
-
 
 
 def write_dat(path: str | os.PathLike, events: np.ndarray, height: int, width: int) -> None:

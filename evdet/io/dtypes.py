@@ -47,13 +47,10 @@ def _fits(values: np.ndarray, dtype: np.dtype, field: str, source: str) -> np.nd
     if dtype.kind not in "iu" or values.dtype.kind not in "iuf" or not values.size:
         return values
     info = np.iinfo(dtype)
+    bad = (values < info.min) | (values > info.max)
     if values.dtype.kind == "f":
-        bad = ~np.isfinite(values) | (values != np.floor(values)) | (values < info.min) | (values > info.max)
-    elif values.dtype.kind == "u" or np.iinfo(values.dtype).min >= info.min:
-        bad = values > info.max if np.iinfo(values.dtype).max > info.max else None
-    else:
-        bad = (values < info.min) | (values > info.max)
-    if bad is not None and bad.any():
+        bad |= ~np.isfinite(values) | (values != np.floor(values))
+    if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"labels in {source}: box {i} has {field} = {values[i]}, which a {dtype} field "
                          f"cannot hold")

@@ -165,9 +165,10 @@ class EventH5Reader(IndexedEventReader):
         return self._geometry
 
     # ----------------------------------------------------------------- rows and times
-    def _rows(self, start: int, stop: int) -> np.ndarray:
-        """Events of rows ``[start, stop)`` as ``EVENT_DTYPE ndarray[stop - start]`` (times absolute);
-        sets ``_rows_sorted`` (no time below its predecessor's among them).
+    def _rows(self, start: int, stop: int, check_order: bool = False) -> tuple[np.ndarray, bool]:
+        """``(events, ordered)``: the events of rows ``[start, stop)`` as ``EVENT_DTYPE ndarray[stop -
+        start]`` (times absolute) and, with ``check_order``, whether no time is below its predecessor's
+        (checked on the way; True without ``check_order``).
 
         A range of at least ``_PARALLEL_ROWS`` rows of Blosc datasets (:mod:`evdet.io.blosc_chunks`) is
         decoded without HDF5, split over :func:`~evdet.io.blosc_chunks.read_threads` threads; smaller
@@ -178,20 +179,20 @@ class EventH5Reader(IndexedEventReader):
         out = np.empty(max(stop - start, 0), dtype=EVENT_DTYPE)
         threads = read_threads() if self._chunks is not None and stop - start >= _PARALLEL_ROWS else 0
         if threads <= 1:
-            self._rows_sorted = self._fill(out, start, stop, chunks=threads == 1)
-            return out
+            return out, self._fill(out, start, stop, threads == 1, check_order)
         bounds = [start + (stop - start) * i // threads for i in range(threads + 1)]
         with ThreadPoolExecutor(threads) as pool:
-            jobs = [pool.submit(self._fill, out[a - start:b - start], a, b, True)
+            jobs = [pool.submit(self._fill, out[a - start:b - start], a, b, True, check_order)
                     for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-            self._rows_sorted = all([job.result() for job in jobs]) and all(
-                out["t"][b - start - 1] <= out["t"][b - start] for b in bounds[1:-1])
-        return out
+            ordered = all([job.result() for job in jobs])
+        if check_order:
+            ordered = ordered and all(out["t"][b - start - 1] <= out["t"][b - start] for b in bounds[1:-1])
+        return out, ordered
 
-    def _fill(self, out: np.ndarray, start: int, stop: int, chunks: bool = False) -> bool:
+    def _fill(self, out: np.ndarray, start: int, stop: int, chunks: bool, check_order: bool) -> bool:
         """``out[:] = rows [start, stop)``, block by block (one thread's share of :meth:`_rows`), decoded by
-        ``_chunks`` or, without ``chunks``, read through h5py. Returns whether their times never decrease
-        (checked on the contiguous blocks, cheaper than on ``out``)."""
+        ``_chunks`` or, without ``chunks``, read through h5py. Returns, with ``check_order``, whether their
+        times never decrease (checked on the contiguous blocks, cheaper than on ``out``), else True."""
         buffers: dict[str, np.ndarray] = {}
         ordered, last = True, None
         for a in range(start, stop, _READ_BLOCK):
@@ -215,7 +216,7 @@ class EventH5Reader(IndexedEventReader):
             block["t"] = t
             if self.time_origin:
                 block["t"] += self.time_origin
-            if ordered and t.size:
+            if check_order and ordered and t.size:
                 ordered = (last is None or last <= t[0]) and not bool(np.any(t[1:] < t[:-1]))
                 last = t[-1]
         return ordered
@@ -272,7 +273,7 @@ class EventH5Reader(IndexedEventReader):
 
     def _read(self, stop: int) -> np.ndarray:
         stop = min(max(stop, self._pos), self.event_count)
-        events = self._rows(self._pos, stop)
+        events = self._rows(self._pos, stop)[0]
         self._pos = stop
         return events
 
@@ -282,8 +283,8 @@ class EventH5Reader(IndexedEventReader):
         Warns:
             UserWarning: the file's timestamps were not sorted (names the first offending event).
         """
-        events = self._rows(0, self.event_count)
-        if not self._rows_sorted:
+        events, ordered = self._rows(0, self.event_count, check_order=True)
+        if not ordered:
             events = sort_events_with_warning(events, f"{self.path}: timestamps", lambda i: f"event {i}")
         return events
 

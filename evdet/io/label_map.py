@@ -18,16 +18,9 @@ GEN4_LABEL_MAP: dict[int, str] = {0: "pedestrian", 1: "two wheeler", 2: "car", 3
 LABEL_MAP_FILENAME = "label_map_dictionary.json"
 
 
-def _refuse_duplicate_keys(path: Path):
-    """A ``json.loads`` ``object_pairs_hook`` raising on a key given twice (JSON keeps the last silently)."""
-    def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        seen: dict[str, object] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise ValueError(f"label map {path}: key {key!r} is given twice")
-            seen[key] = value
-        return seen
-    return hook
+class _Pairs(list):
+    """A JSON object as its ``(key, value)`` pairs in file order, a key given twice included (a ``dict``
+    would keep the last one silently)."""
 
 
 def load_label_map(path: str | os.PathLike) -> dict[int, str]:
@@ -47,21 +40,23 @@ def load_label_map(path: str | os.PathLike) -> dict[int, str]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"label map {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        raw = json.loads(text, object_pairs_hook=_refuse_duplicate_keys(path))
+        raw = json.loads(text, object_pairs_hook=_Pairs)
     except json.JSONDecodeError as exc:
         raise ValueError(f"label map {path}: invalid JSON ({exc})") from exc
-    if not isinstance(raw, dict) or not raw:
-        raise ValueError(f"label map {path}: expected a non-empty JSON object, got {type(raw).__name__}")
+    if not isinstance(raw, _Pairs) or not raw:
+        got = "an empty object" if isinstance(raw, _Pairs) else type(raw).__name__
+        raise ValueError(f"label map {path}: expected a non-empty JSON object, got {got}")
     out: dict[int, str] = {}
-    keys: dict[int, str] = {}
-    for key, name in raw.items():
+    keys: dict[int, str] = {}  # class id -> the key that gave it
+    for key, name in raw:
         if not str(key).lstrip("-").isdigit():
             raise ValueError(f"label map {path}: key {key!r} is not a decimal class id")
         if not isinstance(name, str) or not name:
             raise ValueError(f"label map {path}: class {key} has name {name!r}")
         if int(key) in keys:
-            raise ValueError(f"label map {path}: keys {keys[int(key)]!r} and {key!r} are both class id "
-                             f"{int(key)}")
+            other = keys[int(key)]
+            raise ValueError(f"label map {path}: key {key!r} is given twice" if other == key else
+                             f"label map {path}: keys {other!r} and {key!r} are both class id {int(key)}")
         keys[int(key)] = key
         out[int(key)] = name
     names = [n for n in out.values() if n != EMPTY_CLASS]

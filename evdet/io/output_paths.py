@@ -22,7 +22,8 @@ unlisted file: the next run refuses to replace it (the safe side), unless it is 
 be written (e.g. a label file copied again by the converter).
 
 - :func:`check_outside_inputs`: rule 1.
-- :func:`check_output`: rules 1-3 for one path (call before the work that writes it).
+- :func:`check_output`: rules 1-3 for one path (call before the work that writes it);
+  :func:`check_written_by`: rule 3's same-command test alone.
 - :func:`record_output`: list a finished output in the manifest.
 - :func:`claim_outputs`: check several paths, then record them at once (for folders that a library such
   as Lightning fills later, e.g. a training run).
@@ -43,6 +44,7 @@ __all__ = [
     "OutputPathError",
     "check_output",
     "check_outside_inputs",
+    "check_written_by",
     "claim_outputs",
     "output_folder",
     "record_output",
@@ -132,6 +134,19 @@ def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
         os.close(fd)
 
 
+def check_written_by(path: str | os.PathLike, tool: str) -> None:
+    """Rule 3's "same command": ``path`` (written by evdet) was recorded by ``tool`` or by an unnamed
+    ``evdet``.
+
+    Raises:
+        OutputPathError: another command wrote it (named).
+    """
+    writer = written_by(path)
+    if writer not in (tool, "evdet"):
+        raise OutputPathError(f"{path} was written by {writer}: {tool} does not replace it, even with "
+                              "--overwrite; choose another output")
+
+
 def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
                  overwrite: bool = False, folder: bool = False, tool: str | None = None) -> None:
     """Rules 1-3 for one output: outside the inputs, and either absent or evdet's own with ``overwrite``.
@@ -165,10 +180,8 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
     if not written_by_evdet(path):
         raise OutputPathError(f"{path} already exists and was not written by evdet: choose another output "
                               "(evdet never replaces what it did not write)")
-    writer = written_by(path)
-    if tool is not None and writer not in (tool, "evdet"):
-        raise OutputPathError(f"{path} was written by {writer}: {tool} does not replace it, even with "
-                              "--overwrite; choose another output")
+    if tool is not None:
+        check_written_by(path, tool)
     if not overwrite:
         raise OutputPathError(f"{path} already exists (written by an earlier evdet run); pass --overwrite "
                               "to replace it")

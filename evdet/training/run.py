@@ -49,7 +49,13 @@ from evdet.inference.model_config import ModelConfig
 from evdet.inference.pretrained import source_weights, transfer_weights
 from evdet.io.atomic import atomic_open
 from evdet.io.label_map import LABEL_MAP_FILENAME
-from evdet.io.output_paths import OutputPathError, output_folder, record_output, written_by
+from evdet.io.output_paths import (
+    OutputPathError,
+    check_written_by,
+    output_folder,
+    record_output,
+    written_by_evdet,
+)
 from evdet.training.callbacks import DetectionImageLogger, TrainingCurvesPlot
 from evdet.training.checkpoint_io import AtomicCheckpointIO
 from evdet.training.config import TrainConfig
@@ -353,13 +359,10 @@ def claim_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
     for entry in entries:
         if not (entry.exists() or entry.is_symlink()):
             continue
-        writer = written_by(entry)
-        if writer is None:
+        if not written_by_evdet(entry):
             raise OutputPathError(f"{entry} exists and was not written by evdet: choose another run folder "
                                   "(evdet never replaces what it did not write)")
-        if writer not in ("evdet-train", "evdet"):
-            raise OutputPathError(f"{entry} was written by {writer}: evdet-train does not replace it; "
-                                  "choose another run folder")
+        check_written_by(entry, "evdet-train")
     ckpts = root / "checkpoints"
     launched_rank = int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
     if fresh and not launched_rank and ckpts.is_dir() and any(ckpts.iterdir()):  # DDP: rank 0 decides

@@ -28,14 +28,16 @@ from evdet.inference.config_dict import config_from_dict, config_to_dict
 from evdet.inference.model_config import ModelConfig
 from evdet.training.config import TrainConfig
 
-__all__ = ["RUN_CONFIG_NAME", "RunConfig", "load_run_config", "run_config_text", "write_run_config"]
+__all__ = ["RUN_CONFIG_NAME", "SECTIONS", "RunConfig", "load_run_config", "run_config_text",
+           "write_run_config"]
 
 RUN_CONFIG_NAME = "config.yaml"
 """The run configuration's file name in a run folder."""
 
 _HEADER = ("# evdet-train run configuration: `evdet-train --config this.yaml --root-dir NEW_RUN` repeats "
            "the run\n")
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+"""The option sections of a run configuration and their dataclasses."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain types: ``{"dataset_dir": ..., "model": {...}, "data": {...}, "train": {...}}``."""
         return {"dataset_dir": self.dataset_dir,
-                **{name: config_to_dict(getattr(self, name)) for name in _SECTIONS}}
+                **{name: config_to_dict(getattr(self, name)) for name in SECTIONS}}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "run configuration") -> RunConfig:
@@ -63,12 +65,12 @@ class RunConfig:
         if not isinstance(values, dict):
             raise ValueError(f"{source}: expected a mapping of dataset_dir, model, data, train; got "
                              f"{type(values).__name__}")
-        unknown = sorted(set(values) - {"dataset_dir", *_SECTIONS})
+        unknown = sorted(set(values) - {"dataset_dir", *SECTIONS})
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {unknown}; valid are "
-                             f"{['dataset_dir', *_SECTIONS]}")
+                             f"{['dataset_dir', *SECTIONS]}")
         sections = {}
-        for name, cls_ in _SECTIONS.items():
+        for name, cls_ in SECTIONS.items():
             try:
                 sections[name] = config_from_dict(cls_, values.get(name))
             except (TypeError, ValueError) as exc:
