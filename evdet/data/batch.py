@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evdet.data.shared_memory import Lease, free_when_dropped, lease_of
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -107,7 +109,9 @@ class SequenceBatch:
     def __reduce__(self):
         """Compact pickling (DataLoader workers): labels travel as one packed array and the small tensors
         as numpy arrays, so only ``inputs`` needs shared memory (hundreds of tiny shared-memory tensors
-        per batch would cost more than reading the data). Unpickled labels are views of one tensor."""
+        per batch would cost more than reading the data). Unpickled labels are views of one tensor. Inputs
+        in a worker's reused buffer carry its lease: the receiving process frees the buffer for the worker
+        once it drops the inputs (:mod:`evdet.data.shared_memory`)."""
         tensors = [self.inputs, self.mask_keep_memory, self.frame_is_labeled, self.padding]
         flat = [lab for row in self.labels for lab in row]
         if any(x.device.type != "cpu" for x in tensors + flat):
@@ -117,7 +121,7 @@ class SequenceBatch:
         packed = torch.cat(flat).numpy() if flat else np.zeros((0, 5), dtype=np.float32)
         return (_rebuild_batch, (self.inputs, packed, counts, len(self.labels), self.mask_keep_memory.numpy(),
                                  self.frame_is_labeled.numpy(), self.video_infos, self.padding.numpy(),
-                                 self.input_scale))
+                                 self.input_scale, lease_of(self.inputs)))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
         """A copy with every tensor (labels included) on ``device`` and float32 inputs: uint8 inputs are
@@ -147,7 +151,9 @@ class SequenceBatch:
 
 def _rebuild_batch(inputs: Tensor, packed: np.ndarray, counts: list[int], num_tbins: int,
                    keep: np.ndarray, labeled: np.ndarray, infos: list[VideoInfo], padding: np.ndarray,
-                   input_scale: float) -> SequenceBatch:
+                   input_scale: float, lease: Lease | None = None) -> SequenceBatch:
+    if lease is not None:
+        free_when_dropped(inputs, lease)
     parts = torch.from_numpy(packed).split(counts) if counts else ()
     width = len(counts) // num_tbins if num_tbins else 0
     labels = [list(parts[k * width:(k + 1) * width]) for k in range(num_tbins)]

@@ -21,6 +21,7 @@ from evdet.data.labels import (
     has_real_track_ids,
 )
 from evdet.data.schedule import AugmentationParams, ChunkItem, plan_epoch
+from evdet.data.shared_memory import release, shared_tensor
 from evdet.data.sources import VideoSpec, read_frames, read_frames_into, read_uint8_into, stored_as_uint8
 
 
@@ -169,6 +170,18 @@ class SequenceDataset(Dataset):
         inputs = _new_tensor(shape, dtype, shared=in_worker)
         if scale is not None:
             inputs = inputs.transpose(0, 1)
+        try:
+            return self._fill(plan, inputs, scale)
+        except BaseException:
+            if in_worker:
+                release(inputs)
+            raise
+
+    def _fill(self, plan: Sequence[ChunkItem], inputs: torch.Tensor, scale: float | None) -> SequenceBatch:
+        """The batch of ``plan`` with its frames read into ``inputs: Tensor[T, B, C, H, W]`` (uint8 stored
+        bytes when ``scale`` is set, else float32)."""
+        t, b = self.num_tbins, len(plan)
+        h, w = self.network_size
         labels: list[list[torch.Tensor]] = [[torch.zeros((0, 5)) for _ in range(b)] for _ in range(t)]
         keep = torch.zeros(b, dtype=torch.float32)
         labeled = torch.zeros((t, b), dtype=torch.bool)
@@ -186,7 +199,7 @@ class SequenceDataset(Dataset):
                 raw = inputs[:valid, col].numpy()  # C-contiguous [valid, C, H, W] in the [B, T] memory
                 read_uint8_into(spec, item.start_frame, raw)
                 if item.aug.hflip:  # the same values as augment_tensor's flip of the converted frames
-                    raw[...] = raw[..., ::-1]
+                    flip_rows(raw)
             elif item.aug.is_identity:
                 read_frames_into(spec, item.start_frame, inputs[:valid, col])
             else:
@@ -208,14 +221,23 @@ class SequenceDataset(Dataset):
         return SequenceBatch(inputs, labels, keep, labeled, infos, padding, 1.0 if scale is None else scale)
 
 
+def flip_rows(frames: np.ndarray) -> None:
+    """Reverse the last axis of the C-contiguous ``frames: ndarray[..., W]`` uint8 in place (OpenCV's
+    row flip: 20x faster than numpy's reversed-stride copy, which also needs a temporary)."""
+    import cv2
+
+    rows = frames.reshape(-1, frames.shape[-1])  # a view: frames is contiguous
+    cv2.flip(rows, 1, dst=rows)
+
+
 def _new_tensor(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch.Tensor:
-    """An uninitialised contiguous tensor, in shared memory when ``shared`` (a DataLoader worker: the
-    tensor is then passed to the main process as a file descriptor, not copied), else from numpy's
-    allocator (fewer page faults than torch's for large short-lived buffers)."""
-    if not shared:
-        return torch.from_numpy(np.empty(shape, dtype=np.uint8 if dtype == torch.uint8 else np.float32))
-    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
-    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+    """An uninitialised contiguous tensor: in a DataLoader worker (``shared``), in one of the worker's
+    reused shared-memory buffers (passed to the main process as a file descriptor, not copied; see
+    :mod:`evdet.data.shared_memory`), else from numpy's allocator (fewer page faults than torch's for large
+    short-lived buffers)."""
+    if shared:
+        return shared_tensor(shape, dtype)
+    return torch.from_numpy(np.empty(shape, dtype=np.uint8 if dtype == torch.uint8 else np.float32))
 
 
 class EpochSampler(Sampler):

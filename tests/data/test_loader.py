@@ -291,3 +291,21 @@ def test_dsec_sequence_folders_are_a_dataset_with_labels(tmp_path, rng):
     assert batch.frame_is_labeled[:, 0].tolist() == [False, True, True, False]
     ref = events_to_tensor(ev, "histo", 4, 12, 16, DT)  # the file's times are relative to t_offset
     np.testing.assert_allclose(batch.float_inputs()[:, 0].numpy(), ref)
+
+
+@pytest.mark.parametrize("keep", ["nothing", "views"])
+def test_reused_worker_buffers_never_change_what_the_main_process_still_sees(dataset_dir, keep):
+    """Workers write batches into reused shared-memory buffers (evdet.data.shared_memory): a buffer is only
+    rewritten once the main process dropped every tensor over it. Many batches per worker (more than its
+    buffers); "views" keeps a view of every batch's inputs (not the batch) until the epoch ends, so every
+    buffer stays taken and the workers must fall back to fresh ones; "nothing" drops each batch (buffers
+    are reused) after cloning it. Both equal the in-process batches."""
+    config = DataConfig(num_tbins=1, batch_size=1, hflip_prob=0.5, num_workers=0, seed=3)
+    expected = [b.inputs.clone() for b in build_dataloader(dataset_dir, "train", config, train=True)]
+    loader = build_dataloader(dataset_dir, "train", replace(config, num_workers=2), train=True)
+    if keep == "views":
+        got = [b.inputs[:, :1] for b in loader]  # views: the batches themselves are dropped
+    else:
+        got = [b.inputs.clone() for b in loader]
+    assert len(expected) == len(got) > 4 * 2 * 2
+    assert all(torch.equal(x, y) for x, y in zip(expected, got, strict=True))
