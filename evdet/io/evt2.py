@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.evt_words import word_range
 from evdet.io.time_high import EVT2_TIME_HIGH, skip_corrupt_time_high
 
 EVT2_STATE_SIZE = 9
@@ -59,6 +60,37 @@ def evt2_drops(state: np.ndarray) -> tuple[int, int, int, int]:
     return int(state[_NSKIP]), int(state[_FSKIP]), int(state[_NOUT]), int(state[_FOUT])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def load_evt2_state(state):  # pragma: no cover - compiled
+    """The running values of an EVT 2.x decoder kept in ``state``: ``(time high, wrap offset, last event
+    time, backward steps, events outside the geometry, first such word)``."""
+    return state[_TH], state[_LOOP], state[_LAST_T], state[_BACK], state[_NOUT], state[_FOUT]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def store_evt2_state(state, th, loop, last_t, back, n_out, first_out):  # pragma: no cover - compiled
+    """Write the running values of :func:`load_evt2_state` back into ``state``."""
+    state[_TH] = th
+    state[_LOOP] = loop
+    state[_LAST_T] = last_t
+    state[_BACK] = back
+    state[_NOUT] = n_out
+    state[_FOUT] = first_out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def evt2_time_high(words, i, th, new, loop, layout, state):  # pragma: no cover - compiled
+    """The EVT 2.x TIME_HIGH word ``i`` of value ``new`` applied to the time high ``th`` and wrap offset
+    ``loop``: returns the new ``(th, loop)``; unchanged when the word is corrupt (skipped and counted in
+    ``state``, see :mod:`evdet.io.time_high`); a decrease by more than half the range adds 2^34 µs."""
+    jump = th < 0 or ((new - th) & _TH_MASK) > 1
+    if jump and skip_corrupt_time_high(words, i, th, new, layout, state, _NSKIP):
+        return th, loop
+    if th >= 0 and th - new > _TH_HALF:
+        loop += _LOOP_STEP
+    return new, loop
+
+
 @numba.njit(cache=True, nogil=True)
 def _any_outside(words, start, stop, height, width):  # pragma: no cover - compiled
     """Whether a CD word of ``words[start:stop]`` has ``x >= width`` or ``y >= height`` (a branch-free
@@ -80,12 +112,7 @@ def _decode_evt2_kernel(words, start, stop, out64, state, limits):  # pragma: no
 
     ``limits``: ``(height, width)``, events outside are dropped and counted, or None (no check: numba
     compiles that case without it)."""
-    th = state[_TH]
-    loop = state[_LOOP]
-    last_t = state[_LAST_T]
-    back = state[_BACK]
-    n_out = state[_NOUT]
-    first_out = state[_FOUT]
+    th, loop, last_t, back, n_out, first_out = load_evt2_state(state)
     n = 0
     chunk = words[start:stop]  # a loop over a slice is ~6 % faster than over range(start, stop)
     for k in range(chunk.shape[0]):
@@ -109,22 +136,11 @@ def _decode_evt2_kernel(words, start, stop, out64, state, limits):  # pragma: no
                 out64[2 * n + 1] = t
                 n += 1
         elif kind == 8:
-            new = w & _TH_MASK
-            jump = th < 0 or ((new - th) & _TH_MASK) > 1
-            if jump and skip_corrupt_time_high(words, start + k, th, new, EVT2_TIME_HIGH, state, _NSKIP):
-                continue
-            if th >= 0 and th - new > _TH_HALF:
-                loop += _LOOP_STEP
-            th = new
+            th, loop = evt2_time_high(words, start + k, th, w & _TH_MASK, loop, EVT2_TIME_HIGH, state)
         elif kind != 10 and kind != 14 and kind != 15:
             state[_ERR] = start + k
             break
-    state[_TH] = th
-    state[_LOOP] = loop
-    state[_LAST_T] = last_t
-    state[_BACK] = back
-    state[_NOUT] = n_out
-    state[_FOUT] = first_out
+    store_evt2_state(state, th, loop, last_t, back, n_out, first_out)
     return n
 
 
@@ -152,11 +168,7 @@ def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str 
     """
     if state is None:
         state = new_evt2_state()
-    words = np.asarray(words)
-    if words.dtype != np.uint32:
-        words = words.astype(np.uint32)
-    stop = words.shape[0] if stop is None else min(int(stop), words.shape[0])
-    start = min(int(start), stop)
+    words, start, stop = word_range(words, np.uint32, start, stop)
     out = np.empty(stop - start, dtype=EVENT_DTYPE)
     if stop == start:
         return out

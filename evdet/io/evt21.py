@@ -34,21 +34,9 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE
-from evdet.io.evt2 import (  # EVT 2.0's state slots and time-high wrap rule
-    _BACK,
-    _ERR,
-    _FOUT,
-    _LAST_T,
-    _LOOP,
-    _LOOP_STEP,
-    _NOUT,
-    _NSKIP,
-    _TH,
-    _TH_HALF,
-    _TH_MASK,
-    new_evt2_state,
-)
-from evdet.io.time_high import EVT21_LEGACY_TIME_HIGH, EVT21_TIME_HIGH, skip_corrupt_time_high
+from evdet.io.evt2 import _ERR, evt2_time_high, load_evt2_state, new_evt2_state, store_evt2_state
+from evdet.io.evt_words import word_range
+from evdet.io.time_high import EVT21_LEGACY_TIME_HIGH, EVT21_TIME_HIGH
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -80,12 +68,7 @@ def _decode_evt21_kernel(words, start, stop, out64, state, legacy, height, width
     as int64: word 2n = x | y << 16 | p << 32, word 2n+1 = t); events with ``y >= height`` or
     ``x >= width`` are dropped and counted (a negative height keeps all); ``layout``: the time-high layout
     of :mod:`evdet.io.time_high` matching ``legacy``; returns the events written."""
-    th = state[_TH]
-    loop = state[_LOOP]
-    last_t = state[_LAST_T]
-    back = state[_BACK]
-    n_out = state[_NOUT]
-    first_out = state[_FOUT]
+    th, loop, last_t, back, n_out, first_out = load_evt2_state(state)
     n = 0
     for i in range(start, stop):
         w = _word(words, i, legacy)
@@ -112,21 +95,11 @@ def _decode_evt21_kernel(words, start, stop, out64, state, legacy, height, width
                         out64[2 * n + 1] = t
                         n += 1
         elif kind == 8:
-            jump = th < 0 or ((hi - th) & _TH_MASK) > 1
-            if jump and skip_corrupt_time_high(words, i, th, hi, layout, state, _NSKIP):
-                continue
-            if th >= 0 and th - hi > _TH_HALF:
-                loop += _LOOP_STEP
-            th = hi
+            th, loop = evt2_time_high(words, i, th, hi, loop, layout, state)
         elif kind != 10 and kind != 14 and kind != 15:
             state[_ERR] = i
             break
-    state[_TH] = th
-    state[_LOOP] = loop
-    state[_LAST_T] = last_t
-    state[_BACK] = back
-    state[_NOUT] = n_out
-    state[_FOUT] = first_out
+    store_evt2_state(state, th, loop, last_t, back, n_out, first_out)
     return n
 
 
@@ -156,11 +129,7 @@ def decode_evt21(words: np.ndarray, state: np.ndarray | None = None, source: str
     """
     if state is None:
         state = new_evt2_state()
-    words = np.asarray(words)
-    if words.dtype != np.uint64:
-        words = words.astype(np.uint64)
-    stop = words.shape[0] if stop is None else min(int(stop), words.shape[0])
-    start = min(int(start), stop)
+    words, start, stop = word_range(words, np.uint64, start, stop)
     if stop == start:
         return np.empty(0, dtype=EVENT_DTYPE)
     height, width = (-1, -1) if geometry is None else (int(geometry[0]), int(geometry[1]))

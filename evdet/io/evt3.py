@@ -51,6 +51,7 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
+from evdet.io.evt_words import word_range
 from evdet.io.time_high import EVT3_TIME_HIGH, skip_corrupt_time_high
 
 EVT3_STATE_SIZE = 14
@@ -223,11 +224,7 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     compat = EVT3_TIME_MODES[time_mode]
     if state is None:
         state = new_evt3_state()
-    words = np.asarray(words)
-    if words.dtype != np.uint16:
-        words = words.astype(np.uint16)
-    nw = words.shape[0] if stop is None else min(int(stop), words.shape[0])
-    start = min(int(start), nw)
+    words, start, nw = word_range(words, np.uint16, start, stop)
     height, width = (EVT3_MAX_COORD, EVT3_MAX_COORD) if geometry is None else geometry
     capacity = max((nw - start) + (nw - start) // 2, 4 * EVT3_MAX_EVENTS_PER_WORD)
     out = np.empty(capacity, dtype=EVENT_DTYPE)

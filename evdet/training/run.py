@@ -325,7 +325,8 @@ def train(
     result.last_checkpoint = last if last.exists() else None
     best = [cb for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None) == "val/AP"]
     if best and best[0].best_model_path:
-        result.best_checkpoint = Path(best[0].best_model_path)
+        # as the run folder was given (Lightning's path is absolute), like the last checkpoint's
+        result.best_checkpoint = root / "checkpoints" / Path(best[0].best_model_path).name
     validated_final = module.last_metrics_step.get("val") == trainer.global_step
     if not validated_final and module.train_config.limit_val_batches != 0 \
             and trainer.state.status.value == "finished":
