@@ -17,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-from evdet.preprocessing.histo import floor_div_scaled
+from evdet.preprocessing.kernels import event_cell, floor_div_scaled
 from evdet.preprocessing.registry import check_max_incr, prepare_kernel_call
 
 
@@ -31,12 +31,8 @@ def _event_cube_kernel(x, y, p, t, out, total, t0, d, num_utbins, split):  # pra
     inv_t = num_t / total
     inv_tu = tu / total
     for i in range(x.shape[0]):
-        tr = np.int64(t[i]) - t0
-        if tr < 0 or tr >= total:
-            continue
-        xi = np.int64(x[i]) >> d
-        yi = np.int64(y[i]) >> d
-        if xi >= width or yi >= height:
+        tr, xi, yi = event_cell(x, y, t, i, t0, total, d, height, width)
+        if tr < 0:
             continue
         k = floor_div_scaled(tr, num_t, total, inv_t)
         s = tr * inv_tu - k * num_utbins - 0.5

@@ -14,21 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from evdet.preprocessing.kernels import event_cell, floor_div_scaled
 from evdet.preprocessing.registry import check_max_incr, prepare_kernel_call
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def floor_div_scaled(tr, tu, total, inv):  # pragma: no cover - numba
-    """``(tr * tu) // total`` for ``tr >= 0`` without an integer division: a float estimate
-    ``tr * inv`` (``inv = tu / total``) corrected to the exact value (integer division is the slowest
-    step of the kernels)."""
-    num = tr * tu
-    m = np.int64(tr * inv)
-    if m * total > num:
-        m -= 1
-    elif (m + 1) * total <= num:
-        m += 1
-    return m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -51,12 +38,8 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
     k = np.int64(0)
     u = np.int64(0)
     for i in range(x.shape[0]):
-        tr = np.int64(t[i]) - t0
-        if tr < 0 or tr >= total:
-            continue
-        xi = np.int64(x[i]) >> d
-        yi = np.int64(y[i]) >> d
-        if xi >= width or yi >= height:
+        tr, xi, yi = event_cell(x, y, t, i, t0, total, d, height, width)
+        if tr < 0:
             continue
         if tr < lo or tr >= hi:
             m = floor_div_scaled(tr, tu, total, inv)

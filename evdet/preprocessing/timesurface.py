@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.preprocessing.histo import floor_div_scaled
+from evdet.preprocessing.kernels import event_cell, floor_div_scaled
 from evdet.preprocessing.registry import prepare_kernel_call
 
 
@@ -25,12 +25,8 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
     inv = tu / total
     inv_u = 1.0 / num_utbins
     for i in range(x.shape[0]):
-        tr = np.int64(t[i]) - t0
-        if tr < 0 or tr >= total:
-            continue
-        xi = np.int64(x[i]) >> d
-        yi = np.int64(y[i]) >> d
-        if xi >= width or yi >= height:
+        tr, xi, yi = event_cell(x, y, t, i, t0, total, d, height, width)
+        if tr < 0:
             continue
         m = floor_div_scaled(tr, tu, total, inv)
         k = floor_div_scaled(m, 1, num_utbins, inv_u)
