@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evdet.models.checks import check_heads, check_sizes
+
 
 def ms_deformable_attention(value: Tensor, spatial_shapes: list[tuple[int, int]], sampling_locations: Tensor,
                             attention_weights: Tensor) -> Tensor:
@@ -85,13 +87,9 @@ class MSDeformableAttention(nn.Module):
 
     def __init__(self, embed_dim: int = 256, num_heads: int = 8, num_levels: int = 4, num_points: int = 4):
         super().__init__()
-        for name, v in (("embed_dim", embed_dim), ("num_heads", num_heads), ("num_levels", num_levels),
-                        ("num_points", num_points)):
-            if v < 1:
-                raise ValueError(f"MSDeformableAttention: {name} must be >= 1, got {v}")
-        if embed_dim % num_heads != 0:
-            raise ValueError(f"MSDeformableAttention: embed_dim ({embed_dim}) must be a multiple of "
-                             f"num_heads ({num_heads})")
+        check_sizes("MSDeformableAttention", {"embed_dim": embed_dim, "num_heads": num_heads,
+                                              "num_levels": num_levels, "num_points": num_points})
+        check_heads("MSDeformableAttention", "embed_dim", embed_dim, "num_heads", num_heads)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.num_levels = num_levels

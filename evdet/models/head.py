@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from evdet.models.checks import check_sizes
+
 
 @dataclass(frozen=True)
 class ClassLogitLayer:
@@ -69,8 +71,7 @@ class DetectionHead(nn.Module):
 
     def __init__(self, num_classes: int):
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"{type(self).__name__}: num_classes must be >= 1, got {num_classes}")
+        check_sizes(type(self).__name__, {"num_classes": num_classes})
         self.num_classes = num_classes
         #: learning rate of the head relative to the backbone's
         self.lr_mult = 1.0

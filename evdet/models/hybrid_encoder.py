@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evdet.models.checks import check_heads, check_sizes
 from evdet.models.yolox_blocks import BaseConv, activation
 from evdet.models.yolox_pafpn import upsample_to
 
@@ -132,12 +133,9 @@ class HybridEncoder(nn.Module):
         super().__init__()
         if len(in_channels) != 3 or any(int(c) < 1 for c in in_channels):
             raise ValueError(f"HybridEncoder: needs three positive channel counts, got {list(in_channels)}")
-        for name, v in (("hidden_dim", hidden_dim), ("nheads", nheads), ("dim_feedforward", dim_feedforward)):
-            if v < 1:
-                raise ValueError(f"HybridEncoder: {name} must be >= 1, got {v}")
-        if hidden_dim % 4 != 0 or hidden_dim % nheads != 0:
-            raise ValueError(f"HybridEncoder: hidden_dim ({hidden_dim}) must be a multiple of 4 and of "
-                             f"nheads ({nheads})")
+        check_sizes("HybridEncoder", {"hidden_dim": hidden_dim, "nheads": nheads,
+                                      "dim_feedforward": dim_feedforward})
+        check_heads("HybridEncoder", "hidden_dim", hidden_dim, "nheads", nheads, multiple_of_4=True)
         if num_encoder_layers < 0 or not depth_mult > 0 or not expansion > 0:
             raise ValueError(f"HybridEncoder: need num_encoder_layers >= 0, depth_mult > 0, expansion > 0, "
                              f"got {num_encoder_layers}, {depth_mult}, {expansion}")

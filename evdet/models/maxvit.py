@@ -21,6 +21,8 @@ LayerNorm eps 1e-5 everywhere, exact (erf) GELU. TorchScript-able.
 import torch
 from torch import Tensor, nn
 
+from evdet.models.checks import check_heads
+
 
 def window_partition(x: Tensor, partition: list[int]) -> Tensor:
     """``Tensor[N, H, W, C]`` -> ``Tensor[N·(H/p_h)·(W/p_w), p_h, p_w, C]``: window (i, j) of image n holds
@@ -85,8 +87,7 @@ class SelfAttentionCl(nn.Module):
 
     def __init__(self, dim: int, dim_head: int, bias: bool = True):
         super().__init__()
-        if dim % dim_head != 0:
-            raise ValueError(f"SelfAttentionCl: dim ({dim}) must be a multiple of dim_head ({dim_head})")
+        check_heads("SelfAttentionCl", "dim", dim, "dim_head", dim_head)
         self.num_heads = dim // dim_head
         self.dim_head = dim_head
         self.scale = dim_head ** -0.5

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evdet.models.checks import check_sizes
 from evdet.models.denoising import DenoisingGroups
 from evdet.models.matcher import HungarianMatcher
 from evdet.models.set_criterion import box_losses, matched_pairs, num_target_boxes, src_permutation
@@ -65,8 +66,7 @@ class RTDETRCriterion(nn.Module):
     def __init__(self, num_classes: int, matcher: HungarianMatcher | None = None, alpha: float = 0.75,
                  gamma: float = 2.0):
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"RTDETRCriterion: num_classes must be >= 1, got {num_classes}")
+        check_sizes("RTDETRCriterion", {"num_classes": num_classes})
         self.num_classes = num_classes
         self.matcher = matcher if matcher is not None else HungarianMatcher(2.0, 5.0, 2.0, focal=True)
         if not self.matcher.focal:

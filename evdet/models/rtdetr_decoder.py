@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evdet.models.checks import check_heads, check_sizes
 from evdet.models.deformable_attention import MSDeformableAttention
 from evdet.models.denoising import inverse_sigmoid
 
@@ -127,15 +128,11 @@ class RTDETRDecoder(nn.Module):
                  num_queries: int = 300, dec_layers: int = 6, nheads: int = 8, dim_feedforward: int = 1024,
                  dropout: float = 0.0, num_points: int = 4):
         super().__init__()
-        for name, v in (("num_classes", num_classes), ("hidden_dim", hidden_dim),
-                        ("num_queries", num_queries), ("dec_layers", dec_layers), ("nheads", nheads),
-                        ("dim_feedforward", dim_feedforward), ("num_points", num_points),
-                        ("levels", len(in_channels))):
-            if v < 1:
-                raise ValueError(f"RTDETRDecoder: {name} must be >= 1, got {v}")
-        if hidden_dim % nheads != 0:
-            raise ValueError(f"RTDETRDecoder: hidden_dim ({hidden_dim}) must be a multiple of nheads "
-                             f"({nheads})")
+        check_sizes("RTDETRDecoder", {"num_classes": num_classes, "hidden_dim": hidden_dim,
+                                      "num_queries": num_queries, "dec_layers": dec_layers, "nheads": nheads,
+                                      "dim_feedforward": dim_feedforward, "num_points": num_points,
+                                      "levels": len(in_channels)})
+        check_heads("RTDETRDecoder", "hidden_dim", hidden_dim, "nheads", nheads)
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.input_proj = nn.ModuleList([

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evdet.models.checks import check_sizes
 from evdet.models.focal_loss import softmax_focal_loss
 from evdet.models.matcher import HungarianMatcher, check_set_inputs
 from evdet.ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, generalized_box_iou
@@ -96,8 +97,7 @@ class SetCriterion(nn.Module):
                  losses: tuple[str, ...] | list[str] = LOSSES, cls_loss: str = "ce", focal_gamma: float = 2.0,
                  focal_alpha: float | None = None):
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"SetCriterion: num_classes must be >= 1, got {num_classes}")
+        check_sizes("SetCriterion", {"num_classes": num_classes})
         if not 0.0 < eos_coef <= 1.0:
             raise ValueError(f"SetCriterion: eos_coef must be in (0, 1], got {eos_coef}")
         unknown = [name for name in losses if name not in LOSSES]

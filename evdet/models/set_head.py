@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evdet.models.checks import check_heads, check_sizes
+
 
 def sine_position_encoding(height: int, width: int, dim: int, device: torch.device,
                            temperature: float = 10000.0) -> Tensor:
@@ -92,15 +94,11 @@ class SetTransformer(nn.Module):
     def __init__(self, in_channels: list[int], num_classes: int, num_queries: int = 100, dec_layers: int = 6,
                  hidden_dim: int = 256, nheads: int = 8, dim_feedforward: int = 1024, dropout: float = 0.1):
         super().__init__()
-        for name, v in (("num_classes", num_classes), ("num_queries", num_queries),
-                        ("dec_layers", dec_layers), ("hidden_dim", hidden_dim), ("nheads", nheads),
-                        ("dim_feedforward", dim_feedforward),
-                        ("feature levels", len(in_channels))):
-            if v < 1:
-                raise ValueError(f"SetTransformer: {name} must be >= 1, got {v}")
-        if hidden_dim % 4 != 0 or hidden_dim % nheads != 0:
-            raise ValueError(f"SetTransformer: hidden_dim ({hidden_dim}) must be a multiple of 4 and of "
-                             f"nheads ({nheads})")
+        check_sizes("SetTransformer", {"num_classes": num_classes, "num_queries": num_queries,
+                                       "dec_layers": dec_layers, "hidden_dim": hidden_dim, "nheads": nheads,
+                                       "dim_feedforward": dim_feedforward,
+                                       "feature levels": len(in_channels)})
+        check_heads("SetTransformer", "hidden_dim", hidden_dim, "nheads", nheads, multiple_of_4=True)
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.hidden_dim = hidden_dim
