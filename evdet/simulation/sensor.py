@@ -22,21 +22,24 @@ from evdet.simulation.config import SensorConfig
 
 
 @njit(cache=True)
-def _fire_pixel(x, y, l0, l1, r, c_on, c_off, lt, t0, dt, refractory, xs, ys, ps, ts, n):
-    """Events of one pixel whose log intensity moves from l0 to l1; returns (n, count k, step c, lt) with
-    k = -1 when the buffers cannot hold them (nothing written then)."""
+def _fire_pixel(x, y, l0, l1, ref, thr_on, thr_off, last_t, t0, dt, refractory, xs, ys, ps, ts, n):
+    """Fire the events of pixel ``(x, y)`` whose log intensity moves from l0 to l1 into the buffers from
+    index ``n``, and move its ``ref`` and ``last_t``; returns ``(new n, full)``, ``full`` when the buffers
+    cannot hold them (nothing written or moved then)."""
+    r = ref[y, x]
+    lt = last_t[y, x]
     d = l1 - r
-    if d >= c_on:
-        c = c_on
+    if d >= thr_on[y, x]:
+        c = thr_on[y, x]
         pol = 1
-    elif -d >= c_off:
-        c = -c_off
+    elif -d >= thr_off[y, x]:
+        c = -thr_off[y, x]
         pol = 0
     else:
-        return n, 0, 0.0, lt
+        return n, False
     k = int(d / c)
     if n + k > xs.shape[0]:
-        return n, -1, 0.0, lt
+        return n, True
     dl = l1 - l0
     for j in range(1, k + 1):
         frac = min(max((r + j * c - l0) / dl, 0.0), 1.0) if dl != 0.0 else 1.0
@@ -48,7 +51,9 @@ def _fire_pixel(x, y, l0, l1, r, c_on, c_off, lt, t0, dt, refractory, xs, ys, ps
             ts[n] = te
             n += 1
             lt = te
-    return n, k, c, lt
+    ref[y, x] = r + k * c
+    last_t[y, x] = lt
+    return n, False
 
 
 @njit(cache=True)
@@ -61,13 +66,10 @@ def _crossings_kernel(log0, log1, ref, thr_on, thr_off, last_t, t0, t1, refracto
     dt = t1 - t0
     for y in range(start // wid, hgt):
         for x in range(start % wid if y == start // wid else 0, wid):
-            n, k, c, lt = _fire_pixel(x, y, log0[y, x], log1[y, x], ref[y, x], thr_on[y, x], thr_off[y, x],
-                                      last_t[y, x], t0, dt, refractory, xs, ys, ps, ts, n)
-            if k < 0:
+            n, full = _fire_pixel(x, y, log0[y, x], log1[y, x], ref, thr_on, thr_off, last_t, t0, dt,
+                                  refractory, xs, ys, ps, ts, n)
+            if full:
                 return n, y * wid + x
-            if k > 0:
-                ref[y, x] += k * c
-                last_t[y, x] = lt
     return n, hgt * wid
 
 
@@ -85,13 +87,10 @@ def _sensor_step_kernel(img0, img1, log0, eps, ref, thr_on, thr_off, last_t, t0,
             if v1 == img0[y, x]:
                 continue
             l1 = np.log(v1 + eps)
-            n, k, c, lt = _fire_pixel(x, y, log0[y, x], l1, ref[y, x], thr_on[y, x], thr_off[y, x],
-                                      last_t[y, x], t0, dt, refractory, xs, ys, ps, ts, n)
-            if k < 0:
+            n, full = _fire_pixel(x, y, log0[y, x], l1, ref, thr_on, thr_off, last_t, t0, dt, refractory,
+                                  xs, ys, ps, ts, n)
+            if full:
                 return n, y * wid + x
-            if k > 0:
-                ref[y, x] += k * c
-                last_t[y, x] = lt
             img0[y, x] = v1
             log0[y, x] = l1
     return n, hgt * wid
