@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.preprocessing.kernels import event_cell, floor_div_scaled
+from evdet.preprocessing.kernels import event_cell, micro_bin
 from evdet.preprocessing.registry import check_max_incr, prepare_kernel_call
 
 
@@ -42,9 +42,7 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
         if tr < 0:
             continue
         if tr < lo or tr >= hi:
-            m = floor_div_scaled(tr, tu, total, inv)
-            k = floor_div_scaled(m, 1, num_utbins, inv_u)
-            u = m - k * num_utbins
+            m, k, u = micro_bin(tr, tu, total, inv, num_utbins, inv_u)
             lo = (m * total + tu - 1) // tu  # ceil(m * total / tu): first tr of micro-bin m
             hi = ((m + 1) * total + tu - 1) // tu
         if signed:

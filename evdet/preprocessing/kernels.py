@@ -34,3 +34,13 @@ def floor_div_scaled(tr, tu, total, inv):  # pragma: no cover - numba
     elif (m + 1) * total <= num:
         m += 1
     return m
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def micro_bin(tr, tu, total, inv, num_utbins, inv_u):  # pragma: no cover - numba
+    """``(m, k, u)`` of relative time ``tr`` (``0 <= tr < total``) in a window of ``tu = T·U`` micro-bins:
+    ``m = (tr·tu) // total`` the micro-bin over the window, ``k = m // U`` the time bin and
+    ``u = m − k·U`` the micro-bin within it (``inv = tu / total``, ``inv_u = 1 / U``)."""
+    m = floor_div_scaled(tr, tu, total, inv)
+    k = floor_div_scaled(m, 1, num_utbins, inv_u)
+    return m, k, m - k * num_utbins

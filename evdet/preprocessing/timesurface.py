@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.preprocessing.kernels import event_cell, floor_div_scaled
+from evdet.preprocessing.kernels import event_cell, micro_bin
 from evdet.preprocessing.registry import prepare_kernel_call
 
 
@@ -28,9 +28,7 @@ def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: n
         tr, xi, yi = event_cell(x, y, t, i, t0, total, d, height, width)
         if tr < 0:
             continue
-        m = floor_div_scaled(tr, tu, total, inv)
-        k = floor_div_scaled(m, 1, num_utbins, inv_u)
-        u = m - k * num_utbins
+        m, k, u = micro_bin(tr, tu, total, inv, num_utbins, inv_u)
         c = u + num_utbins if p[i] > 0 else u
         v = (tr * tu - m * total + tu) / total
         if v > 1.0:
