@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.preprocessing.kernels import event_cell, micro_bin
+from evdet.preprocessing.kernels import event_cell, micro_bin, micro_bin_grid
 from evdet.preprocessing.registry import check_max_incr, prepare_kernel_call
 
 
@@ -25,12 +25,7 @@ def _count_kernel(x, y, p, t, out, total, t0, d, num_utbins, signed):  # pragma:
     Unsigned: channel ``c = (p > 0) * U + u``; signed: channel ``u``, +1 for ON and -1 for OFF.
     ``u = (t * T * U) // total - k * U`` is the micro-bin within time bin ``k``.
     """
-    num_t = out.shape[0]
-    height = out.shape[2]
-    width = out.shape[3]
-    tu = num_t * num_utbins
-    inv = tu / total
-    inv_u = 1.0 / num_utbins
+    height, width, tu, inv, inv_u = micro_bin_grid(out, total, num_utbins)
     # micro-bin m of the previous event and its time range [lo, hi): sorted events (the usual case)
     # reuse it, so the bin arithmetic runs once per micro-bin instead of once per event
     lo = np.int64(0)

@@ -44,3 +44,11 @@ def micro_bin(tr, tu, total, inv, num_utbins, inv_u):  # pragma: no cover - numb
     m = floor_div_scaled(tr, tu, total, inv)
     k = floor_div_scaled(m, 1, num_utbins, inv_u)
     return m, k, m - k * num_utbins
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def micro_bin_grid(out, total, num_utbins):  # pragma: no cover - numba
+    """``(height, width, tu, inv, inv_u)`` of ``out: [T, C, H, W]`` for :func:`event_cell` and
+    :func:`micro_bin` over a window of ``total`` µs with ``num_utbins`` micro-bins per bin."""
+    tu = out.shape[0] * num_utbins
+    return out.shape[2], out.shape[3], tu, tu / total, 1.0 / num_utbins

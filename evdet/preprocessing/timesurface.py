@@ -12,18 +12,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.preprocessing.kernels import event_cell, micro_bin
+from evdet.preprocessing.kernels import event_cell, micro_bin, micro_bin_grid
 from evdet.preprocessing.registry import prepare_kernel_call
 
 
 @numba.njit(cache=True, nogil=True)
 def _timesurface_kernel(x, y, p, t, out, total, t0, d, num_utbins):  # pragma: no cover - numba
-    num_t = out.shape[0]
-    height = out.shape[2]
-    width = out.shape[3]
-    tu = num_t * num_utbins
-    inv = tu / total
-    inv_u = 1.0 / num_utbins
+    height, width, tu, inv, inv_u = micro_bin_grid(out, total, num_utbins)
     for i in range(x.shape[0]):
         tr, xi, yi = event_cell(x, y, t, i, t0, total, d, height, width)
         if tr < 0:
