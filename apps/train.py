@@ -159,6 +159,7 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
         _f("--accumulate-grad-batches", "train.accumulate_grad_batches"),
         _f("--ema-decay", "train.ema_decay"),
         _f("--ema-warmup-steps", "train.ema_warmup_steps"),
+        _f("--compile", "train.compile", metavar="BACKEND"),
         _f("--max-epochs", "train.max_epochs"),
         _f("--max-steps", "train.max_steps"),
         _f("--limit-train-batches", "train.limit_train_batches", type=_limit),

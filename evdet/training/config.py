@@ -44,6 +44,13 @@ class TrainConfig:
             checkpoints), exported and detected with. None: off.
         ema_warmup_steps: the average's decay ramps up as ``decay · (1 − exp(−step / this))`` (YOLOX and
             RT-DETR: 2000); 0: constant.
+        compile: ``torch.compile`` backend for the detector's backbone and head (``nn.Module.compile``
+            in place: weights, checkpoints and exports are unchanged), one of
+            ``torch.compiler.list_backends(exclude_tags=())``: ``"inductor"`` (torch.compile's default,
+            generated kernels; the first two steps compile, minutes on a CPU), ``"aot_eager"`` (traced, no
+            code generation: checks that a model compiles). What runs through their ``forward`` in
+            training and validation is compiled; ``evdet-detect``, the demo and exports load the weights
+            into an eager detector. None: eager.
         seed: global seed (``lightning.seed_everything``).
         skip_nonfinite: when False (default) a NaN/inf loss stops training with an error naming the
             global step; when True that step is skipped (no weight update) and counted in the logs.
@@ -88,6 +95,7 @@ class TrainConfig:
     accumulate_grad_batches: int = 1
     ema_decay: float | None = None
     ema_warmup_steps: int = 2000
+    compile: str | None = None
     seed: int = 0
     skip_nonfinite: bool = False
     eval_preset: str = "auto"
@@ -126,5 +134,12 @@ class TrainConfig:
         if not isinstance(self.ema_warmup_steps, int) or self.ema_warmup_steps < 0:
             raise ValueError(f"TrainConfig.ema_warmup_steps must be an integer >= 0, "
                              f"got {self.ema_warmup_steps!r}")
+        if self.compile is not None:
+            import torch
+
+            backends = torch.compiler.list_backends(exclude_tags=())
+            if self.compile not in backends:
+                raise ValueError(f"TrainConfig.compile = {self.compile!r}: not a torch.compile backend; "
+                                 f"valid are {backends} or None")
         if self.gradient_clip_val < 0:
             raise ValueError(f"TrainConfig.gradient_clip_val must be >= 0, got {self.gradient_clip_val}")

@@ -99,6 +99,15 @@ class LightningDetectionModel(L.LightningModule):
         self._all_dets = DetectionAccumulator()
         self.nonfinite_steps = 0
 
+    def setup(self, stage: str) -> None:
+        """``TrainConfig.compile``: compile the backbone and the head in place (their state dicts keep
+        their keys, so checkpoints do not change). Lightning calls this after the callbacks' ``setup``, so
+        the EMA callback's copy of the model stays eager (it is only averaged into)."""
+        backend = self.train_config.compile
+        if backend is not None:
+            self.detector.backbone.compile(backend=backend)
+            self.detector.head.compile(backend=backend)
+
     # ------------------------------------------------------------------ training
     def _any_rank(self, flag: bool) -> bool:
         """True when ``flag`` is True on any DDP rank (one all-reduce; no-op when not distributed)."""
