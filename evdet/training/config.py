@@ -139,7 +139,8 @@ class TrainConfig:
 
             backends = torch.compiler.list_backends(exclude_tags=())
             if self.compile not in backends:
-                raise ValueError(f"TrainConfig.compile = {self.compile!r}: not a torch.compile backend; "
-                                 f"valid are {backends} or None")
+                usual = [b for b in ("inductor", "aot_eager", "eager", "cudagraphs") if b in backends]
+                raise ValueError(f"TrainConfig.compile = {self.compile!r}: not a torch.compile backend (one "
+                                 f"of torch.compiler.list_backends(exclude_tags=()), e.g. {usual}) or None")
         if self.gradient_clip_val < 0:
             raise ValueError(f"TrainConfig.gradient_clip_val must be >= 0, got {self.gradient_clip_val}")
