@@ -17,6 +17,7 @@ busy (the main process holds many batches), the worker allocates a fresh, unpool
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from dataclasses import dataclass
@@ -36,6 +37,14 @@ class Lease:
     flags: torch.Tensor
     index: int
 
+    def free(self) -> None:
+        """Mark the buffer free (any process that maps ``flags``)."""
+        self.flags[self.index] = 0
+
+
+def _new_storage(nbytes: int) -> torch.UntypedStorage:
+    return torch.empty(nbytes, dtype=torch.uint8).share_memory_().untyped_storage()
+
 
 class _Pool:
     """The buffers of one worker process: ``storages[i]`` is free when ``flags[i] == 0``."""
@@ -47,69 +56,62 @@ class _Pool:
         self.leases: dict[int, Lease] = {}  # storage data_ptr -> its lease
 
     def acquire(self, nbytes: int) -> torch.UntypedStorage:
+        """A free buffer of ``nbytes`` marked busy: a free one of that size, else a new one (in a new slot,
+        or replacing a free buffer of another size), else, all busy, a fresh unpooled one."""
         free = [i for i in range(len(self.storages)) if int(self.flags[i]) == 0]
-        same = [i for i in free if self.storages[i].nbytes() == nbytes]
-        if same:
-            index = same[0]
-        elif len(self.storages) < MAX_BUFFERS or free:
-            index = len(self.storages) if len(self.storages) < MAX_BUFFERS else free[0]
-            storage = torch.empty(nbytes, dtype=torch.uint8).share_memory_().untyped_storage()
-            if index == len(self.storages):
-                self.storages.append(storage)
-            else:
+        index = next((i for i in free if self.storages[i].nbytes() == nbytes), None)
+        if index is None:
+            if len(self.storages) < MAX_BUFFERS:
+                index = len(self.storages)
+                self.storages.append(_new_storage(nbytes))
+            elif free:
+                index = free[0]
                 del self.leases[self.storages[index].data_ptr()]
-                self.storages[index] = storage
-            self.leases[storage.data_ptr()] = Lease(self.flags, index)
-        else:  # every buffer still seen by the main process
-            return torch.empty(nbytes, dtype=torch.uint8).share_memory_().untyped_storage()
+                self.storages[index] = _new_storage(nbytes)
+            else:  # every buffer still seen by the main process
+                return _new_storage(nbytes)
+            self.leases[self.storages[index].data_ptr()] = Lease(self.flags, index)
         self.flags[index] = 1
         return self.storages[index]
-
-    def release(self, storage: torch.UntypedStorage) -> None:
-        lease = self.leases.get(storage.data_ptr())
-        if lease is not None:
-            self.flags[lease.index] = 0
 
 
 _POOL: list[_Pool] = []
 
 
-def _pool() -> _Pool:
-    if not _POOL or _POOL[0].pid != os.getpid():
-        _POOL[:] = [_Pool()]
-    return _POOL[0]
+def _own_pool() -> _Pool | None:
+    """This process's pool, None before its first :func:`shared_tensor` (a pool inherited by a fork
+    belongs to the parent)."""
+    return _POOL[0] if _POOL and _POOL[0].pid == os.getpid() else None
 
 
 def shared_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """An uninitialised contiguous ``Tensor[shape]`` in one of this process's reusable shared-memory
     buffers (busy until :func:`free_when_dropped` in the receiving process sees it dropped, or
     :func:`release`)."""
-    count = 1
-    for n in shape:
-        count *= n
-    storage = _pool().acquire(count * dtype.itemsize)
+    pool = _own_pool()
+    if pool is None:
+        pool = _Pool()
+        _POOL[:] = [pool]
+    storage = pool.acquire(math.prod(shape) * dtype.itemsize)
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
-
-
-def release(tensor: torch.Tensor) -> None:
-    """Mark the buffer of ``tensor`` (from :func:`shared_tensor`) free again: for a batch that is never
-    sent (its reading failed)."""
-    _pool().release(tensor.untyped_storage())
 
 
 def lease_of(tensor: torch.Tensor) -> Lease | None:
     """The lease of the pooled buffer under ``tensor``, None when it is not one (also in the main
     process)."""
-    if not _POOL or _POOL[0].pid != os.getpid():
-        return None
-    return _POOL[0].leases.get(tensor.untyped_storage().data_ptr())
+    pool = _own_pool()
+    return None if pool is None else pool.leases.get(tensor.untyped_storage().data_ptr())
 
 
-def _mark_free(flags: torch.Tensor, index: int) -> None:
-    flags[index] = 0
+def release(tensor: torch.Tensor) -> None:
+    """Mark the buffer of ``tensor`` (from :func:`shared_tensor`) free again: for a batch that is never
+    sent (its reading failed)."""
+    lease = lease_of(tensor)
+    if lease is not None:
+        lease.free()
 
 
 def free_when_dropped(tensor: torch.Tensor, lease: Lease) -> None:
     """In the receiving process: mark ``lease``'s buffer free once the storage of ``tensor`` (the buffer,
     mapped here) is freed, i.e. when no tensor, view or numpy array over it is left."""
-    weakref.finalize(tensor.untyped_storage(), _mark_free, lease.flags, lease.index)
+    weakref.finalize(tensor.untyped_storage(), lease.free)
