@@ -35,6 +35,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(params=["numpy first", "kernels"])
+def dat_decode_path(request, monkeypatch):
+    """DAT decoding with the dispatch of a fresh process (``dat_records``' numpy path tried first, the
+    kernels when it declines) and with the numba kernels alone: a test using it runs both, and both must
+    pass. Use with ``pytestmark = pytest.mark.usefixtures("dat_decode_path")``."""
+    from evdet.io import dat_records
+
+    monkeypatch.setattr(dat_records, "_numpy_first", lambda: request.param == "numpy first")
+    return request.param
+
+
 BURST_GEOMETRY = (48, 64)  # (height, width) of the burst_recording fixture
 
 

@@ -1,4 +1,4 @@
-"""DAT record codec (SPEC 2.2): 8-byte records <-> ``EVENT_DTYPE`` events, numba kernels.
+"""DAT record codec (SPEC 2.2): 8-byte records <-> ``EVENT_DTYPE`` events.
 
 Record layout (8 bytes, little-endian): ``uint32 t`` (µs), ``uint32 w`` with ``x = w & 0x3FFF``,
 ``y = (w >> 14) & 0x3FFF``, ``p = (w >> 28) & 1``.
@@ -21,14 +21,25 @@ than 2^31 between two stored times. Unwrapping rule, decoding in file order:
 
 Events whose x or y lies outside the sensor geometry given to the decoder are dropped and counted.
 The decoder state (``new_dat_state``) carries the unwrapping across calls and accumulates both counts.
+
+Two implementations decode, with identical output: the numba kernels of :mod:`evdet.io.dat_kernels`
+(every rule above, ~4x faster than numpy once loaded) and, in a process that has not loaded them yet, a
+numpy path for clean records (no step of more than ``OUTLIER_STEP``, nothing outside the geometry: then
+no rule above applies but the backward-step count). Loading numba and the kernels costs about 0.5 s in a
+fresh process, more than the numpy path spends on 10 M records, so a script that reads one file pays
+no such cost; the kernels are loaded by the first read that needs the rules, or once the numpy path has
+decoded ``NUMPY_RECORD_BUDGET`` records (what it takes to lose the load time again).
 """
 
 from __future__ import annotations
 
-import numba
+import os
+import sys
+import threading
+
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import empty_events
 
 DAT_RECORD_SIZE = 8
 TIME_WRAP = 1 << 32
@@ -43,6 +54,12 @@ PARALLEL_MIN_RECORDS = 1 << 21
 """Reads of at least this many records decode on all numba threads (``NUMBA_NUM_THREADS`` limits them)."""
 PARALLEL_BLOCK = 1 << 18
 """Records per block of the parallel decoder."""
+NUMPY_RECORD_BUDGET = 1 << 26
+"""Records the numpy path decodes in a process before the numba kernels are loaded: at ~7 ns saved per
+record by the kernels (2 cores), ~67 M records repay their ~0.5 s load."""
+_NUMPY_THREADS = min(4, os.cpu_count() or 1)  # threads of the numpy path (memory-bound: more do not help)
+_NUMPY_CHUNK = 1 << 16  # records per step of the numpy path (its temporaries stay in the CPU cache)
+_numpy_records = 0  # records decoded by the numpy path in this process
 DAT_STATE_SIZE = 6
 # state slots: wrap offset (µs), previous accepted 32-bit time (-1: none yet), corrupt records skipped,
 # index of the first one (-1: none), events outside the geometry dropped, index of the first one
@@ -61,191 +78,10 @@ def dat_drops(state: np.ndarray) -> tuple[int, int, int, int]:
     return int(state[_NJUMP]), int(state[_FJUMP]), int(state[_NOUT]), int(state[_FOUT])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _is_jump(a, b):  # pragma: no cover - compiled
-    return abs(b - a) > HALF_TIME_WRAP
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _far(a, b):  # pragma: no cover - compiled
-    """Stored times ``a`` and ``b`` are more than ``OUTLIER_STEP`` apart, modulo 2^32."""
-    d = abs(b - a)
-    return min(d, TIME_WRAP - d) > OUTLIER_STEP
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _is_corrupt(records, i, prev):  # pragma: no cover - compiled
-    """Record ``i`` is an isolated time jump or an outlier (module docstring), given the previous accepted
-    time ``prev`` (-1: none)."""
-    t = np.int64(records[i, 0])
-    n = records.shape[0]
-    if prev < 0:
-        if i + 2 >= n:
-            return False
-        t1 = np.int64(records[i + 1, 0])
-        return _is_jump(t, t1) and not _is_jump(t1, np.int64(records[i + 2, 0]))
-    if i + 1 < n:
-        t1 = np.int64(records[i + 1, 0])
-        if _far(prev, t) and _far(t, t1) and not _far(prev, t1):
-            return True
-    if not _is_jump(prev, t):
-        return False
-    return i + 1 >= n or _is_jump(t, np.int64(records[i + 1, 0]))
-
-
-@numba.njit(cache=True, nogil=True)
-def _needs_checks(flat, start, stop, prev, height, width):  # pragma: no cover - compiled
-    """(any time step of more than ``OUTLIER_STEP`` near records ``[start, stop)``, which every jump,
-    wrap and outlier has, any x/y outside ``(height, width)`` near them), from ``flat`` = the records as
-    ``uint64[N]`` (time word | packed word << 32): a branch-free scan, ~2.5x faster than decoding, that
-    lets the decoder leave out the checks. The steps looked at are those from ``prev`` (the previous
-    accepted time, -1: none) to the first record and between the records from the one before ``start``
-    to the one after ``stop``."""
-    seg = flat[max(start - 1, 0):min(stop + 1, flat.shape[0])]
-    last = np.int64(seg[0] & 0xFFFFFFFF)
-    jump = prev >= 0 and abs(np.int64(flat[start] & 0xFFFFFFFF) - prev) > OUTLIER_STEP
-    jumps = np.uint64(0)
-    outside = np.uint64(0)
-    for k in range(seg.shape[0]):
-        v = seg[k]
-        t = np.int64(v & 0xFFFFFFFF)
-        d = t - last
-        last = t
-        jumps |= np.uint64((d > OUTLIER_STEP) | (d < -OUTLIER_STEP))
-        outside |= np.uint64((((v >> 32) & 0x3FFF) >= width) | (((v >> 46) & 0x3FFF) >= height))
-    return jump or jumps != 0, outside != 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _decode_range(records, start, stop, out64, offset, prev, limits, jumps, drops):  # pragma: no cover
-    """Decode ``records[start:stop]`` into ``out64[2 (i - start) ...]`` (the EVENT_DTYPE buffer seen as
-    int64, little-endian: word 2k = x | y << 16 | p << 32, word 2k+1 = t). A dropped event has word
-    2k = -1 (p = -1); a skipped corrupt record gets the previous accepted time. ``records`` beyond
-    ``stop`` are read (never decoded) to judge a jump at the end of the range.
-
-    ``limits``: ``(height, width)`` to drop events outside, or None; ``jumps``: True to look for corrupt
-    records, or None (``_needs_checks`` found no jump: numba compiles the None cases without the
-    checks). ``drops`` int64[4] (corrupt count, first corrupt index, outside count, first outside
-    index) is updated. Returns (wrap offset, previous accepted t32, backward steps)."""
-    backward = np.int64(0)
-    seg = records[start:stop]  # a loop over a slice compiles to faster code than over range(start, stop)
-    for k in range(seg.shape[0]):
-        j = 2 * k
-        if jumps is not None:
-            if _is_corrupt(records, start + k, prev):
-                if drops[0] == 0:
-                    drops[1] = start + k
-                drops[0] += 1
-                out64[j] = -1
-                out64[j + 1] = offset + max(prev, 0)
-                continue
-        t32 = np.int64(seg[k, 0])
-        if t32 < prev:
-            if prev - t32 > HALF_TIME_WRAP:
-                offset += TIME_WRAP
-            else:
-                backward += 1
-        prev = t32
-        w = np.int64(seg[k, 1])
-        x = w & 0x3FFF
-        y = (w >> 14) & 0x3FFF
-        out64[j] = x | (y << 16) | (((w >> 28) & 1) << 32)
-        if limits is not None:
-            if x >= limits[1] or y >= limits[0]:
-                if drops[2] == 0:
-                    drops[3] = start + k
-                drops[2] += 1
-                out64[j] = -1
-        out64[j + 1] = t32 + offset
-    return offset, prev, backward
-
-
-@numba.njit(cache=True, nogil=True)
-def _decode_dat_kernel(records, start, stop, out64, state, limits, jumps):  # pragma: no cover - compiled
-    """Records ``[start, stop)`` -> out64 int64[2 (stop - start)] with ``state`` (see ``new_dat_state``)
-    updated; returns the number of backward time steps that were not wraps (unsorted data)."""
-    offset, prev, backward = _decode_range(records, start, stop, out64, state[_OFFSET], state[_PREV],
-                                           limits, jumps, state[_NJUMP:])
-    state[_OFFSET] = offset
-    state[_PREV] = prev
-    return backward
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _decode_dat_kernel_parallel(records, start, stop, out64, state, limits, jumps,
-                                block):  # pragma: no cover - compiled
-    """Same result as ``_decode_dat_kernel``, over blocks of ``block`` records on all numba threads.
-
-    One pass decodes every block independently from the starting offset ``state[0]``, each block
-    starting from the time word before it (``state[1]`` for block 0). A sequential pass over the
-    blocks then re-decodes the rare block whose predecessor ended on a skipped corrupt record (its
-    previous accepted time was another one), and a block after a wrap is shifted by the wraps of the
-    blocks before it (none in a recording shorter than 71.6 min), so the records are read once."""
-    n = stop - start
-    nblocks = (n + block - 1) // block
-    base = state[_OFFSET]
-    wraps = np.zeros(nblocks, dtype=np.int64)
-    backs = np.zeros(nblocks, dtype=np.int64)
-    lastp = np.zeros(nblocks, dtype=np.int64)
-    drops = np.zeros((nblocks, 4), dtype=np.int64)
-    for b in numba.prange(nblocks):
-        s = start + b * block
-        e = min(s + block, stop)
-        prev = state[_PREV] if b == 0 else np.int64(records[s - 1, 0])
-        drops[b, 1] = -1
-        drops[b, 3] = -1
-        offset, lastp[b], backs[b] = _decode_range(records, s, e, out64[2 * (s - start):], base, prev,
-                                                   limits, jumps, drops[b])
-        wraps[b] = offset - base
-    for b in range(1, nblocks):
-        s = start + b * block
-        if lastp[b - 1] != np.int64(records[s - 1, 0]):
-            e = min(s + block, stop)
-            drops[b, 0] = 0
-            drops[b, 2] = 0
-            offset, lastp[b], backs[b] = _decode_range(records, s, e, out64[2 * (s - start):], base,
-                                                       lastp[b - 1], limits, jumps, drops[b])
-            wraps[b] = offset - base
-    shift = np.zeros(nblocks, dtype=np.int64)  # wraps of the blocks before b (µs)
-    acc = np.int64(0)
-    for b in range(nblocks):
-        shift[b] = acc
-        acc += wraps[b]
-        for k in (0, 2):
-            if drops[b, k]:
-                if state[_NJUMP + k] == 0:
-                    state[_FJUMP + k] = drops[b, k + 1]
-                state[_NJUMP + k] += drops[b, k]
-    if acc != 0:
-        for b in numba.prange(nblocks):
-            if shift[b] != 0:
-                for i in range(b * block, min((b + 1) * block, n)):
-                    out64[2 * i + 1] += shift[b]
-    state[_OFFSET] = base + acc
-    state[_PREV] = lastp[nblocks - 1]
-    return backs.sum()
-
-
-@numba.njit(cache=True, nogil=True)
-def max_xy(records):  # pragma: no cover - compiled
-    """``records uint32[N, 2]`` -> (max x, max y) over the records, (-1, -1) when empty."""
-    max_x = -1
-    max_y = -1
-    for i in range(records.shape[0]):
-        w = records[i, 1]
-        x = np.int64(w & 0x3FFF)
-        y = np.int64((w >> 14) & 0x3FFF)
-        if x > max_x:
-            max_x = x
-        if y > max_y:
-            max_y = y
-    return max_x, max_y
-
-
 def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None, start: int = 0,
                        stop: int | None = None, geometry: tuple[int, int] | None = None,
                        keep_dropped: bool = False) -> tuple[np.ndarray, int]:
-    """Decode DAT records ``[start, stop)`` into events (numba kernel).
+    """Decode DAT records ``[start, stop)`` into events.
 
     Args:
         records: ``uint32 ndarray[N, 2]`` (time word, packed x/y/p word), e.g. a memory map of the whole
@@ -264,31 +100,154 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None, sta
         sorted data).
 
     Reads of at least ``PARALLEL_MIN_RECORDS`` records run the one-pass block-parallel kernel on all
-    numba threads; its output is identical to the sequential kernel's.
+    numba threads; its output is identical to the sequential kernel's. Before the kernels are loaded in
+    this process, clean records are decoded with numpy instead (module docstring), with the same output.
     """
+    global _numpy_records
     if state is None:
         state = new_dat_state()
     stop = records.shape[0] if stop is None else min(int(stop), records.shape[0])
     start = min(int(start), stop)
-    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    out = empty_events(stop - start)
     if stop == start:
         return out, 0
     height, width = (DAT_MAX_COORD, DAT_MAX_COORD) if geometry is None else geometry
     if not records.flags.c_contiguous:
         records = np.ascontiguousarray(records)
     flat = records.view(np.uint64).reshape(-1)  # [N]: time word | packed word << 32 (little-endian)
-    jumps, outside = _needs_checks(flat, start, stop, state[_PREV], np.uint64(height), np.uint64(width))
+    if _numpy_first():
+        backward = _decode_clean_numpy(flat, start, stop, out, state, height, width)
+        if backward is not None:
+            _numpy_records += stop - start
+            return out, backward
+    from evdet.io import dat_kernels
+
+    jumps, outside = dat_kernels.needs_checks(flat, start, stop, state[_PREV], np.uint64(height),
+                                              np.uint64(width))
     limits = (int(height), int(width)) if outside else None
     jumps = True if jumps else None
     before = state[_NJUMP] + state[_NOUT]
-    if stop - start >= PARALLEL_MIN_RECORDS and numba.get_num_threads() > 1:
-        backward = _decode_dat_kernel_parallel(records, start, stop, out.view(np.int64), state, limits,
-                                               jumps, PARALLEL_BLOCK)
+    if stop - start >= PARALLEL_MIN_RECORDS and dat_kernels.numba.get_num_threads() > 1:
+        backward = dat_kernels.decode_dat_kernel_parallel(records, start, stop, out.view(np.int64), state,
+                                                          limits, jumps, PARALLEL_BLOCK)
     else:
-        backward = _decode_dat_kernel(records, start, stop, out.view(np.int64), state, limits, jumps)
+        backward = dat_kernels.decode_dat_kernel(records, start, stop, out.view(np.int64), state, limits,
+                                                 jumps)
     if not keep_dropped and state[_NJUMP] + state[_NOUT] != before:
         out = out[out["p"] >= 0]
     return out, int(backward)
+
+
+def _numpy_first() -> bool:
+    """Whether a decode tries the numpy path first: the kernels are not loaded in this process and the
+    numpy path has not spent ``NUMPY_RECORD_BUDGET``."""
+    return "evdet.io.dat_kernels" not in sys.modules and _numpy_records < NUMPY_RECORD_BUDGET
+
+
+def _decode_clean_numpy(flat: np.ndarray, start: int, stop: int, out: np.ndarray, state: np.ndarray,
+                        height: int, width: int) -> int | None:
+    """Decode ``flat[start:stop]`` (``uint64`` records: time word | packed word << 32) into ``out``
+    (``EVENT_DTYPE ndarray[stop - start]``) with numpy, when no rule but the backward count applies: every
+    time step from ``state``'s previous time through the record after ``stop`` (and from the one before
+    ``start``) is at most ``OUTLIER_STEP``, and every x/y is inside ``(height, width)``. Returns the
+    backward steps with ``state`` updated, or None, leaving ``state`` untouched, when a rule applies (the
+    kernels decode then; ``out`` is overwritten). Reads of ``PARALLEL_MIN_RECORDS`` or more are split
+    between up to ``_NUMPY_THREADS`` threads (numpy releases the GIL)."""
+    n = flat.shape[0]
+    parts = min(_NUMPY_THREADS, stop - start) if stop - start >= PARALLEL_MIN_RECORDS else 1
+    cuts = [start + (stop - start) * k // parts for k in range(parts + 1)]
+    spans: list = [None] * parts  # per part: (backward, first t32, last t32), None, or the exception raised
+
+    def decode(k: int) -> None:
+        try:
+            spans[k] = _decode_clean_span(flat, cuts[k], cuts[k + 1],
+                                          out[cuts[k] - start:cuts[k + 1] - start], height, width)
+        except BaseException as exc:  # re-raised by the calling thread
+            spans[k] = exc
+
+    threads = [threading.Thread(target=decode, args=(k,)) for k in range(1, parts)]
+    for thread in threads:
+        thread.start()
+    decode(0)
+    for thread in threads:
+        thread.join()
+    for span in spans:
+        if isinstance(span, BaseException):
+            raise span
+    if any(span is None for span in spans):
+        return None
+    prev = int(state[_PREV])
+    steps = [(prev, spans[0][1])] if prev >= 0 else []  # steps between the parts, backward ones counted
+    steps += [(a[2], b[1]) for a, b in zip(spans[:-1], spans[1:], strict=True)]
+    edges = []  # the neighbours outside the range: judged, not counted
+    if start > 0:
+        edges.append((int(flat[start - 1] & 0xFFFFFFFF), spans[0][1]))
+    if stop < n:
+        edges.append((spans[-1][2], int(flat[stop] & 0xFFFFFFFF)))
+    if any(abs(b - a) > OUTLIER_STEP for a, b in steps + edges):
+        return None
+    if state[_OFFSET]:
+        out["t"] += state[_OFFSET]
+    state[_PREV] = spans[-1][2]
+    return sum(span[0] for span in spans) + sum(b < a for a, b in steps)
+
+
+def _decode_clean_span(flat: np.ndarray, start: int, stop: int, out: np.ndarray, height: int,
+                       width: int) -> tuple[int, int, int] | None:
+    """``flat[start:stop]`` -> ``out`` (``EVENT_DTYPE ndarray[stop - start]``, t = the stored 32-bit time)
+    in cache-sized chunks: ``(backward steps within the span, first t32, last t32)``, or None as soon as a
+    step exceeds ``OUTLIER_STEP`` or an x/y lies outside ``(height, width)``."""
+    words = out.view(np.uint64).reshape(-1, 2)  # [n, 2]: x | y << 16 | p << 32, t
+    t_signed = out.view(np.int64).reshape(-1, 2)[:, 1]
+    a = np.empty(_NUMPY_CHUNK, dtype=np.uint64)
+    b = np.empty(_NUMPY_CHUNK, dtype=np.uint64)
+    diffs = np.empty(_NUMPY_CHUNK, dtype=np.int64)
+    backward = 0
+    last = None  # stored time of the record before the chunk
+    for s in range(start, stop, _NUMPY_CHUNK):
+        e = min(s + _NUMPY_CHUNK, stop)
+        m, lo = e - s, s - start
+        v = flat[s:e]
+        t = t_signed[lo:lo + m]
+        np.bitwise_and(v, 0xFFFFFFFF, out=words[lo:lo + m, 1])
+        if last is not None:
+            step = int(t[0]) - last
+            if abs(step) > OUTLIER_STEP:
+                return None
+            backward += step < 0
+        if m > 1:
+            d = np.subtract(t[1:], t[:-1], out=diffs[:m - 1])
+            low = int(d.min())
+            if low < -OUTLIER_STEP or int(d.max()) > OUTLIER_STEP:
+                return None
+            if low < 0:
+                backward += int(np.count_nonzero(d < 0))
+        last = int(t[-1])
+        packed, field = a[:m], b[:m]
+        np.right_shift(v, 32, out=packed)
+        xy = words[lo:lo + m, 0]
+        np.bitwise_and(packed, 0x3FFF, out=xy)  # x
+        np.bitwise_and(packed, 0x0FFFC000, out=field)  # y << 14
+        if int(xy.max()) >= width or int(field.max()) >> 14 >= height:
+            return None
+        np.left_shift(field, 2, out=field)
+        np.bitwise_or(xy, field, out=xy)
+        np.bitwise_and(packed, 0x10000000, out=field)  # p << 28
+        np.left_shift(field, 4, out=field)
+        np.bitwise_or(xy, field, out=xy)
+    return backward, int(t_signed[0]), last
+
+
+def max_xy(records: np.ndarray) -> tuple[int, int]:
+    """``records uint32[N, 2]`` -> (max x, max y) over the records, (-1, -1) when empty."""
+    if records.shape[0] == 0:
+        return -1, -1
+    max_x = max_y = 0
+    for s in range(0, records.shape[0], _NUMPY_CHUNK):
+        w = np.asarray(records[s:s + _NUMPY_CHUNK, 1])
+        max_x = max(max_x, int((w & 0x3FFF).max()))
+        max_y = max(max_y, int((w & 0x0FFFC000).max()) >> 14)
+    return max_x, max_y
 
 
 def encode_dat_records(events: np.ndarray) -> np.ndarray:

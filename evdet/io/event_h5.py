@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from evdet.io.blosc_chunks import blosc_chunks, read_threads
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import empty_events
 from evdet.io.header import Header, checked_geometry, resolve_geometry
 from evdet.io.reader import IndexedEventReader, sort_events_with_warning
 
@@ -176,7 +176,7 @@ class EventH5Reader(IndexedEventReader):
         are read through h5py. Either way the rows go through block buffers of ``_READ_BLOCK`` rows, so a
         whole-file read touches the memory of its result once instead of that of four whole-file
         temporaries as well."""
-        out = np.empty(max(stop - start, 0), dtype=EVENT_DTYPE)
+        out = empty_events(max(stop - start, 0))
         threads = read_threads() if self._chunks is not None and stop - start >= _PARALLEL_ROWS else 0
         if threads <= 1:
             return out, self._fill(out, start, stop, threads == 1, check_order)

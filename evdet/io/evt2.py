@@ -26,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import empty_events
 from evdet.io.evt_words import word_range
 from evdet.io.time_high import EVT2_TIME_HIGH, skip_corrupt_time_high
 
@@ -169,7 +169,7 @@ def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str 
     if state is None:
         state = new_evt2_state()
     words, start, stop = word_range(words, np.uint32, start, stop)
-    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    out = empty_events(stop - start)
     if stop == start:
         return out
     limits = None

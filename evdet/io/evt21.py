@@ -33,7 +33,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE
+from evdet.io.dtypes import EVENT_DTYPE, empty_events
 from evdet.io.evt2 import _ERR, evt2_time_high, load_evt2_state, new_evt2_state, store_evt2_state
 from evdet.io.evt_words import word_range
 from evdet.io.time_high import EVT21_LEGACY_TIME_HIGH, EVT21_TIME_HIGH
@@ -133,7 +133,7 @@ def decode_evt21(words: np.ndarray, state: np.ndarray | None = None, source: str
     if stop == start:
         return np.empty(0, dtype=EVENT_DTYPE)
     height, width = (-1, -1) if geometry is None else (int(geometry[0]), int(geometry[1]))
-    out = np.empty(_count_evt21_kernel(words, start, stop, bool(legacy)), dtype=EVENT_DTYPE)
+    out = empty_events(_count_evt21_kernel(words, start, stop, bool(legacy)))
     layout = EVT21_LEGACY_TIME_HIGH if legacy else EVT21_TIME_HIGH
     n = _decode_evt21_kernel(words, start, stop, out.view(np.int64), state, bool(legacy), height, width,
                              layout)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from evdet.io.dtypes import EVENT_DTYPE, concatenate_events
+from evdet.io.dtypes import concatenate_events, empty_events
 from evdet.io.evt_words import word_range
 from evdet.io.time_high import EVT3_TIME_HIGH, skip_corrupt_time_high
 
@@ -227,12 +227,12 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     words, start, nw = word_range(words, np.uint16, start, stop)
     height, width = (EVT3_MAX_COORD, EVT3_MAX_COORD) if geometry is None else geometry
     capacity = max((nw - start) + (nw - start) // 2, 4 * EVT3_MAX_EVENTS_PER_WORD)
-    out = np.empty(capacity, dtype=EVENT_DTYPE)
+    out = empty_events(capacity)
     n, i = _decode_evt3_kernel(words, start, nw, out.view(np.int64), state, compat, width, height)
     parts = []
     while state[_ERR] < 0 and i < nw:  # dense vectors filled the buffer: continue into new ones
         parts.append(out[:n])
-        out = np.empty(max(2 * (nw - i), 4 * EVT3_MAX_EVENTS_PER_WORD), dtype=EVENT_DTYPE)
+        out = empty_events(max(2 * (nw - i), 4 * EVT3_MAX_EVENTS_PER_WORD))
         n, i = _decode_evt3_kernel(words, i, nw, out.view(np.int64), state, compat, width, height)
     if state[_ERR] >= 0:
         k = int(state[_ERR])

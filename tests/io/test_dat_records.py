@@ -1,17 +1,21 @@
-"""Tests of evdet.io.dat_records: the numba DAT record decoders against a numpy reference."""
+"""Tests of evdet.io.dat_records: the DAT record decoders (numba kernels and the numpy path for clean
+records) against a numpy reference and each other."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from evdet.io import dat_records
+from evdet.io.dat_kernels import decode_dat_kernel, decode_dat_kernel_parallel
 from evdet.io.dat_records import (
     DAT_MAX_COORD,
     HALF_TIME_WRAP,
     OUTLIER_STEP,
     TIME_WRAP,
-    _decode_dat_kernel,
-    _decode_dat_kernel_parallel,
     dat_drops,
     decode_dat_records,
     encode_dat_records,
@@ -21,6 +25,9 @@ from evdet.io.dat_records import (
 from evdet.io.dtypes import EVENT_DTYPE
 
 WRAP = TIME_WRAP
+
+
+pytestmark = pytest.mark.usefixtures("dat_decode_path")
 
 
 def reference_decode(records: np.ndarray, geometry: tuple[int, int] | None = None) -> np.ndarray:
@@ -152,7 +159,7 @@ def test_outliers_less_than_half_a_wrap_away_are_skipped_as_reference(rng, paral
     state = new_dat_state()
     if parallel:
         out = np.zeros(4000, dtype=EVENT_DTYPE)
-        _decode_dat_kernel_parallel(bad, 0, 4000, out.view(np.int64), state, None, True, 512)
+        decode_dat_kernel_parallel(bad, 0, 4000, out.view(np.int64), state, None, True, 512)
         events = out[out["p"] >= 0]
     else:
         events, _ = decode_dat_records(bad, state)
@@ -223,8 +230,8 @@ def test_parallel_kernel_equals_sequential(rng, block, span):
         s_par = s_seq.copy()
         out_seq = np.empty(2 * (n - 3), dtype=np.int64)
         out_par = np.empty(2 * (n - 3), dtype=np.int64)
-        back_seq = _decode_dat_kernel(records, 1, n - 2, out_seq, s_seq, (400, 600), True)
-        back_par = _decode_dat_kernel_parallel(records, 1, n - 2, out_par, s_par, (400, 600), True, block)
+        back_seq = decode_dat_kernel(records, 1, n - 2, out_seq, s_seq, (400, 600), True)
+        back_par = decode_dat_kernel_parallel(records, 1, n - 2, out_par, s_par, (400, 600), True, block)
         np.testing.assert_array_equal(out_par, out_seq)
         np.testing.assert_array_equal(s_par, s_seq)
         assert back_par == back_seq > 0
@@ -266,3 +273,109 @@ def test_random_single_word_corruptions_of_the_real_sample_stay_local(real_data,
                          else int(records[k, field]) ^ (1 << int(rng.integers(0, 32))))
         out = decode_dat_records(bad, keep_dropped=True, geometry=geometry)[0]
         np.testing.assert_array_equal(np.delete(out, k), np.delete(clean, k))
+
+
+def kernel_decode(records, state, start, stop, geometry):
+    """The numba kernels' result for records ``[start, stop)``: (events, backward), ``state`` updated."""
+    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    backward = decode_dat_kernel(records, start, stop, out.view(np.int64), state, geometry, True)
+    return out, backward
+
+
+def clean_records(rng, n=1000):
+    """Records without jumps over the full 14-bit x/y range, with small backward steps (unsorted data) at
+    a chunk boundary (64), a part boundary (333) and elsewhere."""
+    records, _ = random_records(rng, n, 10**6)
+    for i in (64, 333, 500, 501):
+        records[i, 0] = records[i - 1, 0] - 3
+    return records
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("start, stop, offset", [(0, 1000, 0), (37, 901, 2 * WRAP), (999, 1000, WRAP)])
+def test_numpy_path_equals_the_kernels_on_clean_records(rng, monkeypatch, parts, start, stop, offset):
+    monkeypatch.setattr(dat_records, "_NUMPY_CHUNK", 64)
+    monkeypatch.setattr(dat_records, "_NUMPY_THREADS", parts)
+    monkeypatch.setattr(dat_records, "PARALLEL_MIN_RECORDS", 1)
+    records = clean_records(rng)
+    geometry = (DAT_MAX_COORD, DAT_MAX_COORD)
+    state = new_dat_state()
+    if start:
+        state[:2] = offset, int(records[start, 0]) + 1  # the previous time: a backward step to start
+    ref_state = state.copy()
+    ref, ref_back = kernel_decode(records, ref_state, start, stop, geometry)
+    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    back = dat_records._decode_clean_numpy(records.view(np.uint64).reshape(-1), start, stop, out, state,
+                                           *geometry)
+    assert back == ref_back and back >= (4 if stop - start > 900 else 1)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(state, ref_state)
+
+
+@pytest.mark.parametrize("where", ["from the state", "in a chunk", "at a chunk boundary",
+                                   "at a part boundary", "after stop", "before start", "x outside",
+                                   "y outside"])
+def test_numpy_path_declines_what_needs_the_rules(rng, monkeypatch, where):
+    """A step of more than OUTLIER_STEP anywhere the kernels would look, or an event outside the geometry,
+    makes the numpy path decline (state untouched); the dispatch then gives the kernels' result."""
+    monkeypatch.setattr(dat_records, "_NUMPY_CHUNK", 64)
+    monkeypatch.setattr(dat_records, "_NUMPY_THREADS", 3)
+    monkeypatch.setattr(dat_records, "PARALLEL_MIN_RECORDS", 1)
+    records = clean_records(rng)
+    start, stop, geometry = 10, 990, (DAT_MAX_COORD, DAT_MAX_COORD)
+    state = new_dat_state()
+    state[1] = records[start - 1, 0]
+    far = OUTLIER_STEP + 2 * 10**6  # more than any step of clean_records added
+    if where == "from the state":
+        state[1] = int(records[start, 0]) + far
+    elif where in ("in a chunk", "at a chunk boundary", "at a part boundary", "after stop", "before start"):
+        i = {"in a chunk": 100, "at a chunk boundary": 10 + 64, "at a part boundary": 10 + 980 // 3,
+             "after stop": stop, "before start": start - 1}[where]
+        records[i:, 0] += far if where != "before start" else 0
+        if where == "before start":
+            records[i, 0] += far
+            state[1] = -1
+    else:
+        geometry = (DAT_MAX_COORD, 300) if where == "x outside" else (200, DAT_MAX_COORD)
+        records[500, 1] = 301 | (201 << 14)
+    before = state.copy()
+    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    assert dat_records._decode_clean_numpy(records.view(np.uint64).reshape(-1), start, stop, out, state,
+                                           *geometry) is None
+    np.testing.assert_array_equal(state, before)
+    ref_state = state.copy()
+    ref, ref_back = kernel_decode(records, ref_state, start, stop, geometry)
+    ref = ref[ref["p"] >= 0]
+    events, back = decode_dat_records(records, state, start, stop, geometry)
+    np.testing.assert_array_equal(events, ref)
+    assert back == ref_back
+    np.testing.assert_array_equal(state, ref_state)
+
+
+def test_the_kernels_take_over_once_loaded_or_after_the_budget(monkeypatch):
+    monkeypatch.undo()  # the real dispatch, not the fixture's
+    monkeypatch.delitem(sys.modules, "evdet.io.dat_kernels")
+    monkeypatch.setattr(dat_records, "_numpy_records", 0)
+    assert dat_records._numpy_first()
+    monkeypatch.setattr(dat_records, "_numpy_records", dat_records.NUMPY_RECORD_BUDGET)
+    assert not dat_records._numpy_first()
+    monkeypatch.setattr(dat_records, "_numpy_records", 0)
+    monkeypatch.setitem(sys.modules, "evdet.io.dat_kernels", object())
+    assert not dat_records._numpy_first()
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_a_fresh_process_reads_a_clean_file_without_numba(tmp_path, wrap):
+    """The point of the numpy path: ``read_events`` of a clean DAT file in a fresh process never imports
+    numba (its load costs more than the decode); a file with a wrap needs the kernels."""
+    from evdet.io import write_dat
+
+    events = np.zeros(3000, dtype=EVENT_DTYPE)
+    events["t"] = np.arange(3000) * (2 * WRAP // 3000 if wrap else 100)
+    events["x"] = np.arange(3000) % 300
+    path = tmp_path / "rec.dat"
+    write_dat(path, events, height=240, width=304)
+    code = ("import sys, numpy as np; from evdet.io import read_events; e = read_events(sys.argv[1]); "
+            "print(len(e), int(e['t'][-1]), 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3000", str(int(events["t"][-1])), str(wrap)]

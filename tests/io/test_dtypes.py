@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
-from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE, as_boxes, as_events, concatenate_events
+from evdet.io.dtypes import BBOX_DTYPE, EVENT_DTYPE, as_boxes, as_events, concatenate_events, empty_events
 
 
 def test_event_dtype_layout():
@@ -69,3 +71,18 @@ def test_concatenate_events_keeps_layout():
     assert out.dtype == EVENT_DTYPE and out.size == 5
     assert out["t"].tolist() == [1, 2, 3, 0, 0] and out["x"].tolist() == [0, 0, 0, 7, 8]
     assert concatenate_events([a]) is a
+
+
+@pytest.mark.parametrize("n", [0, 5, (1 << 24) // 16 + 3])  # numpy's allocator / an anonymous memory map
+def test_empty_events_is_a_writable_event_array_of_any_size(n):
+    out = empty_events(n)
+    assert out.dtype == EVENT_DTYPE and out.shape == (n,) and out.flags.writeable and out.flags.c_contiguous
+    out["t"] = np.arange(n)
+    out["x"] = 7
+    assert int(out["t"].sum()) == n * (n - 1) // 2 and (out["x"] == 7).all()
+    view = out[1:]
+    del out
+    view["p"] = 1  # a view keeps the memory alive
+    assert (view["p"] == 1).all() and view.shape == (max(n - 1, 0),)
+    restored = pickle.loads(pickle.dumps(view))
+    np.testing.assert_array_equal(restored, view)
