@@ -1,14 +1,26 @@
-"""Decode throughput of evdet's readers against expelliarmus and a plain numpy decode.
+"""Decode speed of evdet's readers against expelliarmus and a plain numpy decode, warm and cold.
 
-Run: ``python benchmarks/bench_decode.py [--events N]``. Needs the ``bench`` extra (expelliarmus) for the
-peer figures; the EVT2/EVT3 part needs ``../shared/real-data``. Prints events/s (best of interleaved
-runs: 4 rounds for the >= 20 M-event DAT file, >= 1 s of work each for the small RAW samples) and
-ratios measured in the same run, so they survive a loaded machine.
+Run: ``python benchmarks/bench_decode.py [--events N] [--cold-events N] [--cold-rounds K]``. Needs the
+``bench`` extra (expelliarmus) for the peer figures; the EVT2/EVT3 part needs ``../shared/real-data``.
+
+- cold: the whole process as a user meets it, ``python -c "read_events(path)"`` against
+  ``python -c "Wizard(encoding).read(path)"`` (interpreter start, imports, numba's cache loading and the
+  decode all count), on a ``--cold-events`` DAT file (10 M) and the real EVT 2.0/3.0 samples; K rounds,
+  interleaved, median and best wall time, and the floor (``python -c "import numpy"``).
+- warm: events/s of repeated reads in one process (best of interleaved runs: 4 rounds for the >= 20 M
+  DAT file, >= 1 s of work each for the small RAW samples) in the state of a long-running process: the
+  numba kernels loaded (after 67 M DAT records, ``evdet.io.dat_records``) and output arrays from numpy
+  (after 2 GiB of them, ``evdet.io.dtypes.empty_events``).
+
+Ratios are measured in the same run, so they survive a loaded machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +29,7 @@ import numpy as np
 
 from evdet.io import EVENT_DTYPE, RawReader, write_dat
 from evdet.io.dat import DatReader
+from evdet.io.dtypes import MAPPED_BUDGET_BYTES, empty_events
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-data"
 
@@ -72,7 +85,57 @@ def synthetic_events(n: int, seed: int = 0) -> np.ndarray:
     return events
 
 
+COLD_CODE = {
+    "evdet read_events": "import sys; from evdet.io import read_events; read_events(sys.argv[1])",
+    "expelliarmus Wizard.read": "import sys; from expelliarmus import Wizard; "
+                                "Wizard(encoding=sys.argv[2]).read(sys.argv[1])",
+    "floor: python + import numpy": "import numpy",
+}
+"""What each fresh process of the cold part runs (``argv``: the file, expelliarmus' encoding name)."""
+
+
+def cold_times(path: Path, encoding: str, rounds: int) -> dict[str, list[float]]:
+    """Wall seconds of each ``COLD_CODE`` process on ``path``, ``rounds`` interleaved runs each."""
+    codes = {k: v for k, v in COLD_CODE.items() if Wizard is not None or not k.startswith("expelliarmus")}
+    times: dict[str, list[float]] = {k: [] for k in codes}
+    for _ in range(rounds):
+        for name, code in codes.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code, str(path), encoding], check=True)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def report_cold(title: str, times: dict[str, list[float]]) -> None:
+    print(title)
+    ours = times["evdet read_events"]
+    for label, ts in times.items():
+        ratio = "" if label.startswith("floor") else (
+            f"   this / evdet: median {statistics.median(ts) / statistics.median(ours):5.2f}x, "
+            f"best {min(ts) / min(ours):5.2f}x")
+        print(f"  {label:30s} median {statistics.median(ts) * 1e3:6.0f} ms, best {min(ts) * 1e3:6.0f} ms"
+              f"{ratio}")
+
+
+def bench_cold(n: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cold.dat"
+        write_dat(path, synthetic_events(n, seed=1), 720, 1280)
+        report_cold(f"cold DAT read, {n / 1e6:.0f} M events: a fresh process each ({rounds} rounds)",
+                    cold_times(path, "dat", rounds))
+    for name, encoding in (("evt2_sample.raw", "evt2"), ("evt3_sample.raw", "evt3")):
+        path = REAL_DATA / name
+        if path.exists():
+            report_cold(f"cold {encoding.upper()} read, {name}: a fresh process each ({rounds} rounds)",
+                        cold_times(path, encoding, rounds))
+
+
 def bench_dat(n: int) -> None:
+    import evdet.io.dat_kernels  # noqa: F401  (warm: the kernels a long-running process has loaded)
+
+    for _ in range(MAPPED_BUDGET_BYTES // (16 * n) + 1):  # and its output arrays come from numpy
+        empty_events(n)
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench_td.dat"
         write_dat(path, synthetic_events(n), 720, 1280)
@@ -110,10 +173,14 @@ def report(title: str, rates: dict[str, float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000_000, help="events in the DAT file (>= 20 M)")
+    parser.add_argument("--events", type=int, default=20_000_000,
+                        help="events of the warm DAT file (>= 20 M)")
+    parser.add_argument("--cold-events", type=int, default=10_000_000, help="events in the cold DAT file")
+    parser.add_argument("--cold-rounds", type=int, default=7, help="fresh processes per reader and file")
     args = parser.parse_args()
     if Wizard is None:
         print("expelliarmus not installed (pip install 'evdet[bench]'): peer figures skipped")
+    bench_cold(args.cold_events, args.cold_rounds)
     bench_dat(args.events)
     bench_raw("evt2_sample.raw", "evt2")
     bench_raw("evt3_sample.raw", "evt3")

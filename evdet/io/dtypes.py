@@ -20,23 +20,31 @@ BBOX_DTYPE = np.dtype({
 ``track_id``, ``class_confidence`` (1.0 for ground truth, the score for detections). Itemsize 40."""
 
 MAPPED_MIN_BYTES = 1 << 24
-"""Event arrays of at least this size (16 MB, 1 M events) are allocated by ``empty_events`` in their own
-anonymous memory map."""
+"""Event arrays of at least this size (16 MB, 1 M events) may be allocated by ``empty_events`` in their
+own anonymous memory map."""
+MAPPED_BUDGET_BYTES = 1 << 31
+"""Bytes of event arrays a process allocates in anonymous maps before ``empty_events`` turns to numpy."""
+_mapped_bytes = 0  # allocated in anonymous maps by this process so far
 
 
 def empty_events(n: int) -> np.ndarray:
     """A new, uninitialised ``EVENT_DTYPE ndarray[n]``: what every decoder writes its output into.
 
-    From ``MAPPED_MIN_BYTES`` on (on POSIX systems) its memory is a private anonymous memory map instead of
-    numpy's allocator: numpy asks Linux for transparent huge pages on large arrays (``madvise``), and
-    where the kernel then compacts memory on the first write (``defrag`` set to ``madvise``, a common
-    default) the first touch of a fresh 160 MB array takes 0.4 s instead of 0.08 s, the largest single
-    cost of a whole-file read in a fresh process. The array behaves like any other (writable, freed with
-    its last view); only ``flags.owndata`` is False.
+    numpy asks Linux for transparent huge pages on large arrays (``madvise``). Where the kernel then
+    compacts memory on the first write (``defrag`` set to ``madvise``, a common default), filling a fresh
+    320 MB array takes 0.8 s the first time in a process and 0.035 s once freed huge pages are reused;
+    plain 4 KiB pages take 0.14 s every time (measured on the 2-core development machine). So a process's
+    first ``MAPPED_BUDGET_BYTES`` of arrays of ``MAPPED_MIN_BYTES`` or more come from private anonymous
+    maps (POSIX), which spares a script that reads one file the compaction, and later ones from numpy,
+    which a process that reads on and on repays. The array behaves like any other (writable, freed with
+    its last view); only ``flags.owndata`` is False for a mapped one.
     """
+    global _mapped_bytes
     nbytes = int(n) * EVENT_DTYPE.itemsize
-    if nbytes < MAPPED_MIN_BYTES or not hasattr(mmap, "MAP_PRIVATE"):
+    if (nbytes < MAPPED_MIN_BYTES or _mapped_bytes >= MAPPED_BUDGET_BYTES
+            or not hasattr(mmap, "MAP_PRIVATE")):
         return np.empty(int(n), dtype=EVENT_DTYPE)
+    _mapped_bytes += nbytes
     buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(buffer, dtype=EVENT_DTYPE, count=int(n))
 

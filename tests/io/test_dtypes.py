@@ -73,9 +73,14 @@ def test_concatenate_events_keeps_layout():
     assert concatenate_events([a]) is a
 
 
+@pytest.mark.parametrize("spent", [False, True])  # before / after the anonymous maps' budget
 @pytest.mark.parametrize("n", [0, 5, (1 << 24) // 16 + 3])  # numpy's allocator / an anonymous memory map
-def test_empty_events_is_a_writable_event_array_of_any_size(n):
+def test_empty_events_is_a_writable_event_array_of_any_size(monkeypatch, n, spent):
+    from evdet.io import dtypes
+
+    monkeypatch.setattr(dtypes, "_mapped_bytes", dtypes.MAPPED_BUDGET_BYTES if spent else 0)
     out = empty_events(n)
+    assert out.flags.owndata == (spent or n * 16 < dtypes.MAPPED_MIN_BYTES)
     assert out.dtype == EVENT_DTYPE and out.shape == (n,) and out.flags.writeable and out.flags.c_contiguous
     out["t"] = np.arange(n)
     out["x"] = 7
