@@ -18,7 +18,6 @@ OpenCV, ffmpeg) write the same format.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +48,7 @@ def temporary_name(path: str | os.PathLike, keep_suffix: bool = False) -> Path:
             (``*.h5``) never finds a temporary.
     """
     path = Path(path)
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    token = f"{os.getpid()}-{os.urandom(4).hex()}"
     return path.with_name(f".{path.name}{TMP_MARK}{token}{path.suffix if keep_suffix else ''}")
 
 
