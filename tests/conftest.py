@@ -36,13 +36,14 @@ def one_thread():
 
 
 @pytest.fixture(params=["numpy first", "kernels"])
-def dat_decode_path(request, monkeypatch):
-    """DAT decoding with the dispatch of a fresh process (``dat_records``' numpy path tried first, the
-    kernels when it declines) and with the numba kernels alone: a test using it runs both, and both must
-    pass. Use with ``pytestmark = pytest.mark.usefixtures("dat_decode_path")``."""
-    from evdet.io import dat_records
+def decode_path(request, monkeypatch):
+    """Decoding with the dispatch of a fresh process (the numpy paths of ``dat_records``, ``evt2`` and
+    ``evt3`` tried first, the kernels when they decline) and with the numba kernels alone: a test using it
+    runs both, and both must pass. Use with ``pytestmark = pytest.mark.usefixtures("decode_path")``."""
+    from evdet.io import dat_records, evt2, evt3
 
-    monkeypatch.setattr(dat_records, "_numpy_first", lambda: request.param == "numpy first")
+    for codec in (dat_records, evt2, evt3):
+        monkeypatch.setattr(codec.KERNELS, "numpy_first", lambda: request.param == "numpy first")
     return request.param
 
 

@@ -28,18 +28,18 @@ numpy path for clean records (no step of more than ``OUTLIER_STEP``, nothing out
 no rule above applies but the backward-step count). Loading numba and the kernels costs about 0.5 s in a
 fresh process, more than the numpy path spends on 10 M records, so a script that reads one file pays
 no such cost; the kernels are loaded by the first read that needs the rules, or once the numpy path has
-decoded ``NUMPY_RECORD_BUDGET`` records (what it takes to lose the load time again).
+decoded ``KERNELS.budget`` records (:mod:`evdet.io.kernel_budget`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 import numpy as np
 
 from evdet.io.dtypes import empty_events
+from evdet.io.kernel_budget import KernelBudget
 
 DAT_RECORD_SIZE = 8
 TIME_WRAP = 1 << 32
@@ -54,12 +54,11 @@ PARALLEL_MIN_RECORDS = 1 << 21
 """Reads of at least this many records decode on all numba threads (``NUMBA_NUM_THREADS`` limits them)."""
 PARALLEL_BLOCK = 1 << 18
 """Records per block of the parallel decoder."""
-NUMPY_RECORD_BUDGET = 1 << 26
-"""Records the numpy path decodes in a process before the numba kernels are loaded: at ~7 ns saved per
+KERNELS = KernelBudget("evdet.io.dat_kernels", 1 << 26)
+"""The numpy path decodes up to 2^26 records in a process before the kernels load: at ~7 ns saved per
 record by the kernels (2 cores), ~67 M records repay their ~0.5 s load."""
 _NUMPY_THREADS = min(4, os.cpu_count() or 1)  # threads of the numpy path (memory-bound: more do not help)
 _NUMPY_CHUNK = 1 << 16  # records per step of the numpy path (its temporaries stay in the CPU cache)
-_numpy_records = 0  # records decoded by the numpy path in this process
 DAT_STATE_SIZE = 6
 # state slots: wrap offset (µs), previous accepted 32-bit time (-1: none yet), corrupt records skipped,
 # index of the first one (-1: none), events outside the geometry dropped, index of the first one
@@ -103,7 +102,6 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None, sta
     numba threads; its output is identical to the sequential kernel's. Before the kernels are loaded in
     this process, clean records are decoded with numpy instead (module docstring), with the same output.
     """
-    global _numpy_records
     if state is None:
         state = new_dat_state()
     stop = records.shape[0] if stop is None else min(int(stop), records.shape[0])
@@ -115,10 +113,10 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None, sta
     if not records.flags.c_contiguous:
         records = np.ascontiguousarray(records)
     flat = records.view(np.uint64).reshape(-1)  # [N]: time word | packed word << 32 (little-endian)
-    if _numpy_first():
+    if KERNELS.numpy_first():
         backward = _decode_clean_numpy(flat, start, stop, out, state, height, width)
         if backward is not None:
-            _numpy_records += stop - start
+            KERNELS.spend(stop - start)
             return out, backward
     from evdet.io import dat_kernels
 
@@ -136,12 +134,6 @@ def decode_dat_records(records: np.ndarray, state: np.ndarray | None = None, sta
     if not keep_dropped and state[_NJUMP] + state[_NOUT] != before:
         out = out[out["p"] >= 0]
     return out, int(backward)
-
-
-def _numpy_first() -> bool:
-    """Whether a decode tries the numpy path first: the kernels are not loaded in this process and the
-    numpy path has not spent ``NUMPY_RECORD_BUDGET``."""
-    return "evdet.io.dat_kernels" not in sys.modules and _numpy_records < NUMPY_RECORD_BUDGET
 
 
 def _decode_clean_numpy(flat: np.ndarray, start: int, stop: int, out: np.ndarray, state: np.ndarray,

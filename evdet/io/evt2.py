@@ -1,4 +1,4 @@
-"""Prophesee EVT 2.0 word decoding (SPEC 2.3): numba kernel and its public wrapper ``decode_evt2``.
+"""Prophesee EVT 2.0 word decoding (SPEC 2.3): the decoder state and ``decode_evt2``.
 
 Each 32-bit little-endian word carries its type in bits 28-31:
 
@@ -19,16 +19,23 @@ real jump (a gap in the recording) is followed by time highs continuing from it.
 step backwards is corrupt. The first time high is corrupt when neither of the next two is forward from it
 (it is kept when fewer than two follow). A corrupt word is skipped (its CD events keep the previous time
 high) and counted. CD events outside the sensor geometry given to the decoder are dropped and counted.
+
+Two implementations decode, with identical output: the numba kernel of :mod:`evdet.io.evt2_kernels`
+(every rule above) and, in a process that has not loaded it yet, a numpy path for clean streams: every
+word of a known type, every time-high step 0 or 1 (no wrap, no corrupt word; a stream's first time high
+followed by another), every CD event inside the geometry. Loading numba and the kernel costs about 0.5 s
+in a fresh process, more than the numpy path spends on a real recording, so a script that reads one file
+pays no such cost; the kernel is loaded by the first read that needs the rules, or once the numpy path has
+decoded ``KERNELS.budget`` words (:mod:`evdet.io.kernel_budget`).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from evdet.io.dtypes import empty_events
-from evdet.io.evt_words import word_range
-from evdet.io.time_high import EVT2_TIME_HIGH, skip_corrupt_time_high
+from evdet.io.evt_words import latest, steady_time_highs, word_range
+from evdet.io.kernel_budget import KernelBudget
 
 EVT2_STATE_SIZE = 9
 # state slots: time high (-1 = none yet), loop offset (µs), first bad word or -1, last event time,
@@ -40,6 +47,12 @@ _TH_MASK = (1 << 28) - 1
 _TH_HALF = 1 << 27
 _LOOP_STEP = 1 << 34
 EVT2_KNOWN_TYPES = (0, 1, 8, 10, 14, 15)
+KERNELS = KernelBudget("evdet.io.evt2_kernels", 1 << 25)
+"""The numpy path decodes up to 2^25 words in a process before the kernel loads: at ~15 ns saved per word
+by the kernel, ~33 M words repay its ~0.5 s load."""
+_KNOWN = np.zeros(16, dtype=bool)  # [type] -> known
+_KNOWN[list(EVT2_KNOWN_TYPES)] = True
+_NUMPY_CHUNK = 1 << 16  # words per step of the numpy path (its temporaries stay in the CPU cache)
 
 
 def new_evt2_state() -> np.ndarray:
@@ -58,90 +71,6 @@ def evt2_drops(state: np.ndarray) -> tuple[int, int, int, int]:
     """``(corrupt time-high words skipped, first one's word index, events outside the geometry, first
     one's word index)`` counted in ``state`` (indices into the decoded ``words``, -1 when none)."""
     return int(state[_NSKIP]), int(state[_FSKIP]), int(state[_NOUT]), int(state[_FOUT])
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def load_evt2_state(state):  # pragma: no cover - compiled
-    """The running values of an EVT 2.x decoder kept in ``state``: ``(time high, wrap offset, last event
-    time, backward steps, events outside the geometry, first such word)``."""
-    return state[_TH], state[_LOOP], state[_LAST_T], state[_BACK], state[_NOUT], state[_FOUT]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def store_evt2_state(state, th, loop, last_t, back, n_out, first_out):  # pragma: no cover - compiled
-    """Write the running values of :func:`load_evt2_state` back into ``state``."""
-    state[_TH] = th
-    state[_LOOP] = loop
-    state[_LAST_T] = last_t
-    state[_BACK] = back
-    state[_NOUT] = n_out
-    state[_FOUT] = first_out
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def evt2_time_high(words, i, th, new, loop, layout, state):  # pragma: no cover - compiled
-    """The EVT 2.x TIME_HIGH word ``i`` of value ``new`` applied to the time high ``th`` and wrap offset
-    ``loop``: returns the new ``(th, loop)``; unchanged when the word is corrupt (skipped and counted in
-    ``state``, see :mod:`evdet.io.time_high`); a decrease by more than half the range adds 2^34 µs."""
-    jump = th < 0 or ((new - th) & _TH_MASK) > 1
-    if jump and skip_corrupt_time_high(words, i, th, new, layout, state, _NSKIP):
-        return th, loop
-    if th >= 0 and th - new > _TH_HALF:
-        loop += _LOOP_STEP
-    return new, loop
-
-
-@numba.njit(cache=True, nogil=True)
-def _any_outside(words, start, stop, height, width):  # pragma: no cover - compiled
-    """Whether a CD word of ``words[start:stop]`` has ``x >= width`` or ``y >= height`` (a branch-free
-    scan, ~10x faster than decoding, that lets the decoder skip the per-event check)."""
-    chunk = words[start:stop]
-    bad = np.uint32(0)
-    h, wd = np.uint32(height), np.uint32(width)
-    for k in range(chunk.shape[0]):
-        w = chunk[k]
-        outside = np.uint32(((w >> 11) & 0x7FF) >= wd) | np.uint32((w & 0x7FF) >= h)
-        bad |= np.uint32((w >> 28) <= 1) & outside
-    return bad != 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _decode_evt2_kernel(words, start, stop, out64, state, limits):  # pragma: no cover - compiled
-    """words[start:stop] (uint32) -> out64 int64[>=2 (stop - start)] (EVENT_DTYPE buffer seen as int64,
-    little-endian: word 2n = x | y << 16 | p << 32, word 2n+1 = t); returns the number of events written.
-
-    ``limits``: ``(height, width)``, events outside are dropped and counted, or None (no check: numba
-    compiles that case without it)."""
-    th, loop, last_t, back, n_out, first_out = load_evt2_state(state)
-    n = 0
-    chunk = words[start:stop]  # a loop over a slice is ~6 % faster than over range(start, stop)
-    for k in range(chunk.shape[0]):
-        w = np.int64(chunk[k])
-        kind = w >> 28
-        if kind <= 1:
-            if th >= 0:
-                x = (w >> 11) & 0x7FF
-                y = w & 0x7FF
-                if limits is not None:
-                    if x >= limits[1] or y >= limits[0]:
-                        if n_out == 0:
-                            first_out = start + k
-                        n_out += 1
-                        continue
-                t = loop + ((th << 6) | ((w >> 22) & 0x3F))
-                if t < last_t:
-                    back += 1
-                last_t = t
-                out64[2 * n] = x | (y << 16) | (kind << 32)
-                out64[2 * n + 1] = t
-                n += 1
-        elif kind == 8:
-            th, loop = evt2_time_high(words, start + k, th, w & _TH_MASK, loop, EVT2_TIME_HIGH, state)
-        elif kind != 10 and kind != 14 and kind != 15:
-            state[_ERR] = start + k
-            break
-    store_evt2_state(state, th, loop, last_t, back, n_out, first_out)
-    return n
 
 
 def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str = "EVT2 data",
@@ -165,6 +94,9 @@ def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str 
 
     Raises:
         ValueError: a word has an unknown type (names ``source``, the byte offset and the type).
+
+    Before the kernel is loaded in this process, clean words are decoded with numpy instead (module
+    docstring), with the same output and state.
     """
     if state is None:
         state = new_evt2_state()
@@ -172,12 +104,70 @@ def decode_evt2(words: np.ndarray, state: np.ndarray | None = None, source: str 
     out = empty_events(stop - start)
     if stop == start:
         return out
+    if KERNELS.numpy_first():
+        n = _decode_clean_numpy(words, start, stop, out, state, geometry)
+        if n is not None:
+            KERNELS.spend(stop - start)
+            return out[:n]
+    from evdet.io import evt2_kernels
+
     limits = None
-    if geometry is not None and _any_outside(words, start, stop, int(geometry[0]), int(geometry[1])):
+    if geometry is not None and evt2_kernels.any_outside(words, start, stop, int(geometry[0]),
+                                                         int(geometry[1])):
         limits = (int(geometry[0]), int(geometry[1]))
-    n = _decode_evt2_kernel(words, start, stop, out.view(np.int64), state, limits)
+    n = evt2_kernels.decode_evt2_kernel(words, start, stop, out.view(np.int64), state, limits)
     if state[_ERR] >= 0:
         i = int(state[_ERR])
         raise ValueError(f"{source}: unknown EVT 2.0 event type {int(words[i]) >> 28} in word "
                          f"0x{int(words[i]):08x} at byte offset {byte_offset + 4 * i}")
     return out[:n]
+
+
+def _decode_clean_numpy(words: np.ndarray, start: int, stop: int, out: np.ndarray, state: np.ndarray,
+                        geometry: tuple[int, int] | None) -> int | None:
+    """Decode ``words[start:stop]`` (``uint32``) into ``out`` (``EVENT_DTYPE ndarray[>= stop - start]``)
+    with numpy, in cache-sized chunks, when no rule of the format but the backward count applies: every
+    word of a known type, every time-high step (from ``state``'s time high on) 0 or 1 without a wrap, a
+    first time high (none in ``state``) followed by another in the range, every CD event at or after a
+    time high inside ``geometry`` (``(height, width)``, None: no limit). Returns the number of events
+    written with ``state`` updated, or None, leaving ``state`` untouched, when a rule applies (the kernel
+    decodes then; ``out`` is overwritten)."""
+    height, width = (1 << 11, 1 << 11) if geometry is None else (int(geometry[0]), int(geometry[1]))
+    pairs = out.view(np.int64).reshape(-1, 2)  # [n, 2]: x | y << 16 | p << 32, t
+    th, loop, last_t = int(state[_TH]), int(state[_LOOP]), int(state[_LAST_T])
+    pending = th < 0  # no time high yet, or only the stream's first: it must be followed by another
+    n = back = 0
+    for s in range(start, stop, _NUMPY_CHUNK):
+        w = words[s:min(s + _NUMPY_CHUNK, stop)]
+        kind = w >> 28
+        if not _KNOWN[kind].all():
+            return None
+        is_th = kind == 8
+        highs = (w[is_th] & _TH_MASK).astype(np.int64)  # [k] the chunk's time highs
+        if not steady_time_highs(highs, th):
+            return None
+        if pending and highs.shape[0]:
+            pending = th < 0 and highs.shape[0] == 1
+        governing = latest(is_th, highs, th)  # [m] time high of each word
+        cd = (kind <= 1) & (governing >= 0)
+        wc = w[cd].astype(np.int64)
+        m = wc.shape[0]
+        if highs.shape[0]:
+            th = int(highs[-1])
+        if m == 0:
+            continue
+        x = (wc >> 11) & 0x7FF
+        y = wc & 0x7FF
+        if int(x.max()) >= width or int(y.max()) >= height:
+            return None
+        t = loop + ((governing[cd] << 6) | ((wc >> 22) & 0x3F))
+        back += int(t[0] < last_t) + int(np.count_nonzero(t[1:] < t[:-1]))
+        last_t = int(t[-1])
+        pairs[n:n + m, 0] = x | (y << 16) | ((wc >> 28) << 32)
+        pairs[n:n + m, 1] = t
+        n += m
+    if pending and th >= 0:
+        return None  # the stream's first time high is the range's last: its verdict reads beyond the range
+    state[_TH], state[_LAST_T] = th, last_t
+    state[_BACK] += back
+    return n

@@ -34,7 +34,8 @@ import numba
 import numpy as np
 
 from evdet.io.dtypes import EVENT_DTYPE, empty_events
-from evdet.io.evt2 import _ERR, evt2_time_high, load_evt2_state, new_evt2_state, store_evt2_state
+from evdet.io.evt2 import _ERR, new_evt2_state
+from evdet.io.evt2_kernels import evt2_time_high, load_evt2_state, store_evt2_state
 from evdet.io.evt_words import word_range
 from evdet.io.time_high import EVT21_LEGACY_TIME_HIGH, EVT21_TIME_HIGH
 

@@ -1,4 +1,4 @@
-"""Prophesee EVT 3.0 word decoding (SPEC 2.3): numba kernel and its public wrapper ``decode_evt3``.
+"""Prophesee EVT 3.0 word decoding (SPEC 2.3): the decoder state and ``decode_evt3``.
 
 16-bit little-endian words, type in bits 12-15 (the decoder keeps its state across words and chunks):
 
@@ -33,6 +33,14 @@ forward from it (kept when fewer than two follow). A corrupt word is skipped (th
 previous time high) and counted (``evt3_drops``). The look-ahead reads the words beyond ``stop``, so the
 result does not depend on where a stream is cut into chunks. The rule applies in both time modes.
 
+Two implementations decode, with identical output: the numba kernel of :mod:`evdet.io.evt3_kernels`
+(every rule here) and, in a process that has not loaded it yet, a numpy path for clean streams in the
+``"spec"`` time mode: every word of a known type, every time-high step 0 or 1 (no wrap, no corrupt word; a
+stream's first time high followed by another), every event inside the geometry. Loading numba and the
+kernel costs about 0.5 s in a fresh process, more than the numpy path spends on a real recording, so a
+script that reads one file pays no such cost; the kernel is loaded by the first read that needs the rules,
+or once the numpy path has decoded ``KERNELS.budget`` words (:mod:`evdet.io.kernel_budget`).
+
 Time modes (``time_mode``):
 
 - ``"spec"`` (default): ``t = wrap offset + (time_high << 12 | time_low)`` as the format defines it.
@@ -47,12 +55,11 @@ Time modes (``time_mode``):
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from evdet.io.dtypes import concatenate_events, empty_events
-from evdet.io.evt_words import word_range
-from evdet.io.time_high import EVT3_TIME_HIGH, skip_corrupt_time_high
+from evdet.io.evt_words import latest, steady_time_highs, word_range
+from evdet.io.kernel_budget import KernelBudget
 
 EVT3_STATE_SIZE = 14
 # state slots: y, base x, vector polarity, time high (-1 = none yet), time low, loop offset, error word,
@@ -70,6 +77,12 @@ _TH_HALF = 1 << 11
 _LOOP_STEP = 1 << 24
 EVT3_KNOWN_TYPES = (0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF)
 EVT3_MAX_EVENTS_PER_WORD = 12
+KERNELS = KernelBudget("evdet.io.evt3_kernels", 1 << 24)
+"""The numpy path decodes up to 2^24 words in a process before the kernel loads: at ~30 ns saved per word
+by the kernel, ~17 M words repay its ~0.5 s load."""
+_KNOWN = np.zeros(16, dtype=bool)  # [type] -> known
+_KNOWN[list(EVT3_KNOWN_TYPES)] = True
+_NUMPY_CHUNK = 1 << 16  # words per step of the numpy path (its temporaries stay in the CPU cache)
 
 
 def new_evt3_state() -> np.ndarray:
@@ -96,104 +109,6 @@ def backward_steps(state: np.ndarray) -> int:
     return int(state[_BACK])
 
 
-@numba.njit(cache=True, nogil=True)
-def _decode_evt3_kernel(words, start, stop, out64, state, compat, width,
-                        height):  # pragma: no cover - compiled
-    """Decode words[start:stop] into out64 (EVENT_DTYPE buffer seen as int64, little-endian: word 2n =
-    x | y << 16 | p << 32, word 2n+1 = t) until it could overflow; returns (events written, next word).
-    Events with x >= width or y >= height are dropped and counted."""
-    y = state[_Y]
-    bx = state[_BX]
-    pol = state[_POL]
-    th = state[_TH]
-    tl = state[_TL]
-    loop = state[_LOOP]
-    tlovf = state[_TLOVF]
-    last_t = state[_LAST_T]
-    back = state[_BACK]
-    n_out = state[_NOUT]
-    first_out = state[_FOUT]
-    cap = out64.shape[0] // 2 - EVT3_MAX_EVENTS_PER_WORD
-    n = 0
-    i = start
-    nw = stop
-    t = loop + ((th + tlovf) << 12) + tl
-    while i < nw and n <= cap:
-        w = np.int64(words[i])
-        kind = w >> 12
-        if kind == 0x2:
-            if th >= 0:
-                if t < last_t:
-                    back += 1
-                last_t = t
-                x = w & 0x7FF
-                if x >= width or y >= height:
-                    if n_out == 0:
-                        first_out = i
-                    n_out += 1
-                else:
-                    out64[2 * n] = x | (y << 16) | (((w >> 11) & 1) << 32)
-                    out64[2 * n + 1] = t
-                    n += 1
-        elif kind == 0x0:
-            y = w & 0x7FF
-        elif kind == 0x4 or kind == 0x5:
-            nbits = 12 if kind == 0x4 else 8
-            mask = (w & 0xFFF) if kind == 0x4 else (w & 0xFF)
-            if th >= 0 and mask:
-                if t < last_t:
-                    back += 1
-                last_t = t
-                high = (y << 16) | (pol << 32)
-                for b in range(nbits):
-                    if (mask >> b) & 1:
-                        x = (bx + b) & 0x7FF  # x field: 11 bits, no carry into y
-                        if x >= width or y >= height:
-                            if n_out == 0:
-                                first_out = i
-                            n_out += 1
-                        else:
-                            out64[2 * n] = x | high
-                            out64[2 * n + 1] = t
-                            n += 1
-            bx += nbits
-        elif kind == 0x3:
-            bx = w & 0x7FF
-            pol = (w >> 11) & 1
-        elif kind == 0x6:
-            new = w & 0xFFF
-            if compat and new < tl:
-                tlovf += 1
-            tl = new
-            t = loop + ((th + tlovf) << 12) + tl
-        elif kind == 0x8:
-            new = w & 0xFFF
-            jump = th < 0 or ((new - th) & _TH_MASK) > 1
-            if jump and skip_corrupt_time_high(words, i, th, new, EVT3_TIME_HIGH, state, _NSKIP):
-                i += 1
-                continue
-            if th >= 0 and (th - new > _TH_HALF or (compat and new < th)):
-                loop += _LOOP_STEP
-            th = new
-            t = loop + ((th + tlovf) << 12) + tl
-        elif kind != 0x7 and kind != 0xA and kind != 0xE and kind != 0xF:
-            state[_ERR] = i
-            break
-        i += 1
-    state[_Y] = y
-    state[_BX] = bx
-    state[_POL] = pol
-    state[_TH] = th
-    state[_TL] = tl
-    state[_LOOP] = loop
-    state[_TLOVF] = tlovf
-    state[_LAST_T] = last_t
-    state[_BACK] = back
-    state[_NOUT] = n_out
-    state[_FOUT] = first_out
-    return n, i
-
-
 def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str = "EVT3 data",
                 byte_offset: int = 0, time_mode: str = "spec", start: int = 0, stop: int | None = None,
                 geometry: tuple[int, int] | None = None) -> np.ndarray:
@@ -218,6 +133,9 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     Raises:
         ValueError: a word has an unknown type (names ``source``, the byte offset and the type), or an
             unknown ``time_mode``.
+
+    Before the kernel is loaded in this process, clean words in the ``"spec"`` mode are decoded with numpy
+    instead (module docstring), with the same output and state.
     """
     if time_mode not in EVT3_TIME_MODES:
         raise ValueError(f"{source}: unknown EVT3 time_mode {time_mode!r}; valid: {sorted(EVT3_TIME_MODES)}")
@@ -227,13 +145,20 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     words, start, nw = word_range(words, np.uint16, start, stop)
     height, width = (EVT3_MAX_COORD, EVT3_MAX_COORD) if geometry is None else geometry
     capacity = max((nw - start) + (nw - start) // 2, 4 * EVT3_MAX_EVENTS_PER_WORD)
+    if not compat and KERNELS.numpy_first():
+        events = _decode_clean_numpy(words, start, nw, state, int(height), int(width), capacity)
+        if events is not None:
+            KERNELS.spend(nw - start)
+            return events
     out = empty_events(capacity)
-    n, i = _decode_evt3_kernel(words, start, nw, out.view(np.int64), state, compat, width, height)
+    from evdet.io.evt3_kernels import decode_evt3_kernel
+
+    n, i = decode_evt3_kernel(words, start, nw, out.view(np.int64), state, compat, width, height)
     parts = []
     while state[_ERR] < 0 and i < nw:  # dense vectors filled the buffer: continue into new ones
         parts.append(out[:n])
         out = empty_events(max(2 * (nw - i), 4 * EVT3_MAX_EVENTS_PER_WORD))
-        n, i = _decode_evt3_kernel(words, i, nw, out.view(np.int64), state, compat, width, height)
+        n, i = decode_evt3_kernel(words, i, nw, out.view(np.int64), state, compat, width, height)
     if state[_ERR] >= 0:
         k = int(state[_ERR])
         raise ValueError(f"{source}: unknown EVT 3.0 event type 0x{int(words[k]) >> 12:x} in word "
@@ -241,4 +166,74 @@ def decode_evt3(words: np.ndarray, state: np.ndarray | None = None, source: str 
     if parts:
         parts.append(out[:n])
         return concatenate_events(parts)
+    return out[:n]
+
+
+def _decode_clean_numpy(words: np.ndarray, start: int, stop: int, state: np.ndarray, height: int,
+                        width: int, capacity: int) -> np.ndarray | None:
+    """Decode ``words[start:stop]`` (``uint16``) with numpy in the ``"spec"`` time mode, in cache-sized
+    chunks, when no rule of the format applies but the backward count: every word of a known type, every
+    time-high step (from ``state``'s time high on) 0 or 1 without a wrap, a first time high (none in
+    ``state``) followed by another in the range, every event at or after a time high inside ``(height,
+    width)``. Returns the events (``EVENT_DTYPE ndarray``, decoded into a buffer of ``capacity`` events
+    that doubles when dense vectors fill it) with ``state`` updated, or None, leaving ``state`` untouched,
+    when a rule applies (the kernel decodes then)."""
+    y, bx, pol, th, tl = (int(state[k]) for k in (_Y, _BX, _POL, _TH, _TL))
+    loop, last_t = int(state[_LOOP]), int(state[_LAST_T])
+    out = empty_events(capacity)
+    pairs = out.view(np.int64).reshape(-1, 2)  # [capacity, 2]: x | y << 16 | p << 32, t
+    pending = th < 0  # no time high yet, or only the stream's first: it must be followed by another
+    n = back = 0
+    for s in range(start, stop, _NUMPY_CHUNK):
+        w = words[s:min(s + _NUMPY_CHUNK, stop)].astype(np.int64)  # [m]
+        kind = w >> 12
+        if not _KNOWN[kind].all():
+            return None
+        is_th = kind == 8
+        highs = w[is_th] & 0xFFF
+        if not steady_time_highs(highs, th):
+            return None
+        if pending and highs.shape[0]:
+            pending = th < 0 and highs.shape[0] == 1
+        th_w = latest(is_th, highs, th)  # [m] each word's time high, time low, y
+        is_tl, is_y, is_base = kind == 6, kind == 0, kind == 3
+        tl_w = latest(is_tl, w[is_tl] & 0xFFF, tl)
+        y_w = latest(is_y, w[is_y] & 0x7FF, y)
+        bases = w[is_base]
+        pol_w = latest(is_base, (bases >> 11) & 1, pol)
+        inc = np.where(kind == 4, 12, 0) + np.where(kind == 5, 8, 0)  # [m] base x advance of each word
+        before = np.cumsum(inc) - inc  # [m] advance of the chunk's words before each one
+        bx_w = latest(is_base, (bases & 0x7FF) - before[is_base], bx) + before  # [m] each word's base x
+        vect = (kind == 4) | (kind == 5)
+        emits = ((kind == 2) | vect) & (th_w >= 0)
+        rows = np.flatnonzero(emits)  # [r] the words that carry events
+        if rows.shape[0]:
+            wr, vr = w[rows], vect[rows]
+            bits = np.where(vr, wr & np.where(kind[rows] == 4, 0xFFF, 0xFF), 1).astype("<u2")
+            word_of, col = np.nonzero(np.unpackbits(bits.view(np.uint8).reshape(-1, 2), axis=1,
+                                                    bitorder="little"))  # [k] event -> row, bit
+            x0 = np.where(vr, bx_w[rows], wr & 0x7FF)
+            p = np.where(vr, pol_w[rows], (wr >> 11) & 1)
+            k = word_of.shape[0]
+            if k:
+                ev = rows[word_of]
+                x = (x0[word_of] + col) & 0x7FF
+                ye = y_w[ev]
+                if int(x.max()) >= width or int(ye.max()) >= height:
+                    return None
+                if n + k > pairs.shape[0]:  # dense vectors: a buffer twice as large (or large enough)
+                    out = concatenate_events([out[:n], empty_events(max(n, k, 4096))])
+                    pairs = out.view(np.int64).reshape(-1, 2)
+                t = loop + (th_w[ev] << 12) + tl_w[ev]
+                back += int(t[0] < last_t) + int(np.count_nonzero(t[1:] < t[:-1]))
+                last_t = int(t[-1])
+                pairs[n:n + k, 0] = x | (ye << 16) | (p[word_of] << 32)
+                pairs[n:n + k, 1] = t
+                n += k
+        y, pol, th, tl = int(y_w[-1]), int(pol_w[-1]), int(th_w[-1]), int(tl_w[-1])
+        bx = int(bx_w[-1] + inc[-1])
+    if pending and th >= 0:
+        return None  # the stream's first time high is the range's last: its verdict reads beyond the range
+    state[_Y], state[_BX], state[_POL], state[_TH], state[_TL], state[_LAST_T] = y, bx, pol, th, tl, last_t
+    state[_BACK] += back
     return out[:n]

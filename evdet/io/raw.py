@@ -1,8 +1,9 @@
 """Prophesee RAW files (EVT 2.0 / 2.1 / 3.0, SPEC 2.3): the streaming ``RawReader``.
 
-The words after the ``%`` header are memory-mapped and decoded chunk by chunk by the numba kernels of
-``evt2.py`` / ``evt21.py`` / ``evt3.py``; the decoder state (time high, y, base x, polarity, ...) is
-carried across chunks, so reading by count or by time window never decodes the whole file at once.
+The words after the ``%`` header are memory-mapped and decoded chunk by chunk by the decoders of
+``evt2.py`` / ``evt21.py`` / ``evt3.py`` (numba kernels, or numpy for clean EVT 2.0 words); the decoder
+state (time high, y, base x, polarity, ...) is carried across chunks, so reading by count or by time
+window never decodes the whole file at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from evdet.io.evt2 import backward_steps as evt2_backward_steps
 from evdet.io.evt2 import decode_evt2, evt2_drops, new_evt2_state
 from evdet.io.evt3 import EVT3_TIME_MODES, decode_evt3, evt3_drops, new_evt3_state
 from evdet.io.evt3 import backward_steps as evt3_backward_steps
-from evdet.io.evt21 import decode_evt21
 from evdet.io.header import RAW_MAX_SENSOR_SIDE, Header, parse_header, resolve_geometry
 from evdet.io.reader import EventReader, sort_events_with_warning
 
@@ -56,9 +56,17 @@ class RawCodec:
         return np.dtype(self.word_dtype).itemsize
 
 
+def _decode_evt21(*args, **kwargs) -> np.ndarray:
+    """:func:`evdet.io.evt21.decode_evt21`, imported on first use: its numba kernels are loaded only
+    for EVT 2.1 files (an EVT 2.0 or 3.0 read of clean words never imports numba)."""
+    from evdet.io.evt21 import decode_evt21
+
+    return decode_evt21(*args, **kwargs)
+
+
 RAW_CODECS = {
     "2.0": RawCodec("evt2", np.uint32, new_evt2_state, evt2_backward_steps, evt2_drops, decode_evt2),
-    "2.1": RawCodec("evt21", np.uint64, new_evt2_state, evt2_backward_steps, evt2_drops, decode_evt21,
+    "2.1": RawCodec("evt21", np.uint64, new_evt2_state, evt2_backward_steps, evt2_drops, _decode_evt21,
                     ("legacy",)),  # EVT 2.1 shares EVT 2.0's state
     "3.0": RawCodec("evt3", np.uint16, new_evt3_state, evt3_backward_steps, evt3_drops, decode_evt3,
                     ("time_mode",)),

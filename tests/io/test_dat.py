@@ -14,7 +14,7 @@ from evdet.io.dat import DatReader, DatWriter, write_dat
 from evdet.io.dat_records import encode_dat_records
 from evdet.io.dtypes import EVENT_DTYPE
 
-pytestmark = pytest.mark.usefixtures("dat_decode_path")  # numpy path and numba kernels alike
+pytestmark = pytest.mark.usefixtures("decode_path")  # numpy path and numba kernels alike
 
 WRAP = 1 << 32
 

@@ -27,7 +27,7 @@ from evdet.io.dtypes import EVENT_DTYPE
 WRAP = TIME_WRAP
 
 
-pytestmark = pytest.mark.usefixtures("dat_decode_path")
+pytestmark = pytest.mark.usefixtures("decode_path")
 
 
 def reference_decode(records: np.ndarray, geometry: tuple[int, int] | None = None) -> np.ndarray:
@@ -350,18 +350,6 @@ def test_numpy_path_declines_what_needs_the_rules(rng, monkeypatch, where):
     np.testing.assert_array_equal(events, ref)
     assert back == ref_back
     np.testing.assert_array_equal(state, ref_state)
-
-
-def test_the_kernels_take_over_once_loaded_or_after_the_budget(monkeypatch):
-    monkeypatch.undo()  # the real dispatch, not the fixture's
-    monkeypatch.delitem(sys.modules, "evdet.io.dat_kernels")
-    monkeypatch.setattr(dat_records, "_numpy_records", 0)
-    assert dat_records._numpy_first()
-    monkeypatch.setattr(dat_records, "_numpy_records", dat_records.NUMPY_RECORD_BUDGET)
-    assert not dat_records._numpy_first()
-    monkeypatch.setattr(dat_records, "_numpy_records", 0)
-    monkeypatch.setitem(sys.modules, "evdet.io.dat_kernels", object())
-    assert not dat_records._numpy_first()
 
 
 @pytest.mark.parametrize("wrap", [False, True])

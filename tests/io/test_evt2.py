@@ -1,14 +1,18 @@
-"""Tests of evdet.io.evt2: the numba EVT 2.0 kernel against a per-word Python reference."""
+"""Tests of evdet.io.evt2: the EVT 2.0 decoder (numba kernel and numpy path for clean streams) against a
+per-word Python reference, and the numpy path against the kernel."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from evdet.io import evt2
 from evdet.io.dtypes import EVENT_DTYPE
 from evdet.io.evt2 import decode_evt2, evt2_drops, new_evt2_state
+from evdet.io.evt2_kernels import decode_evt2_kernel
 
 R = 1 << 28  # time-high range
+pytestmark = pytest.mark.usefixtures("decode_path")  # numpy path and numba kernel alike
 
 
 def reference_decode_evt2(words, geometry: tuple[int, int] = (2048, 2048)) -> np.ndarray:
@@ -68,14 +72,16 @@ def encode_evt2(events: np.ndarray) -> np.ndarray:
     return np.array(words, dtype=np.uint32)
 
 
-def random_stream(rng, n: int, corrupt: float = 0.0) -> np.ndarray:
-    """Random valid words: CD, time high (increasing, with gaps), ext trigger, others, continued; with
-    probability ``corrupt`` a time-high word is replaced by a random 28-bit value."""
+def random_stream(rng, n: int, corrupt: float = 0.0,
+                  steps: tuple[int, ...] = (0, 1, 1, 2, 1000)) -> np.ndarray:
+    """Random valid words: CD, time high (increasing by one of ``steps``: gaps), ext trigger, others,
+    continued; with probability ``corrupt`` a time-high word is replaced by a random 28-bit value. With
+    ``steps=(0, 1)``, a clean stream that the numpy path decodes."""
     words, high = [cd(1, 2, 1, 3)], 5  # a CD word before the first time high (dropped)
     for _ in range(n):
         r = rng.random()
         if r < 0.1:
-            high += int(rng.choice([0, 1, 1, 2, 1000]))
+            high += int(rng.choice(steps))
             value = int(rng.integers(0, R)) if rng.random() < corrupt else high
             words.append(th(value))
         elif r < 0.13:
@@ -223,3 +229,79 @@ def test_random_single_word_corruptions_of_the_real_sample_stay_local(real_data,
         assert abs(out.size - clean.size) <= b - a + 1
         np.testing.assert_array_equal(out[:a], clean[:a])
         np.testing.assert_array_equal(out[out.size - tail:], clean[b:])
+
+
+def kernel_decode(words, state, start, stop, geometry):
+    """The numba kernel's events for words ``[start, stop)``, ``state`` updated."""
+    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    n = decode_evt2_kernel(words, start, stop, out.view(np.int64), state, geometry)
+    return out[:n]
+
+
+@pytest.mark.parametrize("start, stop, carried", [(0, 1500, False), (37, 901, True), (1, 1501, False),
+                                                  (700, 702, True)])
+def test_numpy_path_equals_the_kernel_on_clean_streams(rng, monkeypatch, start, stop, carried):
+    monkeypatch.setattr(evt2, "_NUMPY_CHUNK", 64)
+    words = random_stream(rng, 1500, steps=(0, 1))
+    state = new_evt2_state()
+    if carried:  # a stream decoded up to start: the kernel's state there, with a wrap offset
+        kernel_decode(words, state, 0, start, None)
+        state[1] = 3 << 34
+    ref_state = state.copy()
+    ref = kernel_decode(words, ref_state, start, stop, (2048, 2048))
+    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    n = evt2._decode_clean_numpy(words, start, stop, out, state, None)
+    assert n == ref.shape[0] and (n > 1000 or stop - start < 1000)
+    np.testing.assert_array_equal(out[:n], ref)
+    np.testing.assert_array_equal(state, ref_state)
+    if stop - start > 1000:
+        assert evt2.backward_steps(state) > 100
+
+
+@pytest.mark.parametrize("where", ["unknown type", "step of 2", "step back", "wrap", "x outside",
+                                   "y outside", "first time high last", "step from the state"])
+def test_numpy_path_declines_what_needs_the_rules(rng, monkeypatch, where):
+    """A word the format's rules act on makes the numpy path decline (state untouched); the dispatch then
+    gives the kernel's result (or error)."""
+    monkeypatch.setattr(evt2, "_NUMPY_CHUNK", 64)
+    words = random_stream(rng, 1500, steps=(0, 1))
+    highs = np.flatnonzero(words >> 28 == 8)
+    start, stop, geometry, state = 0, words.size, None, new_evt2_state()
+    if where == "unknown type":
+        words[900] = 3 << 28
+    elif where in ("step of 2", "step back", "wrap"):
+        k = len(highs) // 2
+        if where == "step of 2":  # every time high from the k-th on 2 higher
+            words[highs[k:]] += np.uint32(2)
+        elif where == "step back":  # the k-th time high one below the one before it
+            words[highs[k]] = th((int(words[highs[k - 1]]) & (R - 1)) - 1)
+        else:  # time highs counting up through 2^28 - 1 to 0: the stream wraps at the k-th
+            steps = np.cumsum(words[highs] != np.r_[words[highs[0]], words[highs[:-1]]])
+            words[highs] = th(0) + ((steps - steps[k] + R) % R).astype(np.uint32)
+    elif where in ("x outside", "y outside"):
+        geometry = (2048, 1000) if where == "x outside" else (1000, 2048)
+        words[1000] = cd(1500, 1500, 1, 0)
+    elif where == "first time high last":
+        stop = int(highs[1])  # the range holds the stream's first time high and no other
+    else:
+        state[0] = (int(words[highs[0]]) & (R - 1)) + 2
+    before = state.copy()
+    out = np.empty(stop - start, dtype=EVENT_DTYPE)
+    assert evt2._decode_clean_numpy(words, start, stop, out, state, geometry) is None
+    np.testing.assert_array_equal(state, before)
+    if where == "unknown type":
+        with pytest.raises(ValueError, match="unknown EVT 2.0 event type 3 .* byte offset 3600"):
+            decode_evt2(words, state, start=start, stop=stop, geometry=geometry)
+        return
+    ref_state = state.copy()
+    ref = kernel_decode(words, ref_state, start, stop, geometry)
+    np.testing.assert_array_equal(decode_evt2(words, state, start=start, stop=stop, geometry=geometry), ref)
+    np.testing.assert_array_equal(state, ref_state)
+
+
+def test_numpy_path_without_a_time_high_decodes_nothing(rng):
+    words = np.array([cd(1, 2, 1, 3), cd(4, 5, 0, 6), (10 << 28) | 7], dtype=np.uint32)
+    state = new_evt2_state()
+    out = np.empty(3, dtype=EVENT_DTYPE)
+    assert evt2._decode_clean_numpy(words, 0, 3, out, state, (10, 10)) == 0
+    np.testing.assert_array_equal(state, new_evt2_state())

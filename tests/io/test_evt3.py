@@ -1,12 +1,17 @@
-"""Tests of evdet.io.evt3: the numba EVT 3.0 kernel against a per-word Python reference."""
+"""Tests of evdet.io.evt3: the EVT 3.0 decoder (numba kernel and numpy path for clean streams) against a
+per-word Python reference, and the numpy path against the kernel."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from evdet.io import evt3
 from evdet.io.dtypes import EVENT_DTYPE
 from evdet.io.evt3 import decode_evt3, evt3_drops, evt3_outside, new_evt3_state
+from evdet.io.evt3_kernels import decode_evt3_kernel
+
+pytestmark = pytest.mark.usefixtures("decode_path")  # numpy path and numba kernel alike
 
 
 def reference_decode_evt3(words, time_mode: str = "spec",
@@ -99,7 +104,9 @@ CONTINUED_4 = (0x7 << 12) | 0xF
 
 
 def random_stream(rng, n: int, corrupt: float = 0.0) -> np.ndarray:
-    """Random EVT3 words; with probability ``corrupt`` a time-high word is replaced by a random value."""
+    """Random EVT3 words; with probability ``corrupt`` a time-high word is replaced by a random value.
+    Uncorrupted (and ``n`` < 40 000), a clean stream that the numpy path decodes: time-high steps 0 or 1,
+    time lows that jump back (backward steps)."""
     words, high, low = [addr_x(3, 1), time_high(7), time_low(0)], 7, 0  # event before time high: dropped
     for _ in range(n):
         r = rng.random()
@@ -344,3 +351,73 @@ def test_random_single_word_corruptions_of_the_real_sample_stay_local(real_data,
         np.testing.assert_array_equal(out[out.size - tail:], clean[b:])
         checked += 1
     assert checked >= 20
+
+
+def kernel_decode(words, state, start, stop, geometry=(2048, 2048)):
+    """The numba kernel's events for words ``[start, stop)``, ``state`` updated (one large buffer)."""
+    out = np.empty(12 * (stop - start) + 12, dtype=EVENT_DTYPE)
+    n, i = decode_evt3_kernel(words, start, stop, out.view(np.int64), state, 0, geometry[1], geometry[0])
+    assert i == stop
+    return out[:n]
+
+
+@pytest.mark.parametrize("start, stop, carried", [(0, 3003, False), (37, 2001, True), (1500, 1503, True)])
+def test_numpy_path_equals_the_kernel_on_clean_streams(rng, monkeypatch, start, stop, carried):
+    monkeypatch.setattr(evt3, "_NUMPY_CHUNK", 64)
+    words = random_stream(rng, 3000)
+    state = new_evt3_state()
+    if carried:  # a stream decoded up to start: the kernel's state there, with a wrap offset
+        kernel_decode(words, state, 0, start)
+        state[5] = 3 << 24
+    ref_state = state.copy()
+    ref = kernel_decode(words, ref_state, start, stop)
+    out = evt3._decode_clean_numpy(words, start, stop, state, 2048, 2048, 16)  # 16: the buffer grows
+    assert out.shape[0] == ref.shape[0] and (ref.shape[0] > (stop - start) // 2 or stop - start < 1000)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(state, ref_state)
+    if stop - start > 1000:
+        assert evt3.backward_steps(state) > 10
+
+
+@pytest.mark.parametrize("where", ["unknown type", "step of 2", "step back", "wrap", "x outside",
+                                   "y outside", "vector outside", "first time high last",
+                                   "step from the state"])
+def test_numpy_path_declines_what_needs_the_rules(rng, monkeypatch, where):
+    """A word the format's rules act on makes the numpy path decline (state untouched); the dispatch then
+    gives the kernel's result (or error)."""
+    monkeypatch.setattr(evt3, "_NUMPY_CHUNK", 64)
+    words = random_stream(rng, 3000)
+    highs = np.flatnonzero(words >> 12 == 8)
+    clean = kernel_decode(words, new_evt3_state(), 0, words.size)
+    start, stop, state = 0, words.size, new_evt3_state()
+    geometry = (int(clean["y"].max()) + 1, int(clean["x"].max()) + 1)  # every event inside
+    k = len(highs) // 2
+    if where == "unknown type":
+        words[900] = 0x1 << 12
+    elif where == "step of 2":  # every time high from the k-th on 2 higher
+        words[highs[k:]] += np.uint16(2)
+    elif where == "step back":  # the k-th time high one below the one before it
+        words[highs[k]] = time_high((int(words[highs[k - 1]]) & 0xFFF) - 1)
+    elif where == "wrap":  # time highs counting up through 4095 to 0: the stream wraps at the k-th
+        steps = np.cumsum(words[highs] != np.r_[words[highs[0]], words[highs[:-1]]])
+        words[highs] = time_high(0) + ((steps - steps[k] + 4096) % 4096).astype(np.uint16)
+    elif where in ("x outside", "y outside"):
+        x_out = where == "x outside"
+        words[1000:1002] = [addr_y(0 if x_out else geometry[0]), addr_x(geometry[1] if x_out else 0, 1)]
+    elif where == "vector outside":  # a vector from x = width - 5: its bit 5 is at x = width
+        words[1000:1002] = [base_x(geometry[1] - 5, 1), vect8(0b100000)]
+    elif where == "first time high last":
+        stop = int(highs[1])  # the range holds the stream's first time high and no other
+    else:
+        state[3] = (int(words[highs[0]]) & 0xFFF) + 2
+    before = state.copy()
+    assert evt3._decode_clean_numpy(words, start, stop, state, *geometry, stop - start) is None
+    np.testing.assert_array_equal(state, before)
+    if where == "unknown type":
+        with pytest.raises(ValueError, match="unknown EVT 3.0 event type 0x1 .* byte offset 1800"):
+            decode_evt3(words, state, start=start, stop=stop, geometry=geometry)
+        return
+    ref_state = state.copy()
+    ref = kernel_decode(words, ref_state, start, stop, geometry)
+    np.testing.assert_array_equal(decode_evt3(words, state, start=start, stop=stop, geometry=geometry), ref)
+    np.testing.assert_array_equal(state, ref_state)

@@ -10,6 +10,8 @@ import pytest
 from evdet.io.dtypes import EVENT_DTYPE
 from evdet.io.raw import RawReader
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # numpy paths and numba kernels alike
+
 
 def write_raw(path, header_lines, words: np.ndarray, extra: bytes = b""):
     header = "".join(f"% {line}\n" for line in header_lines).encode("ascii")
