@@ -28,18 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-val", type=int, default=12,
                    help="validation recordings (the preset's 3 make the printed AP mostly noise)")
     p.add_argument("--duration-s", type=float, default=None, help="recording length (default: preset's)")
-    p.add_argument("--max-epochs", type=int, default=4, help="training epochs")
+    p.add_argument("--max-epochs", type=int, default=3, help="training epochs")
     p.add_argument("--limit-train-batches", type=float, default=1.0, help="fraction (or number) per epoch")
     p.add_argument("--num-tbins", "-T", type=int, default=10, help="time bins per batch step")
     p.add_argument("--batch-size", "-B", type=int, default=4, help="streams per batch")
-    p.add_argument("--height", type=int, default=48, help="network height (half the 96 px sensor)")
-    p.add_argument("--width", type=int, default=64, help="network width (half the 128 px sensor)")
+    p.add_argument("--height", type=int, default=96, help="network height (the 96 px sensor's)")
+    p.add_argument("--width", type=int, default=128, help="network width (the 128 px sensor's)")
     p.add_argument("--base", type=int, default=8, help="backbone base width")
     p.add_argument("--cout", type=int, default=32, help="recurrent feature channels")
     p.add_argument("--anchor-size", type=float, default=16.0, help="first-level anchor size (pixels)")
-    p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate")
+    p.add_argument("--lr", type=float, default=2.5e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
     p.add_argument("--num-workers", type=int, default=2, help="processes for simulation and conversion")
+    p.add_argument("--loader-workers", type=int, default=1,
+                   help="processes that read training batches while the model trains (0: in the trainer)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (1 is fastest on a small, shared CPU; 0: torch's default)")
     p.add_argument("--no-video", action="store_true", help="skip the demo video")
@@ -141,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     mc = ModelConfig(vanilla=VanillaConfig(base=args.base, cout=args.cout),
                      anchor=AnchorHeadConfig(anchor_size=args.anchor_size))
     dc = DataConfig(num_tbins=args.num_tbins, batch_size=args.batch_size, height=args.height,
-                    width=args.width, seed=args.seed)
+                    width=args.width, seed=args.seed, num_workers=args.loader_workers)
     tc = TrainConfig(lr=args.lr, max_epochs=args.max_epochs, limit_train_batches=limit, seed=args.seed,
                      log_images_every_n_steps=100)
     result = train(out / "hdf5", out / "run", model_config=mc, data_config=dc, train_config=tc,

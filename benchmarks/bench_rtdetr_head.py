@@ -5,16 +5,16 @@ head's quickstart budget on held-out synthetic datasets.
     python benchmarks/bench_rtdetr_head.py OUT_DIR --skip-ap        # part 1 only (~1 min)
     python benchmarks/bench_rtdetr_head.py OUT_DIR --seeds 4 --quick  # checks the script (~3 min)
 
-Part 1 (in process, 1 thread, the quickstart's sizes: Vanilla base 8 / cout 32, T 10, B 4, 48×64, random
+Part 1 (in process, 1 thread, the quickstart's sizes: Vanilla base 8 / cout 32, T 10, B 4, 96×128, random
 inputs with 1-7 boxes per frame): parameters; CPU time of a training step (forward, losses, backward,
 AdamW) of each head; the share of an RT-DETR step spent in Hungarian matching (every decoder layer, the
 proposals) and the extra time that denoising adds (the step with ``num_denoising`` 0 subtracted); eager
-inference per bin at batch 1 at 48×64 and at Gen1's 240×304.
+inference per bin at batch 1 at the quickstart's size and at Gen1's 240×304.
 
 Part 2 (through the command-line apps, as a user runs them): for each seed, the quickstart's tiny dataset
 (``evdet-make-synthetic --preset tiny --num-train 120 --num-val 12 --seed S --hdf5``; seed 0 is the
 quickstart's own, so held-out seeds are the default), the anchor head trained with the quickstart recipe
-(the defaults of ``evdet-quickstart``: 4 epochs), and RT-DETR with :data:`RTDETR` trained for as many steps
+(the defaults of ``evdet-quickstart``: 3 epochs at 96×128, one loader worker), and RT-DETR with :data:`RTDETR` trained for as many steps
 as fit in the anchor run's CPU time (cost per step calibrated with two short runs, as in
 ``bench_rvt_vs_vanilla_ap.py``); both scored on val by ``evdet-train --just-val``. Prints, per seed, AP and
 AP50 of both and the AP50 gap (RT-DETR − anchor).
@@ -58,7 +58,7 @@ def shared_options(seed: int) -> list[str]:
     q = quickstart_recipe()
     return ["-T", str(q.num_tbins), "-B", str(q.batch_size), "--height", str(q.height), "--width",
             str(q.width), "--base", str(q.base), "--cout", str(q.cout), "--seed", str(seed),
-            "--log-images-every-n-steps", "0", "--no-progress"]
+            "--num-workers", str(q.loader_workers), "--log-images-every-n-steps", "0", "--no-progress"]
 
 
 def anchor_options() -> list[str]:
