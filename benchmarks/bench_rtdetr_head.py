@@ -14,10 +14,10 @@ inference per bin at batch 1 at the quickstart's size and at Gen1's 240×304.
 Part 2 (through the command-line apps, as a user runs them): for each seed, the quickstart's tiny dataset
 (``evdet-make-synthetic --preset tiny --num-train 120 --num-val 12 --seed S --hdf5``; seed 0 is the
 quickstart's own, so held-out seeds are the default), the anchor head trained with the quickstart recipe
-(the defaults of ``evdet-quickstart``: 3 epochs at 96×128, one loader worker), and RT-DETR with :data:`RTDETR` trained for as many steps
-as fit in the anchor run's CPU time (cost per step calibrated with two short runs, as in
-``bench_rvt_vs_vanilla_ap.py``); both scored on val by ``evdet-train --just-val``. Prints, per seed, AP and
-AP50 of both and the AP50 gap (RT-DETR − anchor).
+(the defaults of ``evdet-quickstart``: 3 epochs at 96×128, one loader worker), and RT-DETR with
+:data:`RTDETR` trained for as many steps as fit in the anchor run's CPU time (cost per step calibrated
+with two short runs, as in ``bench_rvt_vs_vanilla_ap.py``); both scored on val by ``evdet-train
+--just-val``. Prints, per seed, AP and AP50 of both and the AP50 gap (RT-DETR − anchor).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ Run: ``python benchmarks/bench_rvt_vs_vanilla_ap.py OUT_DIR [--budget-min 8] [--
 1. ``evdet-make-synthetic OUT_DIR/data --preset gen1-like --hdf5`` (``--num-train/--num-val/--num-test``
    recordings of ``--duration-s`` s at the preset's 304×240); reused when ``OUT_DIR/data/dataset.json``
    (written by this script after a complete generation) records the same options;
-2. for each model (Vanilla + anchor with the CPU recipe of ``evdet-quickstart``; rvt-t + yolox with RVT's
-   optimizer, once per ``--rvt-lrs`` value), the CPU cost of a training step is calibrated with two short
-   ``evdet-train --max-steps`` runs (``--calib-steps`` apart: the difference removes start-up), then the
+2. for each model (Vanilla + anchor with the former CPU recipe of ``evdet-quickstart``; rvt-t + yolox with
+   RVT's optimizer, once per ``--rvt-lrs`` value), the CPU cost of a training step is calibrated with two
+   short ``evdet-train --max-steps`` runs (``--calib-steps`` apart: the difference removes start-up), then the
    model is trained with ``--max-steps = (budget − start-up) / cost per step`` so that its schedule
    completes inside the budget. CPU time is the user + system time of the ``evdet-train`` child and its
    workers (``resource.getrusage(RUSAGE_CHILDREN)``; on a shared machine it does not depend on the other
@@ -44,8 +44,9 @@ the evaluation protocol (Gen1's filter; half a bin of time tolerance for labels 
 
 VANILLA = ["--backbone", "Vanilla", "--head", "anchor", "--base", "8", "--cout", "32", "--anchor-size", "16",
            "--lr", "5e-3", "--lr-schedule", "cosine"]
-"""Vanilla + anchor as ``evdet-quickstart`` trains it on synthetic data on a CPU (base 8, cout 32, anchors
-of 16 px, AdamW lr 5e-3, warm-up + cosine, evdet's default weight decay 1e-4 and norm clipping 1.0)."""
+"""Vanilla + anchor as ``evdet-quickstart`` trained it on synthetic data on a CPU until 2026-12-07, when the
+figures of docs/benchmarks.md were taken (base 8, cout 32, anchors of 16 px, AdamW lr 5e-3, warm-up +
+cosine, evdet's default weight decay 1e-4 and norm clipping 1.0)."""
 
 
 def rvt_options(lr: str) -> list[str]:
