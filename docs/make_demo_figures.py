@@ -11,7 +11,7 @@ after ``evdet-quickstart QUICKSTART_DIR``. Writes:
 - ``training_curves.png`` (copied from the run), ``eval_pr_ap.png`` (``evdet-eval --pr-plot`` of the
   model's detections on the validation split; ``--time-tol 24999`` as evdet-eval advises for labels every
   50 ms, so that each label instant is scored alone, as in validation), ``dataset_info.png``
-  (``evdet-info`` of the dataset at the quick start's 48x64 network size).
+  (``evdet-info`` of the dataset at the quick start's network size, the sensor's 96x128).
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def main(quickstart: Path, out: Path) -> None:
         assert eval_app.main([str(quickstart / "hdf5" / "val"), str(tmp / "dt"), "--preset", "auto",
                               "--height", "96", "--width", "128", "--time-tol", "24999", "--pr-plot",
                               str(out / "eval_pr_ap.png")]) == 0
-    assert info_app.main([str(quickstart / "dataset"), "--height", "48", "--width", "64", "--plot",
-                          str(out / "dataset_info.png"), "--no-progress"]) == 0
+    assert info_app.main([str(quickstart / "dataset"), "--plot", str(out / "dataset_info.png"),
+                          "--no-progress"]) == 0
     shutil.copyfile(quickstart / "run" / "training_curves.png", out / "training_curves.png")
 
 
