@@ -1,13 +1,15 @@
 """Check evdet's RVT + YOLOX detector against RVT's ``YoloXDetector``: checkpoint import, detections, loss.
 
-    python benchmarks/check_rvt_detector.py --rvt-dir PATH/TO/uzh-rpg/RVT
+    python benchmarks/check_rvt_detector.py --rvt-dir PATH/TO/uzh-rpg/RVT [--backbone rvt-t|rvt-s|rvt-b]
 
 Imports RVT's ``YoloXDetector`` (``models/detection/yolox_extension/models/detector.py``), its
 ``postprocess`` (``models/detection/yolox/utils/boxes.py``) and ``InputPadderFromShape`` from a checkout of
 RVT, with the stand-ins of ``benchmarks/rvt_reference.py`` in ``sys.modules`` (omegaconf, RVT's
 ``data.utils.types``, and torchvision: a plain greedy NMS written for the check), so nothing beyond torch
 is needed. Two cases: Gen1 (240×304, ``partition_split_32`` 1, 2 classes) and 1Mpx at half resolution
-(360×640, ``partition_split_32`` 2, 3 classes), both at RVT-T sizes (embed_dim 32, PAFPN depth 0.33).
+(360×640, ``partition_split_32`` 2, 3 classes), both at the sizes of RVT's experiment config for
+``--backbone`` (rvt-t: embed_dim 32, PAFPN depth 0.33, the default; rvt-s: 48, dim_head 24, 0.33; rvt-b: 64,
+0.67).
 
 For each case RVT's detector is initialised by RVT's own code, then perturbed (:func:`build_rvt_detector`:
 seeded noise on every weight, BatchNorm statistics measured on random input, class/objectness outputs
@@ -35,9 +37,14 @@ moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. 
     zero-padded per frame) against evdet's ``compute_loss``. Each term RVT reports (``loss``,
     ``iou_loss``, ``conf_loss``, ``cls_loss``, ``num_fg``) must agree within a relative 1e-4, and so must
     the gradient of ``loss`` for every parameter (``max|Δ| / max|RVT|`` per tensor; through the whole
-    chunk, so the backbone's gradients see the unlabelled bins too). RVT's ``l1_loss`` is 0 (``use_l1``
-    is never switched on in RVT; its ``YOLOXHead.forward`` cannot run with it in train mode) and is not
-    compared.
+    chunk, so the backbone's gradients see the unlabelled bins too).
+(d) the L1 term: the same step with YOLOX's L1 loss on (evdet: ``use_l1``; RVT: its own ``get_losses``
+    with ``use_l1`` set). RVT never switches it on, and its ``YOLOXHead.forward`` cannot run with it in
+    train mode (it reshapes ``reg_output`` for the L1 targets before concatenating it into the inference
+    output, which then fails on the shapes), so RVT's raw box outputs are taken from its ``reg_preds``
+    convolutions by forward hooks, laid out as that ``forward`` lays them out, and handed to its
+    ``get_losses`` (:func:`rvt_l1_enabled`). ``l1_loss`` / ``loss_l1`` and the total must agree within a
+    relative 1e-4.
 
 Precision (``--dtype``): float32 (default, what both run in practice) or float64 (after the import, from
 the float32 checkpoint). evdet's post-processing computes in float32 whatever the model's dtype, so RVT's
@@ -53,6 +60,7 @@ Prints one table per check; exits with status 1 when any tolerance fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -93,7 +101,13 @@ class Case:
     fpn_depth: float = 0.33
 
 
-CASES = (Case("Gen1", "gen1", 240, 304, 1, 2), Case("1Mpx half", "gen4", 360, 640, 2, 3))
+#: PAFPN depth of RVT's experiment configs (``config/experiment/gen1|gen4/{tiny,small,base}.yaml``)
+FPN_DEPTH = {"rvt-t": 0.33, "rvt-s": 0.33, "rvt-b": 0.67}
+
+
+def cases(backbone: str) -> tuple[Case, Case]:
+    return (Case("Gen1", "gen1", 240, 304, 1, 2, backbone, FPN_DEPTH[backbone]),
+            Case("1Mpx half", "gen4", 360, 640, 2, 3, backbone, FPN_DEPTH[backbone]))
 
 
 # ---------------------------------------------------------------------------------------------- RVT side
@@ -214,10 +228,43 @@ def yolox_labels(boxes_xywh: list[Tensor], classes: list[Tensor]) -> Tensor:
     return out
 
 
-def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]
+@contextlib.contextmanager
+def rvt_l1_enabled(head: torch.nn.Module):
+    """RVT's ``YOLOXHead`` computing its losses with ``use_l1`` (module docstring, (d)): forward hooks keep
+    each level's ``reg_preds`` output ``[N, 4, h, w]``; ``get_losses`` (RVT's, unchanged) is called with
+    ``use_l1`` set and those outputs as ``origin_preds``, each viewed ``[N, 1, 4, h, w]``, permuted to
+    ``[N, 1, h, w, 4]`` and reshaped ``[N, h·w, 4]`` as RVT's ``forward`` does; ``forward`` itself runs
+    with ``use_l1`` off."""
+    raw: list[Tensor] = []
+    hooks = [conv.register_forward_hook(lambda _m, _i, out: raw.append(out)) for conv in head.reg_preds]
+    get_losses = type(head).get_losses
+
+    def with_l1(*args, **kwargs):
+        origin = [r.view(r.shape[0], 1, 4, *r.shape[-2:]).permute(0, 1, 3, 4, 2).reshape(r.shape[0], -1, 4)
+                  for r in raw]
+        args = list(args)
+        args[5] = origin  # get_losses(x_shifts, y_shifts, expanded_strides, labels, outputs, origin_preds)
+        head.use_l1 = True
+        try:
+            return get_losses(head, *args, **kwargs)
+        finally:
+            head.use_l1 = False
+
+    head.get_losses = with_l1
+    try:
+        yield
+    finally:
+        del head.get_losses
+        for h in hooks:
+            h.remove()
+
+
+def rvt_loss(model: torch.nn.Module, padder, x: Tensor,
+             labelled: dict[tuple[int, int], tuple[Tensor, Tensor]], use_l1: bool = False
              ) -> tuple[dict[str, float], dict[str, Tensor]]:
-    """RVT's training step: the backbone on every bin, FPN + head + loss on the labelled frames. Returns
-    the losses and the gradient of ``loss`` for every parameter (RVT's names)."""
+    """RVT's training step: the backbone on every bin, FPN + head + loss on the labelled frames (with the
+    L1 term: :func:`rvt_l1_enabled`). Returns the losses and the gradient of ``loss`` for every parameter
+    (RVT's names)."""
     model.train()
     model.zero_grad(set_to_none=True)
     states = None
@@ -234,7 +281,9 @@ def rvt_loss(model: torch.nn.Module, padder, x: Tensor, labelled: dict[tuple[int
                 classes.append(labelled[(t, b)][1])
     features = {stage: torch.cat(fs) for stage, fs in selected.items()}
     # RVT's labels are float32 (x, y, w, h) turned into YOLOX rows, then cast to the model's dtype
-    _, losses = model.forward_detect(features, targets=yolox_labels(boxes, classes).to(x.dtype))
+    labels = yolox_labels(boxes, classes).to(x.dtype)
+    with rvt_l1_enabled(model.yolox_head) if use_l1 else contextlib.nullcontext():
+        _, losses = model.forward_detect(features, targets=labels)
     losses["loss"].backward()
     return as_floats(losses), {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
 
@@ -269,10 +318,12 @@ def evdet_detections(detector: torch.nn.Module, chunks: list[Tensor]) -> list[Te
 
 
 def evdet_loss(detector: torch.nn.Module, x: Tensor,
-               labelled: dict[tuple[int, int], tuple[Tensor, Tensor]]
+               labelled: dict[tuple[int, int], tuple[Tensor, Tensor]], use_l1: bool = False
                ) -> tuple[dict[str, float], dict[str, Tensor]]:
-    """evdet's ``compute_loss`` with xyxy targets ``(x, y, x + w, y + h, class)``; the losses and the
-    gradient of ``loss`` for every parameter, under RVT's names (``head.`` removed)."""
+    """evdet's ``compute_loss`` with xyxy targets ``(x, y, x + w, y + h, class)`` (the YOLOX head's
+    ``use_l1`` set for the call); the losses and the gradient of ``loss`` for every parameter, under RVT's
+    names (``head.`` removed)."""
+    detector.head.use_l1 = use_l1
     detector.train()
     detector.zero_grad(set_to_none=True)
     detector.reset_all()
@@ -283,7 +334,10 @@ def evdet_loss(detector: torch.nn.Module, x: Tensor,
         xyxy = torch.cat((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), 1)
         targets[t][b] = torch.cat((xyxy, cls.float().unsqueeze(1)), 1)
         frame_is_labeled[t, b] = True
-    losses = detector.compute_loss(x, targets, frame_is_labeled)
+    try:
+        losses = detector.compute_loss(x, targets, frame_is_labeled)
+    finally:
+        detector.head.use_l1 = False
     losses["loss"].backward()
     return as_floats(losses), {k.removeprefix("head."): p.grad for k, p in detector.named_parameters()
                                if p.grad is not None}
@@ -384,6 +438,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rvt-dir", type=Path, required=True, help="checkout of uzh-rpg/RVT")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backbone", choices=tuple(FPN_DEPTH), default="rvt-t", help="RVT's model size")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="precision of both models and the inputs (see the module docstring)")
     args = parser.parse_args()
@@ -393,8 +448,8 @@ def main() -> None:
 
     torch.set_grad_enabled(True)
     failed = []
-    det_rows, loss_rows, grad_rows = [], [], []
-    for case in CASES:
+    det_rows, loss_rows, grad_rows, l1_rows = [], [], [], []
+    for case in cases(args.backbone):
         generator = torch.Generator().manual_seed(args.seed)
         rvt = build_rvt_detector(case, args.seed)
         padded_h, padded_w, _, _ = padded_geometry(case)
@@ -437,7 +492,16 @@ def main() -> None:
         if not ok:
             failed.append(f"{case.name} gradients")
 
-    print(f"\n{args.dtype}; RVT-T sizes; seed {args.seed}")
+        ref_l1, _ = rvt_loss(rvt, InputPadderFromShape((padded_h, padded_w)), x, labelled, use_l1=True)
+        our_l1, _ = evdet_loss(detectors[False], x, labelled, use_l1=True)
+        for rvt_name, our_name in (("l1_loss", "loss_l1"), ("loss", "loss")):
+            d = rel(our_l1[our_name], ref_l1[rvt_name])
+            ok = d <= LOSS_RTOL and math.isfinite(our_l1[our_name]) and ref_l1["l1_loss"] > 0
+            l1_rows.append((case.name, f"{rvt_name} / {our_name}", ref_l1[rvt_name], our_l1[our_name], d, ok))
+            if not ok:
+                failed.append(f"{case.name} {rvt_name} with L1")
+
+    print(f"\n{args.dtype}; {args.backbone} sizes (PAFPN depth {FPN_DEPTH[args.backbone]}); seed {args.seed}")
     print(f"(b) detections, conf {CONF_THRESH}, NMS {NMS_THRESH}, {2 * CHUNK_BINS} bins x batch {BATCH} "
           f"(column 0 reset after bin {CHUNK_BINS})")
     print(f"{'case':10s} {'score':11s} {'detections per frame':34s} {'clipped':>7s} {'max|dbox| px':>12s} "
@@ -454,6 +518,9 @@ def main() -> None:
     print("\n(c) gradient of loss: max over parameters of max|evdet - RVT| / max|RVT|")
     for name, count, worst, where, ok in grad_rows:
         print(f"{name:10s} {count} parameters, largest {worst:.1e} ({where})  {'ok' if ok else 'FAIL'}")
+    print("\n(d) the same step with YOLOX's L1 term")
+    for name, term, r, o, d, ok in l1_rows:
+        print(f"{name:10s} {term:24s} {r:12.6f} {o:12.6f} {d:9.1e}  {'ok' if ok else 'FAIL'}")
     if failed:
         print(f"\nFAILED: {', '.join(failed)}")
         sys.exit(1)

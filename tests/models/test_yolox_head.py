@@ -120,6 +120,19 @@ def test_loss_terms_hand_computed():
     assert abs(out["loss_cls"].item() - 2 * log2) < 1e-6
     assert abs(out["loss"].item() - (4 * log2 / 3 + 2 * log2)) < 1e-6
     assert abs(out["fg_per_gt"].item() - 3.0) < 1e-6
+    assert "loss_l1" not in out  # off unless enabled, as in RVT
+
+    # YOLOX's L1 term on the raw outputs of the 3 foreground cells (1, 0), (0, 1), (1, 1): targets
+    # (cx/8 − gx, cy/8 − gy, log(16/8 + 1e-8), log(16/8 + 1e-8)) = (0, 1, ·), (1, 0, ·), (0, 0, ·)
+    raw = torch.zeros(1, 4, 4)
+    raw[0, 0] = 100.0  # the background anchor's raw outputs do not count
+    raw[0, 3] = torch.tensor([0.25, -0.5, 0.0, 1.0])
+    out_l1 = yolox_loss(boxes, torch.zeros(1, 4), torch.zeros(1, 4, 2), raw, grid, strides, [gt], use_l1=True)
+    l1 = ((1 + 2 * log2) + (1 + 2 * log2) + (0.25 + 0.5 + log2 + abs(1 - log2))) / 3
+    assert abs(out_l1["loss_l1"].item() - l1) < 1e-6
+    assert abs(out_l1["loss"].item() - (out["loss"].item() + l1)) < 1e-6
+    for name in ("loss_iou", "loss_obj", "loss_cls"):
+        assert out_l1[name].item() == out[name].item()
 
 
 def test_compute_loss_is_rvts_training_step():
