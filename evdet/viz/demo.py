@@ -185,7 +185,7 @@ def render_panel_image(panel: Panel, classes: Sequence[str], options: DemoOption
     time_text = f"t = {panel.t_end / 1e6:.3f} s"
     header = f"{panel.name}   {time_text}"
     if panel.tensor_view:
-        header += "   [HDF5 tensor, no events found]"
+        header += "   [stored tensor: no event recording found, see --events]"
     if options.layout == "overlay":
         return add_header(det_img, header, font_scale)
     left = _caption(gt_img, "ground truth" if gt is not None else "ground truth: no label file", font_scale)
