@@ -93,4 +93,5 @@ def test_the_rtdetr_recipe_in_the_set_head_guide_parses():
     """docs/set_head.md's tiny-data recipe uses only flags evdet-train has, and means what it says."""
     mc, dc, tc = doc_command_configs("set_head.md", "### Recipes")
     assert mc.head == "rtdetr" and mc.rtdetr.nms and (mc.rtdetr.num_queries, mc.rtdetr.dec_layers) == (20, 2)
-    assert (dc.num_tbins, dc.batch_size, tc.lr, tc.max_steps) == (10, 4, 2e-3, 650)
+    assert (dc.num_tbins, dc.batch_size, tc.lr, tc.max_steps) == (10, 4, 2e-3, 680)
+    assert (dc.height, dc.width, dc.num_workers) == (96, 128, 1)  # the quickstart's input
