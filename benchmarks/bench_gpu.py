@@ -71,14 +71,14 @@ def random_input(generator: torch.Generator, t: int, b: int, height: int, width:
     return counts * (torch.rand(t, b, IN_CHANNELS, height, width, generator=generator) < 0.1)
 
 
-def random_targets(generator: torch.Generator, t: int, b: int, height: int, width: int
-                   ) -> list[list[torch.Tensor]]:
+def random_targets(generator: torch.Generator, t: int, b: int, height: int, width: int,
+                   num_classes: int = NUM_CLASSES) -> list[list[torch.Tensor]]:
     """Per frame ``Tensor[n, 5]`` (x1, y1, x2, y2, class), 1-7 boxes of 4 px to a quarter of the height."""
     def frame() -> torch.Tensor:
         n = int(torch.randint(1, 8, (1,), generator=generator))
         xy = torch.rand(n, 2, generator=generator) * torch.tensor([width * 0.7, height * 0.7])
         wh = torch.rand(n, 2, generator=generator) * (height / 4) + 4
-        cls = torch.randint(0, NUM_CLASSES, (n, 1), generator=generator).float()
+        cls = torch.randint(0, num_classes, (n, 1), generator=generator).float()
         return torch.cat([xy, xy + wh, cls], 1)
 
     return [[frame() for _ in range(b)] for _ in range(t)]

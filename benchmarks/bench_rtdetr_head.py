@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_gpu import random_targets  # noqa: E402
 from bench_rvt_vs_vanilla_ap import count_parameters, run, train  # noqa: E402
 
 from apps.quickstart import build_parser as quickstart_parser  # noqa: E402
@@ -76,14 +77,7 @@ def anchor_options() -> list[str]:
 def _batch(t: int, b: int, height: int, width: int):
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(t, b, 2, height, width, generator=g) < 0.1).float()
-
-    def frame():
-        n = int(torch.randint(1, 8, (1,), generator=g))
-        xy = torch.rand(n, 2, generator=g) * torch.tensor([width * 0.7, height * 0.7])
-        wh = torch.rand(n, 2, generator=g) * (height / 4) + 4
-        return torch.cat([xy, xy + wh, torch.randint(0, 3, (n, 1), generator=g).float()], 1)
-
-    return x, [[frame() for _ in range(b)] for _ in range(t)], torch.ones(t, b, dtype=torch.bool)
+    return x, random_targets(g, t, b, height, width, 3), torch.ones(t, b, dtype=torch.bool)
 
 
 def _detector(head_options: list[str], num_denoising: int | None = None):
