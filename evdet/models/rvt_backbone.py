@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from evdet.models.dws_convlstm import DWSConvLSTM2d
 from evdet.models.maxvit import ConvDownsampling, MaxViTAttentionPair
+from evdet.models.memory_format import channels_last
 
 
 def rvt_input_geometry(height: int, width: int, last_stride: int, partition_split_32: int,
@@ -116,7 +117,7 @@ class RVTStage(nn.Module):
         # the convolutions (their kernels) does
         y = y.reshape(num_tbins, -1, y.shape[1], y.shape[2], y.shape[3])  # [T, B, H/f, W/f, C] (a view)
         hs, h, c = self.lstm(y.permute(0, 1, 4, 2, 3), h, c)  # bins [B, C, H/f, W/f], RVT's strides
-        return hs.flatten(0, 1).contiguous(memory_format=torch.channels_last), h, c
+        return channels_last(hs.flatten(0, 1)), h, c
 
 
 class RVTBackbone(nn.Module):
