@@ -1,6 +1,7 @@
 """Check evdet's RVT + YOLOX detector against RVT's ``YoloXDetector``: checkpoint import, detections, loss.
 
     python benchmarks/check_rvt_detector.py --rvt-dir PATH/TO/uzh-rpg/RVT [--backbone rvt-t|rvt-s|rvt-b]
+        [--batch 1|2]
 
 Imports RVT's ``YoloXDetector`` (``models/detection/yolox_extension/models/detector.py``), its
 ``postprocess`` (``models/detection/yolox/utils/boxes.py``) and ``InputPadderFromShape`` from a checkout of
@@ -20,7 +21,8 @@ moved from their 0.01 prior) so that many anchors pass the 0.1 score threshold. 
     ``hyper_parameters``) and converted with evdet's ``import_rvt_checkpoint`` (which infers the model
     from the weights and the dataset name); the detector under test is ``load_detector`` of the
     converted file. The line printed per case says what the importer inferred.
-(b) detections: two chunks of random stacked-histogram-like input (sparse float counts 0..10, batch 2)
+(b) detections: two chunks of random stacked-histogram-like input (sparse float counts 0..10, batch 2 or
+    ``--batch``)
     run through RVT bin by bin (RVT's padder, LSTM states carried, ``postprocess`` with confidence 0.1
     and NMS 0.45, as RVT's validation) and through evdet's ``detect`` one chunk per call; between the
     chunks batch column 0 is reset (evdet: ``reset([0, 1])``; RVT: that column of every state zeroed).
@@ -99,15 +101,21 @@ class Case:
     num_classes: int
     backbone: str = "rvt-t"
     fpn_depth: float = 0.33
+    batch: int = BATCH
+
+    @property
+    def labelled(self) -> tuple[tuple[int, int], ...]:
+        """``(t, b)`` of the labelled frames of the loss chunk (:data:`LABELLED` within the batch)."""
+        return tuple((t, b) for t, b in LABELLED if b < self.batch)
 
 
 #: PAFPN depth of RVT's experiment configs (``config/experiment/gen1|gen4/{tiny,small,base}.yaml``)
 FPN_DEPTH = {"rvt-t": 0.33, "rvt-s": 0.33, "rvt-b": 0.67}
 
 
-def cases(backbone: str) -> tuple[Case, Case]:
-    return (Case("Gen1", "gen1", 240, 304, 1, 2, backbone, FPN_DEPTH[backbone]),
-            Case("1Mpx half", "gen4", 360, 640, 2, 3, backbone, FPN_DEPTH[backbone]))
+def cases(backbone: str, batch: int) -> tuple[Case, Case]:
+    return (Case("Gen1", "gen1", 240, 304, 1, 2, backbone, FPN_DEPTH[backbone], batch),
+            Case("1Mpx half", "gen4", 360, 640, 2, 3, backbone, FPN_DEPTH[backbone], batch))
 
 
 # ---------------------------------------------------------------------------------------------- RVT side
@@ -348,10 +356,10 @@ def random_histograms(generator: torch.Generator, t_bins: int, case: Case) -> Te
     """Stacked-histogram-like counts ``Tensor[T, B, 20, H, W]``: floats in 0..10, sparse (2 % of the
     cells of the background hold events), with 3-8 denser rectangles (objects: 40 % of their cells) per
     frame, so that the features vary across the image as with real recordings."""
-    shape = (t_bins, BATCH, 20, case.height, case.width)
-    density = torch.full((t_bins, BATCH, 1, case.height, case.width), 0.02)
+    shape = (t_bins, case.batch, 20, case.height, case.width)
+    density = torch.full((t_bins, case.batch, 1, case.height, case.width), 0.02)
     for t in range(t_bins):
-        for b in range(BATCH):
+        for b in range(case.batch):
             for _ in range(int(torch.randint(3, 9, (1,), generator=generator))):
                 h = int(torch.randint(8, case.height // 3, (1,), generator=generator))
                 w = int(torch.randint(8, case.width // 3, (1,), generator=generator))
@@ -365,7 +373,7 @@ def random_histograms(generator: torch.Generator, t_bins: int, case: Case) -> Te
 def random_labels(generator: torch.Generator, case: Case) -> dict[tuple[int, int], tuple[Tensor, Tensor]]:
     """1..6 random boxes ``(x, y, w, h)`` inside the image, and their classes, per labelled frame."""
     out = {}
-    for key in LABELLED:
+    for key in case.labelled:
         n = int(torch.randint(1, 7, (1,), generator=generator))
         wh = 12 + torch.rand(n, 2, generator=generator) * torch.tensor([case.width / 3, case.height / 3])
         xy = torch.rand(n, 2, generator=generator) * (torch.tensor([case.width, case.height]) - wh)
@@ -439,6 +447,8 @@ def main() -> None:
     parser.add_argument("--rvt-dir", type=Path, required=True, help="checkout of uzh-rpg/RVT")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backbone", choices=tuple(FPN_DEPTH), default="rvt-t", help="RVT's model size")
+    parser.add_argument("--batch", type=int, choices=(1, 2), default=BATCH,
+                        help="batch size B of every chunk (1 is what detection on one recording runs)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="precision of both models and the inputs (see the module docstring)")
     args = parser.parse_args()
@@ -449,7 +459,7 @@ def main() -> None:
     torch.set_grad_enabled(True)
     failed = []
     det_rows, loss_rows, grad_rows, l1_rows = [], [], [], []
-    for case in cases(args.backbone):
+    for case in cases(args.backbone, args.batch):
         generator = torch.Generator().manual_seed(args.seed)
         rvt = build_rvt_detector(case, args.seed)
         padded_h, padded_w, _, _ = padded_geometry(case)
@@ -502,7 +512,7 @@ def main() -> None:
                 failed.append(f"{case.name} {rvt_name} with L1")
 
     print(f"\n{args.dtype}; {args.backbone} sizes (PAFPN depth {FPN_DEPTH[args.backbone]}); seed {args.seed}")
-    print(f"(b) detections, conf {CONF_THRESH}, NMS {NMS_THRESH}, {2 * CHUNK_BINS} bins x batch {BATCH} "
+    print(f"(b) detections, conf {CONF_THRESH}, NMS {NMS_THRESH}, {2 * CHUNK_BINS} bins x batch {args.batch} "
           f"(column 0 reset after bin {CHUNK_BINS})")
     print(f"{'case':10s} {'score':11s} {'detections per frame':34s} {'clipped':>7s} {'max|dbox| px':>12s} "
           f"{'max|dscore|':>11s} {'cls+order':>9s}  ok")
@@ -511,7 +521,8 @@ def main() -> None:
         order = "same" if cmp["differ"] == 0 else f"{cmp['differ']} differ"
         print(f"{name:10s} {mode:11s} {counts:34s} {cmp['clipped']:7d} {cmp['box']:12.1e} "
               f"{cmp['score']:11.1e} {order:>9s}  {'ok' if ok else 'FAIL'}")
-    print(f"\n(c) training loss, {LOSS_BINS} bins x batch {BATCH}, labelled frames (t, b) {list(LABELLED)}")
+    print(f"\n(c) training loss, {LOSS_BINS} bins x batch {args.batch}, labelled frames (t, b) "
+          f"{list(cases(args.backbone, args.batch)[0].labelled)}")
     print(f"{'case':10s} {'RVT / evdet term':24s} {'RVT':>12s} {'evdet':>12s} {'rel diff':>9s}  ok")
     for name, term, r, o, d, ok in loss_rows:
         print(f"{name:10s} {term:24s} {r:12.6f} {o:12.6f} {d:9.1e}  {'ok' if ok else 'FAIL'}")

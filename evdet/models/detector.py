@@ -50,6 +50,16 @@ class RecurrentDetector(nn.Module):
         self._check_input(x)
         return [f.flatten(0, 1) for f in self.backbone(x)]  # each [T*B, C_l, H_l, W_l]
 
+    def _bins(self, x: Tensor) -> list[list[Tensor]]:
+        """Backbone over every bin (updating the state); per bin t the levels ``Tensor[B, C_l, H_l, W_l]``
+        (for a head with ``per_bin_inference``)."""
+        self._check_input(x)
+        levels = self.backbone(x)  # each [T, B, C_l, H_l, W_l]
+        bins: list[list[Tensor]] = []
+        for t in range(x.shape[0]):
+            bins.append([f[t] for f in levels])
+        return bins
+
     def forward(self, x: Tensor) -> list[Tensor]:
         """Run the backbone (updating its state) and the head on every bin.
 
@@ -60,7 +70,13 @@ class RecurrentDetector(nn.Module):
             the head's raw outputs for the T·B frames in t-major order (frame index t·B + b); each head
             documents their layout.
         """
-        return self.head(self._features(x), x.shape[3], x.shape[4])
+        if not self.head.per_bin_inference:
+            return self.head(self._features(x), x.shape[3], x.shape[4])
+        per_bin = [self.head(levels, x.shape[3], x.shape[4]) for levels in self._bins(x)]
+        outputs: list[Tensor] = []
+        for k in range(len(per_bin[0])):
+            outputs.append(torch.cat([out[k] for out in per_bin], dim=0))  # t-major
+        return outputs
 
     @torch.jit.export
     def detect(self, x: Tensor, score_thresh: float = 0.1, nms_thresh: float = 0.5,
@@ -71,8 +87,14 @@ class RecurrentDetector(nn.Module):
         0..C−1 (as a float), scores descending, at most ``max_detections`` rows; ``nms_thresh >= 1``
         disables NMS.
         """
-        return self.head.detect(self._features(x), x.shape[3], x.shape[4], score_thresh, nms_thresh,
-                                max_detections)
+        if not self.head.per_bin_inference:
+            return self.head.detect(self._features(x), x.shape[3], x.shape[4], score_thresh, nms_thresh,
+                                    max_detections)
+        detections: list[Tensor] = []
+        for levels in self._bins(x):
+            detections.extend(self.head.detect(levels, x.shape[3], x.shape[4], score_thresh, nms_thresh,
+                                               max_detections))
+        return detections
 
     @torch.jit.ignore
     def get_boxes(self, x: Tensor, score_thresh: float = 0.1, nms_thresh: float = 0.5,

@@ -18,7 +18,9 @@ levels (``channels``, ``strides``) and the number of classes, so any backbone co
 - ``class_logit_layers()``: the tensors holding per-class rows, for class remapping by name
   (:meth:`evdet.models.RecurrentDetector.map_cls_weights`).
 - ``lr_mult`` (learning rate of the head relative to the backbone's) and ``grad_clip`` (gradient-norm
-  clip this head needs, 0 for none): read by the trainer.
+  clip this head needs, 0 for none): read by the trainer. ``per_bin_inference``: read by the detector
+  (``forward`` and ``detect`` then see the B frames of one bin per call; outputs are concatenated along
+  dim 0 in t-major order, so the contract is the same).
 - ``output_descriptions()`` (per ``forward`` output a ``(name, meaning)`` pair: layout, units, how to
   decode) and
   ``decoding_constants(features, image_height, image_width)`` (what a consumer of the raw outputs needs
@@ -77,6 +79,10 @@ class DetectionHead(nn.Module):
         self.lr_mult = 1.0
         #: gradient-norm clipping this head needs (0: none)
         self.grad_clip = 0.0
+        #: the detector runs ``forward`` and ``detect`` bin by bin (B frames per call) instead of on all T·B
+        #: frames at once, as a reference that runs bin by bin does (float32 rounding depends on N);
+        #: ``loss`` always sees all labelled frames at once
+        self.per_bin_inference = False
 
     @torch.jit.ignore
     def loss(self, features: list[Tensor], targets: list[Tensor], image_height: int,

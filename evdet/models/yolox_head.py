@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from evdet.models.head import ClassLogitLayer, DetectionHead
+from evdet.models.memory_format import channels_last
 from evdet.models.yolox_blocks import BaseConv, conv_block
 from evdet.models.yolox_decoding import anchor_grid, decode_boxes, yolox_postprocess
 from evdet.models.yolox_loss import yolox_loss
@@ -153,13 +154,15 @@ class YoloxHead(DetectionHead):
         self.yolox_head = YoloxDecoupledHead(in_channels, num_classes, depthwise, act)
         self.use_l1 = bool(use_l1)
         self.class_score_only = bool(class_score_only)
+        # RVT's inference runs the PAFPN and head bin by bin: the same batch sizes, the same float32 kernels
+        self.per_bin_inference = True
         self.loss_names = ("loss", "loss_iou", "loss_obj", "loss_cls") + (("loss_l1",) if use_l1 else ())
 
     def _raw(self, features: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Raw outputs ``Tensor[N, A, 5 + C]``, anchor cells ``Tensor[A, 2]`` and strides ``Tensor[A]``."""
         # channels-last, as RVT's backbone hands its stages over (permuted NHWC): the convolutions then run
         # the same kernels as RVT's, so that float32 results are RVT's to the bit, not only to rounding
-        fpn_in = [features[i].contiguous(memory_format=torch.channels_last) for i in self.levels]
+        fpn_in = [channels_last(features[i]) for i in self.levels]
         fpn_out = self.fpn(fpn_in)
         raw = self.yolox_head(fpn_out)
         sizes = [[f.shape[-2], f.shape[-1]] for f in fpn_out]

@@ -79,7 +79,7 @@ def test_every_backbone_builds_with_every_head(backbone, head, cls):
     mc = ModelConfig(backbone=backbone, head=head, vanilla=VanillaConfig(base=4, cout=8),
                      set=DetrHeadConfig(num_queries=4, dec_layers=1, hidden_dim=16, nheads=2,
                                         dim_feedforward=32))
-    det = build_detector(mc, in_channels=2, num_classes=3)
+    det = build_detector(mc, in_channels=2, num_classes=3).eval()  # (BatchNorm of one 1x1 frame: eval)
     assert isinstance(det.head, cls) and det.num_classes == 3 and det.in_channels == 2
     boxes = det.get_boxes(torch.rand(2, 1, 2, 64, 64))
     assert len(boxes) == 2 and len(boxes[0]) == 1 and boxes[0][0].shape[1] == 6

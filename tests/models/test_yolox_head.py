@@ -162,3 +162,43 @@ def test_compute_loss_is_rvts_training_step():
     targets[0][0] = torch.tensor([[0.0, 0.0, 29.0, 44.0, 1.0]])  # an unlabelled frame's boxes
     det.reset_all()
     torch.testing.assert_close(det.compute_loss(x, targets, labelled)["loss"], got["loss"])
+
+
+def test_inference_runs_the_head_bin_by_bin_and_the_loss_on_all_labelled_frames():
+    """As RVT: ``forward`` / ``detect`` run the PAFPN + head on each bin's B frames (the same batch sizes,
+    so the same float32 kernels, as a bin-by-bin reference), bit for bit; ``compute_loss`` runs it once
+    on all labelled frames."""
+    det = _detector().eval()
+    x = torch.rand(3, 2, 2, 64, 64)
+    sizes = []
+
+    def record_batch_size(module, args):
+        sizes.append(args[0][0].shape[0])
+
+    hook = det.head.fpn.register_forward_pre_hook(record_batch_size)
+    det.reset_all()
+    got = det.detect(x, 0.0, 0.45, 5)
+    det.reset_all()
+    out = det(x)[0]
+    hook.remove()
+    assert sizes == [2] * 6
+    det.reset_all()
+    levels = det.backbone(x)
+    for t in range(3):
+        bin_levels = [f[t] for f in levels]
+        ref = det.head.detect(bin_levels, 64, 64, 0.0, 0.45, 5)
+        for b in range(2):
+            torch.testing.assert_close(got[2 * t + b], ref[b], rtol=0, atol=0)
+        torch.testing.assert_close(out[2 * t:2 * t + 2], det.head(bin_levels, 64, 64)[0], rtol=0, atol=0)
+    det.reset_all()
+    scripted = torch.jit.script(det).detect(x, 0.0, 0.45, 5)
+    for r, g in zip(got, scripted, strict=True):
+        torch.testing.assert_close(g, r, rtol=0, atol=0)
+    sizes.clear()
+    labelled = torch.tensor([[True, False], [False, False], [True, True]])
+    targets = [[torch.tensor([[8.0, 8.0, 40.0, 30.0, 1.0]])] * 2 for _ in range(3)]
+    det.train().reset_all()
+    hook = det.head.fpn.register_forward_pre_hook(record_batch_size)
+    det.compute_loss(x, targets, labelled)
+    hook.remove()
+    assert sizes == [3]
