@@ -34,6 +34,8 @@ __all__ = [
     "DETECTOR_PREFIX",
     "CheckpointInfo",
     "atomic_torch_save",
+    "check_checkpoint_file",
+    "check_finite_weights",
     "checkpoint_info",
     "detector_state_dict",
     "find_latest_checkpoint",
@@ -149,6 +151,15 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
+def check_checkpoint_file(path: Path) -> None:
+    """Raises FileNotFoundError, naming ``path``: no such file, or a folder where the checkpoint file was
+    expected (said so)."""
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a directory, not a checkpoint file")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+
+
 def load_checkpoint_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint file with ``torch.load(weights_only=True)``.
 
@@ -157,8 +168,7 @@ def load_checkpoint_dict(path: str | os.PathLike, map_location: Any = "cpu") -> 
         ValueError: the file is not a readable checkpoint (truncated, corrupt, or holding code).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    check_checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
@@ -176,7 +186,22 @@ def detector_state_dict(ckpt: Mapping[str, Any], source: str = "checkpoint") -> 
     out = {k[len(DETECTOR_PREFIX):]: v for k, v in state.items() if k.startswith(DETECTOR_PREFIX)}
     if not out:
         raise ValueError(f"{source}: no weights with prefix {DETECTOR_PREFIX!r} in its state_dict")
+    check_finite_weights(out, source)
     return out
+
+
+def check_finite_weights(weights: Mapping[str, Any], source: str) -> None:
+    """Refuse weights holding NaN or ±inf (a diverged training run): such a model detects nothing and
+    scores AP 0 without saying why.
+
+    Raises:
+        ValueError: naming ``source``, how many floating-point tensors are affected and the first one.
+    """
+    bad = [k for k, v in weights.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"{source}: {len(bad)} weight tensor(s) hold NaN or inf values, the first "
+                         f"{bad[0]!r} (a diverged training run? use an earlier checkpoint)")
 
 
 def checkpoint_info(ckpt: Mapping[str, Any], source: str = "checkpoint") -> CheckpointInfo:

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from evdet.inference.checkpoint import check_checkpoint_file
+
 __all__ = ["UnreadableObject", "read_foreign_checkpoint"]
 
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
@@ -221,8 +223,7 @@ def read_foreign_checkpoint(path: str | os.PathLike) -> Any:
             file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    check_checkpoint_file(path)
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a zip-format PyTorch checkpoint (torch.save of PyTorch >= 1.6); "
                          "legacy or truncated files cannot be read safely")

@@ -38,7 +38,12 @@ import torch
 from torch import nn
 
 from evdet.data.rvt import RVT_LABEL_MAPS, RVT_REPRESENTATION
-from evdet.inference.checkpoint import CheckpointInfo, atomic_torch_save, save_detector_checkpoint
+from evdet.inference.checkpoint import (
+    CheckpointInfo,
+    atomic_torch_save,
+    check_finite_weights,
+    save_detector_checkpoint,
+)
 from evdet.inference.config_dict import config_to_dict
 from evdet.inference.foreign_checkpoint import read_foreign_checkpoint
 from evdet.inference.model_config import RVT_SIZES, ModelConfig, RVTConfig, YoloxHeadConfig, build_detector
@@ -84,6 +89,7 @@ def _rvt_weights(ckpt: Any, source: str) -> dict[str, torch.Tensor]:
     if not out:
         raise ValueError(f"{source}: no tensors with prefix {RVT_PREFIX!r} in its state_dict (not an RVT "
                          "checkpoint)")
+    check_finite_weights(out, source)
     return out
 
 

@@ -105,6 +105,23 @@ def test_load_detector_errors(tmp_path, fake_head):
     torch.save({"state_dict": {}, "hyper_parameters": {"info": ModelConfig()}}, evil)
     with pytest.raises(ValueError, match="evil.ckpt"):
         load_checkpoint_dict(evil)
+    # a folder where the file was expected is said to be one
+    (tmp_path / "run.ckpt").mkdir()
+    with pytest.raises(FileNotFoundError, match="run.ckpt is a directory, not a checkpoint file"):
+        load_detector(tmp_path / "run.ckpt")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_of_a_diverged_run_are_refused_naming_the_file_and_tensor(tmp_path, fake_head, value):
+    det = FakeDetector(2, 2, width=4)
+    name, param = next(iter(det.named_parameters()))
+    with torch.no_grad():
+        param.view(-1)[1] = value
+    path = tmp_path / "diverged.ckpt"
+    save_detector_checkpoint(path, det, make_info(head=fake_head))
+    with pytest.raises(ValueError, match=rf"diverged.ckpt: 1 weight tensor\(s\) hold NaN or inf values, the "
+                                         rf"first '{name}'"):
+        load_detector(path)
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):

@@ -177,6 +177,14 @@ def test_errors_name_the_file_and_outputs_follow_the_policy(tmp_path):
         load_rvt_checkpoint(tmp_path / "o.ckpt", "gen1")
     with pytest.raises(ValueError, match="weights of no known RVT part"):
         evdet_state_dict_from_rvt({"other.w": torch.ones(1)})
+    # a diverged RVT run is refused, naming the tensor (RVT's name, prefix removed)
+    nan_det = build_detector(cfg, 20, 2)
+    nan_det.load_state_dict(det.state_dict())
+    with torch.no_grad():
+        nan_det.head.yolox_head.obj_preds[0].bias.fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"nan.ckpt: 1 weight tensor\(s\) hold NaN or inf values, the first "
+                                         r"'yolox_head.obj_preds.0.bias'"):
+        load_rvt_checkpoint(_saved(tmp_path / "nan.ckpt", nan_det), "gen1")
     # never over the input, never over a foreign file; an earlier import only with overwrite
     with pytest.raises(OutputPathError):
         import_rvt_checkpoint(tmp_path / "rvt.ckpt", tmp_path / "rvt.ckpt", "gen1")
