@@ -132,10 +132,16 @@ def _stage_indices(weights: Mapping[str, torch.Tensor], pattern: str) -> list[in
     return sorted({int(m.group(1)) for k in weights if (m := rx.match(k))})
 
 
-def _shape(weights: Mapping[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
+def _shape(weights: Mapping[str, torch.Tensor], key: str, source: str, ndim: int = 4) -> tuple[int, ...]:
+    """The shape of ``weights[key]``, which must have ``ndim`` dimensions (4: a convolution, 2: a linear
+    layer)."""
     if key not in weights:
         raise ValueError(f"{source}: weight {key!r} is missing (not an RVT MaxViT-RNN + YOLOX checkpoint?)")
-    return tuple(weights[key].shape)
+    shape = tuple(weights[key].shape)
+    if len(shape) != ndim:
+        raise ValueError(f"{source}: weight {key!r} has shape {list(shape)}, expected {ndim} dimensions "
+                         "(a damaged or edited checkpoint?)")
+    return shape
 
 
 def rvt_model_config(rvt_weights: Mapping[str, torch.Tensor], dataset: str, *, dim_head: int | None = None,
@@ -168,7 +174,7 @@ def rvt_model_config(rvt_weights: Mapping[str, torch.Tensor], dataset: str, *, d
         raise ValueError(f"{source}: stage widths {dims} are not multiples of the first ({embed_dim})")
     blocks = [len(_stage_indices(w, rf"backbone\.stages\.{s}\.att_blocks\.(\d+)\.")) for s in stages]
     block0 = "backbone.stages.0.att_blocks.0.att_window."
-    mlp_ratio = _shape(w, block0 + "mlp.net.0.0.weight", source)[0] // embed_dim
+    mlp_ratio = _shape(w, block0 + "mlp.net.0.0.weight", source, ndim=2)[0] // embed_dim
     sizes = {e: (name, h) for name, (e, h) in RVT_SIZES.items() if name != "rvt"}
     if dim_head is None:
         if embed_dim not in sizes:

@@ -177,6 +177,13 @@ def test_errors_name_the_file_and_outputs_follow_the_policy(tmp_path):
         load_rvt_checkpoint(tmp_path / "o.ckpt", "gen1")
     with pytest.raises(ValueError, match="weights of no known RVT part"):
         evdet_state_dict_from_rvt({"other.w": torch.ones(1)})
+    # a weight of the wrong rank is named, not taken for a class count
+    damaged = torch.load(tmp_path / "rvt.ckpt", weights_only=True)
+    damaged["state_dict"]["mdl.yolox_head.cls_preds.0.weight"] = torch.ones(3)
+    torch.save(damaged, tmp_path / "damaged.ckpt")
+    with pytest.raises(ValueError, match=r"damaged.ckpt: weight 'yolox_head.cls_preds.0.weight' has shape "
+                                         r"\[3\], expected 4 dimensions"):
+        load_rvt_checkpoint(tmp_path / "damaged.ckpt", "gen1")
     # a diverged RVT run is refused, naming the tensor (RVT's name, prefix removed)
     nan_det = build_detector(cfg, 20, 2)
     nan_det.load_state_dict(det.state_dict())
