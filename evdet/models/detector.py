@@ -45,20 +45,26 @@ class RecurrentDetector(nn.Module):
             raise ValueError(f"detector: expected x of shape [T, B, {self.in_channels}, H, W], "
                              f"got {list(x.shape)}")
 
+    def _levels(self, x: Tensor) -> list[Tensor]:
+        """Backbone over every bin (updating the state); levels as ``Tensor[T, B, C_l, H_l, W_l]``."""
+        self._check_input(x)
+        return self.backbone(x)
+
     def _features(self, x: Tensor) -> list[Tensor]:
         """Backbone over every bin (updating the state); levels as ``Tensor[T·B, C_l, H_l, W_l]``."""
-        self._check_input(x)
-        return [f.flatten(0, 1) for f in self.backbone(x)]  # each [T*B, C_l, H_l, W_l]
+        return [f.flatten(0, 1) for f in self._levels(x)]  # each [T*B, C_l, H_l, W_l]
 
-    def _bins(self, x: Tensor) -> list[list[Tensor]]:
-        """Backbone over every bin (updating the state); per bin t the levels ``Tensor[B, C_l, H_l, W_l]``
-        (for a head with ``per_bin_inference``)."""
-        self._check_input(x)
-        levels = self.backbone(x)  # each [T, B, C_l, H_l, W_l]
-        bins: list[list[Tensor]] = []
+    def _head_inputs(self, x: Tensor) -> list[list[Tensor]]:
+        """Backbone over every bin (updating the state); its levels in the groups of frames the head sees
+        per call at inference: one group of all T·B frames (t-major), or, for a head with
+        ``per_bin_inference``, one group per bin (``Tensor[B, C_l, H_l, W_l]``), in bin order."""
+        if not self.head.per_bin_inference:
+            return [self._features(x)]
+        levels = self._levels(x)  # each [T, B, C_l, H_l, W_l]
+        groups: list[list[Tensor]] = []
         for t in range(x.shape[0]):
-            bins.append([f[t] for f in levels])
-        return bins
+            groups.append([f[t] for f in levels])
+        return groups
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Run the backbone (updating its state) and the head on every bin.
@@ -70,12 +76,12 @@ class RecurrentDetector(nn.Module):
             the head's raw outputs for the T·B frames in t-major order (frame index t·B + b); each head
             documents their layout.
         """
-        if not self.head.per_bin_inference:
-            return self.head(self._features(x), x.shape[3], x.shape[4])
-        per_bin = [self.head(levels, x.shape[3], x.shape[4]) for levels in self._bins(x)]
+        per_group = [self.head(levels, x.shape[3], x.shape[4]) for levels in self._head_inputs(x)]
+        if len(per_group) == 1:
+            return per_group[0]
         outputs: list[Tensor] = []
-        for k in range(len(per_bin[0])):
-            outputs.append(torch.cat([out[k] for out in per_bin], dim=0))  # t-major
+        for k in range(len(per_group[0])):
+            outputs.append(torch.cat([out[k] for out in per_group], dim=0))  # t-major
         return outputs
 
     @torch.jit.export
@@ -87,11 +93,8 @@ class RecurrentDetector(nn.Module):
         0..C−1 (as a float), scores descending, at most ``max_detections`` rows; ``nms_thresh >= 1``
         disables NMS.
         """
-        if not self.head.per_bin_inference:
-            return self.head.detect(self._features(x), x.shape[3], x.shape[4], score_thresh, nms_thresh,
-                                    max_detections)
         detections: list[Tensor] = []
-        for levels in self._bins(x):
+        for levels in self._head_inputs(x):
             detections.extend(self.head.detect(levels, x.shape[3], x.shape[4], score_thresh, nms_thresh,
                                                max_detections))
         return detections
