@@ -12,14 +12,15 @@ Rules (every app and every library function that writes outputs applies them bef
    message naming the path.
 
 How evdet recognises its own outputs: every file or folder evdet writes is recorded, right after it is
-complete, in a manifest ``.evdet-outputs`` in the folder that holds it (one name per line, with the
-tool that wrote it); an existing path is evdet's when its name is listed there (hidden temporaries of
-interrupted writes, :mod:`evdet.io.atomic`, are evdet's too). Only an evdet command lists a name, so
-ground truth, recordings and other people's files are never listed. The manifest is plain text: deleting
-it makes evdet treat the folder's files as foreign. Files written by evdet versions without the manifest
-are foreign too (remove them yourself). A crash between the end of a write and its record leaves an
-unlisted file: the next run refuses to replace it (the safe side), unless it is identical to what would
-be written (e.g. a label file copied again by the converter).
+complete, in a manifest ``.evdet-outputs`` in the folder that holds it (one name per line, with the tool
+that wrote it); an existing path is evdet's when its name is listed there (hidden temporaries of interrupted
+writes, :mod:`evdet.io.atomic`, are evdet's too). Only an evdet command lists a name, so ground truth,
+recordings and other people's files are never listed. The manifest is plain text: deleting it makes evdet
+treat the folder's files as foreign. A manifest that is a link or a folder is refused, not followed, and so
+are output names with a line break or a tab (they would forge manifest lines). Files written by evdet
+versions without the manifest are foreign too (remove them yourself). A crash between the end of a write and
+its record leaves an unlisted file: the next run refuses to replace it (the safe side), unless it is
+identical to what would be written (e.g. a label file copied again by the converter).
 
 - :func:`check_outside_inputs`: rule 1.
 - :func:`check_output`: rules 1-3 for one path (call before the work that writes it);
@@ -34,6 +35,7 @@ be written (e.g. a label file copied again by the converter).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -86,11 +88,33 @@ def check_outside_inputs(output: str | os.PathLike, inputs: Iterable[str | os.Pa
                                   "outside the inputs")
 
 
-def _manifest(folder: Path) -> dict[str, str]:
-    """``{name: tool}`` of the manifest of ``folder`` (empty when there is none)."""
+def _check_name(path: Path) -> None:
+    """A name with a line break or a tab would forge manifest lines (``"x\\nvictim.npy"`` would list
+    ``victim.npy``): such outputs are refused."""
+    if "\t" in path.name or len(f"{path.name}x".splitlines()) != 1:
+        raise OutputPathError(f"output name {path.name!r} contains a line break or tab; choose another name")
+
+
+def _manifest_path(folder: Path) -> Path:
+    """The manifest of ``folder``, refused when it exists but is not a plain file (a link could make evdet
+    append to, or trust, a file elsewhere; a folder cannot be read)."""
+    manifest = folder / MANIFEST_NAME
     try:
-        text = (folder / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        mode = os.lstat(manifest).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return manifest
+    if not stat.S_ISREG(mode):
+        raise OutputPathError(f"{manifest}: {MANIFEST_NAME} is not a plain file (a link or a folder); "
+                              "remove it, evdet then treats the folder's files as foreign")
+    return manifest
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    """``{name: tool}`` of the manifest of ``folder`` (empty when there is none). Names are read back
+    exactly as written, undecodable bytes included (``surrogateescape``)."""
+    try:
+        text = _manifest_path(folder).read_text(encoding="utf-8", errors="surrogateescape")
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     entries = {}
     for line in text.splitlines():
@@ -119,17 +143,21 @@ def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
     folder at once (parallel conversion) never mix their lines.
     """
     path = Path(path)
+    _check_name(path)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = folder / MANIFEST_NAME
+    manifest = _manifest_path(folder)
     if path.name in _manifest(folder):
         return
     line = f"{path.name}\t{tool}\n"
-    fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # O_NOFOLLOW: a link put in place since the check above is refused, never followed
+        fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise OutputPathError(f"cannot record {path.name} in {manifest}: {err.strerror}") from err
     try:
         if os.fstat(fd).st_size == 0:
             line = _HEADER + line
-        os.write(fd, line.encode("utf-8"))
+        os.write(fd, line.encode("utf-8", errors="surrogateescape"))
     finally:
         os.close(fd)
 
@@ -165,12 +193,14 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
             hold it is a file.
     """
     path = Path(path)
+    _check_name(path)
     check_outside_inputs(path, inputs)
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise OutputPathError(f"cannot write {path}: {parent} is an existing file, not a folder")
             break
+    _manifest_path(path.parent)
     if not (path.exists() or path.is_symlink()):
         return
     if folder and not path.is_dir():
@@ -225,4 +255,5 @@ def output_folder(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
         if parent.exists() and not parent.is_dir():
             raise OutputPathError(f"cannot create output folder {path}: {parent} is an existing file")
     path.mkdir(parents=True, exist_ok=True)
+    _manifest_path(path)
     return path

@@ -98,3 +98,42 @@ def test_claim_records_nothing_unless_every_output_may_be_written(tmp_path):
 
 def test_output_path_error_is_a_value_error():
     assert issubclass(OutputPathError, ValueError)  # the apps map ValueError to exit status 2
+
+
+@pytest.mark.parametrize("name", ["a\nb_bbox.npy", "a\tb.npy", "a\rb.npy", "a\u2028b.npy", "a\x0cb.npy"])
+def test_names_that_would_forge_manifest_lines_are_refused(tmp_path, name):
+    # "x\nvictim_bbox.npy" recorded as one line would list the user's victim_bbox.npy as evdet's
+    victim = tmp_path / "b_bbox.npy"
+    victim.write_bytes(b"ground truth")
+    with pytest.raises(OutputPathError, match="line break or tab"):
+        check_output(tmp_path / name)
+    with pytest.raises(OutputPathError, match="line break or tab"):
+        record_output(tmp_path / name, "evdet-detect")
+    assert not written_by_evdet(victim)
+    assert not (tmp_path / MANIFEST_NAME).exists()
+
+
+def test_undecodable_names_round_trip_through_the_manifest(tmp_path):
+    name = os.fsdecode(b"caf\xe9.npy")  # not UTF-8: a surrogate escape in Python
+    (tmp_path / name).write_bytes(b"x")
+    record_output(tmp_path / name, "t")
+    assert written_by(tmp_path / name) == "t"
+    assert not written_by_evdet(tmp_path / "caf\ufffd.npy")
+
+
+def test_a_manifest_that_is_not_a_plain_file_is_refused(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("user data\n")
+    linked, folder = tmp_path / "linked", tmp_path / "folder"
+    linked.mkdir()
+    folder.mkdir()
+    os.symlink(outside, linked / MANIFEST_NAME)  # appending would write into outside.txt
+    (folder / MANIFEST_NAME).mkdir()
+    for where in (linked, folder):
+        with pytest.raises(OutputPathError, match=f"{MANIFEST_NAME} is not a plain file"):
+            record_output(where / "a.npy", "t")
+        with pytest.raises(OutputPathError, match=f"{MANIFEST_NAME} is not a plain file"):
+            check_output(where / "a.npy")
+        with pytest.raises(OutputPathError, match=f"{MANIFEST_NAME} is not a plain file"):
+            output_folder(where)
+    assert outside.read_text() == "user data\n"
