@@ -19,13 +19,25 @@ import numpy as np
 from evdet.io.boxes import load_boxes, recording_stem, save_boxes
 from evdet.io.h5 import H5TensorReader
 from evdet.io.label_map import LABEL_MAP_FILENAME, load_label_map, save_label_map
-from evdet.io.output_paths import OutputPathError, check_output, record_output, written_by_evdet
+from evdet.io.output_paths import (
+    OutputPathError,
+    check_output,
+    check_written_by,
+    record_output,
+    written_by,
+    written_by_evdet,
+)
 from evdet.preprocessing.registry import get_representation
 
 if TYPE_CHECKING:
     from evdet.preprocessing.convert import ConversionConfig
 
 TOOL = "evdet-generate-hdf5"
+
+
+def _ours(path: Path) -> bool:
+    """``path`` was written by this command (or by an unnamed evdet), so it may replace it (rule 3)."""
+    return written_by(path) in (TOOL, "evdet")
 
 
 def stored_settings_mismatch(path: Path, cfg: ConversionConfig, start_ts: int,
@@ -77,13 +89,16 @@ def output_conflicts(path: Path, out_dir: Path, cfg: ConversionConfig) -> list[t
 
 
 def refuse_conflicts(conflicts: list[tuple[Path, str]], overwrite: bool) -> None:
-    """Raise ``OutputPathError`` unless every conflicting output was written by evdet and ``overwrite``."""
+    """Raise ``OutputPathError`` unless every conflicting output was written by this command and
+    ``overwrite``."""
     foreign = [(p, why) for p, why in conflicts if not written_by_evdet(p)]
     more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
     if foreign:
         p, why = foreign[0]
         raise OutputPathError(f"{p} exists with other settings ({why}) and was not written by evdet: "
                               f"choose another output folder{more}")
+    for p, _ in conflicts:
+        check_written_by(p, TOOL)  # e.g. evdet-make-synthetic's HDF5 files are not this command's
     if conflicts and not overwrite:
         p, why = conflicts[0]
         raise OutputPathError(f"{p} was converted with other settings ({why}); pass --overwrite to "
@@ -91,42 +106,48 @@ def refuse_conflicts(conflicts: list[tuple[Path, str]], overwrite: bool) -> None
 
 
 def remove_conflicts(path: Path, out_dir: Path, cfg: ConversionConfig) -> None:
-    """With ``overwrite``: delete the outputs of ``path`` that were converted with other settings (evdet's
-    only, with their label files), so that the recording is converted anew."""
+    """With ``overwrite``: delete the outputs of ``path`` that were converted with other settings (this
+    command's only, with the label files it wrote), so that the recording is converted anew."""
     conflicts = output_conflicts(path, out_dir, cfg)
     refuse_conflicts(conflicts, cfg.overwrite)
     for p, _ in conflicts:
         labels = p.with_name(p.stem + "_bbox.npy")
-        if labels.exists() and written_by_evdet(labels):
+        if labels.exists() and _ours(labels):
             labels.unlink()
         p.unlink()
 
 
 def check_unit(h5: Path, labels: Path, has_labels: bool) -> None:
     """Before ``h5`` is written: it must not exist (conflicts were removed), and a label file of this
-    unit that evdet wrote may be rewritten (the unit is unfinished while ``h5`` is missing); stale evdet
-    labels of a recording that now has none are removed. A foreign label file is checked when the labels
-    are saved (:func:`save_unit_labels`)."""
+    unit that this command wrote may be rewritten (the unit is unfinished while ``h5`` is missing); its
+    stale labels of a recording that now has none are removed. Any other file there would be read as the
+    labels of ``h5``: refused. A label file that is not this command's is checked when the labels are
+    saved (:func:`save_unit_labels`).
+
+    Raises:
+        OutputPathError: ``h5`` exists, or ``labels`` exists without labels and is not this command's.
+    """
     check_output(h5)
-    if not has_labels and labels.exists() and written_by_evdet(labels):
+    if not has_labels and (labels.exists() or labels.is_symlink()):
+        check_output(labels, overwrite=True, tool=TOOL)  # raises unless this command wrote it
         labels.unlink()
 
 
 def save_unit_labels(path: Path, boxes: np.ndarray) -> None:
     """Save the labels of a unit and record them; an existing identical file is kept as it is (e.g. one
     left unrecorded by a crash, or a foreign copy of the same labels), a different one is replaced only
-    when evdet wrote it.
+    when this command wrote it.
 
     Raises:
-        OutputPathError: a different label file that evdet did not write.
+        OutputPathError: a different label file that evdet did not write, or that another command wrote.
     """
-    if path.is_file() and not written_by_evdet(path):
+    if path.is_file() and not _ours(path):
         try:
             same = np.array_equal(load_boxes(path), boxes)
         except (OSError, ValueError):
             same = False
         if not same:
-            check_output(path, overwrite=True)  # raises: not written by evdet
+            check_output(path, overwrite=True, tool=TOOL)  # raises: foreign, or another command's
         record_output(path, TOOL)
         return
     save_boxes(path, boxes)

@@ -223,6 +223,28 @@ def test_foreign_outputs_are_never_replaced(dataset, tmp_path):
     assert load_boxes(out / "a_bbox.npy")["t"].tolist() == [7]
 
 
+def test_label_files_of_other_commands_are_never_replaced_or_removed(dataset, tmp_path):
+    from evdet.io.output_paths import record_output
+
+    root, _ = dataset
+    out = tmp_path / "out"
+    for name in ("a_bbox.npy", "b_bbox.npy"):  # detections another evdet command wrote where labels go
+        save_boxes(out / name, _boxes([7]))
+        record_output(out / name, "evdet-detect")
+    for overwrite in (False, True):
+        with pytest.raises(RuntimeError) as info:
+            generate_hdf5([root / "train", root / "val"], out, overwrite=overwrite, progress=False)
+        msg = str(info.value)
+        assert "a_bbox.npy was written by evdet-detect: evdet-generate-hdf5 does not replace it" in msg
+        assert "b_bbox.npy was written by evdet-detect" in msg  # b has no labels: its stale file is not ours
+        assert [load_boxes(out / n)["t"].tolist() for n in ("a_bbox.npy", "b_bbox.npy")] == [[7], [7]]
+    mine = tmp_path / "mine"
+    save_boxes(mine / "b_bbox.npy", _boxes([7]))  # a user's file: would be read as b's labels, so refused
+    with pytest.raises(RuntimeError, match=r"b_bbox\.npy already exists and was not written by evdet"):
+        generate_hdf5(root / "val", mine, progress=False)
+    assert load_boxes(mine / "b_bbox.npy")["t"].tolist() == [7]
+
+
 def test_bad_recordings_fail_alone_and_are_reported_together(dataset, tmp_path):
     root, _ = dataset
     (root / "train" / "empty_td.dat").write_bytes(b"")  # zero-length recording
