@@ -17,6 +17,8 @@ from evdet.io.label_map import EMPTY_CLASS, LABEL_MAP_FILENAME, load_label_map
 if TYPE_CHECKING:
     import numpy as np
 
+TOOL = "evdet-eval"
+
 
 def _index(folder: Path, patterns: tuple[str, ...], what: str) -> dict[str, Path]:
     """Recording name -> file, searching ``folder`` recursively; duplicate names are an error."""
@@ -132,7 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 20 recordings)")
     p.add_argument("--pr-plot", type=Path,
                    help="write per-class precision-recall curves (IoU 0.5) and per-class AP bars to this PNG")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --json / --pr-plot files of an earlier evdet-eval (never other files)")
     return p
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The --json and --pr-plot outputs may be written (``evdet.io.output_paths``), before any work."""
+    from evdet.io.output_paths import OutputPathError, check_output
+    from evdet.viz.plots import check_png_output
+
+    inputs = [args.gt_dir, args.dt_dir]
+    if args.json:
+        check_output(args.json, inputs=inputs, overwrite=args.overwrite, tool=TOOL)
+    if args.pr_plot:
+        check_png_output(args.pr_plot, "--pr-plot", inputs=inputs, overwrite=args.overwrite, tool=TOOL)
+    if args.json and args.pr_plot and args.json.resolve() == args.pr_plot.resolve():
+        raise OutputPathError(f"--json and --pr-plot are the same file {args.json}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from evdet.io.boxes import load_boxes
 
     try:
+        _check_outputs(args)
         if args.preset == "auto":
             if args.height is None or args.width is None:
                 raise ValueError("--preset auto needs the sensor size: pass --height and --width")
@@ -173,19 +192,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(pairs)} recordings, {result.num_images} scored timestamps, {result.num_gt} ground-truth "
           f"boxes, {result.num_dt} pooled detections; preset {preset}")
     print(format_metrics(metrics))
+    from evdet.io.atomic import atomic_open
+    from evdet.io.output_paths import record_output
+
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: getattr(preset, k) for k in preset.__dataclass_fields__}
         payload = {"metrics": metrics, "settings": settings, "classes": list(result.class_names),
                    "recordings": [name for name, _, _ in pairs], "num_images": result.num_images,
                    "num_gt": result.num_gt, "num_dt": result.num_dt}
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+        with atomic_open(args.json, "w", encoding="utf-8") as f:
+            f.write(json.dumps(payload, indent=1) + "\n")
+        record_output(args.json, TOOL)
         print(f"metrics written to {args.json}")
     if args.pr_plot:
         from evdet.viz.eval_plots import save_evaluation_figure
 
         args.pr_plot.parent.mkdir(parents=True, exist_ok=True)
         save_evaluation_figure(result, args.pr_plot)
+        record_output(args.pr_plot, TOOL)
         print(f"precision-recall curves and per-class AP bars written to {args.pr_plot}")
     return 0
 

@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+TOOL = "evdet-info"
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-info", description=__doc__)
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="Vanilla", help="backbone (its number of levels sets the anchors)")
     p.add_argument("--plot", type=Path, default=None,
                    help="PNG of the histograms (default: ./<dataset name>_info.png)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the PNG of an earlier evdet-info (never another file)")
     p.add_argument("--no-raw-count", action="store_true", help="do not decode .raw files to count events")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -91,11 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
         from evdet.data.stats import class_boxes, dataset_stats
         from evdet.inference.model_config import AnchorHeadConfig
+        from evdet.io.output_paths import record_output
         from evdet.models.anchor_fit import fit_anchor_size
         from evdet.models.backbones import build_backbone
         from evdet.viz.dataset_plots import dataset_figure
-        from evdet.viz.plots import save_png
+        from evdet.viz.plots import check_png_output, save_png
 
+        plot = args.plot or Path(f"{args.dataset_dir.resolve().name}_info.png")
+        check_png_output(plot, "--plot", tool=TOOL, inputs=[args.dataset_dir], overwrite=args.overwrite)
         stats = dataset_stats(args.dataset_dir, count_raw_events=not args.no_raw_count,
                               progress=not args.no_progress)
         sensor = stats.recordings[0].sensor_size
@@ -124,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                              + ", ".join(f"{best * 2 ** k:g}" for k in range(num_levels)) + " network px)")
             # the suggested anchors' level sizes, in the sensor pixels of the histogram
             marks = {f"anchor L{k}": best * 2 ** k / ((sx + sy) / 2) for k in range(num_levels)}
-        plot = args.plot or Path(f"{stats.dataset_dir.resolve().name}_info.png")
         save_png(dataset_figure(stats, marks, split), plot)
+        record_output(plot, TOOL)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"evdet-info: error: {exc}", file=sys.stderr)
         return 2

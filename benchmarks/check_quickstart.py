@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
          "-o", str(det), "--score-thresh", "0.01", "--no-progress", *ow], env)
     metrics_path = out / "test_metrics.json"
     run([str(bin_dir / "evdet-eval"), str(data / "test"), str(det), *TEST_EVAL, "--json", str(metrics_path),
-         "--no-progress"], env)
+         "--no-progress", *ow], env)
     test = json.loads(metrics_path.read_text())
     test = test.get("metrics", test)
     print(f"check_quickstart: seed {args.seed}, test seed {test_seed} ({args.num_test} recordings): "

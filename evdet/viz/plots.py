@@ -16,8 +16,10 @@ import cv2
 import numpy as np
 
 from evdet.io.atomic import atomic_path
+from evdet.io.output_paths import check_output
 
-__all__ = ["PALETTE_BGR", "bar_chart", "histogram_chart", "line_chart", "save_png", "training_curves_image"]
+__all__ = ["PALETTE_BGR", "bar_chart", "check_png_output", "histogram_chart", "line_chart", "save_png",
+           "training_curves_image"]
 
 PALETTE_BGR = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
                (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23))
@@ -265,6 +267,22 @@ def training_curves_image(loss_steps: tuple[Sequence[float], Sequence[float]],
         right = np.full_like(left, 255)
         cv2.putText(right, "no validation yet", (40, height // 2), _FONT, 0.6, _BLACK, 1, cv2.LINE_AA)
     return np.concatenate([left, right], axis=1)
+
+
+def check_png_output(path: str | os.PathLike, option: str, *, tool: str,
+                     inputs: Sequence[str | os.PathLike] = (), overwrite: bool = False) -> Path:
+    """Before a command does its work: ``path`` (given as ``option``) names a ``.png`` file that may be
+    written (:func:`evdet.io.output_paths.check_output`: outside ``inputs``, never over a file evdet did
+    not write, over an earlier one of ``tool`` only with ``overwrite``).
+
+    Raises:
+        OutputPathError: (a ``ValueError``) naming the path and why.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{option} {path}: give a .png file name")
+    check_output(path, inputs=inputs, overwrite=overwrite, tool=tool)
+    return path
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -130,3 +130,31 @@ def test_auto_preset_needs_size_and_dense_labels_warn(folders, tmp_path, rng, ca
     assert "labelled every 50000 µs" in err and "--time-tol below 25001" in err
     assert main([str(dense_gt), str(dense_dt), "--time-tol", "25000"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_outputs_follow_the_output_path_policy(folders, tmp_path, capsys):
+    # before: --json / --pr-plot replaced any file (the ground truth itself included); a bad suffix or a
+    # folder was a cv2.error / IsADirectoryError traceback after the whole evaluation
+    gt_dir, dt_dir, _ = folders
+    gt = next(gt_dir.glob("*_bbox.npy"))
+    before = gt.read_bytes()
+    mine = tmp_path / "notes.json"
+    mine.write_text("my notes")
+    (tmp_path / "adir").mkdir()
+    cases = [(["--json", str(gt)], "lies inside the input folder"),
+             (["--pr-plot", str(gt)], "give a .png file name"),
+             (["--json", str(mine)], "not written by evdet"),
+             (["--pr-plot", str(tmp_path / "x.jpg")], ".png"),
+             (["--pr-plot", str(tmp_path / "adir")], ".png"),
+             (["--json", str(tmp_path / "adir")], "existing folder"),
+             (["--json", str(tmp_path / "a.json"), "--pr-plot", str(tmp_path / "a.json")], ".png")]
+    for extra, why in cases:
+        assert main([str(gt_dir), str(dt_dir), *extra]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err, (extra, err)
+    assert gt.read_bytes() == before and mine.read_text() == "my notes"
+    outs = ["--json", str(tmp_path / "m.json"), "--pr-plot", str(tmp_path / "pr.png")]
+    assert main([str(gt_dir), str(dt_dir), *outs]) == 0
+    assert main([str(gt_dir), str(dt_dir), *outs]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main([str(gt_dir), str(dt_dir), *outs, "--overwrite"]) == 0
