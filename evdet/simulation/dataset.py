@@ -20,6 +20,7 @@ from evdet.io.layout import SPLITS
 from evdet.io.output_paths import (
     OutputPathError,
     check_output,
+    check_written_by,
     output_folder,
     record_output,
     written_by_evdet,
@@ -137,15 +138,17 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
         num_workers: processes used for the simulation.
         progress: show a tqdm progress bar.
         overwrite: first delete the recordings, labels and HDF5 files of an earlier run in ``out_dir``
-            (only files evdet wrote, :mod:`evdet.io.output_paths`; other files there make it refuse).
+            (only files this command wrote, :mod:`evdet.io.output_paths`; other files there make it
+            refuse, and every check is made before anything is deleted).
 
     Raises:
         ValueError: unknown preset or class name, negative counts, ``num_workers < 1``,
             non-positive duration.
         FileExistsError: ``out_dir`` already holds recordings (stale files would mix with the new
             ones) and ``overwrite`` is False.
-        evdet.io.output_paths.OutputPathError (a ValueError): ``out_dir`` is a file, or holds recordings,
-            labels or a label map that evdet did not write.
+        evdet.io.output_paths.OutputPathError (a ValueError): ``out_dir`` or a split folder is a file,
+            or ``out_dir`` holds recordings, labels or a label map that evdet did not write, or files of
+            another evdet command in its split folders.
     """
     p = get_preset(preset)
     counts = {"train": p.num_train if num_train is None else num_train,
@@ -170,21 +173,28 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
     config = p.simulation.replace(**changes)
 
     out = output_folder(out_dir)  # an existing file is refused (evdet.io.output_paths)
+    # every check before anything is deleted or written: a refused run leaves the folder as it was
     old = _previous_outputs(out)
     foreign = [f for f in old if not written_by_evdet(f)]
     if foreign:
         raise OutputPathError(f"{out} holds {len(foreign)} recording/label/HDF5 files that evdet did not "
                               f"write (e.g. {foreign[0]}): choose another folder (evdet never replaces what "
                               "it did not write)")
+    for f in old:  # rule 3: this command's files (and the HDF5 conversion it ran), no other command's
+        if f.parent.parent != out / "hdf5":
+            check_written_by(f, TOOL)
     if old and not overwrite:
         raise FileExistsError(f"{out} already holds {len(old)} recording/label/HDF5 files (e.g. {old[0]}); "
                               f"choose another folder or overwrite them (overwrite=True, --overwrite)")
-    for f in old:
-        f.unlink()
-    label_map = {k: v for k, v in SYNTHETIC_LABEL_MAP.items() if k in config.scene.classes}
     map_path = out / LABEL_MAP_FILENAME
     if not (map_path.is_file() and written_by_evdet(map_path)):
         check_output(map_path)  # a foreign label map is never replaced
+    for folder in [out / s for s, n in counts.items() if n] + ([out / "hdf5"] if hdf5 else []):
+        if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+            raise OutputPathError(f"cannot write the dataset: {folder} is an existing file, not a folder")
+    for f in old:
+        f.unlink()
+    label_map = {k: v for k, v in SYNTHETIC_LABEL_MAP.items() if k in config.scene.classes}
     save_label_map(map_path, label_map)
     record_output(map_path, TOOL)
     tasks = []

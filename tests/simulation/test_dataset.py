@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,39 @@ def test_seeds_differ_per_split_and_index():
 def test_bad_arguments_raise(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_synthetic_dataset(tmp_path / "ds", **kwargs)
+
+
+def _files(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_refused_overwrite_deletes_nothing(tmp_path):
+    # before: --overwrite unlinked the earlier recordings, then refused the foreign label map (or hit
+    # Errno 17 on OUT/val being a file): the refused run had already destroyed the dataset
+    from evdet.io.output_paths import OutputPathError, record_output
+
+    out = tmp_path / "ds"
+    kw = {"preset": "tiny", "num_train": 1, "num_val": 1, "num_test": 0, "duration_s": 0.2}
+    make_synthetic_dataset(out, **kw)
+    (out / ".evdet-outputs").write_text((out / ".evdet-outputs").read_text().replace(
+        "label_map_dictionary.json\tevdet-make-synthetic\n", ""))  # the label map is now the user's
+    before = _files(out)
+    with pytest.raises(OutputPathError, match="label_map_dictionary.json already exists and was not written"):
+        make_synthetic_dataset(out, overwrite=True, **kw)
+    assert _files(out) == before
+    record_output(out / "label_map_dictionary.json", "evdet-make-synthetic")
+    shutil.rmtree(out / "val")
+    (out / "val").write_text("a file where the split folder goes")
+    before = _files(out)
+    with pytest.raises(OutputPathError, match=r"val is an existing file"):
+        make_synthetic_dataset(out, overwrite=True, **kw)
+    assert _files(out) == before
+    (out / "val").unlink()
+    det = out / "train" / "dets_bbox.npy"  # another command's output in a split folder
+    det.write_bytes(b"detections")
+    record_output(det, "evdet-detect")
+    with pytest.raises(OutputPathError, match="dets_bbox.npy was written by evdet-detect"):
+        make_synthetic_dataset(out, overwrite=True, **kw)
+    assert det.read_bytes() == b"detections" and (out / "train" / "synthetic_train_0000_td.dat").exists()
+    det.unlink()
+    assert make_synthetic_dataset(out, overwrite=True, **kw).recordings == {"train": 1, "val": 1, "test": 0}
