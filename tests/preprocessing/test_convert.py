@@ -311,10 +311,16 @@ def test_real_recordings_convert_bit_identically_in_pieces(real_data, tmp_path, 
             np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
-def test_a_huge_burst_converts_with_bounded_memory(tmp_path):
+@pytest.mark.parametrize("numpy_path", [True, False], ids=["numpy-decoder", "numba-decoder"])
+def test_a_huge_burst_converts_with_bounded_memory(tmp_path, monkeypatch, numpy_path):
     # 600 000 events at one timestamp (9.6 MB of events in one frame): with piece_events = 20 000 the
-    # traced peak of the conversion stays near a few pieces; the output is the same
+    # traced peak of the conversion stays near a few pieces; the output is the same. Both DAT decoders
+    # (which one runs depends on what the process decoded before: evdet.io.kernel_budget)
     import tracemalloc
+
+    from evdet.io.dat_records import KERNELS
+
+    monkeypatch.setattr(KERNELS, "numpy_first", lambda: numpy_path)
 
     n = 600_000
     ev = np.zeros(n + 1, dtype=EVENT_DTYPE)
@@ -334,4 +340,4 @@ def test_a_huge_burst_converts_with_bounded_memory(tmp_path):
     np.testing.assert_array_equal(outputs[10**9], outputs[20_000])
     assert outputs[20_000][0, 1, 4, 3] == 1.0 and outputs[20_000].shape[0] == 2
     assert peaks[10**9] > 16 * n  # the whole frame's events at once
-    assert peaks[20_000] < 16 * 6 * 20_000 < peaks[10**9] / 4
+    assert peaks[20_000] < min(16 * 8 * 20_000, peaks[10**9] / 4)  # numpy decoder ~7.4 pieces, numba ~6
