@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from evdet.io.interrupts import interruptible
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-demo-video", description=__doc__,
@@ -93,6 +95,7 @@ def _label_map(args) -> dict[int, str]:
                             "pass --classes")
 
 
+@interruptible("evdet-demo-video")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()

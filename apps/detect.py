@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from evdet.io.interrupts import interruptible
+
 
 def expand_recordings(inputs: list[Path]) -> list[Path]:
     """Files and RVT sequence folders as given; other folders contribute their recordings (recursive, sorted;
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible("evdet-detect")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.inference.checkpoint import load_detector

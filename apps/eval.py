@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 # cheap modules only (no numpy/numba at import, so that --help is instant); the rest is imported where used
 from evdet.evaluation.presets import PRESETS, eval_preset_for, get_preset
+from evdet.io.interrupts import interruptible
 from evdet.io.label_map import EMPTY_CLASS, LABEL_MAP_FILENAME, load_label_map
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise OutputPathError(f"--json and --pr-plot are the same file {args.json}")
 
 
+@interruptible("evdet-eval")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.evaluation import evaluate_with_preset, format_metrics, prepare_boxes

@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from evdet.io.interrupts import interruptible
+
 FORMATS = ("torchscript", "onnx")
 
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible("evdet-export")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.export import export_onnx, export_torchscript

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from evdet.io.interrupts import interruptible
+
 
 def _param(text: str) -> tuple[str, Any]:
     """``KEY=VALUE``: VALUE as JSON (numbers, true/false), ``nan``/``inf`` as floats, else the string."""
@@ -103,6 +105,7 @@ def _main_rvt(args: argparse.Namespace) -> int:
     return 0
 
 
+@interruptible("evdet-generate-hdf5")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.format == "rvt":

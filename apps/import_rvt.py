@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from evdet.io.interrupts import interruptible
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-import-rvt", description=__doc__,
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible("evdet-import-rvt")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.inference.rvt_checkpoint import import_rvt_checkpoint

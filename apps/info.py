@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from evdet.io.interrupts import interruptible
+
 TOOL = "evdet-info"
 
 
@@ -88,6 +90,7 @@ def report(stats, box_fit, plot_path: Path | None) -> list[str]:
     return lines
 
 
+@interruptible("evdet-info")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

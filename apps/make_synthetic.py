@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from evdet.io.interrupts import interruptible
 from evdet.simulation.config import PRESETS, SYNTHETIC_LABEL_MAP  # cheap; the simulator loads in main()
 
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@interruptible("evdet-make-synthetic")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from evdet.simulation.dataset import make_synthetic_dataset

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from evdet.io.interrupts import interruptible
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-quickstart", description=__doc__,
@@ -94,6 +96,7 @@ def summary_lines(out: Path, metrics: dict, num_val: int, result, video: Path | 
     return lines
 
 
+@interruptible("evdet-quickstart")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -22,6 +22,7 @@ from evdet.inference.checkpoint import CheckpointInfo
 from evdet.inference.label_rows import batch_label_rows
 from evdet.io.boxes import label_path_for, recording_stem, save_boxes
 from evdet.io.dtypes import BBOX_DTYPE, as_boxes
+from evdet.io.interrupts import check_interrupt
 from evdet.io.output_paths import check_output, output_folder, record_output
 
 
@@ -124,6 +125,7 @@ def iter_detections(detector: nn.Module, info: CheckpointInfo, paths: Sequence[s
     detector.reset_all()
     for batch in stream_batches([str(p) for p in paths], data_config_for(info, num_tbins),
                                 batch_size=batch_size, label_map=info.label_map):
+        check_interrupt()
         moved = batch.to(device)  # float32 inputs (uint8-stored ones converted on the device)
         detector.reset(moved.mask_keep_memory)
         dets = detector.get_boxes(moved.inputs, score_thresh=score, nms_thresh=nms, max_detections=max_det)

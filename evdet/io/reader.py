@@ -17,6 +17,8 @@ from typing import Self
 
 import numpy as np
 
+from evdet.io.interrupts import check_interrupt
+
 DEFAULT_MAX_WINDOW_EVENTS = 1 << 26
 """Default cap of ``EventReader.iter_windows``: 64 Mi events (1 GiB of ``EVENT_DTYPE``) per window."""
 DEFAULT_PIECE_EVENTS = 1 << 22
@@ -170,7 +172,7 @@ class EventReader:
         if isinstance(max_events, bool) or int(max_events) < 1:
             raise ValueError(f"{self.path}: window pieces need max_events >= 1, got {max_events}")
         self._check_delta_t(delta_t)
-        return self._delta_t_pieces(delta_t, int(max_events))
+        return _interruptible(self._delta_t_pieces(delta_t, int(max_events)))
 
     def iter_window_pieces(self, delta_t: int, start_ts: int = 0,
                            max_events: int = DEFAULT_PIECE_EVENTS
@@ -331,3 +333,10 @@ class IndexedEventReader(EventReader):
             yield piece, last
             if last:
                 return
+
+
+def _interruptible(pieces: Iterator[tuple[np.ndarray, bool]]) -> Iterator[tuple[np.ndarray, bool]]:
+    """``pieces``, with a Ctrl-C that Python dropped raised before each (:mod:`evdet.io.interrupts`)."""
+    for item in pieces:
+        check_interrupt()
+        yield item

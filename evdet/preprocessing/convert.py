@@ -42,6 +42,7 @@ import numpy as np
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.files import is_listed_file, require_regular_file
 from evdet.io.h5 import H5TensorWriter
+from evdet.io.interrupts import check_interrupt, worker_init
 from evdet.io.label_map import LABEL_MAP_FILENAME
 from evdet.io.layout import RECORDING_SUFFIXES, SPLITS
 from evdet.io.output_paths import output_folder, record_output
@@ -313,6 +314,7 @@ def run_jobs(worker: Callable[[Any], Any], jobs: Sequence[Any], *, num_workers: 
         if num_workers == 1:
             call = serial or worker
             for i, job in enumerate(jobs):
+                check_interrupt()
                 try:
                     results[i] = call(job)
                 except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
@@ -321,16 +323,22 @@ def run_jobs(worker: Callable[[Any], Any], jobs: Sequence[Any], *, num_workers: 
                     bar.update(1)
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx,
+                                     initializer=worker_init) as pool:
                 futures = {pool.submit(worker, job): i for i, job in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        results[i] = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
-                        failures.append(f"{name(jobs[i])}: {_describe(exc)}")
-                    if bar is not None:
-                        bar.update(1)
+                try:
+                    for fut in as_completed(futures):
+                        check_interrupt()
+                        i = futures[fut]
+                        try:
+                            results[i] = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the others
+                            failures.append(f"{name(jobs[i])}: {_describe(exc)}")
+                        if bar is not None:
+                            bar.update(1)
+                except BaseException:  # Ctrl-C (here or in a worker): the queued jobs are not started
+                    pool.shutdown(cancel_futures=True)
+                    raise
     finally:
         if bar is not None:
             bar.close()

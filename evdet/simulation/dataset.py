@@ -15,6 +15,7 @@ import numpy as np
 
 from evdet.io.boxes import save_boxes
 from evdet.io.dat import write_dat
+from evdet.io.interrupts import check_interrupt, worker_init
 from evdet.io.label_map import LABEL_MAP_FILENAME, save_label_map
 from evdet.io.layout import SPLITS
 from evdet.io.output_paths import (
@@ -216,10 +217,12 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, preset: str = "tiny", num
         results = map(_simulate_one, tasks)
         pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_init)
         results = pool.map(_simulate_one, tasks)
     try:
         for stem, n_events, cls_counts, cpu in results:
+            check_interrupt()
             summary.files.append(Path(stem + "_td.dat"))
             summary.num_events += n_events
             summary.cpu_s += cpu

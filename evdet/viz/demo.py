@@ -32,6 +32,7 @@ from evdet.data.labels import assign_boxes_to_bins, has_real_track_ids
 from evdet.data.rvt import is_rvt_sequence, rvt_ground_truth
 from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.dtypes import BBOX_DTYPE
+from evdet.io.interrupts import check_interrupt
 from evdet.io.label_map import EMPTY_CLASS
 from evdet.io.output_paths import check_output, record_output
 from evdet.viz.draw import GT_BGR, draw_boxes, draw_text, text_size, upscale
@@ -338,6 +339,7 @@ def _write(panels: Iterator[list[Panel]], classes: Sequence[str], options: DemoO
     with VideoWriter(output, fps=fps, fmt=fmt) as writer, \
             tqdm(total=total, unit="frame", desc="demo video", disable=not progress) as bar:
         for step in panels:
+            check_interrupt()
             writer.write(compose_frame(step, classes, options, cols))
             bar.update(1)
             if max_frames is not None and writer.num_frames >= max_frames:
