@@ -42,6 +42,9 @@ class H5TensorWriter(CommitOnExit):
         compression: ``"gzip"`` (default), ``"lzf"`` or ``None``.
         store_as_uint8: store ``round(uint8_scale · x)`` as uint8.
         uint8_scale: 255 for values in ``[0, 1]``, 1 for counts.
+        source: ``(file name, size in bytes)`` of the recording the frames come from, stored as the file
+            attributes ``source_recording`` and ``source_bytes`` (the converter's resume test); None: not
+            stored.
 
     Use as a context manager: on an exception inside the ``with`` block the temporary file is removed
     and nothing appears under ``path``.
@@ -54,7 +57,8 @@ class H5TensorWriter(CommitOnExit):
     def __init__(self, path: str | os.PathLike, shape: tuple[int, int, int], *, representation: str,
                  delta_t: int, sensor_size: tuple[int, int], start_ts: int = 0,
                  params: dict[str, Any] | None = None, downsampling_factor: int = 0,
-                 compression: str | None = "gzip", store_as_uint8: bool = False, uint8_scale: float = 255.0):
+                 compression: str | None = "gzip", store_as_uint8: bool = False, uint8_scale: float = 255.0,
+                 source: tuple[str, int] | None = None):
         self.path = Path(path)
         shape = tuple(int(s) for s in shape)
         if len(shape) != 3 or min(shape) < 1:
@@ -90,6 +94,9 @@ class H5TensorWriter(CommitOnExit):
             attrs["downsampling_factor"] = int(downsampling_factor)
             for key, value in params.items():
                 attrs[key] = value
+            if source is not None:
+                self._file.attrs["source_recording"] = str(source[0])
+                self._file.attrs["source_bytes"] = int(source[1])
         except BaseException:
             self.abort()
             raise
@@ -220,6 +227,7 @@ class H5TensorReader:
         store_as_uint8: values are stored as uint8 (read back divided by ``uint8_scale``).
         uint8_scale: 255 for values in ``[0, 1]``, 1 for counts.
         dtype: numpy dtype of the stored data.
+        source: ``(file name, size in bytes)`` of the recording converted, None when not stored.
 
     Raises:
         FileNotFoundError: no such file.
@@ -243,6 +251,9 @@ class H5TensorReader:
                 raise ValueError(f"{self.path}: no dataset 'data'")
             data = f["data"]
             attrs = data.attrs
+            self.source = None
+            if "source_recording" in f.attrs and "source_bytes" in f.attrs:
+                self.source = (str(_plain(f.attrs["source_recording"])), int(f.attrs["source_bytes"]))
             self.representation = str(_attr(attrs, "events_to_tensor", self.path))
             self.delta_t = _int_attr(attrs, "delta_t", self.path)
             self.sensor_size = (_int_attr(attrs, "event_input_height", self.path),

@@ -57,6 +57,7 @@ from evdet.preprocessing.convert_outputs import (
     refuse_conflicts,
     remove_conflicts,
     save_unit_labels,
+    source_identity,
 )
 from evdet.preprocessing.registry import events_to_tensor, get_representation
 
@@ -200,7 +201,7 @@ def convert_recording(path: Path, out_dir: Path, cfg: ConversionConfig, progress
                                   sensor_size=(height, width), start_ts=t0 + q * span,
                                   params=cfg.params, downsampling_factor=d,
                                   compression=cfg.compression, store_as_uint8=cfg.store_as_uint8,
-                                  uint8_scale=cfg.uint8_scale)
+                                  uint8_scale=cfg.uint8_scale, source=source_identity(path))
 
         def finish(q: int, w: H5TensorWriter, last: bool) -> None:
             if boxes is not None:

@@ -40,14 +40,24 @@ def _ours(path: Path) -> bool:
     return written_by(path) in (TOOL, "evdet")
 
 
+def source_identity(recording: Path) -> tuple[str, int]:
+    """What an output stores of the recording it was converted from: ``(file name, size in bytes)``. The
+    size tells a recording made anew under the same name (another seed, another drive) from the same one
+    copied elsewhere (a copy keeps it; modification times do not survive a copy)."""
+    return recording.name, recording.stat().st_size
+
+
 def stored_settings_mismatch(path: Path, cfg: ConversionConfig, start_ts: int,
-                             max_frames: int | None = None) -> str | None:
-    """Why the existing HDF5 output ``path`` differs from what ``cfg`` would write there (frame 0 at
-    ``start_ts``, at most ``max_frames`` frames), read from its stored attributes; None when it matches."""
+                             max_frames: int | None = None, recording: Path | None = None) -> str | None:
+    """Why the existing HDF5 output ``path`` differs from what ``cfg`` would write there from ``recording``
+    (frame 0 at ``start_ts``, at most ``max_frames`` frames), read from its stored attributes; None when it
+    matches. Outputs of evdet versions that stored no source are compared on the settings alone."""
     try:
         r = H5TensorReader(path)
     except (OSError, ValueError) as exc:
         return f"not a readable evdet HDF5 file ({exc})"
+    if recording is not None and r.source is not None and r.source[1] != source_identity(recording)[1]:
+        return f"from another {r.source[0]}: {r.source[1]} bytes then, {source_identity(recording)[1]} now"
     rep = get_representation(cfg.representation)
     pairs = {"representation": (r.representation, rep.name), "delta_t": (r.delta_t, cfg.delta_t),
              "parameters": (r.params, dict(cfg.params)), "channels": (r.shape[0], rep.channels(**cfg.params)),
@@ -73,14 +83,14 @@ def output_conflicts(path: Path, out_dir: Path, cfg: ConversionConfig) -> list[t
     out = []
     if cfg.max_duration is None:
         if whole.exists():
-            why = stored_settings_mismatch(whole, cfg, 0)
+            why = stored_settings_mismatch(whole, cfg, 0, recording=path)
             if why:
                 out.append((whole, why))
         out += [(p, "converted with max_duration (in parts)") for p in part_files]
     else:
         fpp = max(1, cfg.max_duration // cfg.delta_t)
         for p in part_files:
-            why = stored_settings_mismatch(p, cfg, int(p.stem[-3:]) * fpp * cfg.delta_t, fpp)
+            why = stored_settings_mismatch(p, cfg, int(p.stem[-3:]) * fpp * cfg.delta_t, fpp, recording=path)
             if why:
                 out.append((p, why))
         if whole.exists():

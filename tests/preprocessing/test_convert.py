@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -205,6 +206,26 @@ def test_rerun_with_other_settings_is_refused_then_reconverted_with_overwrite(da
                           overwrite=True, progress=False)
     assert [p.name for p in parts] == ["a_part000.h5", "a_part001.h5", "a_part002.h5"]
     assert not (out / "train" / "a.h5").exists() and not (out / "train" / "a_bbox.npy").exists()
+
+
+def test_outputs_of_another_recording_with_the_same_name_are_not_kept(dataset, tmp_path, rng):
+    # before: a rerun from a regenerated dataset (same names, same settings) kept the stale tensors
+    # silently, even with --overwrite, pairing them with the new labels
+    from evdet.io.output_paths import OutputPathError
+
+    root, _ = dataset
+    out = tmp_path / "out"
+    generate_hdf5(root / "val", out, delta_t=50_000, progress=False)
+    assert H5TensorReader(out / "b.h5").source == ("b.dat", (root / "val" / "b.dat").stat().st_size)
+    write_dat(root / "val" / "b.dat", _events(rng, 7_000, 430_001), H, W)  # b recorded anew
+    with pytest.raises(OutputPathError, match=r"b\.h5 was converted with other settings \(from another "
+                                              r"b\.dat: 40064 bytes then, 56064 now\); pass --overwrite"):
+        generate_hdf5(root / "val", out, delta_t=50_000, progress=False)
+    generate_hdf5(root / "val", out, delta_t=50_000, overwrite=True, progress=False)
+    want = generate_hdf5(root / "val", tmp_path / "fresh", delta_t=50_000, progress=False)
+    np.testing.assert_array_equal(_tensors(out / "b.h5"), _tensors(want[0]))
+    shutil.copyfile(root / "val" / "b.dat", tmp_path / "b.dat")  # a copy (new mtime) is the same source
+    assert generate_hdf5(tmp_path / "b.dat", out, delta_t=50_000, progress=False) == [out / "b.h5"]
 
 
 def test_foreign_outputs_are_never_replaced(dataset, tmp_path):
