@@ -20,6 +20,7 @@ from typing import Any
 from evdet.data.config import SAMPLING_MODES, DataConfig
 from evdet.inference.config_dict import field_docs
 from evdet.inference.model_config import HEADS, ModelConfig
+from evdet.io.interrupts import interruptible
 from evdet.training.config import LR_SCHEDULES, TrainConfig
 from evdet.training.run_config import RUN_CONFIG_NAME, SECTIONS, RunConfig, load_run_config, run_config_text
 
@@ -316,6 +317,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, DataConfig
     return config.model, config.data, config.train
 
 
+@interruptible("evdet-train")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

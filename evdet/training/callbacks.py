@@ -1,5 +1,6 @@
 """Training callbacks that show what happens: ``DetectionImageLogger`` (frames with ground truth and
-detections, during training) and ``TrainingCurvesPlot`` (``training_curves.png`` in the run folder).
+detections, during training) and ``TrainingCurvesPlot`` (``training_curves.png`` in the run folder); and
+``InterruptCheck``, which makes a Ctrl-C that Python dropped stop the training (:mod:`evdet.io.interrupts`).
 
 ``DetectionImageLogger``: log a few frames with ground truth and detections drawn, during training.
 
@@ -28,9 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evdet.io.interrupts import check_interrupt
+
 log = logging.getLogger(__name__)
 
-__all__ = ["DetectionImageLogger", "TrainingCurvesPlot", "render_detection_frames", "select_frames"]
+__all__ = ["DetectionImageLogger", "InterruptCheck", "TrainingCurvesPlot", "render_detection_frames",
+           "select_frames"]
 
 
 def select_frames(batch, max_frames: int) -> list[tuple[int, int]]:
@@ -176,6 +180,22 @@ def _loss_value(outputs) -> float | None:
         value = float(outputs.detach())
         return value if np.isfinite(value) else None
     return None
+
+
+class InterruptCheck(L.Callback):
+    """After every training, validation and test batch, raise a Ctrl-C that arrived while Python freed an
+    object (and so was dropped, :func:`evdet.io.interrupts.check_interrupt`), so that Lightning's graceful
+    shutdown runs instead of the training going on to its end."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        check_interrupt()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                                dataloader_idx=0) -> None:
+        check_interrupt()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        check_interrupt()
 
 
 class TrainingCurvesPlot(L.Callback):

@@ -56,7 +56,7 @@ from evdet.io.output_paths import (
     record_output,
     written_by_evdet,
 )
-from evdet.training.callbacks import DetectionImageLogger, TrainingCurvesPlot
+from evdet.training.callbacks import DetectionImageLogger, InterruptCheck, TrainingCurvesPlot
 from evdet.training.checkpoint_io import AtomicCheckpointIO
 from evdet.training.config import TrainConfig
 from evdet.training.datamodule import EventDataModule
@@ -179,6 +179,7 @@ def build_trainer(
     if tc.ema_decay is not None:
         callbacks.append(EMAWeights(tc.ema_decay, tc.ema_warmup_steps))
     callbacks.append(TrainingCurvesPlot(root_dir / CURVES_FILENAME))
+    callbacks.append(InterruptCheck())
     if tc.log_images_every_n_steps > 0:
         callbacks.append(DetectionImageLogger(tc.log_images_every_n_steps, tc.num_log_images))
     loggers = [TensorBoardLogger(root_dir / "logs", name="tensorboard"),

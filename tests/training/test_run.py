@@ -160,3 +160,31 @@ def test_max_steps_inside_an_epoch_reports_the_final_weights_metrics(dataset_dir
                   checkpoint=result.last_checkpoint, just_val=True, progress=False).metrics["val"]
     assert result.metrics["val"] == final
     assert json.loads((root / "metrics_val.json").read_text()) == final
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_python_drops_still_stops_training(dataset_dir, tmp_path, monkeypatch):
+    # a KeyboardInterrupt raised while an object is freed is dropped by Python: the InterruptCheck callback
+    # raises it again after the batch, and Lightning's graceful shutdown ends the run (sys.exit(1))
+    import signal
+
+    from evdet.io.interrupts import catch_interrupts
+    from evdet.training.callbacks import InterruptCheck
+
+    class CtrlCWhileFreed:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    steps = []
+    check = InterruptCheck.on_train_batch_end
+
+    def first_batch_then_ctrl_c(self, *args):
+        steps.append(1)
+        CtrlCWhileFreed()
+        check(self, *args)
+
+    monkeypatch.setattr(InterruptCheck, "on_train_batch_end", first_batch_then_ctrl_c)
+    tc = TrainConfig(**{**TC.__dict__, "max_steps": 50, "max_epochs": 50})
+    with pytest.raises(SystemExit), catch_interrupts():
+        train(dataset_dir, tmp_path / "run", model_config=MC, data_config=DC, train_config=tc, progress=False)
+    assert steps == [1]
