@@ -3,7 +3,9 @@
 
 Lightning's own writer stages the file in the system temp folder and moves it, which is a copy (not
 atomic) when that folder is on another filesystem; :class:`AtomicCheckpointIO` writes through
-:func:`evdet.inference.checkpoint.atomic_torch_save` instead.
+:func:`evdet.inference.checkpoint.atomic_torch_save` instead, and records each checkpoint in the manifest of
+its folder (:mod:`evdet.io.output_paths`), so that ``evdet-train --overwrite`` deletes only checkpoints
+evdet wrote.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from evdet.inference.checkpoint import atomic_torch_save
+from evdet.io.output_paths import record_output
 
 __all__ = ["AtomicCheckpointIO"]
 
@@ -26,3 +29,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO does not take storage_options")
         atomic_torch_save(checkpoint, path)
+        record_output(path, "evdet-train")  # so that --overwrite deletes it, and nothing it did not write

@@ -16,7 +16,8 @@ The run folder follows :mod:`evdet.io.output_paths`: it may not be, contain or l
 split folders or label map, and the entries above are recorded as evdet's in ``root_dir/.evdet-outputs``.
 An entry there that evdet did not write is never touched. A new training in a folder that holds the
 checkpoints of an earlier run needs ``resume`` (continue it) or ``overwrite`` (its checkpoints and
-metrics are deleted first); evaluations (``just_val`` / ``just_test``) and resumed runs update the run.
+metrics are deleted once the new run's model and trainer are built, so a refused run deletes nothing; only
+checkpoints evdet recorded, never through a link, never the checkpoint the run reads); evaluations (``just_val`` / ``just_test``) and resumed runs update the run.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from evdet.inference.pretrained import source_weights, transfer_weights
 from evdet.io.atomic import atomic_open
 from evdet.io.label_map import LABEL_MAP_FILENAME
 from evdet.io.output_paths import (
+    MANIFEST_NAME,
     OutputPathError,
     check_written_by,
     output_folder,
@@ -65,7 +67,8 @@ from evdet.training.lightning_module import LightningDetectionModel
 from evdet.training.run_config import RUN_CONFIG_NAME, RunConfig, write_run_config
 from evdet.training.validation import write_detections
 
-__all__ = ["RUN_ENTRIES", "TrainResult", "build_trainer", "claim_run_folder", "data_config_to_dict",
+__all__ = ["RUN_ENTRIES", "TrainResult", "build_trainer", "check_run_folder", "claim_run_folder",
+           "data_config_to_dict",
            "make_info", "train"]
 
 log = logging.getLogger(__name__)
@@ -274,7 +277,7 @@ def train(
     if just_test and "test" not in dm.info.splits:
         raise ValueError(f"{dataset_dir}: no test/ split to evaluate (found {sorted(dm.info.splits)})")
     fresh = not (just_val or just_test) and not (resume and find_latest_checkpoint(root / "checkpoints"))
-    claim_run_folder(root, dm, fresh=fresh, overwrite=overwrite)
+    root, to_delete = check_run_folder(root, dm, fresh=fresh, overwrite=overwrite, checkpoint=checkpoint)
     L.seed_everything(tc.seed, workers=True, verbose=False)
 
     if just_val or just_test:
@@ -284,6 +287,7 @@ def train(
         module = _module_from_checkpoint(path, tc)
         _check_compatible(module.info, dm, path)
         trainer = build_trainer(root, tc, progress=progress, monitor_val=False)
+        claim_run_folder(root, to_delete)
         split = "val" if just_val else "test"
         (trainer.validate if just_val else trainer.test)(module, datamodule=dm, verbose=False)
         result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
@@ -317,6 +321,7 @@ def train(
 
     trainer = build_trainer(root, module.train_config, progress=progress,
                             monitor_val=module.train_config.limit_val_batches != 0)
+    claim_run_folder(root, to_delete)  # the earlier run is deleted only now, when everything was checked
     if trainer.is_global_zero:  # what this run trains, resolved: `evdet-train --config` repeats it
         write_run_config(root / RUN_CONFIG_NAME, RunConfig(str(dataset_dir), module.info.config, dc,
                                                            module.train_config))
@@ -341,24 +346,30 @@ def train(
     return result
 
 
-RUN_ENTRIES = ("checkpoints", "logs", "metrics_val.json", "metrics_test.json", "detections", RUN_CONFIG_NAME)
+RUN_ENTRIES = ("checkpoints", "logs", "metrics_val.json", "metrics_test.json", "detections", RUN_CONFIG_NAME,
+               CURVES_FILENAME)
 """What :func:`train` writes in a run folder (recorded as evdet's outputs there)."""
 
 
-def claim_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite: bool) -> Path:
-    """Apply the output-path policy to a run folder (module docstring) and record its entries.
+def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite: bool,
+                     checkpoint: str | os.PathLike | None = None) -> tuple[Path, list[Path]]:
+    """Apply the output-path policy to a run folder (module docstring), without changing anything.
 
     Args:
         fresh: a new training starts (not an evaluation, not a resumed run).
+        checkpoint: a checkpoint the run reads (fine-tuning, evaluation): never deleted.
+    Returns:
+        ``(root, to_delete)``: the folder, created when missing, and what :func:`claim_run_folder` deletes
+        for a new run with ``overwrite`` (the earlier run's checkpoints and metrics; empty otherwise).
     Raises:
         OutputPathError: ``root`` is a file or overlaps the dataset, an entry exists that evdet did not
             write or that another command wrote, or ``fresh`` without ``overwrite`` in a folder holding
-            earlier checkpoints.
+            earlier checkpoints; with ``overwrite``: ``checkpoints/`` is a link, holds a file evdet did
+            not write, or holds ``checkpoint``.
     """
     data = Path(dm.info.dataset_dir)
     root = output_folder(root, inputs=[*(data / s for s in dm.info.splits), data / LABEL_MAP_FILENAME])
-    entries = [root / name for name in RUN_ENTRIES]
-    for entry in entries:
+    for entry in (root / name for name in RUN_ENTRIES):
         if not (entry.exists() or entry.is_symlink()):
             continue
         if not written_by_evdet(entry):
@@ -367,19 +378,33 @@ def claim_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
         check_written_by(entry, "evdet-train")
     ckpts = root / "checkpoints"
     launched_rank = int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
-    if fresh and not launched_rank and ckpts.is_dir() and any(ckpts.iterdir()):  # DDP: rank 0 decides
-        if not overwrite:
-            raise OutputPathError(f"{root} holds the checkpoints of an earlier run: pass --resume to "
-                                  "continue it, or --overwrite to start a new run there (its checkpoints "
-                                  "and metrics are deleted)")
-        import shutil
+    if not (fresh and not launched_rank and ckpts.is_dir() and any(ckpts.iterdir())):  # DDP: rank 0 decides
+        return root, []
+    if not overwrite:
+        raise OutputPathError(f"{root} holds the checkpoints of an earlier run: pass --resume to "
+                              "continue it, or --overwrite to start a new run there (its checkpoints "
+                              "and metrics are deleted)")
+    if ckpts.is_symlink():
+        raise OutputPathError(f"{ckpts} is a link: --overwrite does not delete the earlier checkpoints "
+                              "through it; remove the link or choose another run folder")
+    to_delete = sorted(p for p in ckpts.iterdir() if p.name != MANIFEST_NAME)
+    for path in to_delete:
+        if path.is_dir() or not written_by_evdet(path):
+            raise OutputPathError(f"{path} was not written by evdet: --overwrite deletes the earlier run's "
+                                  f"checkpoints in {ckpts}; move it out first")
+    if checkpoint is not None and Path(os.path.realpath(checkpoint)).parent == Path(os.path.realpath(ckpts)):
+        raise OutputPathError(f"--overwrite would delete {checkpoint}, which this run reads: copy it out of "
+                              f"{ckpts} first, or choose another run folder")
+    return root, to_delete + [root / n for n in ("metrics_val.json", "metrics_test.json")]
 
-        shutil.rmtree(ckpts)
-        for name in ("metrics_val.json", "metrics_test.json"):
-            (root / name).unlink(missing_ok=True)
-    for entry in entries:
+
+def claim_run_folder(root: Path, to_delete: list[Path]) -> None:
+    """After every check of the run (:func:`check_run_folder`, the model, the trainer): delete what a new
+    run with ``overwrite`` replaces, and record the run folder's entries as evdet-train's."""
+    for path in to_delete:
+        path.unlink(missing_ok=True)
+    for entry in (root / name for name in RUN_ENTRIES):
         record_output(entry, "evdet-train")
-    return root
 
 
 def _module_from_checkpoint(path: str | os.PathLike, tc: TrainConfig) -> LightningDetectionModel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -188,3 +189,61 @@ def test_a_ctrl_c_python_drops_still_stops_training(dataset_dir, tmp_path, monke
     with pytest.raises(SystemExit), catch_interrupts():
         train(dataset_dir, tmp_path / "run", model_config=MC, data_config=DC, train_config=tc, progress=False)
     assert steps == [1]
+
+
+def _files(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_deletes_only_the_earlier_runs_files_and_only_after_every_check(dataset_dir, tmp_path):
+    # before: --overwrite rmtree'd checkpoints/ (user files, the checkpoint to fine-tune from and a link's
+    # target check included) before the model or trainer was built, so a run refused with exit 2 had
+    # already deleted the earlier run; training_curves.png replaced a user's file
+    import shutil
+
+    from evdet.io.output_paths import OutputPathError
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    tc = TrainConfig(max_epochs=1, max_steps=1, limit_val_batches=0, log_images_every_n_steps=0,
+                     accelerator="cpu")
+    run = dict(model_config=MC, data_config=DC, train_config=tc, progress=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "training_curves.png").write_bytes(b"my plot")
+    with pytest.raises(OutputPathError, match="training_curves.png exists and was not written by evdet"):
+        train(dataset_dir, mine, **run)
+    assert (mine / "training_curves.png").read_bytes() == b"my plot"
+
+    first = tmp_path / "first"
+    train(dataset_dir, first, **run)
+    last = first / "checkpoints" / "last.ckpt"
+    for case, kwargs in (("finetune from it", dict(finetune=True, checkpoint=last)),
+                         ("unreadable checkpoint", dict(finetune=True, checkpoint=tmp_path / "none.ckpt")),
+                         ("bad trainer option", dict(train_config=dataclasses.replace(tc, precision="7")))):
+        root = tmp_path / case.replace(" ", "_")
+        shutil.copytree(first, root)
+        kwargs = {**run, **kwargs}
+        if "checkpoint" in kwargs and kwargs["checkpoint"] == last:
+            kwargs["checkpoint"] = root / "checkpoints" / "last.ckpt"
+        before = _files(root)
+        with pytest.raises((ValueError, FileNotFoundError)):
+            train(dataset_dir, root, overwrite=True, **kwargs)
+        assert _files(root) == before, case
+
+    notes = tmp_path / "notes"
+    shutil.copytree(first, notes)
+    (notes / "checkpoints" / "NOTES.txt").write_text("my notes")
+    with pytest.raises(OutputPathError, match=r"NOTES\.txt was not written by evdet"):
+        train(dataset_dir, notes, overwrite=True, **run)
+    assert (notes / "checkpoints" / "NOTES.txt").read_text() == "my notes"
+
+    linked = tmp_path / "linked"
+    shutil.copytree(first, linked)
+    shutil.move(linked / "checkpoints", tmp_path / "bigdisk")
+    (linked / "checkpoints").symlink_to(tmp_path / "bigdisk")
+    with pytest.raises(OutputPathError, match="is a link"):
+        train(dataset_dir, linked, overwrite=True, **run)
+    assert (tmp_path / "bigdisk" / "last.ckpt").exists()
+
+    train(dataset_dir, first, overwrite=True, **run)  # the earlier run's own files: replaced
+    assert last.exists() and (first / "training_curves.png").exists()
