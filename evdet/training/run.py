@@ -13,11 +13,12 @@ Layout of ``root_dir``::
     root_dir/detections/test/<name>_bbox.npy      with just_test: detections of every test video
 
 The run folder follows :mod:`evdet.io.output_paths`: it may not be, contain or lie inside the dataset's
-split folders or label map, and the entries above are recorded as evdet's in ``root_dir/.evdet-outputs``.
-An entry there that evdet did not write is never touched. A new training in a folder that holds the
-checkpoints of an earlier run needs ``resume`` (continue it) or ``overwrite`` (its checkpoints and
-metrics are deleted once the new run's model and trainer are built, so a refused run deletes nothing; only
-checkpoints evdet recorded, never through a link, never the checkpoint the run reads); evaluations (``just_val`` / ``just_test``) and resumed runs update the run.
+split folders (train/, val/, test/, present or not) or label map, and the entries above are recorded as
+evdet's in ``root_dir/.evdet-outputs``. An entry there that evdet did not write is never touched. A new
+training in a folder that holds the checkpoints of an earlier run needs ``resume`` (continue it) or
+``overwrite`` (its checkpoints and metrics are deleted once the new run's model and trainer are built, so a
+refused run deletes nothing; only checkpoints evdet recorded, never through a link, never the checkpoint the
+run reads); evaluations (``just_val`` / ``just_test``) and resumed runs update the run.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from evdet.inference.model_config import ModelConfig
 from evdet.inference.pretrained import source_weights, transfer_weights
 from evdet.io.atomic import atomic_open
 from evdet.io.label_map import LABEL_MAP_FILENAME
+from evdet.io.layout import SPLITS
 from evdet.io.output_paths import (
     MANIFEST_NAME,
     OutputPathError,
@@ -368,7 +370,8 @@ def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
             not write, or holds ``checkpoint``.
     """
     data = Path(dm.info.dataset_dir)
-    root = output_folder(root, inputs=[*(data / s for s in dm.info.splits), data / LABEL_MAP_FILENAME])
+    splits = sorted({*dm.info.splits, *SPLITS})  # an absent split too: a run there would become one
+    root = output_folder(root, inputs=[*(data / s for s in splits), data / LABEL_MAP_FILENAME])
     for entry in (root / name for name in RUN_ENTRIES):
         if not (entry.exists() or entry.is_symlink()):
             continue

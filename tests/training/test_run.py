@@ -117,6 +117,14 @@ def test_run_folder_policy(dataset_dir, tmp_path):
         train(dataset_dir, dataset_dir, data_config=DC, progress=False)
     with pytest.raises(OutputPathError, match="lies inside the input folder"):
         train(dataset_dir, dataset_dir / "train" / "run", data_config=DC, progress=False)
+    import shutil
+
+    two_splits = tmp_path / "two_splits"
+    shutil.copytree(dataset_dir, two_splits)
+    shutil.rmtree(two_splits / "test")
+    with pytest.raises(OutputPathError, match="is the input"):  # before: the run became a broken test split
+        train(two_splits, two_splits / "test", data_config=DC, progress=False)
+    assert not (two_splits / "test").exists()
     foreign = tmp_path / "foreign"
     (foreign / "checkpoints").mkdir(parents=True)
     with pytest.raises(OutputPathError, match=r"checkpoints exists and was not written by evdet"):
