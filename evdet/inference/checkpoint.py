@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import re
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +164,29 @@ def check_checkpoint_file(path: Path) -> None:
         raise FileNotFoundError(f"checkpoint not found: {path}")
 
 
+def unreadable_checkpoint(path: Path, exc: BaseException) -> str:
+    """One line saying what ``path`` is, for a checkpoint that could not be loaded (``exc``): empty, not a
+    PyTorch file, truncated, or holding Python objects other than weights (named; never loaded, and torch's
+    advice to load it with ``weights_only=False`` is not passed on)."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path} is empty (0 bytes): not a checkpoint"
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not zipfile.is_zipfile(path):
+        if magic == b"PK\x03\x04":
+            return f"{path} is truncated or corrupt: a zip archive without its end ({size} bytes)"
+        return f"{path} is not a PyTorch checkpoint (not the zip archive torch.save writes)"
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (f"{path} holds Python objects other than weights{what}; evdet loads weights only "
+                "(torch.load weights_only=True) and refuses it")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")[:120]
+    return f"{path} is truncated or corrupt ({type(exc).__name__}: {first})"
+
+
 def load_checkpoint_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint file with ``torch.load(weights_only=True)``.
 
@@ -170,9 +197,11 @@ def load_checkpoint_dict(path: str | os.PathLike, map_location: Any = "cpu") -> 
     path = Path(path)
     check_checkpoint_file(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notes: the error below says it all
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(unreadable_checkpoint(path, exc)) from exc
     if not isinstance(ckpt, dict):
         raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt

@@ -183,3 +183,30 @@ def test_load_detector_class_score_only(tmp_path):
     save_detector_checkpoint(tmp_path / "a.ckpt", build_detector(anchor.config, 2, 2), anchor)
     with pytest.raises(ValueError, match="a.ckpt.*head 'anchor'"):
         load_detector(tmp_path / "a.ckpt", class_score_only=True)
+
+
+def test_files_that_are_no_checkpoint_get_one_line_saying_what_they_are(tmp_path, fake_head):
+    # before: "KeyError: 544502645" for a text file, "EOFError: " for an empty one, torch's multi-line
+    # advice to load a file holding os.system with weights_only=False, 500 characters of miniz internals
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    path = tmp_path / "m.ckpt"
+    save_detector_checkpoint(path, FakeDetector(2, 2, width=4), make_info(head=fake_head))
+    files = {"empty.ckpt": b"", "text.ckpt": b"just text\n", "trunc.ckpt": path.read_bytes()[:2000],
+             "pickle.ckpt": pickle.dumps({"x": [1, 2, 3]})}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"state_dict": Evil()}, tmp_path / "evil.ckpt")
+    expect = {"empty.ckpt": "is empty", "text.ckpt": "is not a PyTorch checkpoint",
+              "trunc.ckpt": "is truncated or corrupt", "pickle.ckpt": "is not a PyTorch checkpoint",
+              "evil.ckpt": r"holds Python objects other than weights \(posix.system\); evdet loads weights only"}
+    for name, why in expect.items():
+        with pytest.raises(ValueError, match=f"{name} {why}") as info:
+            load_checkpoint_dict(tmp_path / name)
+        msg = str(info.value)
+        assert "\n" not in msg and "weights_only=False" not in msg and len(msg) < 300, msg
