@@ -170,6 +170,9 @@ def probe_video(path: str | os.PathLike, *, delta_t: int | None = None, represen
             origin = int(reader.time_origin)
             last = int(reader.time_range()[1])
             size = (int(reader.height), int(reader.width))
+        if min(size) <= 0:  # an empty file without a header: no geometry to build frames of
+            raise ValueError(f"{path}: no sensor size (an empty recording without a header, "
+                             f"{path.stat().st_size} bytes)")
         return VideoSpec(str(path), "raw", max(last - origin, 0) // dt + 1, origin, dt,
                          rep.channels(**resolved), size, size, rep_name, resolved)
     raise ValueError(f"{path}: not a recording (expected one of {list(RECORDING_SUFFIXES)} or an RVT "

@@ -204,7 +204,7 @@ def test_files_that_are_no_checkpoint_get_one_line_saying_what_they_are(tmp_path
     torch.save({"state_dict": Evil()}, tmp_path / "evil.ckpt")
     expect = {"empty.ckpt": "is empty", "text.ckpt": "is not a PyTorch checkpoint",
               "trunc.ckpt": "is truncated or corrupt", "pickle.ckpt": "is not a PyTorch checkpoint",
-              "evil.ckpt": r"holds Python objects other than weights \(posix.system\); evdet loads weights only"}
+              "evil.ckpt": r"holds Python objects other than weights \(posix.system\); evdet loads weights"}
     for name, why in expect.items():
         with pytest.raises(ValueError, match=f"{name} {why}") as info:
             load_checkpoint_dict(tmp_path / name)
