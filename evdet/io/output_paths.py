@@ -25,7 +25,8 @@ identical to what would be written (e.g. a label file copied again by the conver
 - :func:`check_outside_inputs`: rule 1.
 - :func:`check_output`: rules 1-3 for one path (call before the work that writes it);
   :func:`check_written_by`: rule 3's same-command test alone.
-- :func:`record_output`: list a finished output in the manifest.
+- :func:`record_output`: list a finished output in the manifest; :func:`record_contents`: everything in a
+  finished folder output, and :func:`check_replaceable`: nothing else is in it before it is replaced.
 - :func:`claim_outputs`: check several paths, then record them at once (for folders that a library such
   as Lightning fills later, e.g. a training run).
 - :func:`output_folder`: a folder that a command fills with files (created when missing).
@@ -46,9 +47,11 @@ __all__ = [
     "OutputPathError",
     "check_output",
     "check_outside_inputs",
+    "check_replaceable",
     "check_written_by",
     "claim_outputs",
     "output_folder",
+    "record_contents",
     "record_output",
     "written_by",
     "written_by_evdet",
@@ -136,30 +139,60 @@ def written_by(path: str | os.PathLike) -> str | None:
     return "evdet" if is_temporary(path) else _manifest(path.parent).get(path.name)
 
 
-def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
-    """List ``path`` in the manifest of its folder (created with the folder when missing).
-
-    Each entry is one ``write`` on a file opened for appending, so processes writing into the same
-    folder at once (parallel conversion) never mix their lines.
-    """
-    path = Path(path)
-    _check_name(path)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+def _append(folder: Path, names: list[str], tool: str) -> None:
+    """List ``names`` (not yet listed) in the manifest of ``folder`` with one ``write`` on a file opened for
+    appending, so processes writing into the same folder at once (parallel conversion) never mix lines."""
     manifest = _manifest_path(folder)
-    if path.name in _manifest(folder):
+    known = _manifest(folder)
+    for name in names:
+        _check_name(folder / name)
+    lines = "".join(f"{n}\t{tool}\n" for n in dict.fromkeys(names) if n not in known)
+    if not lines:
         return
-    line = f"{path.name}\t{tool}\n"
     try:  # O_NOFOLLOW: a link put in place since the check above is refused, never followed
         fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as err:
-        raise OutputPathError(f"cannot record {path.name} in {manifest}: {err.strerror}") from err
+        raise OutputPathError(f"cannot record {names[0]} in {manifest}: {err.strerror}") from err
     try:
         if os.fstat(fd).st_size == 0:
-            line = _HEADER + line
-        os.write(fd, line.encode("utf-8", errors="surrogateescape"))
+            lines = _HEADER + lines
+        os.write(fd, lines.encode("utf-8", errors="surrogateescape"))
     finally:
         os.close(fd)
+
+
+def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
+    """List ``path`` in the manifest of its folder (created with the folder when missing)."""
+    path = Path(path)
+    _check_name(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _append(path.parent, [path.name], tool)
+
+
+def record_contents(folder: str | os.PathLike, tool: str) -> None:
+    """List every file and folder below ``folder`` (a finished folder output, e.g. PNG frames or an RVT
+    sequence folder) in the manifests of their folders, one append per folder, so that replacing
+    ``folder`` later can tell its files from ones put there since (:func:`check_replaceable`)."""
+    for here, dirs, files in os.walk(folder):
+        names = [n for n in sorted(dirs + files) if n != MANIFEST_NAME]
+        if names:
+            _append(Path(here), names, tool)
+
+
+def check_replaceable(folder: str | os.PathLike) -> None:
+    """Before an evdet folder output is replaced as a whole: everything below it was written by evdet
+    (:func:`record_contents`); a file put there since, by a user or another program, is never deleted.
+
+    Raises:
+        OutputPathError: naming the first path below ``folder`` that evdet did not write.
+    """
+    for here, dirs, files in os.walk(folder):
+        here = Path(here)
+        for name in sorted(dirs + files):
+            if name != MANIFEST_NAME and not written_by_evdet(here / name):
+                raise OutputPathError(f"{here / name} was not written by evdet: replacing {folder} would "
+                                      "delete it; move it out first")
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
 
 
 def check_written_by(path: str | os.PathLike, tool: str) -> None:
@@ -215,6 +248,8 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
     if not overwrite:
         raise OutputPathError(f"{path} already exists (written by an earlier evdet run); pass --overwrite "
                               "to replace it")
+    if folder:
+        check_replaceable(path)
 
 
 def claim_outputs(paths: Iterable[str | os.PathLike], *, tool: str, inputs: Iterable[str | os.PathLike] = (),

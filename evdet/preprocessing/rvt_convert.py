@@ -43,7 +43,14 @@ import numpy as np
 
 from evdet.io.atomic import AtomicTarget, atomic_open
 from evdet.io.layout import SPLITS
-from evdet.io.output_paths import OutputPathError, claim_outputs, output_folder, written_by_evdet
+from evdet.io.output_paths import (
+    OutputPathError,
+    check_replaceable,
+    claim_outputs,
+    output_folder,
+    record_contents,
+    written_by_evdet,
+)
 from evdet.io.read import open_events
 from evdet.io.reader import DEFAULT_PIECE_EVENTS
 from evdet.preprocessing.convert import run_jobs
@@ -286,6 +293,7 @@ def convert_rvt_sequence(job: RvtJob) -> Path | None:
     _save_npy(repr_dir / FRAME_TO_REPR_FILE, plan.frame_to_repr)
     _save_npy(repr_dir / TIMESTAMPS_FILE, plan.repr_ts)
     write_representations(job.events, h5_path, plan.repr_ts, job.dataset)
+    record_contents(job.out_dir, TOOL)  # so that --overwrite later removes nothing else put there
     return job.out_dir
 
 
@@ -296,7 +304,8 @@ def claim_sequence_folders(jobs: list[RvtJob], raw_dir: Path, overwrite: bool) -
     interrupted run resumes them.
 
     Raises:
-        OutputPathError: a sequence folder exists and was not written by evdet (nothing is written then).
+        OutputPathError: a sequence folder exists and was not written by evdet, or, with ``overwrite``,
+            holds a file that evdet did not write (nothing is written or removed then).
     """
     new = []
     for job in jobs:
@@ -305,11 +314,14 @@ def claim_sequence_folders(jobs: list[RvtJob], raw_dir: Path, overwrite: bool) -
         elif not job.out_dir.is_dir() or not written_by_evdet(job.out_dir):
             raise OutputPathError(f"{job.out_dir} already exists and was not written by evdet: choose "
                                   "another output folder (evdet never replaces what it did not write)")
+    old = [job.out_dir for job in jobs if job.out_dir not in new and job.out_dir.is_dir()]
+    if overwrite:
+        for folder in old:  # every folder checked before the first is removed
+            check_replaceable(folder)
     claim_outputs(new, tool=TOOL, inputs=[raw_dir], folder=True)
     if overwrite:
-        for job in jobs:
-            if job.out_dir not in new and job.out_dir.is_dir():
-                shutil.rmtree(job.out_dir)
+        for folder in old:
+            shutil.rmtree(folder)
 
 
 def generate_rvt(raw_dir: str | os.PathLike, output_dir: str | os.PathLike, dataset: str,

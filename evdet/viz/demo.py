@@ -34,7 +34,7 @@ from evdet.io.boxes import label_path_for, load_boxes, recording_stem
 from evdet.io.dtypes import BBOX_DTYPE
 from evdet.io.interrupts import check_interrupt
 from evdet.io.label_map import EMPTY_CLASS
-from evdet.io.output_paths import check_output, record_output
+from evdet.io.output_paths import check_output, record_contents, record_output
 from evdet.viz.draw import GT_BGR, draw_boxes, draw_text, text_size, upscale
 from evdet.viz.event_frames import EventFrames, find_events_recording
 from evdet.viz.grid import add_header, add_legend_strip, tile_images
@@ -345,6 +345,8 @@ def _write(panels: Iterator[list[Panel]], classes: Sequence[str], options: DemoO
             if max_frames is not None and writer.num_frames >= max_frames:
                 break
     record_output(writer.path, TOOL)
+    if writer.fmt == "png":  # its frames too: a later --overwrite deletes nothing else put there
+        record_contents(writer.path, TOOL)
     return writer.path
 
 

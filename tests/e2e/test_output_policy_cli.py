@@ -73,6 +73,13 @@ def test_demo_never_replaces_an_input_or_a_foreign_folder(work, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert demo_app.main([str(ckpt), str(recs[0]), "-o", str(out), "--max-duration", "0.1",
                           "--overwrite"]) == 0
+    frames = ["-o", str(w / "frames"), "--max-duration", "0.1"]
+    assert demo_app.main([str(ckpt), str(recs[0]), *frames]) == 0
+    (w / "frames" / "notes.txt").write_text("my annotation")  # before: deleted with the old frames
+    assert demo_app.main([str(ckpt), str(recs[0]), *frames, "--overwrite"]) == 2
+    assert "notes.txt was not written by evdet" in capsys.readouterr().err
+    (w / "frames" / "notes.txt").unlink()
+    assert demo_app.main([str(ckpt), str(recs[0]), *frames, "--overwrite"]) == 0
 
 
 def test_detect_never_overwrites_ground_truth_and_validates_decoding(work, capsys):

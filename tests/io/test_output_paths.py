@@ -14,6 +14,7 @@ from evdet.io.output_paths import (
     check_outside_inputs,
     claim_outputs,
     output_folder,
+    record_contents,
     record_output,
     written_by,
     written_by_evdet,
@@ -137,3 +138,22 @@ def test_a_manifest_that_is_not_a_plain_file_is_refused(tmp_path):
         with pytest.raises(OutputPathError, match=f"{MANIFEST_NAME} is not a plain file"):
             output_folder(where)
     assert outside.read_text() == "user data\n"
+
+
+def test_a_folder_output_is_replaced_only_while_it_holds_nothing_but_what_evdet_wrote(tmp_path):
+    # before: evdet-demo-video --overwrite replaced a PNG-frames folder as a whole, user files in it too
+    frames = tmp_path / "frames"
+    (frames / "sub").mkdir(parents=True)
+    for name in ("frame_000000.png", "frame_000001.png", "sub/x.npy"):
+        (frames / name).write_bytes(b"png")
+    record_output(frames, "evdet-demo-video")
+    record_contents(frames, "evdet-demo-video")
+    check_output(frames, folder=True, overwrite=True, tool="evdet-demo-video")
+    (frames / "sub" / "notes.txt").write_text("my notes")
+    with pytest.raises(OutputPathError, match=r"sub/notes\.txt was not written by evdet: replacing .*frames "
+                                              "would delete it"):
+        check_output(frames, folder=True, overwrite=True, tool="evdet-demo-video")
+    with pytest.raises(OutputPathError, match="pass --overwrite"):  # without overwrite: the usual refusal
+        check_output(frames, folder=True, tool="evdet-demo-video")
+    record_contents(frames, "evdet-demo-video")  # listed once each
+    assert (frames / MANIFEST_NAME).read_text().count("frame_000000.png") == 1

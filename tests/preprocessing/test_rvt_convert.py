@@ -138,7 +138,7 @@ def test_resume_skips_finished_sequences_and_redoes_interrupted_ones(gen1_raw, t
     assert h5_b.stat().st_mtime_ns == stamp
     with h5py.File(h5_a, "r") as f:
         np.testing.assert_array_equal(f["data"][:], before)
-    assert not [p for p in h5_a.parent.iterdir() if p.name.startswith(".")]
+    assert not [p for p in h5_a.parent.iterdir() if p.name.startswith(".") and p.name != ".evdet-outputs"]
 
 
 def test_output_path_policy(gen1_raw, tmp_path):
@@ -164,6 +164,11 @@ def test_output_path_policy(gen1_raw, tmp_path):
     stamp = h5_b.stat().st_mtime_ns
     generate_rvt(raw, out, "gen1", progress=False)  # finished: kept
     assert h5_b.stat().st_mtime_ns == stamp
+    (out / "val" / "b" / "notes.txt").write_text("mine")  # before: removed with the folder by --overwrite
+    with pytest.raises(OutputPathError, match=r"notes\.txt was not written by evdet: replacing"):
+        generate_rvt(raw, out, "gen1", progress=False, overwrite=True)
+    assert h5_b.stat().st_mtime_ns == stamp
+    (out / "val" / "b" / "notes.txt").unlink()
     generate_rvt(raw, out, "gen1", progress=False, overwrite=True)  # evdet's own: converted again
     assert h5_b.stat().st_mtime_ns != stamp
     assert main([str(raw), str(raw), "--format", "rvt", "--dataset", "gen1", "--no-progress"]) == 2
