@@ -16,6 +16,8 @@ from pathlib import Path
 
 from evdet.io.interrupts import interruptible
 
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # what players and the mp4 time base handle
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evdet-demo-video", description=__doc__,
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained model (.ckpt written by evdet-train), or a folder / _bbox.npy file of "
                         "detections to draw instead of running a model")
     p.add_argument("inputs", type=Path, nargs="+",
-                   help=".dat/.raw recordings or HDF5 tensor files; several play side by side")
+                   help=".dat/.raw recordings, HDF5 tensor files or RVT sequence folders; other folders: "
+                        "their recordings (recursive, as evdet-detect); several play side by side")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="video.mp4, anim.gif, or a new folder (no suffix) for PNG frames; never an input")
     p.add_argument("--format", choices=("mp4", "gif", "png"),
@@ -102,9 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in ("fps", "scale", "max_duration", "cols", "delta_t"):
             value = getattr(args, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+            if value is not None and not (0 < value < float("inf")):  # NaN too
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+        if args.fps is not None and not MIN_FPS <= args.fps <= MAX_FPS:
+            raise ValueError(f"--fps {args.fps:g}: give {MIN_FPS:g} to {MAX_FPS:g} frames per second")
+        from evdet.data import expand_recordings
+        from evdet.io.output_paths import check_outside_inputs
         from evdet.viz.demo import DemoOptions, render_demo_video, render_detections_video
+
+        check_outside_inputs(args.output, args.inputs)  # never inside a folder given as input either
+        args.inputs = expand_recordings(args.inputs)  # a folder: its recordings, as evdet-detect
 
         options = DemoOptions(score_thresh=args.score_thresh, display_nms=args.display_nms or None,
                               layout=args.layout, show_gt=not args.no_gt,

@@ -20,6 +20,7 @@ tracker's). Several recordings play side by side in a grid.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +48,8 @@ DEMO_PANEL_HEIGHT = 480
 """Demo panels are enlarged by an integer factor until at least this tall (×5 for a 96 px sensor, ×2 for
 Gen1's 240 px, ×1 from 480 px on)."""
 LAYOUTS = ("overlay", "side-by-side")
+MAX_PANEL_SIDE = 8192
+"""Largest side (pixels) of an enlarged panel: H.264's largest frames, and far beyond any screen."""
 
 
 def default_scale(size: tuple[int, int], min_height: int = TARGET_PANEL_HEIGHT) -> int:
@@ -206,6 +209,10 @@ def compose_frame(panels: Sequence[Panel], classes: Sequence[str], options: Demo
     """The video frame of one time step: every panel, tiled, with the legend strip."""
     size = panels[0].events.shape[:2]
     scale = options.scale or default_scale(size, DEMO_PANEL_HEIGHT)
+    if max(size) * scale > MAX_PANEL_SIDE:
+        raise ValueError(f"--scale {scale} enlarges the {size[0]}x{size[1]} sensor frame to "
+                         f"{size[0] * scale}x{size[1] * scale} pixels; at most {MAX_PANEL_SIDE} per side "
+                         f"(--scale {MAX_PANEL_SIDE // max(size)} here)")
     font_scale = float(np.clip(size[0] * scale / 800.0, 0.5, 1.0))
     images = [render_panel_image(p, classes, options, scale, font_scale) for p in panels]
     grid = tile_images(images, cols=cols)
@@ -336,11 +343,13 @@ def _write(panels: Iterator[list[Panel]], classes: Sequence[str], options: DemoO
     from tqdm.auto import tqdm
 
     total = total if max_frames is None else min(total, max_frames)
+    frames = (compose_frame(step, classes, options, cols) for step in panels)
+    first = next(frames)  # a frame size refused (compose_frame) before anything is opened
     with VideoWriter(output, fps=fps, fmt=fmt) as writer, \
             tqdm(total=total, unit="frame", desc="demo video", disable=not progress) as bar:
-        for step in panels:
+        for frame in itertools.chain([first], frames):
             check_interrupt()
-            writer.write(compose_frame(step, classes, options, cols))
+            writer.write(frame)
             bar.update(1)
             if max_frames is not None and writer.num_frames >= max_frames:
                 break

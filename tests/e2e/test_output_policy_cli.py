@@ -73,6 +73,17 @@ def test_demo_never_replaces_an_input_or_a_foreign_folder(work, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert demo_app.main([str(ckpt), str(recs[0]), "-o", str(out), "--max-duration", "0.1",
                           "--overwrite"]) == 0
+    capsys.readouterr()
+    for extra, why in ((["--scale", "1000"], "at most 8192 per side"), (["--fps", "nan"], "finite number"),
+                       (["--fps", "1e9"], "give 0.01 to 1000"), (["-o", str(w / "ds" / "val" / "v.mp4")],
+                                                                 "lies inside the input folder")):
+        # before: a cv2 out-of-memory traceback, NaN caught after rendering, an mp4 at 1e9 fps
+        assert demo_app.main([str(ckpt), str(w / "ds" / "val"), "-o", str(w / "big.mp4"), *extra,
+                              "--max-duration", "0.05"]) == 2, extra
+        err = capsys.readouterr().err
+        assert why in err and err.count("\n") == 1, err
+    assert demo_app.main([str(ckpt), str(w / "ds" / "val"), "-o", str(w / "both.mp4"),
+                          "--max-duration", "0.05"]) == 0  # a folder: its recordings, side by side
     frames = ["-o", str(w / "frames"), "--max-duration", "0.1"]
     assert demo_app.main([str(ckpt), str(recs[0]), *frames]) == 0
     (w / "frames" / "notes.txt").write_text("my annotation")  # before: deleted with the old frames
