@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,6 +87,8 @@ def source_weights(checkpoint_path: str | os.PathLike, map_location: Any, rvt_da
     try:
         ckpt = load_checkpoint_dict(checkpoint_path, map_location)
     except ValueError as exc:  # RVT files hold pickled objects that weights_only refuses
+        if not zipfile.is_zipfile(checkpoint_path):  # empty, truncated, not torch.save's: RVT cannot read it
+            raise
         evdet_error: ValueError | None = exc
         ckpt = None
     else:

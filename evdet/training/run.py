@@ -58,6 +58,7 @@ from evdet.io.output_paths import (
     check_written_by,
     output_folder,
     record_output,
+    written_by,
     written_by_evdet,
 )
 from evdet.training.callbacks import DetectionImageLogger, InterruptCheck, TrainingCurvesPlot
@@ -368,13 +369,20 @@ def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
             write or that another command wrote, or ``fresh`` without ``overwrite`` in a folder holding
             earlier checkpoints; with ``overwrite``: ``checkpoints/`` is a link, holds a file evdet did
             not write, or holds ``checkpoint``.
+
+    Runs of evdet versions that recorded neither ``training_curves.png`` nor the checkpoints themselves
+    (their ``checkpoints`` is evdet-train's, its folder has no manifest) go on: their curves PNG and their
+    ``*.ckpt`` files count as the run's.
     """
     data = Path(dm.info.dataset_dir)
     splits = sorted({*dm.info.splits, *SPLITS})  # an absent split too: a run there would become one
     root = output_folder(root, inputs=[*(data / s for s in splits), data / LABEL_MAP_FILENAME])
+    legacy = written_by(root / "checkpoints") == "evdet-train"  # a run of evdet before the entries below
     for entry in (root / name for name in RUN_ENTRIES):
         if not (entry.exists() or entry.is_symlink()):
             continue
+        if legacy and entry.name == CURVES_FILENAME and _is_png(entry):
+            continue  # recorded once this run goes on
         if not written_by_evdet(entry):
             raise OutputPathError(f"{entry} exists and was not written by evdet: choose another run folder "
                                   "(evdet never replaces what it did not write)")
@@ -391,14 +399,20 @@ def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
         raise OutputPathError(f"{ckpts} is a link: --overwrite does not delete the earlier checkpoints "
                               "through it; remove the link or choose another run folder")
     to_delete = sorted(p for p in ckpts.iterdir() if p.name != MANIFEST_NAME)
+    unlisted = not (ckpts / MANIFEST_NAME).exists()  # a run of evdet before checkpoints were recorded
     for path in to_delete:
-        if path.is_dir() or not written_by_evdet(path):
+        if path.is_dir() or not (written_by_evdet(path) or (unlisted and path.suffix == ".ckpt")):
             raise OutputPathError(f"{path} was not written by evdet: --overwrite deletes the earlier run's "
                                   f"checkpoints in {ckpts}; move it out first")
     if checkpoint is not None and Path(os.path.realpath(checkpoint)).parent == Path(os.path.realpath(ckpts)):
         raise OutputPathError(f"--overwrite would delete {checkpoint}, which this run reads: copy it out of "
                               f"{ckpts} first, or choose another run folder")
     return root, to_delete + [root / n for n in ("metrics_val.json", "metrics_test.json")]
+
+
+def _is_png(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def claim_run_folder(root: Path, to_delete: list[Path]) -> None:

@@ -255,3 +255,12 @@ def test_overwrite_deletes_only_the_earlier_runs_files_and_only_after_every_chec
 
     train(dataset_dir, first, overwrite=True, **run)  # the earlier run's own files: replaced
     assert last.exists() and (first / "training_curves.png").exists()
+
+    legacy = tmp_path / "legacy"  # a run of an evdet that recorded neither the curves nor the checkpoints
+    shutil.copytree(first, legacy)
+    (legacy / "checkpoints" / ".evdet-outputs").unlink()
+    manifest = legacy / ".evdet-outputs"
+    manifest.write_text(manifest.read_text().replace("training_curves.png\tevdet-train\n", ""))
+    train(dataset_dir, legacy, resume=True, **run)
+    (legacy / "checkpoints" / ".evdet-outputs").unlink(missing_ok=True)
+    train(dataset_dir, legacy, overwrite=True, **run)
