@@ -33,6 +33,7 @@ from torch import nn
 from evdet.inference.config_dict import config_from_dict, config_to_dict
 from evdet.inference.model_config import ModelConfig, build_detector
 from evdet.io.atomic import atomic_open, is_temporary
+from evdet.io.output_paths import MANIFEST_NAME, written_by
 
 __all__ = [
     "DETECTOR_PREFIX",
@@ -312,16 +313,20 @@ def save_detector_checkpoint(
     atomic_torch_save({"state_dict": state, "hyper_parameters": hparams}, path)
 
 
-def find_latest_checkpoint(root_dir: str | os.PathLike) -> Path | None:
+def find_latest_checkpoint(root_dir: str | os.PathLike, tool: str | None = None) -> Path | None:
     """The most recently written complete ``.ckpt`` under ``root_dir`` (recursive), or None.
 
     Temporary files of interrupted writes (:func:`evdet.io.atomic.is_temporary`) are ignored. Ties in
-    modification time prefer ``last.ckpt`` (written last at the end of an epoch).
+    modification time prefer ``last.ckpt`` (written last at the end of an epoch). With ``tool`` (e.g.
+    ``"evdet-train"``), only the checkpoints that command recorded (:mod:`evdet.io.output_paths`) count,
+    not a copy of another run's or an imported one put there; in a folder without a manifest (written
+    by an evdet that did not record checkpoints) every one does.
     """
     root = Path(root_dir)
     if not root.is_dir():
         return None
-    candidates = [p for p in root.rglob("*.ckpt") if p.is_file() and not is_temporary(p)]
+    candidates = [p for p in root.rglob("*.ckpt") if p.is_file() and not is_temporary(p)
+                  and (tool is None or written_by(p) == tool or not (p.parent / MANIFEST_NAME).exists())]
     if not candidates:
         return None
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")))

@@ -76,6 +76,8 @@ __all__ = ["RUN_ENTRIES", "TrainResult", "build_trainer", "check_run_folder", "c
 
 log = logging.getLogger(__name__)
 
+TOOL = "evdet-train"
+
 #: The training-curves PNG written in the run folder (:class:`~evdet.training.callbacks.TrainingCurvesPlot`).
 CURVES_FILENAME = "training_curves.png"
 
@@ -173,15 +175,16 @@ def build_trainer(
     ckpt_dir = root_dir / "checkpoints"
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch={epoch:03d}", auto_insert_metric_name=False,
-                        save_top_k=1, every_n_epochs=1, save_last=True),
+                        save_top_k=1, every_n_epochs=1, save_last=True, enable_version_counter=False),
     ]
     if tc.checkpoint_every_n_steps is not None:  # last.ckpt inside epochs too (exact mid-epoch resume)
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
-                                         every_n_train_steps=tc.checkpoint_every_n_steps))
+                                         every_n_train_steps=tc.checkpoint_every_n_steps,
+                                         enable_version_counter=False))
     if monitor_val:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-epoch={epoch:03d}-AP={val/AP:.4f}",
                                          auto_insert_metric_name=False, monitor="val/AP", mode="max",
-                                         save_top_k=1))
+                                         save_top_k=1, enable_version_counter=False))
     if tc.ema_decay is not None:
         callbacks.append(EMAWeights(tc.ema_decay, tc.ema_warmup_steps))
     callbacks.append(TrainingCurvesPlot(root_dir / CURVES_FILENAME))
@@ -279,12 +282,13 @@ def train(
         log.warning("%s has no val/ split: validating on train/", dataset_dir)
     if just_test and "test" not in dm.info.splits:
         raise ValueError(f"{dataset_dir}: no test/ split to evaluate (found {sorted(dm.info.splits)})")
-    fresh = not (just_val or just_test) and not (resume and find_latest_checkpoint(root / "checkpoints"))
+    latest = find_latest_checkpoint(root / "checkpoints", TOOL)  # this run's own checkpoints only
+    fresh = not (just_val or just_test) and not (resume and latest)
     root, to_delete = check_run_folder(root, dm, fresh=fresh, overwrite=overwrite, checkpoint=checkpoint)
     L.seed_everything(tc.seed, workers=True, verbose=False)
 
     if just_val or just_test:
-        path = Path(checkpoint) if checkpoint is not None else find_latest_checkpoint(root / "checkpoints")
+        path = Path(checkpoint) if checkpoint is not None else latest
         if path is None:
             raise FileNotFoundError(f"no checkpoint given and none found under {root / 'checkpoints'}")
         module = _module_from_checkpoint(path, tc)
@@ -304,7 +308,7 @@ def train(
 
     ckpt_path = None
     if resume:
-        ckpt_path = find_latest_checkpoint(root / "checkpoints")
+        ckpt_path = latest
         if ckpt_path is None:
             log.warning("resume: no checkpoint under %s, starting from scratch", root / "checkpoints")
     if ckpt_path is not None:
@@ -377,7 +381,7 @@ def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
     data = Path(dm.info.dataset_dir)
     splits = sorted({*dm.info.splits, *SPLITS})  # an absent split too: a run there would become one
     root = output_folder(root, inputs=[*(data / s for s in splits), data / LABEL_MAP_FILENAME])
-    legacy = written_by(root / "checkpoints") == "evdet-train"  # a run of evdet before the entries below
+    legacy = written_by(root / "checkpoints") == TOOL  # a run of evdet before the entries below
     for entry in (root / name for name in RUN_ENTRIES):
         if not (entry.exists() or entry.is_symlink()):
             continue
@@ -386,7 +390,7 @@ def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
         if not written_by_evdet(entry):
             raise OutputPathError(f"{entry} exists and was not written by evdet: choose another run folder "
                                   "(evdet never replaces what it did not write)")
-        check_written_by(entry, "evdet-train")
+        check_written_by(entry, TOOL)
     ckpts = root / "checkpoints"
     launched_rank = int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
     if not (fresh and not launched_rank and ckpts.is_dir() and any(ckpts.iterdir())):  # DDP: rank 0 decides
@@ -404,6 +408,8 @@ def check_run_folder(root: Path, dm: EventDataModule, *, fresh: bool, overwrite:
         if path.is_dir() or not (written_by_evdet(path) or (unlisted and path.suffix == ".ckpt")):
             raise OutputPathError(f"{path} was not written by evdet: --overwrite deletes the earlier run's "
                                   f"checkpoints in {ckpts}; move it out first")
+        if not unlisted:
+            check_written_by(path, TOOL)  # e.g. an evdet-import-rvt checkpoint put there
     if checkpoint is not None and Path(os.path.realpath(checkpoint)).parent == Path(os.path.realpath(ckpts)):
         raise OutputPathError(f"--overwrite would delete {checkpoint}, which this run reads: copy it out of "
                               f"{ckpts} first, or choose another run folder")
@@ -421,7 +427,7 @@ def claim_run_folder(root: Path, to_delete: list[Path]) -> None:
     for path in to_delete:
         path.unlink(missing_ok=True)
     for entry in (root / name for name in RUN_ENTRIES):
-        record_output(entry, "evdet-train")
+        record_output(entry, TOOL)
 
 
 def _module_from_checkpoint(path: str | os.PathLike, tc: TrainConfig) -> LightningDetectionModel:

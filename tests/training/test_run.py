@@ -264,3 +264,35 @@ def test_overwrite_deletes_only_the_earlier_runs_files_and_only_after_every_chec
     train(dataset_dir, legacy, resume=True, **run)
     (legacy / "checkpoints" / ".evdet-outputs").unlink(missing_ok=True)
     train(dataset_dir, legacy, overwrite=True, **run)
+
+
+def test_resume_continues_the_runs_own_checkpoints_even_in_a_copied_folder(dataset_dir, tmp_path):
+    # before: --resume took the newest *.ckpt in checkpoints/ (a copy of another run's model became this
+    # run), a copied run folder wrote last-v1.ckpt while last.ckpt stayed the old model, and --overwrite
+    # deleted another command's checkpoint there
+    import shutil
+
+    from evdet.inference.checkpoint import find_latest_checkpoint
+    from evdet.io.output_paths import OutputPathError, record_output
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    tc = TrainConfig(max_epochs=1, limit_val_batches=0, log_images_every_n_steps=0, accelerator="cpu")
+    run = dict(model_config=MC, data_config=DC, progress=False)
+    first = tmp_path / "first"
+    train(dataset_dir, first, train_config=tc, **run)
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    other = copy / "checkpoints" / "from_other_run.ckpt"
+    shutil.copyfile(first / "checkpoints" / "last.ckpt", other)  # newest, but not this run's
+    assert find_latest_checkpoint(copy / "checkpoints", "evdet-train").name != other.name
+    result = train(dataset_dir, copy, train_config=dataclasses.replace(tc, max_epochs=2), resume=True, **run)
+    assert result.last_checkpoint == copy / "checkpoints" / "last.ckpt"
+    assert torch.load(result.last_checkpoint, weights_only=True)["epoch"] == 1  # the epoch-2 model
+    assert not list((copy / "checkpoints").glob("*-v1.ckpt"))
+    other.unlink()
+    imported = copy / "checkpoints" / "imported.ckpt"
+    imported.write_bytes(b"an imported model")
+    record_output(imported, "evdet-import-rvt")
+    with pytest.raises(OutputPathError, match="imported.ckpt was written by evdet-import-rvt"):
+        train(dataset_dir, copy, train_config=tc, overwrite=True, **run)
+    assert imported.read_bytes() == b"an imported model"
