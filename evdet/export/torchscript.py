@@ -231,6 +231,11 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
         raise ValueError(f"export: example_input must be [T, B, C={info.in_channels}, H, W], "
                          f"got shape {tuple(x.shape)}")
     check_contract(detector, "export")
+    try:  # torch.jit.save takes a str path and refuses lone surrogates (a name that is not UTF-8)
+        os.fsdecode(Path(out_dir).absolute() / f"{name}.pt").encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"export: {os.fsdecode(out_dir)!r} is not valid UTF-8: TorchScript cannot save "
+                         "there; choose another folder or --name") from None
     pt_path, json_path = export_targets(out_dir, name, ".pt", overwrite=overwrite, inputs=inputs)
     detector = detector.cpu().eval()
     detector.reset_all()

@@ -61,9 +61,29 @@ def default_font_scale(image_height: int) -> float:
     return float(np.clip(image_height / 960.0, 0.35, 1.2))
 
 
+def cv2_text(text: str) -> str:
+    """``text`` as OpenCV's Hershey fonts can draw it: ASCII, anything else as ``?``. A file name that is
+    not valid UTF-8 (lone surrogates in Python) crashed OpenCV's text functions with a segmentation
+    fault; accented letters were drawn as ``?`` anyway."""
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A BGR ``uint8`` image encoded as PNG (written with Python's own file functions: ``cv2.imwrite``
+    crashes on a path that is not valid UTF-8).
+
+    Raises:
+        OSError: OpenCV could not encode it.
+    """
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode a {image.shape} image as PNG")
+    return data.tobytes()
+
+
 def text_size(text: str, font_scale: float, thickness: int = 1) -> tuple[int, int, int]:
     """``(width, height, baseline)`` in pixels of ``text`` drawn with :func:`draw_text`."""
-    (w, h), base = cv2.getTextSize(text, FONT, font_scale, thickness)
+    (w, h), base = cv2.getTextSize(cv2_text(text), FONT, font_scale, thickness)
     return w, h, base
 
 
@@ -91,8 +111,9 @@ def _put_text(out: np.ndarray, text: str, org: tuple[int, int], color, backgroun
     if background is not None:
         cv2.rectangle(out, (x, y), (x + w + 2 * pad, y + h + base + 2 * pad), background, -1)
     else:
-        cv2.putText(out, text, (x + pad, baseline_y), FONT, fs, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-    cv2.putText(out, text, (x + pad, baseline_y), FONT, fs, color, thickness, cv2.LINE_AA)
+        cv2.putText(out, cv2_text(text), (x + pad, baseline_y), FONT, fs, (0, 0, 0), thickness + 2,
+                    cv2.LINE_AA)
+    cv2.putText(out, cv2_text(text), (x + pad, baseline_y), FONT, fs, color, thickness, cv2.LINE_AA)
 
 
 def _label_text(label: int | None, score: float | None, classes: Sequence[str] | None,

@@ -11,6 +11,7 @@ import numpy as np
 from evdet.evaluation.coco import CocoEvaluation
 from evdet.evaluation.engine import REC_THRS
 from evdet.evaluation.pr_curve import pr_curves
+from evdet.viz.draw import cv2_text
 from evdet.viz.plots import bar_chart, save_png
 
 __all__ = ["draw_pr_curves", "evaluation_figure", "per_class_ap", "save_evaluation_figure"]
@@ -52,8 +53,8 @@ def draw_pr_curves(curves: dict[str, np.ndarray], size: tuple[int, int] = (480, 
         cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, (b, g, r), 2, cv2.LINE_AA)
         ly = top + 15 + 18 * i
         cv2.line(img, (left + pw - 150, ly), (left + pw - 125, ly), (b, g, r), 2)
-        cv2.putText(img, f"{name} (AP {float(np.mean(prec)):.3f})", (left + pw - 120, ly + 4), font, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        label = cv2_text(f"{name} (AP {float(np.mean(prec)):.3f})")
+        cv2.putText(img, label, (left + pw - 120, ly + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return img
 
 

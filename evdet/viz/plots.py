@@ -17,6 +17,7 @@ import numpy as np
 
 from evdet.io.atomic import atomic_path
 from evdet.io.output_paths import check_output
+from evdet.viz.draw import cv2_text, png_bytes
 
 __all__ = ["PALETTE_BGR", "bar_chart", "check_png_output", "histogram_chart", "line_chart", "save_png",
            "training_curves_image"]
@@ -96,6 +97,7 @@ class _Axes:
 
     def text(self, text: str, org: tuple[int, int], scale: float = 0.4, color=_BLACK, center: bool = False,
              right_align: bool = False) -> None:
+        text = cv2_text(text)
         (w, _), _ = cv2.getTextSize(text, _FONT, scale, 1)
         x = org[0] - (w // 2 if center else w if right_align else 0)
         cv2.putText(self.img, text, (int(x), int(org[1])), _FONT, scale, color, 1, cv2.LINE_AA)
@@ -104,7 +106,7 @@ class _Axes:
         """Colour key in the top-right corner of the plot area, on a white box."""
         if not entries:
             return
-        width = max(cv2.getTextSize(name, _FONT, 0.4, 1)[0][0] for name, _ in entries) + 34
+        width = max(cv2.getTextSize(cv2_text(name), _FONT, 0.4, 1)[0][0] for name, _ in entries) + 34
         x = self.x0 + self.pw - width - 6
         y = self.y0 + 6
         cv2.rectangle(self.img, (x, y), (x + width, y + 16 * len(entries) + 4), (255, 255, 255), -1)
@@ -230,7 +232,7 @@ def histogram_chart(series: Mapping[str, Sequence[float]], bin_edges: Sequence[f
         x = int(ax.px(v, 0)[0])
         for y in range(ax.y0, ax.y0 + ax.ph, 8):
             cv2.line(ax.img, (x, y), (x, min(y + 4, ax.y0 + ax.ph)), (90, 90, 90), 1)
-        (tw, th), _ = cv2.getTextSize(name, _FONT, 0.35, 1)
+        (tw, th), _ = cv2.getTextSize(cv2_text(name), _FONT, 0.35, 1)
         tx = min(x + 3, ax.x0 + ax.pw - tw - 3)  # kept inside the plot, on a white box
         ty = ax.y0 + ax.ph - 6 - 13 * (j % 3)
         cv2.rectangle(ax.img, (tx - 1, ty - th - 2), (tx + tw + 1, ty + 2), (255, 255, 255), -1)
@@ -293,6 +295,5 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     with atomic_path(path, keep_suffix=True) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise OSError(f"could not write {path}")
+        tmp.write_bytes(png_bytes(image))
     return path

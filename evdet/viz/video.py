@@ -21,10 +21,10 @@ import subprocess
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from evdet.io.atomic import AtomicTarget, CommitOnExit
+from evdet.viz.draw import png_bytes
 
 FORMATS = ("mp4", "gif", "png")
 """Supported outputs: ``mp4`` (H.264, yuv420p via ffmpeg), ``gif`` (Pillow), ``png`` (a folder of
@@ -163,9 +163,7 @@ class VideoWriter(CommitOnExit):
             rgb = Image.fromarray(np.ascontiguousarray(frame[..., ::-1]))
             self._gif_frames.append(rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT))
         else:
-            name = self._target.tmp / f"frame_{self.num_frames:06d}.png"
-            if not cv2.imwrite(str(name), frame):
-                raise OSError(f"VideoWriter: could not write {name}")
+            (self._target.tmp / f"frame_{self.num_frames:06d}.png").write_bytes(png_bytes(frame))
         self.num_frames += 1
 
     def _open(self) -> None:

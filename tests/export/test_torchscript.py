@@ -84,6 +84,12 @@ def test_bad_inputs(tmp_path):
         export_torchscript(nn.Conv2d(2, 2, 1), tmp_path, _info())
     with pytest.raises(FileNotFoundError):
         load_exported(tmp_path / "missing.pt")
+    import os
+
+    bad = tmp_path / os.fsdecode(b"exp\xffz")  # before: pybind11's "incompatible function arguments"
+    with pytest.raises(ValueError, match="is not valid UTF-8: TorchScript cannot save there"):
+        export_torchscript(_small(), bad, _info())
+    assert not bad.exists()
 
 
 def test_preprocessing_json_keeps_custom_representation():

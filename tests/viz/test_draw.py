@@ -67,3 +67,16 @@ def test_timestamp_legend_upscale():
     assert big.shape == (6, 6, 3) and (big[:3, :3] == np.arange(3)).all()
     with pytest.raises(ValueError, match="factor"):
         upscale(img, 0)
+
+
+def test_names_that_are_not_utf8_are_drawn_not_crashed_on():
+    # before: a recording named b"\xff\xfe_td.dat" (lone surrogates in Python) made cv2.getTextSize
+    # crash the process with a segmentation fault
+    import os
+
+    from evdet.viz.draw import cv2_text, draw_text, text_size
+
+    name = os.fsdecode(b"\xff\xfe_td.dat")
+    assert cv2_text(name) == "??_td.dat" and cv2_text("caf\u00e9") == "caf?"
+    assert text_size(name, 0.5)[0] > 0
+    assert draw_text(np.zeros((40, 200, 3), np.uint8), name, (2, 2)).any()

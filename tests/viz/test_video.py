@@ -126,3 +126,13 @@ def test_the_format_must_agree_with_the_name(tmp_path):
             format_for_path(path, fmt)
     with pytest.raises(ValueError, match="cannot write .*x.mp4 as png"):
         VideoWriter(tmp_path / "x.mp4", fmt="png")
+
+
+def test_png_frames_into_a_folder_whose_name_is_not_utf8(tmp_path):
+    # before: cv2.imwrite crashed the process (segmentation fault) on such a path
+    import os
+
+    out = tmp_path / os.fsdecode(b"\xffpng")
+    with VideoWriter(out, fps=10, fmt="png") as w:
+        w.write(np.zeros((8, 8, 3), np.uint8))
+    assert [p.name for p in out.iterdir()] == ["frame_000000.png"]
