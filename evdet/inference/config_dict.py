@@ -56,17 +56,37 @@ def config_from_dict(cls: type[C], values: Mapping[str, Any] | C | None) -> C:
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown option(s) {unknown}; valid options are {sorted(fields)}")
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _typed(hints[name], value) for name, value in values.items()}
+    kwargs = {name: _typed(hints[name], value, f"{cls.__name__}.{name}") for name, value in values.items()}
     return cls(**kwargs)
 
 
-def _typed(hint: Any, value: Any) -> Any:
-    """``value`` converted to what field type ``hint`` expects (nested configs, tuples)."""
-    for option in _options(hint):
+_PRIMITIVES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               type(None): "null"}
+
+
+def _is(option: type, value: Any) -> bool:
+    if option is bool or isinstance(value, bool):  # YAML's true is no number, and 1 no boolean
+        return option is bool and isinstance(value, bool)
+    if option is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, option)
+
+
+def _typed(hint: Any, value: Any, where: str) -> Any:
+    """``value`` converted to what field type ``hint`` expects (nested configs, tuples).
+
+    Raises:
+        ValueError: a field of primitive types (int, float, str, bool, None and their unions) given a value
+            of none of them (``max_epochs: 1.5``, ``lr: true``, ``lr: "abc"``), naming ``where``.
+    """
+    options = _options(hint)
+    for option in options:
         if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
             return config_from_dict(option, value)
-    if isinstance(value, list) and any(typing.get_origin(o) is tuple for o in _options(hint)):
+    if isinstance(value, list) and any(typing.get_origin(o) is tuple for o in options):
         return tuple(value)
+    if all(o in _PRIMITIVES for o in options) and not any(_is(o, value) for o in options):
+        raise ValueError(f"{where} must be {' or '.join(_PRIMITIVES[o] for o in options)}, got {value!r}")
     return value
 
 

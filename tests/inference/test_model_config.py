@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -54,6 +55,21 @@ def test_config_validation_names_the_field():
         config_from_dict(ModelConfig, {"bogus": 1})
     with pytest.raises(ValueError, match=r"AnchorHeadConfig: unknown option\(s\) \['bogus'\]"):
         config_from_dict(ModelConfig, {"anchor": {"bogus": 1}})
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"max_epochs": 1.5}, "TrainConfig.max_epochs must be an integer, got 1.5"),  # before: Lightning assert
+    ({"max_epochs": True}, "TrainConfig.max_epochs must be an integer, got True"),  # before: taken as 1
+    ({"lr": True}, "TrainConfig.lr must be a number, got True"),
+    ({"lr": "abc"}, "TrainConfig.lr must be a number, got 'abc'"),  # before: "'>' not supported ..."
+    ({"warmup_steps": 2.5}, "TrainConfig.warmup_steps must be an integer or null, got 2.5"),
+    ({"precision": 16}, "TrainConfig.precision must be a string, got 16"),
+])
+def test_config_values_of_the_wrong_type_are_refused_by_name(values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_dict(TrainConfig, values)
+    tc = config_from_dict(TrainConfig, {"lr": 1, "devices": "auto", "warmup_steps": None})  # ints are numbers
+    assert (tc.lr, tc.devices, tc.warmup_steps) == (1, "auto", None)
 
 
 def test_build_detector_uses_the_registries(monkeypatch):
