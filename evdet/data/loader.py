@@ -71,6 +71,8 @@ def make_dataset(videos: Sequence[VideoSpec], config: DataConfig, label_map: Map
         _, lookup = resolve_classes(label_map, config.classes, source)
     gap = config.max_interp_gap
     labels = [load_video_labels(v, required=require_labels, max_interp_gap=gap) for v in videos]
+    if label_map is not None:
+        _warn_unknown_class_ids(videos, labels, label_map, source)
     if label_map is None:
         ids = sorted({int(c) for lab in labels if lab is not None for c in lab.boxes["class_id"]})
         lookup = {c: c for c in ids}
@@ -80,6 +82,29 @@ def make_dataset(videos: Sequence[VideoSpec], config: DataConfig, label_map: Map
     stored = videos[0].stored_size if videos else (1, 1)
     return SequenceDataset(videos, labels, config.num_tbins, network_size_of(config, stored), options,
                            uint8_inputs=config.uint8_inputs)
+
+
+def _warn_unknown_class_ids(videos: Sequence[VideoSpec], labels: Sequence[VideoLabels | FrameLabels | None],
+                            label_map: Mapping[int, str], source: str) -> None:
+    """Warn (once, naming the first file) when label files hold class ids that ``label_map`` does not
+    name: their boxes are dropped, usually because the label map does not belong to the labels (to train
+    on fewer classes, name them with ``DataConfig.classes`` / ``--classes`` instead). RVT folders are left
+    out: their loader drops the classes RVT drops (1Mpx ids above 2) on purpose."""
+    unknown: dict[int, int] = {}
+    first = None
+    for video, lab in zip(videos, labels, strict=True):
+        if lab is None or video.kind == "rvt":
+            continue
+        ids, counts = np.unique(lab.boxes["class_id"].astype(np.int64), return_counts=True)
+        for cid, n in zip(ids.tolist(), counts.tolist(), strict=True):
+            if cid not in label_map:
+                unknown[cid] = unknown.get(cid, 0) + n
+                first = first or label_path_for(video.path)
+    if unknown:
+        warnings.warn(f"{sum(unknown.values())} boxes have class ids {sorted(unknown)} that the {source} "
+                      f"does not name (first in {first}): they are ignored. Is it the label map of these "
+                      "labels?",
+                      UserWarning, stacklevel=3)
 
 
 def build_dataloader(dataset_dir: str | os.PathLike, split: str, config: DataConfig, *, train: bool,

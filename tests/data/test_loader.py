@@ -309,3 +309,17 @@ def test_reused_worker_buffers_never_change_what_the_main_process_still_sees(dat
         got = [b.inputs.clone() for b in loader]
     assert len(expected) == len(got) > 4 * 2 * 2
     assert all(torch.equal(x, y) for x, y in zip(expected, got, strict=True))
+
+
+def test_label_files_with_class_ids_the_label_map_does_not_name_warn(dataset_dir):
+    # before: a label map of the wrong dataset silently dropped the boxes of the ids it lacked
+    import warnings
+
+    save_label_map(dataset_dir / "label_map_dictionary.json", {0: "car"})
+    with pytest.warns(UserWarning, match=r"boxes have class ids \[1\] that the .*label_map_dictionary.json "
+                                         r"does not name \(first in .*rec0_bbox\.npy\): they are ignored"):
+        build_dataloader(dataset_dir, "train", DataConfig(num_tbins=4), train=True)
+    save_label_map(dataset_dir / "label_map_dictionary.json", {0: "car", 1: "pedestrian"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_dataloader(dataset_dir, "train", DataConfig(num_tbins=4, classes=("car",)), train=True)
