@@ -168,6 +168,13 @@ class DatReader(IndexedEventReader):
         wraps = np.concatenate([[0], np.cumsum(np.diff(t32) < -HALF_TIME_WRAP)]) if t32.size else t32
         self._index_pos = pos
         self._index_t = t32 + wraps * TIME_WRAP
+        back = np.flatnonzero(np.diff(self._index_t) < 0)
+        if back.size:  # seen without decoding: seeks, windows and the duration rest on sorted times
+            i = int(pos[back[0] + 1])
+            self._warn_once("unsorted", f"{self.path}: timestamps are not sorted (record {i}, byte offset "
+                            f"{self._offset(i)}, is earlier than record {int(pos[back[0]])}); windowed "
+                            "reads, seeks and the duration are inexact, use load_all() to get sorted events",
+                            stacklevel=4)
 
     def _decode_from_index(self, k: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Decode records ``[index_pos[k], stop)`` with the wrap state known at entry ``k``: one event per

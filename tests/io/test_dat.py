@@ -192,6 +192,24 @@ def test_unsorted_file_load_all_sorts_with_warning(tmp_path, rng):
             r.load_n_events(10)
 
 
+def test_unsorted_file_warns_before_any_read(tmp_path, rng):
+    # before: the duration (the last record's time) and seeks trusted sorted times without a word, so
+    # evdet-detect processed 1 bin of a reversed 1 s recording and said nothing
+    events = random_events(rng, 50)
+    records = encode_dat_records(events[::-1])
+    path = tmp_path / "r.dat"
+    path.write_bytes(b"% Version 2\n" + bytes([12, 8]) + records.tobytes())
+    with DatReader(path) as r:
+        with pytest.warns(UserWarning, match=r"r\.dat: timestamps are not sorted \(record 49, byte "
+                                             r"offset \d+, is earlier than record 0\); windowed reads, seeks "
+                                             "and the duration are inexact"):
+            r.time_range()
+    write_dat(tmp_path / "s.dat", events, 480, 640)
+    with DatReader(tmp_path / "s.dat") as r, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r.time_range() == (int(events["t"][0]), int(events["t"][-1]))
+
+
 def test_truncated_last_record(tmp_path, rng):
     events = random_events(rng, 20)
     path = tmp_path / "h.dat"
