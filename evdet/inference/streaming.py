@@ -10,6 +10,7 @@ evaluable with ``evdet-eval`` against the recording's ``_bbox.npy``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def check_recordings(info: CheckpointInfo, paths: Sequence[str | os.PathLike]) -
             if got != want:
                 raise ValueError(f"{p}: {what} = {got!r} but the model expects {want!r} "
                                  f"(convert the recording with the model's preprocessing)")
+        if tuple(spec.sensor_size) != tuple(info.sensor_size):  # works (resized), but may detect worse
+            (h, w), (mh, mw), (nh, nw) = spec.sensor_size, info.sensor_size, info.network_size
+            warnings.warn(f"{p}: sensor {h}x{w} differs from the model's {mh}x{mw}: its frames are resized "
+                          f"to the network input {nh}x{nw}, boxes scaled back; detection may be worse",
+                          UserWarning, stacklevel=2)
 
 
 def decoding_settings(info: CheckpointInfo, score_thresh: float | None = None,

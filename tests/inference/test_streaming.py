@@ -97,3 +97,11 @@ def test_errors(tmp_path, rng, detector):
 
 def test_class_ids_follow_label_map_names():
     assert class_ids_for(_info()).tolist() == [1, 0]
+
+
+def test_a_recording_of_another_sensor_size_is_resized_with_a_warning(tmp_path, rng, detector):
+    # before: resized to the network input without a word (aspect ratio changes included)
+    write_dat(tmp_path / "big.dat", _events(rng, 100), H * 2, W * 3)
+    with pytest.warns(UserWarning, match=rf"big\.dat: sensor {2 * H}x{3 * W} differs from the model's "
+                                         rf"{H}x{W}: its frames are resized"):
+        detect_recording(detector, _info(), tmp_path / "big.dat")
