@@ -46,14 +46,19 @@ def _unraisable(info) -> None:
         sys.__unraisablehook__(info)
 
 
-def worker_init() -> None:
-    """``initializer`` of evdet's worker processes: Ctrl-C (which reaches the whole process group) is
-    never lost in a worker either (its job stops at the next step, its outputs are atomic), and dropped
-    raises are not reported."""
+def _install() -> None:
+    """The remembering SIGINT handler and the quiet unraisable hook, nothing pending yet."""
     global _pending
     _pending = False
     signal.signal(signal.SIGINT, _handler)
     sys.unraisablehook = _unraisable
+
+
+def worker_init() -> None:
+    """``initializer`` of evdet's worker processes: Ctrl-C (which reaches the whole process group) is
+    never lost in a worker either (its job stops at the next step, its outputs are atomic), and dropped
+    raises are not reported."""
+    _install()
 
 
 def check_interrupt() -> None:
@@ -78,7 +83,7 @@ def catch_interrupts() -> Iterator[None]:
         yield
         return
     hook = sys.unraisablehook
-    worker_init()
+    _install()
     try:
         yield
         check_interrupt()

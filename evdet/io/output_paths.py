@@ -164,9 +164,8 @@ def _append(folder: Path, names: list[str], tool: str) -> None:
 def record_output(path: str | os.PathLike, tool: str = "evdet") -> None:
     """List ``path`` in the manifest of its folder (created with the folder when missing)."""
     path = Path(path)
-    _check_name(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _append(path.parent, [path.name], tool)
+    _append(path.parent, [path.name], tool)  # refuses a name that would forge manifest lines
 
 
 def record_contents(folder: str | os.PathLike, tool: str) -> None:
@@ -188,8 +187,9 @@ def check_replaceable(folder: str | os.PathLike) -> None:
     """
     for here, dirs, files in os.walk(folder):
         here = Path(here)
+        known = _manifest(here)  # read once per folder, not once per file
         for name in sorted(dirs + files):
-            if name != MANIFEST_NAME and not written_by_evdet(here / name):
+            if name != MANIFEST_NAME and name not in known and not is_temporary(here / name):
                 raise OutputPathError(f"{here / name} was not written by evdet: replacing {folder} would "
                                       "delete it; move it out first")
         dirs[:] = [d for d in dirs if not (here / d).is_symlink()]

@@ -56,8 +56,9 @@ def stored_settings_mismatch(path: Path, cfg: ConversionConfig, start_ts: int,
         r = H5TensorReader(path)
     except (OSError, ValueError) as exc:
         return f"not a readable evdet HDF5 file ({exc})"
-    if recording is not None and r.source is not None and r.source[1] != source_identity(recording)[1]:
-        return f"from another {r.source[0]}: {r.source[1]} bytes then, {source_identity(recording)[1]} now"
+    now = None if recording is None or r.source is None else source_identity(recording)[1]
+    if now is not None and r.source[1] != now:
+        return f"from another {r.source[0]}: {r.source[1]} bytes then, {now} now"
     rep = get_representation(cfg.representation)
     pairs = {"representation": (r.representation, rep.name), "delta_t": (r.delta_t, cfg.delta_t),
              "parameters": (r.params, dict(cfg.params)), "channels": (r.shape[0], rep.channels(**cfg.params)),

@@ -71,8 +71,7 @@ from evdet.training.run_config import RUN_CONFIG_NAME, RunConfig, write_run_conf
 from evdet.training.validation import write_detections
 
 __all__ = ["RUN_ENTRIES", "TrainResult", "build_trainer", "check_run_folder", "claim_run_folder",
-           "data_config_to_dict",
-           "make_info", "train"]
+           "data_config_to_dict", "make_info", "train"]
 
 log = logging.getLogger(__name__)
 
