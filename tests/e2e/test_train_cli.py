@@ -71,7 +71,9 @@ def test_ddp_validation_equals_single_process(dataset, tmp_path):
 
 def _kill_after_first_checkpoint(args: list[str], last: Path, delay_s: float) -> None:
     """Start ``args``, SIGKILL it ``delay_s`` after its first checkpoint appears (mid-run: it cannot finish
-    in that time), and check that every checkpoint it left is complete."""
+    in that time), and check that every checkpoint it left is complete. A kill that lands inside a write
+    leaves that write's hidden temporary, which no reader takes for a checkpoint; the resumed run's next
+    write of that name removes it (:func:`assert_no_temporaries` after the resume)."""
     proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
     while not last.exists() and proc.poll() is None and time.time() < deadline:
@@ -83,9 +85,12 @@ def _kill_after_first_checkpoint(args: list[str], last: Path, delay_s: float) ->
     proc.wait()
     for ckpt in last.parent.glob("*.ckpt"):  # every visible checkpoint is complete
         torch.load(ckpt, weights_only=True)
+
+
+def assert_no_temporaries(folder: Path) -> None:
     from evdet.io.atomic import is_temporary
 
-    assert not [p for p in last.parent.iterdir() if is_temporary(p)]
+    assert not [p for p in folder.iterdir() if is_temporary(p)]
 
 
 @pytest.mark.parametrize("delay_s", [0.0, 1.0], ids=["epoch-start", "mid-epoch"])
@@ -105,8 +110,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(dataset, tmp_path, 
     _kill_after_first_checkpoint(run_args(root), last, delay_s)
     killed_at = torch.load(last, weights_only=True)["global_step"]
     assert killed_at % 8 == 0 and killed_at < 48  # an epoch's checkpoint, not the last one
+    (last.parent / ".last.ckpt.evdet-tmp-999999999-0").write_bytes(b"half")  # as a kill inside a write leaves
     r = subprocess.run([*run_args(root), "--resume"], env=env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert_no_temporaries(last.parent)
     want = torch.load(ref / "checkpoints" / "last.ckpt", weights_only=True)
     got = torch.load(last, weights_only=True)
     assert got["global_step"] == want["global_step"] == 48 and got["epoch"] == want["epoch"] == 5
@@ -294,6 +301,7 @@ def test_sigkill_inside_an_epoch_resumes_from_the_step_checkpoint_exactly(datase
     r = subprocess.run([*run_args(root), "--resume"], env=env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "not resumable" not in r.stderr
+    assert_no_temporaries(last.parent)
     want = torch.load(ref / "checkpoints" / "last.ckpt", weights_only=True)
     got = torch.load(last, weights_only=True)
     assert got["global_step"] == want["global_step"] == 24
