@@ -14,12 +14,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from evdet.io.interrupts import interruptible
 
 FORMATS = ("torchscript", "onnx")
+
+
+def _tolerance(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):  # a check against NaN or inf never fails
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="torchscript",
                    help="export format (default torchscript)")
     p.add_argument("--name", default="model", help="file stem (default: model)")
-    p.add_argument("--atol", type=float, default=None,
+    p.add_argument("--atol", type=_tolerance, default=None,
                    help="tolerance of the built-in checks (default 1e-5 TorchScript, 1e-4 ONNX)")
-    p.add_argument("--num-tbins", type=int, default=None,
-                   help="ONNX: bins T per call fixed in the graph (default: the training T)")
+    p.add_argument("--num-tbins", type=_positive, default=None,
+                   help="ONNX only: bins T per call fixed in the graph (default: the training T; TorchScript "
+                        "takes any T)")
     p.add_argument("--check-optimized", action="store_true",
                    help="TorchScript: also run the checks under the optimising executor (slower)")
     p.add_argument("--overwrite", action="store_true",
@@ -44,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 @interruptible("evdet-export")
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.num_tbins is not None and args.format != "onnx":
+        parser.error("--num-tbins applies to --format onnx only (a TorchScript export takes any T)")
     from evdet.export import export_onnx, export_torchscript
     from evdet.inference.checkpoint import load_detector
     from evdet.io.output_paths import check_output

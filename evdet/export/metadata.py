@@ -7,6 +7,7 @@ the JSON is ``<name>.json`` beside ``<name>.pt`` / ``<name>.onnx`` and its ``for
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from evdet.io.output_paths import check_output, output_folder
 
 EXPORT_VERSION = 2
 
-__all__ = ["EXPORT_VERSION", "example_input_for", "export_metadata", "export_targets", "plain",
+__all__ = ["EXPORT_VERSION", "check_atol", "example_input_for", "export_metadata", "export_targets", "plain",
            "preprocessing_json", "read_export_json"]
 
 
@@ -84,11 +85,30 @@ def preprocessing_json(info: Any) -> dict[str, Any]:
     }
 
 
+def check_atol(atol: float, what: str) -> float:
+    """``atol`` as a float, for the built-in checks of export ``what``.
+
+    Raises:
+        ValueError: ``atol`` is negative, NaN or infinite (a check against NaN or inf can never fail, so a
+            broken export would be written as checked).
+    """
+    value = float(atol)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{what}: atol must be a finite number >= 0, got {atol!r}")
+    return value
+
+
 def example_input_for(info: Any, num_tbins: int | None = None, batch_size: int = 2, seed: int = 0) -> Tensor:
     """A sparse random input ``Tensor[T, B, C, H, W]`` at the network size (values in [0, 1), ~10 % of
-    pixels active), used for the built-in checks when no example is given."""
+    pixels active), used for the built-in checks when no example is given.
+
+    Raises:
+        ValueError: ``num_tbins`` is below 1.
+    """
     gen = torch.Generator().manual_seed(seed)
     t = int(info.num_tbins if num_tbins is None else num_tbins)
+    if t < 1:
+        raise ValueError(f"export: num_tbins must be >= 1, got {num_tbins!r}")
     shape = (t, batch_size, int(info.in_channels), int(info.network_size[0]), int(info.network_size[1]))
     return torch.rand(shape, generator=gen) * (torch.rand(shape, generator=gen) < 0.1)
 

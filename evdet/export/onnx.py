@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evdet.export.metadata import example_input_for, export_metadata, export_targets, plain, read_export_json
+from evdet.export.metadata import (
+    check_atol,
+    example_input_for,
+    export_metadata,
+    export_targets,
+    plain,
+    read_export_json,
+)
 from evdet.export.torchscript import check_contract
 from evdet.io.atomic import AtomicTarget
 from evdet.io.output_paths import record_output
@@ -183,10 +190,11 @@ def export_onnx(detector: nn.Module, out_dir: str | os.PathLike, info: Any,
     """
     _onnxruntime()
     check_contract(detector, "ONNX export")
+    atol = check_atol(atol, "ONNX export")
     x = example_input_for(info, num_tbins) if example_input is None else example_input.detach().cpu().float()
-    if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels) or int(x.shape[1]) < 2:
-        raise ValueError(f"ONNX export: example_input must be [T, B >= 2, C={info.in_channels}, H, W], got "
-                         f"shape {tuple(x.shape)}")
+    if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels) or int(x.shape[1]) < 2 or int(x.shape[0]) < 1:
+        raise ValueError(f"ONNX export: example_input must be [T >= 1, B >= 2, C={info.in_channels}, H, W], "
+                         f"got shape {tuple(x.shape)}")
     onnx_path, json_path = export_targets(out_dir, name, ".onnx", overwrite=overwrite, inputs=inputs)
     detector = detector.cpu().eval()
     state = initial_state(detector, x)

@@ -29,7 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from evdet.export.metadata import example_input_for, export_metadata, export_targets, read_export_json
+from evdet.export.metadata import (
+    check_atol,
+    example_input_for,
+    export_metadata,
+    export_targets,
+    read_export_json,
+)
 from evdet.io.atomic import AtomicTarget
 from evdet.io.output_paths import record_output
 
@@ -226,9 +232,10 @@ def export_torchscript(detector: nn.Module, out_dir: str | os.PathLike, info: An
         output path (:func:`evdet.export.metadata.export_targets`). RuntimeError: a check failed (says
         which, by how much).
     """
+    atol = check_atol(atol, "export")
     x = example_input_for(info) if example_input is None else example_input.detach().cpu().float()
-    if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels):
-        raise ValueError(f"export: example_input must be [T, B, C={info.in_channels}, H, W], "
+    if x.dim() != 5 or int(x.shape[2]) != int(info.in_channels) or int(x.shape[0]) < 1:
+        raise ValueError(f"export: example_input must be [T >= 1, B, C={info.in_channels}, H, W], "
                          f"got shape {tuple(x.shape)}")
     check_contract(detector, "export")
     try:  # torch.jit.save takes a str path and refuses lone surrogates (a name that is not UTF-8)

@@ -93,6 +93,13 @@ def test_cli_errors(setup, capsys):
     assert detect_app.main([str(root / "model.ckpt"), str(root / "nope.dat"), "-o", str(root / "x")]) == 2
     assert "nope.dat" in capsys.readouterr().err
     assert demo_app.main([str(root / "model.ckpt"), str(rec), "-o", str(root / "v.mp4"), "--fps", "0"]) == 2
+    for bad, why in ((["--atol", "nan"], "--atol: must be a finite number >= 0, got nan"),
+                     (["--format", "onnx", "--num-tbins", "0"], "--num-tbins: must be >= 1, got 0"),
+                     (["--num-tbins", "3"], "--num-tbins applies to --format onnx only")):
+        with pytest.raises(SystemExit) as stop:
+            export_app.main([str(root / "model.ckpt"), str(root / "exp_bad"), *bad])
+        assert stop.value.code == 2 and why in capsys.readouterr().err
+    assert not (root / "exp_bad").exists()
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,11 @@ def test_bad_input_and_nothing_left_on_failure(tmp_path, monkeypatch):
     det = anchor_detector(2, 2, 4, 8)
     with pytest.raises(ValueError, match="B >= 2"):
         export_onnx(det, tmp_path, _info(), example_input=torch.zeros(2, 1, 2, 48, 64))
+    for bad in (dict(num_tbins=0), dict(num_tbins=-2), dict(atol=float("nan")), dict(atol=float("inf")),
+                dict(atol=-1.0)):
+        with pytest.raises(ValueError, match="num_tbins must be >= 1|atol must be a finite number >= 0"):
+            export_onnx(det, tmp_path / "bad", _info(), **bad)
+    assert not (tmp_path / "bad").exists()  # refused before the output folder is made
     import evdet.export.onnx as onnx_mod
 
     def failing_check(*args, **kwargs):

@@ -34,6 +34,14 @@ def _info(**kw):
     return CheckpointInfo(**values)
 
 
+@pytest.mark.parametrize("atol", [float("nan"), float("inf"), -1e-5])
+def test_a_tolerance_no_check_can_fail_is_refused(tmp_path, atol):
+    """Against NaN or inf every comparison passes, so a broken export would be written as checked."""
+    with pytest.raises(ValueError, match="atol must be a finite number >= 0"):
+        export_torchscript(_small(), tmp_path / "out", _info(), atol=atol)
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_writes_checked_model_and_json(tmp_path):
     det = _small()
     pt, js = export_torchscript(det, tmp_path / "out", _info(score_thresh=0.01))
