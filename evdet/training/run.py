@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,22 @@ def build_trainer(
     )
 
 
+def _run_stage(trainer: L.Trainer, stage: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``stage(*args, **kwargs)``, one of ``trainer.fit`` / ``validate`` / ``test``.
+
+    Raises:
+        KeyboardInterrupt: a Ctrl-C stopped the stage. Lightning shuts down gracefully (the checkpoints
+            written so far are complete) and then calls ``sys.exit(1)``, which would make an interrupted
+            run look like a failed one; the apps turn this into exit status 130.
+    """
+    try:
+        return stage(*args, **kwargs)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def _save_json(path: Path, values: Mapping[str, Any]) -> None:
     with atomic_open(path, "w") as f:
         f.write(json.dumps(values, indent=2, sort_keys=True))
@@ -295,7 +311,8 @@ def train(
         trainer = build_trainer(root, tc, progress=progress, monitor_val=False)
         claim_run_folder(root, to_delete)
         split = "val" if just_val else "test"
-        (trainer.validate if just_val else trainer.test)(module, datamodule=dm, verbose=False)
+        _run_stage(trainer, trainer.validate if just_val else trainer.test, module, datamodule=dm,
+                   verbose=False)
         result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
         result.metrics[split] = dict(module.last_metrics.get(split, {}))
         if trainer.is_global_zero:
@@ -331,7 +348,8 @@ def train(
     if trainer.is_global_zero:  # what this run trains, resolved: `evdet-train --config` repeats it
         write_run_config(root / RUN_CONFIG_NAME, RunConfig(str(dataset_dir), module.info.config, dc,
                                                            module.train_config))
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
+    _run_stage(trainer, trainer.fit, module, datamodule=dm,
+               ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
     result = TrainResult(root_dir=root, is_global_zero=trainer.is_global_zero)
     last = root / "checkpoints" / "last.ckpt"
     result.last_checkpoint = last if last.exists() else None
@@ -344,7 +362,7 @@ def train(
             and trainer.state.status.value == "finished":
         # the final weights were never validated (e.g. --max-steps stopped inside an epoch, before any
         # validation or after an earlier one): validate them now, so the metrics are the final model's
-        trainer.validate(module, datamodule=dm, verbose=False)
+        _run_stage(trainer, trainer.validate, module, datamodule=dm, verbose=False)
     if "val" in module.last_metrics:
         result.metrics["val"] = dict(module.last_metrics["val"])
     if trainer.is_global_zero and result.metrics.get("val"):

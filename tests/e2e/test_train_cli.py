@@ -121,6 +121,27 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(dataset, tmp_path, 
         assert torch.equal(got["state_dict"][k], v), k
 
 
+def test_ctrl_c_stops_training_with_exit_130_and_complete_checkpoints(dataset, tmp_path):
+    """A Ctrl-C (SIGINT as a terminal sends it) ends evdet-train after Lightning's graceful shutdown with
+    exit status 130 and one line, as every evdet command (Lightning itself calls sys.exit(1))."""
+    root = tmp_path / "run"
+    last = root / "checkpoints" / "last.ckpt"
+    args = cli(str(dataset), "--root-dir", str(root), *SMALL, "--limit-train-batches", "8",
+               "--limit-val-batches", "0", "--max-epochs", "1000")
+    proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 180
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()[-3000:]
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "evdet-train: interrupted" in err and "Traceback" not in err, err[-3000:]
+    for ckpt in last.parent.glob("*.ckpt"):
+        torch.load(ckpt, weights_only=True)
+
+
 def test_nonfinite_loss_stops_with_the_step_or_is_skipped(dataset, tmp_path, capsys):
     from evdet.apps.train import main
 
