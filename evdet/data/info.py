@@ -94,9 +94,9 @@ CONSISTENT_ATTRIBUTES = ("channels", "delta_t", "representation", "params", "sen
 ``max_incr_per_pixel``)."""
 
 
-def check_consistent(specs: list[VideoSpec]) -> None:
+def check_consistent(specs: list[VideoSpec], problem: str = "inconsistent dataset") -> None:
     """Raise ``ValueError`` naming both files when channels, ``delta_t``, representation, its parameters,
-    sensor size or stored size differ between videos."""
+    sensor size or stored size differ between videos; the message starts with ``problem``."""
     if not specs:
         return
     ref = specs[0]
@@ -104,7 +104,7 @@ def check_consistent(specs: list[VideoSpec]) -> None:
         for attr in CONSISTENT_ATTRIBUTES:
             if getattr(spec, attr) != getattr(ref, attr):
                 name = "representation parameters" if attr == "params" else attr
-                raise ValueError(f"inconsistent dataset: {name} = {_plain(getattr(ref, attr))!r} in "
+                raise ValueError(f"{problem}: {name} = {_plain(getattr(ref, attr))!r} in "
                                  f"{ref.path} but {_plain(getattr(spec, attr))!r} in {spec.path}")
 
 

@@ -171,7 +171,8 @@ def stream_batches(paths: Sequence[str | os.PathLike], config: DataConfig, *, ba
         return
     videos = [probe_video(p, delta_t=config.delta_t, representation=config.representation,
                           params=config.representation_params) for p in paths]
-    check_consistent(videos)
+    check_consistent(videos, "recordings streamed side by side (one batch, e.g. one demo video) must share "
+                             "their format; process them in separate runs")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         dataset = make_dataset(videos, config, label_map, train=False, require_labels=False)

@@ -187,6 +187,20 @@ def test_stream_batches_h5_in_order(tmp_path, rng):
     assert batches[0].labels[1][0][0, 4] == 1  # original class id kept without a label map
 
 
+def test_recordings_of_two_sensors_streamed_together_are_named(tmp_path, rng):
+    from evdet.io.dat import write_dat
+
+    ev = np.zeros(10, dtype=EVENT_DTYPE)
+    ev["t"] = np.arange(10) * 1000
+    write_dat(tmp_path / "small_td.dat", ev, 12, 16)
+    write_dat(tmp_path / "large_td.dat", ev, 24, 32)
+    paths = [tmp_path / "small_td.dat", tmp_path / "large_td.dat"]
+    with pytest.raises(ValueError, match=r"recordings streamed side by side .* must share their format; "
+                                         r"process them in separate runs: sensor_size = \(12, 16\) in "
+                                         r".*small_td.dat but \(24, 32\) in .*large_td.dat"):
+        list(stream_batches(paths, DataConfig(num_tbins=4, delta_t=DT), batch_size=2))
+
+
 def test_stream_batches_raw_dat_matches_direct_conversion(tmp_path, rng):
     from evdet.io.dat import write_dat
     from evdet.preprocessing import events_to_tensor
