@@ -40,6 +40,7 @@ __all__ = [
     "CheckpointInfo",
     "atomic_torch_save",
     "check_checkpoint_file",
+    "load_weights",
     "check_finite_weights",
     "checkpoint_info",
     "detector_state_dict",
@@ -292,14 +293,37 @@ def load_detector(path: str | os.PathLike, map_location: Any = "cpu",
         info = with_class_score_only(info, class_score_only, f"checkpoint {path}")
     state = detector_state_dict(ckpt, str(path))
     detector = build_detector(info.config, info.in_channels, len(info.classes))
-    try:
-        detector.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"checkpoint {path}: weights do not match its model config: {exc}") from exc
+    load_weights(detector, state, f"checkpoint {path}: weights do not match its model config")
     detector.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     detector.eval()
     detector.reset_all()
     return detector, info
+
+
+def load_weights(module: nn.Module, state: Mapping[str, Any], problem: str) -> None:
+    """``module.load_state_dict(state, strict=True)``, refused in one line when they do not fit.
+
+    Raises:
+        ValueError: ``"<problem>: ..."`` with how many weights are missing, unexpected or of another shape,
+            and the first of each (torch's own message lists every one over many lines).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    resized = [k for k in own if k in state and hasattr(state[k], "shape")
+               and tuple(state[k].shape) != tuple(own[k].shape)]
+    found = []
+    if missing:
+        found.append(f"{len(missing)} missing (first {missing[0]})")
+    if unexpected:
+        found.append(f"{len(unexpected)} unexpected (first {unexpected[0]})")
+    if resized:
+        k = resized[0]
+        found.append(f"{len(resized)} of another shape (first {k}: {tuple(state[k].shape)} in the file, "
+                     f"{tuple(own[k].shape)} in the model)")
+    if found:
+        raise ValueError(f"{problem}: {'; '.join(found)}")
+    module.load_state_dict(state, strict=True)
 
 
 def save_detector_checkpoint(

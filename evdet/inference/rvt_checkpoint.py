@@ -42,6 +42,7 @@ from evdet.inference.checkpoint import (
     CheckpointInfo,
     atomic_torch_save,
     check_finite_weights,
+    load_weights,
     save_detector_checkpoint,
 )
 from evdet.inference.config_dict import config_to_dict
@@ -260,11 +261,8 @@ def load_rvt_checkpoint(path: str | os.PathLike, dataset: str | None = None, *, 
     config, in_channels, num_classes = rvt_model_config(weights, dataset, dim_head=dim_head, source=source)
     info = _rvt_info(config, in_channels, dataset, num_classes, source)
     detector = build_detector(config, in_channels, num_classes)
-    try:
-        detector.load_state_dict(evdet_state_dict_from_rvt(weights, source), strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{source}: RVT weights do not fit the inferred model {config.backbone} + yolox: "
-                         f"{exc}") from exc
+    load_weights(detector, evdet_state_dict_from_rvt(weights, source),
+                 f"{source}: RVT weights do not fit the inferred model {config.backbone} + yolox")
     detector.eval()
     detector.reset_all()
     return detector, info

@@ -45,6 +45,7 @@ from evdet.inference.checkpoint import (
     detector_state_dict,
     find_latest_checkpoint,
     load_checkpoint_dict,
+    load_weights,
 )
 from evdet.inference.config_dict import config_to_dict
 from evdet.inference.model_config import ModelConfig
@@ -453,7 +454,8 @@ def _module_from_checkpoint(path: str | os.PathLike, tc: TrainConfig) -> Lightni
     info = checkpoint_info(ckpt, str(path))
     # the model and its data settings come from the checkpoint, the training options from the caller
     module = LightningDetectionModel(info, tc, hp.get("data_config") or {})
-    module.detector.load_state_dict(detector_state_dict(ckpt, str(path)))
+    load_weights(module.detector, detector_state_dict(ckpt, str(path)),
+                 f"checkpoint {path}: weights do not match its model config")
     return module
 
 

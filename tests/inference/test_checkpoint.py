@@ -14,6 +14,7 @@ from evdet.inference.checkpoint import (
     find_latest_checkpoint,
     load_checkpoint_dict,
     load_detector,
+    load_weights,
     save_detector_checkpoint,
     with_class_score_only,
 )
@@ -98,8 +99,11 @@ def test_load_detector_errors(tmp_path, fake_head):
     # weights of another shape than the info says
     wrong = tmp_path / "wrong.ckpt"
     save_detector_checkpoint(wrong, FakeDetector(2, 3, width=4), info)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"wrong.ckpt: weights do not match its model config: \d+ of another "
+                                         r"shape \(first [\w.]+: \(\d+, .*\) in the file, \(\d+, .*\) in the "
+                                         r"model\)") as err:
         load_detector(wrong)
+    assert "\n" not in str(err.value)  # one line, not torch's list of every tensor
     # a checkpoint holding code (a pickled class instance) is refused by weights_only loading
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"info": ModelConfig()}}, evil)
@@ -210,3 +214,16 @@ def test_files_that_are_no_checkpoint_get_one_line_saying_what_they_are(tmp_path
             load_checkpoint_dict(tmp_path / name)
         msg = str(info.value)
         assert "\n" not in msg and "weights_only=False" not in msg and len(msg) < 300, msg
+
+
+def test_load_weights_names_what_is_missing_unexpected_or_resized():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    state = dict(net.state_dict())
+    load_weights(net, state, "ok")
+    del state["1.bias"]
+    state["2.weight"] = torch.zeros(1)
+    state["0.weight"] = torch.zeros(4, 2)
+    with pytest.raises(ValueError) as err:
+        load_weights(net, state, "m.ckpt")
+    assert str(err.value) == ("m.ckpt: 1 missing (first 1.bias); 1 unexpected (first 2.weight); 1 of another "
+                              "shape (first 0.weight: (4, 2) in the file, (3, 2) in the model)")

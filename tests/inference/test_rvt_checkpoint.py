@@ -184,6 +184,15 @@ def test_errors_name_the_file_and_outputs_follow_the_policy(tmp_path):
     with pytest.raises(ValueError, match=r"damaged.ckpt: weight 'yolox_head.cls_preds.0.weight' has shape "
                                          r"\[3\], expected 4 dimensions"):
         load_rvt_checkpoint(tmp_path / "damaged.ckpt", "gen1")
+    # a weight of another shape than the inferred model's: one line naming it (not torch's list)
+    resized = torch.load(tmp_path / "rvt.ckpt", weights_only=True)
+    w = resized["state_dict"]["mdl.yolox_head.obj_preds.0.weight"]
+    resized["state_dict"]["mdl.yolox_head.obj_preds.0.weight"] = torch.ones(*w.shape[:2], 3, 3)
+    torch.save(resized, tmp_path / "resized.ckpt")
+    with pytest.raises(ValueError, match=r"resized.ckpt: RVT weights do not fit the inferred model rvt-t \+ "
+                                         r"yolox: 1 of another shape \(first [\w.]*obj_preds.0.weight: "
+                                         r"\(1, \d+, 3, 3\) in the file, \(1, \d+, 1, 1\) in the model\)$"):
+        load_rvt_checkpoint(tmp_path / "resized.ckpt", "gen1")
     # a diverged RVT run is refused, naming the tensor (RVT's name, prefix removed)
     nan_det = build_detector(cfg, 20, 2)
     nan_det.load_state_dict(det.state_dict())
