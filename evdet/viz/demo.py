@@ -345,6 +345,7 @@ def _write(panels: Iterator[list[Panel]], classes: Sequence[str], options: DemoO
     total = total if max_frames is None else min(total, max_frames)
     frames = (compose_frame(step, classes, options, cols) for step in panels)
     first = next(frames)  # a frame size refused (compose_frame) before anything is opened
+    Path(output).parent.mkdir(parents=True, exist_ok=True)  # as every evdet output: its folders are made
     with VideoWriter(output, fps=fps, fmt=fmt) as writer, \
             tqdm(total=total, unit="frame", desc="demo video", disable=not progress) as bar:
         for frame in itertools.chain([first], frames):

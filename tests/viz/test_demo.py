@@ -145,3 +145,6 @@ def test_detection_files_video_mp4_is_h264(recording, tmp_path):
     frames = render_detections_video([dets], [recording], tmp_path / "png",
                                      label_map=dict(enumerate(CLASSES)), max_duration=100_000)
     assert len(list(frames.glob("frame_*.png"))) == 2
+    nested = render_detections_video([dets], [recording], tmp_path / "new" / "videos" / "d.mp4",
+                                     label_map=dict(enumerate(CLASSES)), max_duration=100_000)
+    assert nested == tmp_path / "new" / "videos" / "d.mp4" and nested.is_file()  # its folders are made
